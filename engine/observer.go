@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"time"
+)
+
+// Outcome is how an instance ended.
+type Outcome string
+
+// Outcomes.
+const (
+	Succeeded Outcome = "succeeded"
+	Failed    Outcome = "failed"
+	// Skipped: a dependency failed or was skipped, or the rollout aborted or
+	// was interrupted before the instance started.
+	Skipped Outcome = "skipped"
+	// SkippedWhen: the instance's when expression was false.
+	SkippedWhen Outcome = "skipped-when"
+	// Cancelled: interrupted while running; its remote job may still run.
+	Cancelled Outcome = "cancelled"
+)
+
+// InstanceInfo describes an instance to observers.
+type InstanceInfo struct {
+	ID        string // "step@machine/image" or "step@image"
+	Step      string
+	Type      string // step type
+	Machine   string // "" for per-image instances
+	Image     string
+	Wave      int // 0-based; -1 when the step has no waves
+	OnFailure bool
+}
+
+// JobInfo is the last known state of the remote job an instance drives.
+type JobInfo struct {
+	Kind      string // update, diff, version, mirror, install, uninstall
+	ID        int64
+	State     int
+	StateName string
+	Progress  int
+	ETA       time.Time // zero: unknown
+	Error     string
+}
+
+// RunInfo is sent once when a run starts.
+type RunInfo struct {
+	Plan        string
+	Concurrency int
+	Instances   []InstanceInfo
+	Targets     int
+	Started     time.Time
+	Resumed     bool
+}
+
+// Result is how one instance ended.
+type Result struct {
+	Outcome  Outcome
+	Err      string // root cause for Failed; why, for Skipped
+	Started  time.Time
+	Finished time.Time
+	Job      *JobInfo // last job state, if any
+	// Detail is a short human summary, e.g. "3 added, 1 modified, 0 removed".
+	Detail string
+}
+
+// Summary is sent once when the run ends.
+type Summary struct {
+	Plan        string
+	Started     time.Time
+	Finished    time.Time
+	Counts      map[Outcome]int
+	Failures    []Failure // root causes only
+	Aborted     bool
+	AbortReason string
+	Interrupted bool
+	// Unfinished lists remote jobs that had not ended when the run stopped.
+	Unfinished []UnfinishedJob
+	Requests   int64
+	Targets    []TargetSummary
+}
+
+// Failure is one root-cause failure.
+type Failure struct {
+	Instance string
+	Machine  string
+	Image    string
+	Err      string
+}
+
+// UnfinishedJob is a remote job left running by an interrupt.
+type UnfinishedJob struct {
+	Instance string
+	Job      JobInfo
+}
+
+// TargetSummary is the outcome of one target (machine, image) or of an
+// image's per-image instances (Machine "").
+type TargetSummary struct {
+	Machine string
+	Image   string
+	Outcome Outcome
+	Err     string
+	Elapsed time.Duration
+}
+
+// Observer receives the engine's events. Calls come from many goroutines and
+// must not block: an observer that needs to do slow work hands events to a
+// buffer of its own. Like Terraform's Hook, the engine knows nothing about
+// who listens.
+type Observer interface {
+	RunStarted(RunInfo)
+	WaveStarted(step, image string, wave, waves int, instances []string)
+	InstanceStarted(id string, at time.Time)
+	JobProgress(id string, job JobInfo)
+	InstanceFinished(id string, r Result)
+	Aborting(reason string)
+	RequestCount(n int64)
+	RunFinished(Summary)
+}
+
+// NopObserver ignores every event; embed it to implement a subset.
+type NopObserver struct{}
+
+func (NopObserver) RunStarted(RunInfo)                             {}
+func (NopObserver) WaveStarted(string, string, int, int, []string) {}
+func (NopObserver) InstanceStarted(string, time.Time)              {}
+func (NopObserver) JobProgress(string, JobInfo)                    {}
+func (NopObserver) InstanceFinished(string, Result)                {}
+func (NopObserver) Aborting(string)                                {}
+func (NopObserver) RequestCount(int64)                             {}
+func (NopObserver) RunFinished(Summary)                            {}
