@@ -33,8 +33,8 @@ type Journal interface {
 type NopJournal struct{}
 
 func (NopJournal) Intent(string, string, map[string]string) error { return nil }
-func (NopJournal) Result(string, int64, error) error               { return nil }
-func (NopJournal) Prior(string) (bool, bool, int64)                { return false, false, 0 }
+func (NopJournal) Result(string, int64, error) error              { return nil }
+func (NopJournal) Prior(string) (bool, bool, int64)               { return false, false, 0 }
 
 // JobUpdate reports a job's state to the engine while an instance runs.
 type JobUpdate struct {
