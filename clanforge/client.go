@@ -2,13 +2,46 @@
 // the HTTP transport policy (rate limit, Retry-After, backoff for reads, no
 // blind resend for state-changing calls), the decoding of the API's loosely
 // typed responses, and the typed errors callers act on.
+//
+// Transport policy in short:
+//
+//   - Every call is a GET with its inputs in the query string, Basic auth and
+//     the form-urlencoded content type real clients send (API §2.1, §2.2).
+//   - A client-wide token bucket (golang.org/x/time/rate) caps the request
+//     rate: Config.RateLimit, default 10 requests/s, burst Config.Burst,
+//     default 5. Every attempt, retries included, takes a token.
+//   - A 429 sets a client-wide "not before" time from Retry-After: every
+//     request of the client waits for it, not only the refused one.
+//   - Reads are retried on 429, 5xx and transport errors with exponential
+//     backoff and full jitter, bounded by ctx and Config.MaxReadAttempts.
+//   - State-changing calls (create, retry, reject, queue) go over their own
+//     *http.Client whose transport never reuses connections, so that net/http
+//     cannot silently replay them (API §8). They are resent only after a 429
+//     or a failed dial, both of which prove the server did nothing. Any other
+//     lost answer is settled by reading the API (see endpoints.go) or
+//     reported as *OutcomeUnknownError.
+//   - The error envelope is checked on every answer whatever its status,
+//     because business errors arrive with 200 (API §7 #1).
+//   - No error the client returns contains a query string: imageupdate/create
+//     carries bucket credentials in its url parameter (API §4.1.1).
 package clanforge
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -17,6 +50,21 @@ import (
 // DefaultBaseURL is the documented API host.
 const DefaultBaseURL = "https://api.multiplay.co.uk"
 
+// Defaults applied by New.
+const (
+	DefaultRateLimit  rate.Limit = 10
+	DefaultBurst                 = 5
+	DefaultBackoff               = 500 * time.Millisecond
+	DefaultMaxBackoff            = 30 * time.Second
+	defaultUserAgent             = "rollout-clanforge/1"
+	// maxBody bounds how much of an answer is read; the largest answer,
+	// imageinstall/status for a big fleet, stays far below it.
+	maxBody = 32 << 20
+	// maxRetryAfter caps a Retry-After so that a garbled header cannot park
+	// the client for years; ctx bounds the wait anyway.
+	maxRetryAfter = time.Hour
+)
+
 // Config configures a Client. Credentials are never printed by the client.
 type Config struct {
 	BaseURL   string // default DefaultBaseURL
@@ -24,31 +72,134 @@ type Config struct {
 	AccessKey string
 	SecretKey string
 	// RateLimit caps requests per second across the whole client; 0 means
-	// the default of 10/s. Burst defaults to 1.
+	// the default of 10/s (rate.Inf: no limit). Burst defaults to 5.
 	RateLimit rate.Limit
 	Burst     int
 	// HTTPClient is used for reads; nil: a default client with keep-alives.
 	// State-changing calls always go over a transport without connection
-	// reuse so that net/http cannot silently replay them (API §8).
+	// reuse so that net/http cannot silently replay them (API §8): when
+	// HTTPClient's transport is an *http.Transport it is cloned with
+	// DisableKeepAlives; any other RoundTripper is used as is for reads and
+	// replaced by a fresh no-keep-alive transport for state-changing calls.
 	HTTPClient *http.Client
 	// MaxReadAttempts bounds retries of a safe read; 0: retry until ctx ends.
+	// It also bounds how often a state-changing call refused with 429 is
+	// sent again.
 	MaxReadAttempts int
 	// Backoff is the base delay of exponential backoff; 0: 500ms.
 	Backoff time.Duration
 	// MaxBackoff caps a single backoff delay; 0: 30s.
 	MaxBackoff time.Duration
 	UserAgent  string
+	// GameID, when set, is sent with imageid on image/options, whose page
+	// says gameid and imageid go together (API §4.13). Left 0 only imageid
+	// is sent, which is what the lock lookup needs.
+	GameID int64
+	// OnRequest, when set, is called after every HTTP attempt with the
+	// method, the path (never the query) and the status (0 when no answer
+	// arrived). It must be cheap and safe for concurrent use; the UI uses it
+	// for its request-rate display.
+	OnRequest func(method, path string, status int)
 }
 
-// Client talks to one Clanforge account service (ASID).
+// Client talks to one Clanforge account service (ASID). It is safe for
+// concurrent use.
 type Client struct {
-	cfg Config
+	cfg     Config
+	base    *url.URL
+	read    *http.Client
+	mut     *http.Client
+	limiter *rate.Limiter
+
+	requests atomic.Int64
+
+	mu        sync.Mutex
+	notBefore time.Time // no request leaves before this (Retry-After)
+
+	// redactor masks credentials in server-supplied error messages.
+	redactor *strings.Replacer
 }
 
 // New returns a client. It fails when the base URL is not absolute or the
 // ASID or a credential is missing.
 func New(cfg Config) (*Client, error) {
-	return nil, errors.New("clanforge: not implemented")
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil || !base.IsAbs() || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
+		return nil, fmt.Errorf("clanforge: base URL %q is not an absolute http(s) URL", redactURL(cfg.BaseURL))
+	}
+	if base.User != nil {
+		return nil, errors.New("clanforge: the base URL must not carry credentials; set the access and secret keys instead")
+	}
+	base.RawQuery, base.Fragment = "", ""
+	base.Path = strings.TrimRight(base.Path, "/")
+	base.RawPath = ""
+	if cfg.ASID <= 0 {
+		return nil, errors.New("clanforge: the account service id (ASID) is missing")
+	}
+	if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errors.New("clanforge: the access key and the secret key are both required")
+	}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = DefaultRateLimit
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.Backoff {
+		cfg.MaxBackoff = cfg.Backoff
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = defaultUserAgent
+	}
+	read := cfg.HTTPClient
+	if read == nil {
+		read = &http.Client{Timeout: 60 * time.Second}
+	}
+	c := &Client{
+		cfg:     cfg,
+		base:    base,
+		read:    read,
+		mut:     noReuseClient(read),
+		limiter: rate.NewLimiter(cfg.RateLimit, cfg.Burst),
+	}
+	var pairs []string
+	for _, s := range []string{cfg.SecretKey, cfg.AccessKey} {
+		// Very short keys would mask innocent text; real keys are long.
+		if len(s) >= 4 {
+			pairs = append(pairs, s, "***")
+		}
+	}
+	c.redactor = strings.NewReplacer(pairs...)
+	return c, nil
+}
+
+// noReuseClient derives the client for state-changing calls: same timeout,
+// redirect policy and jar, but a transport that opens a new connection for
+// every request. net/http only replays a request after a failure on a
+// *reused* connection, so without reuse there is no silent replay (API §8).
+func noReuseClient(read *http.Client) *http.Client {
+	var tr *http.Transport
+	if t, ok := read.Transport.(*http.Transport); ok && t != nil {
+		tr = t.Clone()
+	} else {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	tr.DisableKeepAlives = true
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       read.Timeout,
+		CheckRedirect: read.CheckRedirect,
+		Jar:           read.Jar,
+	}
 }
 
 // ASID returns the account service id the client is scoped to.
@@ -56,16 +207,365 @@ func (c *Client) ASID() int64 { return c.cfg.ASID }
 
 // Requests returns the number of HTTP requests sent so far (every attempt
 // counts), for the run summary.
-func (c *Client) Requests() int64 { return 0 }
+func (c *Client) Requests() int64 { return c.requests.Load() }
 
 // NewRequest builds a GET request for path (relative to the base URL) with the
 // query parameters q plus accountserviceid and the auth header.
 func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*http.Request, error) {
-	return nil, errors.New("not implemented")
+	if ctx == nil {
+		return nil, errors.New("clanforge: nil context")
+	}
+	rel, err := url.Parse(path)
+	if err != nil || rel.IsAbs() || rel.Host != "" {
+		return nil, fmt.Errorf("clanforge: %q is not a path relative to the base URL", redactURL(path))
+	}
+	u := *c.base
+	u.Path = c.base.Path + "/" + strings.TrimLeft(rel.Path, "/")
+	vals := url.Values{}
+	for k, vs := range rel.Query() {
+		vals[k] = append([]string(nil), vs...)
+	}
+	for k, vs := range q {
+		vals[k] = append([]string(nil), vs...)
+	}
+	vals.Set("accountserviceid", strconv.FormatInt(c.cfg.ASID, 10))
+	u.RawQuery = vals.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("clanforge: building request for %s: %w", u.Path, redactErr(err))
+	}
+	req.SetBasicAuth(c.cfg.AccessKey, c.cfg.SecretKey)
+	// The docs ask for this header and both real clients send it on their
+	// bodiless GETs (API §2.1).
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	return req, nil
 }
 
-// Do sends req and decodes the JSON answer into v. Reads (mutating=false) are
-// retried per the transport policy; mutating requests are sent exactly once.
+// Do sends req and decodes the JSON answer into v (nil: not decoded). Reads
+// (mutating=false) are retried per the transport policy; mutating requests
+// are sent exactly once, except after a 429 or a failed dial, which prove the
+// server did nothing. When a mutating request's answer is lost (transport
+// error after the request may have left, a 5xx, or a 2xx that is not a JSON
+// object) Do returns an *OutcomeUnknownError; settling it is the caller's job.
+//
+// The returned response's body has been read and closed; resp.Body replays
+// it. Errors never contain the request's query string.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool) (*http.Response, error) {
-	return nil, errors.New("not implemented")
+	if ctx == nil {
+		return nil, errors.New("clanforge: nil context")
+	}
+	endpoint := req.URL.Path
+	hc := c.read
+	if mutating {
+		hc = c.mut
+	}
+	for attempt := 1; ; attempt++ {
+		if err := c.wait(ctx); err != nil {
+			// Nothing was sent in this attempt.
+			return nil, fmt.Errorf("clanforge: %s: %w", endpoint, err)
+		}
+		c.requests.Add(1)
+		resp, err := hc.Do(req.Clone(ctx))
+		if err != nil {
+			err = redactErr(err)
+			c.hook(req.Method, endpoint, 0)
+			sent := !isDialError(err)
+			if mutating && sent {
+				return nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
+			}
+			if ctx.Err() != nil || !c.canRetry(attempt) {
+				return nil, fmt.Errorf("clanforge: %s: %w", endpoint, err)
+			}
+			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
+				return nil, fmt.Errorf("clanforge: %s: %w (after: %v)", endpoint, werr, err)
+			}
+			continue
+		}
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+		resp.Body.Close()
+		c.hook(req.Method, endpoint, resp.StatusCode)
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if rerr != nil {
+			// The answer broke off: for a state-changing call the server may
+			// well have acted.
+			rerr = redactErr(rerr)
+			if mutating {
+				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: fmt.Errorf("reading the answer: %w", rerr)}
+			}
+			if ctx.Err() != nil || !c.canRetry(attempt) {
+				return resp, fmt.Errorf("clanforge: %s: reading the answer: %w", endpoint, rerr)
+			}
+			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
+				return resp, fmt.Errorf("clanforge: %s: %w", endpoint, werr)
+			}
+			continue
+		}
+		if len(body) > maxBody {
+			err := fmt.Errorf("clanforge: %s: answer larger than %d bytes", endpoint, maxBody)
+			if mutating {
+				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
+			}
+			return resp, err
+		}
+
+		if resp.StatusCode == http.StatusTooManyRequests {
+			d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			if !ok {
+				d = c.backoff(attempt)
+			}
+			// Hold back every request of this client, not only this one:
+			// the limit is the account's, and the others would be refused too.
+			c.holdUntil(time.Now().Add(d))
+			apiErr := c.apiError(endpoint, resp.StatusCode, body)
+			// A state-changing call refused with 429 is sent again too: the
+			// server rejected it before doing any work (that is what 429
+			// means, and rate limiting sits in front of the handlers), so a
+			// second send cannot make a second job.
+			if ctx.Err() != nil || !c.canRetry(attempt) {
+				return resp, apiErr
+			}
+			continue
+		}
+
+		envErr, isObject := checkEnvelope(endpoint, resp.StatusCode, body)
+		if envErr != nil {
+			envErr = c.redactAPIError(envErr)
+		}
+		if resp.StatusCode >= 500 {
+			var cause error = &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode}
+			if envErr != nil {
+				cause = envErr
+			}
+			var locked *LockedError
+			if errors.As(envErr, &locked) {
+				// A lock answer is a refusal whatever its status.
+				return resp, envErr
+			}
+			if mutating {
+				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: cause}
+			}
+			if ctx.Err() != nil || !c.canRetry(attempt) {
+				return resp, cause
+			}
+			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
+				return resp, fmt.Errorf("clanforge: %s: %w (after: %v)", endpoint, werr, cause)
+			}
+			continue
+		}
+		if envErr != nil {
+			return resp, envErr
+		}
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return resp, &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode}
+		}
+		if v == nil {
+			return resp, nil
+		}
+		var derr error
+		if !isObject {
+			derr = &DecodeError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Reason: describeBody(body)}
+		} else if err := json.Unmarshal(body, v); err != nil {
+			derr = &DecodeError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Reason: c.redactor.Replace(redactUserinfo(err.Error()))}
+		}
+		if derr != nil {
+			if mutating {
+				// The server answered 2xx, so it probably acted, but the
+				// answer cannot tell us what it made.
+				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: derr}
+			}
+			return resp, derr
+		}
+		return resp, nil
+	}
+}
+
+// apiError builds the error of a non-2xx answer, using the envelope when the
+// body has one.
+func (c *Client) apiError(endpoint string, status int, body []byte) error {
+	if err, _ := checkEnvelope(endpoint, status, body); err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			ae.HTTPStatus = status
+		}
+		return c.redactAPIError(err)
+	}
+	return &APIError{Endpoint: endpoint, HTTPStatus: status}
+}
+
+// redactAPIError masks credentials the server might echo in error_message
+// (a validation error on imageupdate/create could quote the url parameter).
+func (c *Client) redactAPIError(err error) error {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		ae.Message = c.redactor.Replace(redactUserinfo(ae.Message))
+	}
+	return err
+}
+
+func describeBody(body []byte) string {
+	t := bytes.TrimSpace(body)
+	if len(t) == 0 {
+		return "empty answer"
+	}
+	return "answer is not a JSON object"
+}
+
+func (c *Client) hook(method, path string, status int) {
+	if c.cfg.OnRequest != nil {
+		c.cfg.OnRequest(method, path, status)
+	}
+}
+
+func (c *Client) canRetry(attempt int) bool {
+	return c.cfg.MaxReadAttempts <= 0 || attempt < c.cfg.MaxReadAttempts
+}
+
+// backoff is exponential backoff with full jitter: a uniform delay in
+// [0, min(MaxBackoff, Backoff·2^(attempt-1))].
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.MaxBackoff
+	if attempt < 31 {
+		if e := c.cfg.Backoff << (attempt - 1); e > 0 && e < d {
+			d = e
+		}
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}
+
+// holdUntil moves the client-wide "not before" time forward (never back).
+func (c *Client) holdUntil(t time.Time) {
+	c.mu.Lock()
+	if t.After(c.notBefore) {
+		c.notBefore = t
+	}
+	c.mu.Unlock()
+}
+
+// wait blocks until the client-wide "not before" time has passed and the
+// rate limiter grants a token. The hold is re-read after each sleep because
+// another request may have extended it meanwhile.
+func (c *Client) wait(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		d := time.Until(c.notBefore)
+		c.mu.Unlock()
+		if d <= 0 {
+			break
+		}
+		if err := c.sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	if err := c.limiter.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 {
+			return 0, false
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter, true
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	d := t.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	if d > maxRetryAfter {
+		d = maxRetryAfter
+	}
+	return d, true
+}
+
+// isDialError reports whether err happened while connecting, i.e. before
+// any byte of the request left. Such a request is safe to send again.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// redactErr strips the query string and user info from the URL a *url.Error
+// carries: net/http puts the full request URL in its errors, and the query of
+// imageupdate/create may hold s3://key:secret@bucket credentials.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		cp := *ue
+		cp.URL = redactURL(ue.URL)
+		if ue == err {
+			return &cp
+		}
+		// A url.Error wrapped in something else: rebuild the message
+		// around the redacted one, keeping the chain for errors.Is.
+		return &redactedError{msg: strings.ReplaceAll(err.Error(), ue.Error(), cp.Error()), err: &cp}
+	}
+	return err
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactURL drops the query, fragment and user info of a URL string.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			s = s[:i]
+		}
+		return redactUserinfo(s)
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = ""
+		u.ForceQuery = false
+		return u.String() + "?…"
+	}
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
+var userinfoRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*:(?://|%2F%2F))[^/\s@]*(@|%40)`)
+
+// redactUserinfo masks "scheme://user:password@" in free text, plain or
+// percent-encoded.
+func redactUserinfo(s string) string {
+	return userinfoRE.ReplaceAllString(s, "${1}***${2}")
 }

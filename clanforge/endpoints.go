@@ -2,67 +2,444 @@ package clanforge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
 )
 
-var errTODO = errors.New("clanforge: not implemented")
+// Endpoint paths. The documented path forms are used (ID as a path segment,
+// API §4); the server also accepts the ID in the query, which we do not rely on.
+const (
+	pathUpdateCreate   = "/cfp/v1/imageupdate/create"
+	pathDiffCreate     = "/cfp/v1/imagediff/create"
+	pathVersionCreate  = "/cfp/v1/imageversion/create"
+	pathInstallStatus  = "/cfp/v1/imageinstall/status"
+	pathImageOptions   = "/cfp/v1/image/options"
+	alreadyQueuedToken = "already queued"
+)
+
+func pathUpdateStatus(id int64) string  { return fmt.Sprintf("/cfp/v1/imageupdate/%d/status", id) }
+func pathDiffStatus(id int64) string    { return fmt.Sprintf("/cfp/v1/imagediff/%d/status", id) }
+func pathDiffRetry(id int64) string     { return fmt.Sprintf("/cfp/v1/imagediff/%d/retry", id) }
+func pathDiffReject(id int64) string    { return fmt.Sprintf("/cfp/v1/imagediff/%d/reject", id) }
+func pathVersionStatus(id int64) string { return fmt.Sprintf("/cfp/v1/imageversion/%d/status", id) }
+func pathInstallQueue(id int64) string  { return fmt.Sprintf("/cfp/v1/imageinstall/%d/queue", id) }
+func pathImageStatus(asid, image int64) string {
+	return fmt.Sprintf("/cfp/v2/project/%d/image/%d/status", asid, image)
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// bit spells a boolean the way the v1 endpoints document it: 1 or 0.
+func bit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// get sends one GET and returns the raw JSON object of a successful answer.
+func (c *Client) get(ctx context.Context, path string, q url.Values, mutating bool) ([]byte, error) {
+	req, err := c.NewRequest(ctx, path, q)
+	if err != nil {
+		return nil, err
+	}
+	var raw json.RawMessage
+	if _, err := c.Do(ctx, req, &raw, mutating); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// read is get for safe reads plus decoding; a decode failure is a
+// *DecodeError naming the endpoint.
+func read[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	body, err := c.get(ctx, path, q, false)
+	if err != nil {
+		return zero, err
+	}
+	v, err := decode(body)
+	if err != nil {
+		return zero, c.decodeError(path, err)
+	}
+	return v, nil
+}
+
+func (c *Client) decodeError(path string, err error) error {
+	return &DecodeError{Endpoint: c.endpoint(path), HTTPStatus: 200, Reason: c.redactor.Replace(redactUserinfo(err.Error()))}
+}
+
+// endpoint is the request path as it appears in errors (base path included).
+func (c *Client) endpoint(path string) string { return c.base.Path + path }
+
+// mutate sends a state-changing call and decodes its answer. An answer that
+// arrived but cannot be decoded, or lacks the id it must carry, is as good as
+// lost: it becomes an *OutcomeUnknownError for the caller to settle.
+func mutate[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	body, err := c.get(ctx, path, q, true)
+	if err != nil {
+		return zero, err
+	}
+	v, err := decode(body)
+	if err != nil {
+		return zero, &OutcomeUnknownError{Endpoint: c.endpoint(path), Cause: c.decodeError(path, err)}
+	}
+	return v, nil
+}
+
+var errNoID = errors.New("the answer carries no job id")
+
+func jobDecoder(field jobIDField) func([]byte) (*Job, error) {
+	return func(b []byte) (*Job, error) {
+		j, err := decodeJob(b, field, 0)
+		if err != nil {
+			return nil, err
+		}
+		if j.ID == 0 {
+			return nil, errNoID
+		}
+		return j, nil
+	}
+}
+
+// asOutcomeUnknown returns err as an *OutcomeUnknownError when it is one.
+func asOutcomeUnknown(err error) (*OutcomeUnknownError, bool) {
+	var ou *OutcomeUnknownError
+	ok := errors.As(err, &ou)
+	return ou, ok
+}
+
+// unsettled annotates an outcome-unknown error with why settling failed.
+func unsettled(ou *OutcomeUnknownError, why error) error {
+	if why == nil {
+		return ou
+	}
+	return &OutcomeUnknownError{Endpoint: ou.Endpoint, Cause: fmt.Errorf("%w; settling it failed: %v", ou.Cause, why)}
+}
 
 // CreateUpdate calls imageupdate/create. url may be empty when the image has a
-// default update URL. A lost answer is settled from image/options: a new
-// updateid lock holder that was not there before the call is the job the
-// call made.
+// default update URL; credentials inside it must already be URL-encoded (the
+// query encoding the client adds is the second encoding the docs ask for,
+// API §4.1.1). A lost answer is settled from image/options: a new updateid
+// lock holder that was not there before the call is the job the call made
+// (API §7 #8: an update in progress is reported as the image's updateid).
+//
+// A lost answer that the settle read cannot prove (the update already ended
+// and released the lock, or no lock appeared) is an *OutcomeUnknownError; the
+// call is never sent twice.
 func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, desc, url string) (*Job, error) {
-	return nil, errTODO
+	beforeKind, beforeID, err := c.LockHolder(ctx, imageID)
+	if err != nil {
+		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imageupdate/create: %w", imageID, err)
+	}
+	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID))
+	if desc != "" {
+		q.Set("desc", desc)
+	}
+	if url != "" {
+		q.Set("url", url)
+	}
+	j, err := mutate(ctx, c, pathUpdateCreate, q, jobDecoder(idUpdate))
+	if err == nil {
+		return j, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	return c.settleCreate(ctx, ou, imageID, "update", beforeKind, beforeID, c.UpdateStatus)
+}
+
+// settleCreate settles a lost create answer: a lock holder of the right kind
+// that was not there before the call is the job the call made. Another
+// client creating a job on the same image in the same instant would be
+// mistaken for ours; the docs offer nothing better (API §8).
+func (c *Client) settleCreate(ctx context.Context, ou *OutcomeUnknownError, imageID int64, kind, beforeKind string, beforeID int64,
+	status func(context.Context, int64) (*Job, error)) (*Job, error) {
+	k, id, err := c.LockHolder(ctx, imageID)
+	if err != nil {
+		return nil, unsettled(ou, err)
+	}
+	if k != kind || id == 0 || (beforeKind == kind && beforeID == id) {
+		return nil, unsettled(ou, fmt.Errorf("image %d shows no new %s lock", imageID, kind))
+	}
+	j, err := status(ctx, id)
+	if err != nil {
+		// The id is proven; its state will come with the caller's next
+		// poll. StateUnknown is not terminal, so a poller keeps going.
+		return &Job{ID: id}, nil
+	}
+	return j, nil
 }
 
 // UpdateStatus reads imageupdate/<id>/status.
-func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error) { return nil, errTODO }
-
-// CreateDiff calls imagediff/create. A lost answer is settled from
-// image/options (or from the "image locked by diffid: N" answer of a check).
-func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job, error) {
-	return nil, errTODO
+func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error) {
+	return read(ctx, c, pathUpdateStatus(updateID), nil, func(b []byte) (*Job, error) {
+		return decodeJob(b, idUpdate, updateID)
+	})
 }
 
-// DiffStatus reads imagediff/<id>/status with its file lists.
-func (c *Client) DiffStatus(ctx context.Context, diffID int64) (*Diff, error) { return nil, errTODO }
+// CreateDiff calls imagediff/create. A lost answer is settled from
+// image/options like CreateUpdate's: a new diffid lock holder that was not
+// there before the call is the diff the call made.
+func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job, error) {
+	beforeKind, beforeID, err := c.LockHolder(ctx, imageID)
+	if err != nil {
+		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/create: %w", imageID, err)
+	}
+	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID))
+	j, err := mutate(ctx, c, pathDiffCreate, q, jobDecoder(idDiff))
+	if err == nil {
+		return j, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	return c.settleCreate(ctx, ou, imageID, "diff", beforeKind, beforeID, func(ctx context.Context, id int64) (*Job, error) {
+		d, err := c.DiffStatus(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return &d.Job, nil
+	})
+}
+
+// DiffStatus reads imagediff/<id>/status with its file lists. diff_info is
+// not sent: the file maps come without it (API §4.5) and the game/image/
+// machine objects are not needed.
+func (c *Client) DiffStatus(ctx context.Context, diffID int64) (*Diff, error) {
+	return read(ctx, c, pathDiffStatus(diffID), nil, func(b []byte) (*Diff, error) {
+		return decodeDiff(b, diffID)
+	})
+}
 
 // RetryDiff calls imagediff/<id>/retry (allowed on Completed or Failed diffs).
-func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) { return nil, errTODO }
+// A lost answer is settled from the diff's status: a diff that was terminal
+// before the call and is back in states 1–4 afterwards (or whose jobcreated
+// or jobupdated moved on) was re-run by the call.
+func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
+	before, err := c.DiffStatus(ctx, diffID)
+	if err != nil {
+		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/retry: %w", diffID, err)
+	}
+	j, err := mutate(ctx, c, pathDiffRetry(diffID), nil, func(b []byte) (*Job, error) {
+		// The retry answer's table lists diffid, but the diff is known.
+		return decodeJob(b, idDiff, diffID)
+	})
+	if err == nil {
+		return j, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	after, serr := c.DiffStatus(ctx, diffID)
+	if serr != nil {
+		return nil, unsettled(ou, serr)
+	}
+	rerun := after.State >= StateCreated && after.State <= StateRunning ||
+		after.Created.After(before.Created) || after.Updated.After(before.Updated)
+	if !before.State.Terminal() || !rerun {
+		return nil, unsettled(ou, fmt.Errorf("diff %d does not show a re-run (state %s)", diffID, after.State))
+	}
+	return &after.Job, nil
+}
 
-// RejectDiff calls imagediff/<id>/reject.
+// RejectDiff calls imagediff/<id>/reject. A lost answer is settled from
+// image/options: a diff that held the image's lock before the call and no
+// longer does was rejected (Uninstall is then nil, its job id unknowable).
 func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (*RejectResult, error) {
-	return nil, errTODO
+	// The lock lives on the image, which the diff status names only with
+	// diff_info=1; read it to know where to look after a lost answer.
+	imageID, err := read(ctx, c, pathDiffStatus(diffID), urlValues("diff_info", "1"), decodeDiffImage)
+	if err != nil {
+		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/reject: %w", diffID, err)
+	}
+	var beforeKind string
+	var beforeID int64
+	if imageID != 0 {
+		if beforeKind, beforeID, err = c.LockHolder(ctx, imageID); err != nil {
+			return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/reject: %w", imageID, err)
+		}
+	}
+	res, err := mutate(ctx, c, pathDiffReject(diffID), urlValues("reinstall", bit(reinstall)), func(b []byte) (*RejectResult, error) {
+		return decodeReject(b, diffID)
+	})
+	if err == nil {
+		return res, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	if imageID == 0 || beforeKind != "diff" || beforeID != diffID {
+		return nil, unsettled(ou, fmt.Errorf("diff %d did not hold its image's lock before the call", diffID))
+	}
+	k, id, serr := c.LockHolder(ctx, imageID)
+	if serr != nil {
+		return nil, unsettled(ou, serr)
+	}
+	if k == "diff" && id == diffID {
+		return nil, unsettled(ou, fmt.Errorf("diff %d still holds the lock of image %d", diffID, imageID))
+	}
+	return &RejectResult{DiffID: diffID}, nil
+}
+
+// decodeDiffImage reads the image id out of a diff status sent with
+// diff_info=1 (API §7 #7: {imageid,name,gameversionid}); 0 when absent.
+func decodeDiffImage(b []byte) (int64, error) {
+	var r struct {
+		Image *struct {
+			ImageID flexInt `json:"imageid"`
+		} `json:"image"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return 0, err
+	}
+	if r.Image == nil {
+		return 0, nil
+	}
+	return r.Image.ImageID.V, nil
 }
 
 // CreateVersion calls imageversion/create. Its lost answer cannot be settled
 // (the diff is consumed and the lock released), so it returns an
-// *OutcomeUnknownError and the caller must not resend.
+// *OutcomeUnknownError and the caller must not resend (API §8).
+//
+// restart is always sent (API §7 #12: the server treats a missing one as 0,
+// but the docs mark it required). full and force are sent as 1/0.
+// install_at=NOW() is sent only with opt.InstallNow; omitted, the install
+// jobs wait in Pending for imageinstall/<id>/queue (API §7 #13).
 func (c *Client) CreateVersion(ctx context.Context, diffID int64, opt VersionOptions) (*Job, error) {
-	return nil, errTODO
+	q := urlValues("diffid", itoa(diffID), "restart", bit(opt.Restart), "full", bit(opt.Full), "force", bit(opt.Force))
+	if opt.GameBuild != "" {
+		q.Set("game_build", opt.GameBuild)
+	}
+	if opt.InstallNow {
+		q.Set("install_at", "NOW()")
+	}
+	if opt.DisableTimeout > 0 {
+		q.Set("disable_timeout", strconv.Itoa(opt.DisableTimeout))
+	}
+	if opt.DisablePercentage > 0 {
+		q.Set("disable_percentage", strconv.FormatFloat(opt.DisablePercentage, 'f', 2, 64))
+	}
+	return mutate(ctx, c, pathVersionCreate, q, jobDecoder(idVersion))
 }
 
 // VersionStatus reads imageversion/<id>/status.
 func (c *Client) VersionStatus(ctx context.Context, versionID int64) (*Job, error) {
-	return nil, errTODO
+	return read(ctx, c, pathVersionStatus(versionID), nil, func(b []byte) (*Job, error) {
+		return decodeJob(b, idVersion, versionID)
+	})
 }
 
 // InstallStatus reads imageinstall/status: every install job of the ASID that
 // has not completed (Failed ones included, API §7 #16).
-func (c *Client) InstallStatus(ctx context.Context) ([]Install, error) { return nil, errTODO }
-
-// QueueInstall calls imageinstall/<jobid>/queue. An "already queued" answer
-// and a lost answer settled from imageinstall/status both count as success.
-func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) (*QueueResult, error) {
-	return nil, errTODO
+func (c *Client) InstallStatus(ctx context.Context) ([]Install, error) {
+	return read(ctx, c, pathInstallStatus, nil, decodeInstalls)
 }
 
-// ImageStatus reads the v2 rollout counters of an image.
+// FindInstall reads imageinstall/status and returns the install job jobID.
+// listed is false when the job is not in the list, which means it completed
+// or was squashed (API §7 #16); inst is then nil.
+func (c *Client) FindInstall(ctx context.Context, jobID int64) (inst *Install, listed bool, err error) {
+	all, err := c.InstallStatus(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	for i := range all {
+		if all[i].ID == jobID {
+			return &all[i], true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// QueueInstall calls imageinstall/<jobid>/queue. An "already queued" answer
+// and a lost answer settled from imageinstall/status both count as success,
+// with AlreadyQueued set; the result then carries the job as listed (or only
+// its id when it already left the list).
+//
+// "already queued" is matched case-insensitively anywhere in error_message:
+// the text is not documented.
+func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) (*QueueResult, error) {
+	// mirroring is spelled true/false on this endpoint (API §4.11).
+	q := urlValues("mirroring", strconv.FormatBool(mirroring))
+	res, err := mutate(ctx, c, pathInstallQueue(jobID), q, func(b []byte) (*QueueResult, error) {
+		return decodeQueue(b, jobID)
+	})
+	if err == nil {
+		return res, nil
+	}
+	var ae *APIError
+	if errors.As(err, &ae) && strings.Contains(strings.ToLower(ae.Message), alreadyQueuedToken) {
+		return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	inst, listed, serr := c.FindInstall(ctx, jobID)
+	if serr != nil {
+		return nil, unsettled(ou, serr)
+	}
+	if !listed {
+		return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
+	}
+	if inst.State == StatePending || inst.State == StateCreated || inst.State == StateUnknown {
+		return nil, unsettled(ou, fmt.Errorf("install job %d is still %s", jobID, inst.StateName))
+	}
+	return &QueueResult{Job: inst.Job, AlreadyQueued: true}, nil
+}
+
+// ImageStatus reads the v2 rollout counters of an image. The ASID is a path
+// segment here (API §4.12); it also rides in the query like on every call,
+// which is harmless (API §7 #21). detail is spelled true/false.
 func (c *Client) ImageStatus(ctx context.Context, imageID int64, detail bool) (*ImageStatus, error) {
-	return nil, errTODO
+	q := urlValues("detail", strconv.FormatBool(detail))
+	return read(ctx, c, pathImageStatus(c.cfg.ASID, imageID), q, decodeImageStatus)
 }
 
 // ImageOptions reads image/options for one image (lock holders, update URL).
 func (c *Client) ImageOptions(ctx context.Context, imageID int64) (*ImageOptions, error) {
-	return nil, errTODO
+	q := urlValues("imageid", itoa(imageID))
+	if c.cfg.GameID != 0 {
+		q.Set("gameid", itoa(c.cfg.GameID))
+	}
+	return read(ctx, c, pathImageOptions, q, decodeImageOptions)
+}
+
+// LockHolder returns who locks an image according to image/options: kind
+// "diff" or "update" and the holder's id, or "" and 0 when the image is free.
+// When both are reported the diff wins: it is the lock that must be
+// rejected, an update lock ends by itself.
+//
+// The resume logic uses it to settle an intent recorded without a result.
+func (c *Client) LockHolder(ctx context.Context, imageID int64) (kind string, id int64, err error) {
+	o, err := c.ImageOptions(ctx, imageID)
+	if err != nil {
+		return "", 0, err
+	}
+	switch {
+	case o.DiffID != 0:
+		return "diff", o.DiffID, nil
+	case o.UpdateID != 0:
+		return "update", o.UpdateID, nil
+	}
+	return "", 0, nil
+}
+
+func urlValues(kv ...string) url.Values {
+	q := make(url.Values, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return q
 }

@@ -80,3 +80,15 @@ func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcom
 
 // Unwrap returns the transport error.
 func (e *OutcomeUnknownError) Unwrap() error { return e.Cause }
+
+// DecodeError is a 2xx answer the client could not read: an empty body, a
+// body that is not a JSON object, or fields of an impossible type.
+type DecodeError struct {
+	Endpoint   string
+	HTTPStatus int
+	Reason     string
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("clanforge: %s: unreadable answer (HTTP %d): %s", e.Endpoint, e.HTTPStatus, e.Reason)
+}

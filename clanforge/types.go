@@ -90,10 +90,14 @@ type VersionOptions struct {
 // Install is one entry of imageinstall/status (API §4.10).
 type Install struct {
 	Job
-	Mirroring       bool
-	Mirror          string
+	Mirroring bool
+	Mirror    string
+	// Machine and Location are ids; the docs leave their type open (API
+	// §7 #17), so a non-numeric value lands in MachineName/LocationName.
 	Machine         int64
+	MachineName     string
 	Location        int64
+	LocationName    string
 	ImagePath       string
 	TargetVersionID int64
 	InstallAt       time.Time

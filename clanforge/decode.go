@@ -1,0 +1,676 @@
+package clanforge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// This file holds the lenient decoding of the API's loosely typed answers.
+// The documentation types the same kind of value differently from one table to
+// the next (jobstart is a string, the other timestamps are integers, machine
+// is "id or name", restart is "bool/int"), so every scalar the client reads
+// goes through a type that accepts each spelling seen or plausible and
+// rejects only values that cannot mean anything (an object where a number
+// belongs). None of these decoders may panic: FuzzDecodeResponses checks it.
+
+// flexInt accepts a JSON number (integer or float, truncated), a string
+// holding one, a bool (true=1), "" or null (both 0).
+type flexInt struct {
+	V     int64
+	Valid bool // false when the value was null, "" or absent
+}
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	*f = flexInt{}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	switch b[0] {
+	case 't':
+		if string(b) == "true" {
+			*f = flexInt{V: 1, Valid: true}
+			return nil
+		}
+	case 'f':
+		if string(b) == "false" {
+			*f = flexInt{V: 0, Valid: true}
+			return nil
+		}
+	case '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		s = strings.TrimSpace(s)
+		if s == "" || strings.EqualFold(s, "null") {
+			return nil
+		}
+		v, err := parseNumber(s)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		*f = flexInt{V: v, Valid: true}
+		return nil
+	default:
+		v, err := parseNumber(string(b))
+		if err != nil {
+			return fmt.Errorf("not a number: %.40s", b)
+		}
+		*f = flexInt{V: v, Valid: true}
+		return nil
+	}
+	return fmt.Errorf("not a number: %.40s", b)
+}
+
+// parseNumber parses an integer, falling back to a float that is truncated.
+// Non-finite and out-of-range floats are refused rather than wrapped.
+func parseNumber(s string) (int64, error) {
+	if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return v, nil
+	}
+	fv, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(fv) || math.IsInf(fv, 0) || fv > math.MaxInt64 || fv < math.MinInt64 {
+		return 0, errors.New("number out of range")
+	}
+	return int64(fv), nil
+}
+
+// flexTime is a Unix timestamp in seconds given as a number, a numeric string
+// or null (API §7 #5). Zero and null both mean "unset".
+type flexTime struct{ flexInt }
+
+func (t flexTime) Time() time.Time {
+	if !t.Valid || t.V <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(t.V, 0)
+}
+
+// flexBool accepts true/false, 0/1 (any non-zero number is true), the strings
+// "true"/"false"/"1"/"0"/"yes"/"no", "" and null (false).
+type flexBool struct {
+	V     bool
+	Valid bool
+}
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	*f = flexBool{}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	switch {
+	case string(b) == "true":
+		*f = flexBool{V: true, Valid: true}
+		return nil
+	case string(b) == "false":
+		*f = flexBool{V: false, Valid: true}
+		return nil
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "":
+			return nil
+		case "true", "yes", "1":
+			*f = flexBool{V: true, Valid: true}
+			return nil
+		case "false", "no", "0":
+			*f = flexBool{V: false, Valid: true}
+			return nil
+		}
+		return fmt.Errorf("not a boolean: %q", s)
+	}
+	var n flexInt
+	if err := n.UnmarshalJSON(b); err != nil {
+		return fmt.Errorf("not a boolean: %.40s", b)
+	}
+	*f = flexBool{V: n.V != 0, Valid: true}
+	return nil
+}
+
+// flexString accepts a string, a number (kept as written) or null.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	*f = ""
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	if b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+		return nil
+	}
+	if string(b) == "true" || string(b) == "false" {
+		*f = flexString(b)
+		return nil
+	}
+	if _, err := strconv.ParseFloat(string(b), 64); err == nil {
+		*f = flexString(b)
+		return nil
+	}
+	return fmt.Errorf("not a string: %.40s", b)
+}
+
+// idOrName is a field the docs call "(id or name)": machine and location in
+// imageinstall/status (API §7 #17). A number or numeric string is an id; any
+// other string is a name.
+type idOrName struct {
+	ID   int64
+	Name string
+}
+
+func (f *idOrName) UnmarshalJSON(b []byte) error {
+	*f = idOrName{}
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	str := strings.TrimSpace(string(s))
+	if str == "" {
+		return nil
+	}
+	if v, err := parseNumber(str); err == nil {
+		f.ID = v
+		return nil
+	}
+	f.Name = str
+	return nil
+}
+
+// fileList is one of a diff's added/modified/removed maps: an object keyed by
+// path whose values are undocumented (kept raw and ignored), an empty array
+// `[]` (PHP's spelling of an empty map, API §7 #6), an array of path strings,
+// or null. It yields the sorted paths.
+type fileList []string
+
+func (f *fileList) UnmarshalJSON(b []byte) error {
+	*f = nil
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	switch b[0] {
+	case '{':
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		paths := make([]string, 0, len(m))
+		for p := range m {
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		*f = paths
+		return nil
+	case '[':
+		var arr []json.RawMessage
+		if err := json.Unmarshal(b, &arr); err != nil {
+			return err
+		}
+		paths := make([]string, 0, len(arr))
+		for _, el := range arr {
+			var p string
+			if err := json.Unmarshal(el, &p); err != nil {
+				return fmt.Errorf("file list entry is not a path: %.40s", el)
+			}
+			paths = append(paths, p)
+		}
+		sort.Strings(paths)
+		*f = paths
+		return nil
+	}
+	return fmt.Errorf("file list is neither an object nor an array: %.40s", b)
+}
+
+// envelope is the error envelope every answer may carry (API §2.3).
+type envelope struct {
+	Success      flexBool   `json:"success"`
+	Error        flexBool   `json:"error"`
+	ErrorCode    flexInt    `json:"error_code"`
+	ErrorMessage flexString `json:"error_message"`
+}
+
+// checkEnvelope inspects body for the API's error envelope and returns the
+// typed error it describes, or nil. It is applied to every answer whatever
+// the HTTP status because business errors arrive with 200 (API §7 #1).
+// A body that is not a JSON object is not an envelope (nil, ok=false).
+//
+// success:false alone is not an error: API §7 #2 lets a status read of a
+// Failed job say success:false; only success:false together with an
+// error_message, or error:true, is the envelope.
+func checkEnvelope(endpoint string, status int, body []byte) (err error, ok bool) {
+	var env envelope
+	if uerr := json.Unmarshal(body, &env); uerr != nil {
+		return nil, false
+	}
+	msg := strings.TrimSpace(string(env.ErrorMessage))
+	isErr := env.Error.V || (env.Success.Valid && !env.Success.V && msg != "")
+	if !isErr {
+		return nil, true
+	}
+	api := APIError{Endpoint: endpoint, HTTPStatus: status, Code: int(env.ErrorCode.V), Message: msg}
+	if kind, id, locked := parseLock(msg); locked {
+		return &LockedError{APIError: api, HolderKind: kind, HolderID: id}, true
+	}
+	return &api, true
+}
+
+// lockPrefix is matched case-insensitively (API §7 #8): the observed text is
+// "image locked by diffid: N", the update-lock text is assumed to be "image
+// locked by updateid: N".
+const lockPrefix = "image locked by "
+
+// parseLock reads "image locked by diffid: N" / "image locked by updateid: N".
+// kind is "diff" or "update" (another holder word is passed through as is);
+// id is 0 when the number is missing or unreadable.
+func parseLock(msg string) (kind string, id int64, ok bool) {
+	if len(msg) < len(lockPrefix) || !strings.EqualFold(msg[:len(lockPrefix)], lockPrefix) {
+		return "", 0, false
+	}
+	rest := strings.TrimSpace(msg[len(lockPrefix):])
+	word := rest
+	if i := strings.IndexAny(rest, ": \t"); i >= 0 {
+		word, rest = rest[:i], rest[i:]
+	} else {
+		rest = ""
+	}
+	switch strings.ToLower(word) {
+	case "diffid", "diff":
+		kind = "diff"
+	case "updateid", "update":
+		kind = "update"
+	default:
+		kind = strings.ToLower(word)
+	}
+	rest = strings.TrimLeft(rest, ": \t")
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	if end > 0 {
+		if v, err := strconv.ParseInt(rest[:end], 10, 64); err == nil {
+			id = v
+		}
+	}
+	return kind, id, true
+}
+
+// rawJob holds the job fields (API §3.1) plus every id field a job answer may
+// carry; each endpoint picks its own id.
+type rawJob struct {
+	UpdateID        flexInt    `json:"updateid"`
+	DiffID          flexInt    `json:"diffid"`
+	ImageVersionID  flexInt    `json:"imageversionid"`
+	UninstallJobID  flexInt    `json:"uninstalljobid"`
+	JobID           flexInt    `json:"jobid"`
+	VersionMirrorID flexInt    `json:"versionmirrorid"`
+	MachineJobID    flexInt    `json:"machinejobid"`
+	JobCreated      flexTime   `json:"jobcreated"`
+	JobCreate       flexTime   `json:"jobcreate"` // one docs page's spelling
+	JobStart        flexTime   `json:"jobstart"`
+	JobUpdated      flexTime   `json:"jobupdated"`
+	JobETA          flexTime   `json:"jobeta"`
+	JobProgress     flexInt    `json:"jobprogress"`
+	JobStateID      flexInt    `json:"jobstateid"`
+	JobStateName    flexString `json:"jobstatename"`
+	JobFailed       flexInt    `json:"jobfailed"`
+	JobError        flexString `json:"joberror"`
+}
+
+func (r *rawJob) job(id int64) Job {
+	created := r.JobCreated.Time()
+	if created.IsZero() {
+		created = r.JobCreate.Time()
+	}
+	state := JobState(r.JobStateID.V)
+	name := string(r.JobStateName)
+	if !r.JobStateID.Valid {
+		// jobstateid is optional in the docs (API §3.1); fall back on the
+		// documented names so that a job without it is still classified.
+		state = stateFromName(name)
+	}
+	if state < StateUnknown || state > StateSquashed {
+		state = StateUnknown
+	}
+	if name == "" {
+		name = state.String()
+	}
+	progress := r.JobProgress.V
+	if progress < 0 {
+		progress = 0
+	} else if progress > 100 {
+		progress = 100
+	}
+	return Job{
+		ID:        id,
+		Created:   created,
+		Start:     r.JobStart.Time(),
+		Updated:   r.JobUpdated.Time(),
+		ETA:       r.JobETA.Time(),
+		Progress:  int(progress),
+		State:     state,
+		StateName: name,
+		Failed:    clampInt(r.JobFailed.V),
+		Error:     string(r.JobError),
+	}
+}
+
+func stateFromName(name string) JobState {
+	for s := StateCreated; s <= StateSquashed; s++ {
+		if strings.EqualFold(name, s.String()) {
+			return s
+		}
+	}
+	// API §7 #3: state 5 may be spelled "Complete".
+	if strings.EqualFold(name, "Complete") {
+		return StateCompleted
+	}
+	return StateUnknown
+}
+
+func clampInt(v int64) int {
+	if v > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	if v < math.MinInt32 {
+		return math.MinInt32
+	}
+	return int(v)
+}
+
+// jobIDField names the id field of each job-returning endpoint kind.
+type jobIDField int
+
+const (
+	idUpdate jobIDField = iota
+	idDiff
+	idVersion
+	idUninstall
+	idInstall
+)
+
+func (r *rawJob) id(f jobIDField) (int64, bool) {
+	var v flexInt
+	switch f {
+	case idUpdate:
+		v = r.UpdateID
+	case idDiff:
+		v = r.DiffID
+	case idVersion:
+		v = r.ImageVersionID
+	case idUninstall:
+		v = r.UninstallJobID
+	case idInstall:
+		v = r.JobID
+	}
+	return v.V, v.Valid
+}
+
+// decodeJob decodes a job answer and takes its id from field; when the
+// answer lacks the id (the update status table omits updateid, for one),
+// fallback is used.
+func decodeJob(body []byte, field jobIDField, fallback int64) (*Job, error) {
+	var r rawJob
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	id, ok := r.id(field)
+	if !ok || id == 0 {
+		id = fallback
+	}
+	j := r.job(id)
+	return &j, nil
+}
+
+func decodeDiff(body []byte, fallback int64) (*Diff, error) {
+	var r struct {
+		rawJob
+		Added    fileList `json:"added"`
+		Modified fileList `json:"modified"`
+		Removed  fileList `json:"removed"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	id, ok := r.id(idDiff)
+	if !ok || id == 0 {
+		id = fallback
+	}
+	return &Diff{Job: r.job(id), Added: r.Added, Modified: r.Modified, Removed: r.Removed}, nil
+}
+
+type rawInstall struct {
+	rawJob
+	Mirroring          flexBool   `json:"mirroring"`
+	Mirror             flexString `json:"mirror"`
+	Machine            idOrName   `json:"machine"`
+	Location           idOrName   `json:"location"`
+	ImagePath          flexString `json:"imagepath"`
+	TargetImageVersion flexInt    `json:"target_imageversionid"`
+	InstallAt          flexTime   `json:"install_at"`
+	Restart            flexBool   `json:"restart"`
+}
+
+func decodeInstalls(body []byte) ([]Install, error) {
+	var r struct {
+		// Installs is kept raw so that one odd entry fails the whole read
+		// with a message naming it rather than silently dropping it.
+		Installs json.RawMessage `json:"installs"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	raw := bytes.TrimSpace(r.Installs)
+	if len(raw) == 0 || string(raw) == "null" {
+		return []Install{}, nil
+	}
+	var items []rawInstall
+	if raw[0] == '{' {
+		// A PHP list with non-sequential keys serialises as an object.
+		var m map[string]rawInstall
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("installs: %w", err)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			items = append(items, m[k])
+		}
+	} else if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("installs: %w", err)
+	}
+	out := make([]Install, 0, len(items))
+	for i := range items {
+		it := &items[i]
+		id, _ := it.id(idInstall)
+		out = append(out, Install{
+			Job:             it.job(id),
+			Mirroring:       it.Mirroring.V,
+			Mirror:          string(it.Mirror),
+			Machine:         it.Machine.ID,
+			MachineName:     it.Machine.Name,
+			Location:        it.Location.ID,
+			LocationName:    it.Location.Name,
+			ImagePath:       string(it.ImagePath),
+			TargetVersionID: it.TargetImageVersion.V,
+			InstallAt:       it.InstallAt.Time(),
+			Restart:         it.Restart.V,
+		})
+	}
+	return out, nil
+}
+
+func decodeQueue(body []byte, jobID int64) (*QueueResult, error) {
+	var r struct {
+		rawJob
+		InstallsSquashed flexInt `json:"installs_squashed"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	id := jobID
+	if r.MachineJobID.Valid && r.MachineJobID.V != 0 {
+		id = r.MachineJobID.V
+	} else if r.VersionMirrorID.Valid && r.VersionMirrorID.V != 0 {
+		id = r.VersionMirrorID.V
+	}
+	return &QueueResult{
+		Job:              r.job(id),
+		VersionMirrorID:  r.VersionMirrorID.V,
+		MachineJobID:     r.MachineJobID.V,
+		InstallsSquashed: clampInt(r.InstallsSquashed.V),
+	}, nil
+}
+
+func decodeReject(body []byte, diffID int64) (*RejectResult, error) {
+	var r rawJob
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	res := &RejectResult{DiffID: diffID}
+	if r.DiffID.Valid && r.DiffID.V != 0 {
+		res.DiffID = r.DiffID.V
+	}
+	if id, ok := r.id(idUninstall); ok && id != 0 {
+		j := r.job(id)
+		res.Uninstall = &j
+	}
+	return res, nil
+}
+
+type rawCounters struct {
+	Pending   flexInt `json:"pending_machines"`
+	Failed    flexInt `json:"failed_machines"`
+	Completed flexInt `json:"completed_machines"`
+}
+
+func (r rawCounters) counters() Counters {
+	return Counters{Pending: clampInt(r.Pending.V), Failed: clampInt(r.Failed.V), Completed: clampInt(r.Completed.V)}
+}
+
+// rawMap decodes an object keyed by id, accepting `[]` and null as empty
+// (PHP's empty array), like fileList.
+type rawMap map[string]json.RawMessage
+
+func (m *rawMap) UnmarshalJSON(b []byte) error {
+	*m = nil
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	if b[0] == '[' {
+		var arr []json.RawMessage
+		if err := json.Unmarshal(b, &arr); err != nil {
+			return err
+		}
+		if len(arr) != 0 {
+			return errors.New("expected an object keyed by id, got a non-empty array")
+		}
+		return nil
+	}
+	var mm map[string]json.RawMessage
+	if err := json.Unmarshal(b, &mm); err != nil {
+		return err
+	}
+	*m = mm
+	return nil
+}
+
+func decodeImageStatus(body []byte) (*ImageStatus, error) {
+	var r struct {
+		rawCounters
+		Fleets rawMap `json:"fleets"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	st := &ImageStatus{Counters: r.counters()}
+	if len(r.Fleets) > 0 {
+		st.Fleets = make(map[string]FleetStatus, len(r.Fleets))
+	}
+	for fid, raw := range r.Fleets {
+		var f struct {
+			rawCounters
+			Regions rawMap `json:"regions"`
+		}
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return nil, fmt.Errorf("fleet %q: %w", fid, err)
+		}
+		fs := FleetStatus{Counters: f.counters()}
+		if len(f.Regions) > 0 {
+			fs.Regions = make(map[string]RegionStatus, len(f.Regions))
+		}
+		for rid, rraw := range f.Regions {
+			var rg struct {
+				rawCounters
+				Name flexString `json:"name"`
+			}
+			if err := json.Unmarshal(rraw, &rg); err != nil {
+				return nil, fmt.Errorf("fleet %q region %q: %w", fid, rid, err)
+			}
+			fs.Regions[rid] = RegionStatus{Name: string(rg.Name), Counters: rg.counters()}
+		}
+		st.Fleets[fid] = fs
+	}
+	return st, nil
+}
+
+func decodeImageOptions(body []byte) (*ImageOptions, error) {
+	type named struct {
+		GameID    flexInt    `json:"gameid"`
+		ImageID   flexInt    `json:"imageid"`
+		MachineID flexInt    `json:"machineid"`
+		Name      flexString `json:"name"`
+	}
+	var r struct {
+		DiffID    flexInt    `json:"diffid"`
+		UpdateID  flexInt    `json:"updateid"`
+		UpdateURL flexString `json:"update_url"`
+		Games     []named    `json:"games"`
+		Images    []named    `json:"images"`
+		Machines  []named    `json:"machines"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	conv := func(in []named, pick func(named) int64) []NamedID {
+		if len(in) == 0 {
+			return nil
+		}
+		out := make([]NamedID, 0, len(in))
+		for _, n := range in {
+			out = append(out, NamedID{ID: pick(n), Name: string(n.Name)})
+		}
+		return out
+	}
+	return &ImageOptions{
+		DiffID:    r.DiffID.V,
+		UpdateID:  r.UpdateID.V,
+		UpdateURL: string(r.UpdateURL),
+		Games:     conv(r.Games, func(n named) int64 { return n.GameID.V }),
+		Images:    conv(r.Images, func(n named) int64 { return n.ImageID.V }),
+		Machines:  conv(r.Machines, func(n named) int64 { return n.MachineID.V }),
+	}, nil
+}
