@@ -1,0 +1,423 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rollout/rollout/plan"
+)
+
+// Summary is a replayed journal: what `rollout status` shows and what a
+// resumed run needs.
+type Summary struct {
+	Plan     string
+	PlanHash string
+	Created  time.Time // time of the plan record
+	Runs     []Run
+	// Finished is true when the last run wrote its finish record; ExitCode
+	// is then its exit status. An unfinished last run crashed or was killed.
+	Finished bool
+	ExitCode int
+	// Preflight is what the last run's pre-flight checks found.
+	Preflight []Fact
+	// Instances holds the last recorded outcome of each instance.
+	Instances map[string]*InstanceOutcome
+	// Intents holds every state-changing call announced, by key.
+	Intents map[string]*Intent
+	// OpenJobs are remote jobs the journal saw created whose end it did not
+	// see: diffs neither rejected nor turned into a version (an open diff
+	// locks its image even when it completed or failed), and updates,
+	// versions, queued installs and uninstalls without a terminal state or
+	// a recorded outcome of their instance. Sorted by kind and id.
+	OpenJobs []JobRecord
+	// Unfinished is what the last interrupt recorded, if the last run was
+	// interrupted.
+	Unfinished []JobRecord
+	// TornTail is true when the journal ended in a torn line, which was
+	// ignored.
+	TornTail bool
+}
+
+// Run is one run of the plan in this state directory.
+type Run struct {
+	PID      int
+	Host     string
+	Started  time.Time
+	Resumed  bool
+	Finished time.Time // zero when the run never wrote its finish record
+	ExitCode int
+}
+
+// InstanceOutcome is how an instance last ended.
+type InstanceOutcome struct {
+	ID      string
+	Outcome string
+	Error   string
+	Job     *JobRecord
+	Output  json.RawMessage
+	Time    time.Time
+}
+
+// Intent is one announced state-changing call and its answer, if any.
+type Intent struct {
+	Key       string
+	Endpoint  string
+	Params    map[string]string
+	Time      time.Time
+	HasResult bool
+	JobID     int64
+	Error     string
+}
+
+// Instance is the instance id a key names: the part before the first space
+// ("diff@buildbox-1/game-b imagediff/create#1").
+func (in *Intent) Instance() string {
+	id, _, _ := strings.Cut(in.Key, " ")
+	return id
+}
+
+// PendingIntents are the calls announced without a recorded answer: each may
+// or may not have reached the API. Sorted by time, then key.
+func (s *Summary) PendingIntents() []*Intent {
+	var out []*Intent
+	for _, in := range s.Intents {
+		if !in.HasResult {
+			out = append(out, in)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].Time.Equal(out[b].Time) {
+			return out[a].Time.Before(out[b].Time)
+		}
+		return out[a].Key < out[b].Key
+	})
+	return out
+}
+
+// OpenDiffs are the open jobs that are diffs.
+func (s *Summary) OpenDiffs() []JobRecord {
+	var out []JobRecord
+	for _, j := range s.OpenJobs {
+		if j.Kind == "diff" {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// Succeeded reports whether the instance's last outcome is a success and
+// returns the output it recorded (an empty succeeded output when none was
+// recorded).
+func (s *Summary) Succeeded(instanceID string) (*plan.Output, bool) {
+	o, ok := s.Instances[instanceID]
+	if !ok || o.Outcome != "succeeded" {
+		return nil, false
+	}
+	out := &plan.Output{}
+	if len(o.Output) > 0 {
+		if err := json.Unmarshal(o.Output, out); err != nil {
+			return nil, false
+		}
+	}
+	if out.State == "" {
+		out.State = "succeeded"
+	}
+	return out, true
+}
+
+// TargetStatus is the outcome of a target's instances: the worst of them.
+type TargetStatus struct {
+	Target    string // "machine/image", or "image" for per-image instances
+	Outcome   string
+	Error     string // of the instance that decided Outcome
+	Instances []*InstanceOutcome
+}
+
+var severity = map[string]int{"failed": 5, "cancelled": 4, "skipped": 3, "skipped-when": 1, "succeeded": 0}
+
+// Targets groups the recorded outcomes by target (the part of an instance id
+// after '@'), sorted by target.
+func (s *Summary) Targets() []TargetStatus {
+	by := map[string]*TargetStatus{}
+	for _, o := range s.Instances {
+		_, t, ok := strings.Cut(o.ID, "@")
+		if !ok {
+			t = o.ID
+		}
+		ts := by[t]
+		if ts == nil {
+			ts = &TargetStatus{Target: t, Outcome: o.Outcome, Error: o.Error}
+			by[t] = ts
+		} else if severity[o.Outcome] > severity[ts.Outcome] {
+			ts.Outcome, ts.Error = o.Outcome, o.Error
+		}
+		ts.Instances = append(ts.Instances, o)
+	}
+	out := make([]TargetStatus, 0, len(by))
+	for _, ts := range by {
+		sort.Slice(ts.Instances, func(a, b int) bool { return ts.Instances[a].ID < ts.Instances[b].ID })
+		out = append(out, *ts)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Target < out[b].Target })
+	return out
+}
+
+type jobKey struct {
+	kind string
+	id   int64
+}
+
+type jobState struct {
+	rec JobRecord
+	// ended: seen in a terminal state, or its instance's outcome was
+	// recorded with no sign of the job still running.
+	ended    bool
+	rejected bool
+	versions bool
+}
+
+// replayer folds records into a Summary. Open keeps it and applies the
+// current run's records too, so that Prior sees both.
+type replayer struct {
+	s       Summary
+	jobs    map[jobKey]*jobState
+	records int
+}
+
+func newReplayer() *replayer {
+	return &replayer{
+		s:    Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}},
+		jobs: map[jobKey]*jobState{},
+	}
+}
+
+// feed applies every complete line of data. It returns the length of the
+// part that holds complete lines; bytes after it are a torn last line.
+func (r *replayer) feed(path string, data []byte) (int64, error) {
+	lines, good := splitLines(data)
+	if good < int64(len(data)) {
+		r.s.TornTail = true
+	}
+	for i, line := range lines {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var rec Record
+		if err := json.Unmarshal(line, &rec); err != nil {
+			return 0, fmt.Errorf("%s line %d is not a journal record (%v); the journal is damaged: "+
+				"inspect it, or start over with --fresh (the old journal is kept)", path, i+1, err)
+		}
+		if rec.V > Version {
+			return 0, fmt.Errorf("%s line %d has record version %d, newer than this rollout understands (%d): "+
+				"use a newer rollout, or start over with --fresh", path, i+1, rec.V, Version)
+		}
+		if r.records == 0 && rec.Type != TypePlan {
+			return 0, fmt.Errorf("%s does not start with a plan record; it is not a rollout journal", path)
+		}
+		r.apply(&rec)
+	}
+	return good, nil
+}
+
+var digits = regexp.MustCompile(`/(\d+)/`)
+
+// idFrom finds a job id in the params (name) or in the endpoint path
+// ("imagediff/218595/reject").
+func idFrom(in *Intent, name string) int64 {
+	if v, ok := in.Params[name]; ok {
+		if id, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return id
+		}
+	}
+	if m := digits.FindStringSubmatch("/" + in.Endpoint + "/"); m != nil {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		return id
+	}
+	return 0
+}
+
+func (r *replayer) job(kind string, id int64, instance string) *jobState {
+	k := jobKey{kind, id}
+	js := r.jobs[k]
+	if js == nil {
+		js = &jobState{rec: JobRecord{Instance: instance, Kind: kind, ID: id}}
+		r.jobs[k] = js
+	}
+	return js
+}
+
+func (r *replayer) apply(rec *Record) {
+	r.records++
+	switch rec.Type {
+	case TypePlan:
+		r.s.Plan, r.s.PlanHash, r.s.Created = rec.Plan, rec.Hash, rec.Time
+	case TypeRunStart:
+		r.s.Runs = append(r.s.Runs, Run{PID: rec.PID, Host: rec.Host, Started: rec.Time, Resumed: rec.Resumed})
+		r.s.Finished, r.s.ExitCode = false, 0
+		r.s.Preflight, r.s.Unfinished = nil, nil
+	case TypePreflight:
+		r.s.Preflight = append(r.s.Preflight, rec.Facts...)
+	case TypeIntent:
+		// A key is written once per intent; should it come again the
+		// later one wins, with its answer still to come.
+		r.s.Intents[rec.Key] = &Intent{Key: rec.Key, Endpoint: rec.Endpoint, Params: rec.Params, Time: rec.Time}
+	case TypeResult:
+		in := r.s.Intents[rec.Key]
+		if in == nil {
+			in = &Intent{Key: rec.Key, Time: rec.Time}
+			r.s.Intents[rec.Key] = in
+		}
+		in.HasResult, in.JobID, in.Error = true, rec.JobID, rec.Error
+		if rec.Error == "" {
+			r.created(in)
+		}
+	case TypeOutcome:
+		r.s.Instances[rec.Instance] = &InstanceOutcome{
+			ID: rec.Instance, Outcome: rec.Outcome, Error: rec.Error, Job: rec.Job, Output: rec.Output, Time: rec.Time,
+		}
+		r.outcome(rec)
+	case TypeUnfinished:
+		r.s.Unfinished = append(r.s.Unfinished, rec.Jobs...)
+		for _, jr := range rec.Jobs {
+			if js, ok := r.jobs[jobKey{jr.Kind, jr.ID}]; ok {
+				inst := js.rec.Instance
+				js.rec = jr
+				if js.rec.Instance == "" {
+					js.rec.Instance = inst
+				}
+				js.ended = jr.Terminal()
+			}
+		}
+	case TypeFinish:
+		r.s.Finished = true
+		if rec.Exit != nil {
+			r.s.ExitCode = *rec.Exit
+		}
+		if n := len(r.s.Runs); n > 0 {
+			r.s.Runs[n-1].Finished = rec.Time
+			r.s.Runs[n-1].ExitCode = r.s.ExitCode
+		}
+	}
+}
+
+// created notes the job a successful call made or settled, from its
+// endpoint.
+func (r *replayer) created(in *Intent) {
+	ep, inst := in.Endpoint, in.Instance()
+	switch {
+	case strings.Contains(ep, "imageupdate/create"):
+		if in.JobID != 0 {
+			r.job("update", in.JobID, inst)
+		}
+	case strings.Contains(ep, "imagediff/create"), strings.HasSuffix(ep, "/retry") && strings.Contains(ep, "imagediff"):
+		if in.JobID != 0 {
+			js := r.job("diff", in.JobID, inst)
+			js.ended = false // a retry runs it again
+		}
+	case strings.Contains(ep, "imagediff") && strings.Contains(ep, "reject"):
+		if id := idFrom(in, "diffid"); id != 0 {
+			if js, ok := r.jobs[jobKey{"diff", id}]; ok {
+				js.rejected = true
+			}
+		}
+		if in.JobID != 0 && in.JobID != idFrom(in, "diffid") {
+			r.job("uninstall", in.JobID, inst)
+		}
+	case strings.Contains(ep, "imageversion/create"):
+		if id := idFrom(in, "diffid"); id != 0 {
+			if js, ok := r.jobs[jobKey{"diff", id}]; ok {
+				js.versions = true
+			}
+		}
+		if in.JobID != 0 {
+			r.job("version", in.JobID, inst)
+		}
+	case strings.Contains(ep, "imageinstall") && strings.Contains(ep, "queue"):
+		id := in.JobID
+		if id == 0 {
+			id = idFrom(in, "jobid")
+		}
+		if id != 0 {
+			kind := "install"
+			if in.Params["mirroring"] == "true" || in.Params["mirroring"] == "1" {
+				kind = "mirror"
+			}
+			r.job(kind, id, inst)
+		}
+	}
+}
+
+// outcome applies an instance's end to the jobs it made: its recorded job
+// takes the recorded state, and unless the instance was cancelled or its job
+// was last seen running, its jobs have ended.
+func (r *replayer) outcome(rec *Record) {
+	var running *jobKey
+	if rec.Job != nil {
+		for _, kind := range []string{rec.Job.Kind, "install", "mirror"} {
+			if js, ok := r.jobs[jobKey{kind, rec.Job.ID}]; ok {
+				js.rec.State, js.rec.StateName, js.rec.Progress, js.rec.Error =
+					rec.Job.State, rec.Job.StateName, rec.Job.Progress, rec.Job.Error
+				if !rec.Job.Terminal() && rec.Job.State != 0 {
+					k := jobKey{js.rec.Kind, js.rec.ID}
+					running = &k
+				}
+				break
+			}
+		}
+	}
+	if rec.Outcome == "cancelled" {
+		return
+	}
+	for k, js := range r.jobs {
+		if js.rec.Instance != rec.Instance || (running != nil && *running == k) {
+			continue
+		}
+		js.ended = true
+	}
+}
+
+func (r *replayer) summary() *Summary {
+	s := r.s
+	s.Instances = make(map[string]*InstanceOutcome, len(r.s.Instances))
+	for k, v := range r.s.Instances {
+		c := *v
+		s.Instances[k] = &c
+	}
+	s.Intents = make(map[string]*Intent, len(r.s.Intents))
+	for k, v := range r.s.Intents {
+		c := *v
+		s.Intents[k] = &c
+	}
+	s.Runs = append([]Run(nil), r.s.Runs...)
+	s.Preflight = append([]Fact(nil), r.s.Preflight...)
+	s.Unfinished = append([]JobRecord(nil), r.s.Unfinished...)
+	var open []*jobState
+	for _, js := range r.jobs {
+		if js.rec.Kind == "diff" {
+			if !js.rejected && !js.versions {
+				open = append(open, js)
+			}
+			continue
+		}
+		if !js.ended {
+			open = append(open, js)
+		}
+	}
+	sort.Slice(open, func(a, b int) bool {
+		if open[a].rec.Kind != open[b].rec.Kind {
+			return open[a].rec.Kind < open[b].rec.Kind
+		}
+		return open[a].rec.ID < open[b].rec.ID
+	})
+	s.OpenJobs = nil
+	for _, js := range open {
+		s.OpenJobs = append(s.OpenJobs, js.rec)
+	}
+	return &s
+}
