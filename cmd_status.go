@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/state"
+)
+
+func cmdStatus(ctx context.Context, a *app, args []string) error {
+	fs := newFlags("status")
+	vars := varFlags{}
+	fs.Var(vars, "var", "override a plan variable (name=value), repeatable")
+	dir := fs.String("state-dir", "", "state directory (default .rollout/<plan name>)")
+	refresh := fs.Bool("refresh", false, "read the live state of open jobs from the API")
+	asJSON := fs.Bool("json", false, "print the journal summary as JSON")
+	simFlag := fs.Bool("sim", false, "with --refresh: ask a fresh built-in simulator (shows only what it knows)")
+	pos, err := parseArgs(fs, "status", args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageErr("rollout status: at most one plan file\nusage: rollout %s", usageOf("status"))
+	}
+	var p *plan.Plan
+	if len(pos) == 1 {
+		if p, err = a.loadPlan(pos[0], vars); err != nil {
+			return err
+		}
+		if *dir == "" {
+			*dir = state.DefaultDir(p.Name)
+		}
+	}
+	if *dir == "" {
+		found, _ := filepath.Glob(filepath.Join(".rollout", "*", state.JournalName))
+		switch len(found) {
+		case 0:
+			return failErr("rollout status: no journal under .rollout/: name the plan or --state-dir")
+		case 1:
+			*dir = filepath.Dir(found[0])
+		default:
+			var names []string
+			for _, f := range found {
+				names = append(names, filepath.Dir(f))
+			}
+			return usageErr("rollout status: several state directories: %s; name the plan or --state-dir", strings.Join(names, ", "))
+		}
+	}
+	sum, err := state.Replay(*dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return failErr("rollout status: no journal in %s: this plan has not run here", *dir)
+	}
+	if err != nil {
+		return failErr("rollout status: %v", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	w := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Plan %s (journal %s)\n", sum.Plan, filepath.Join(*dir, state.JournalName))
+	for i, r := range sum.Runs {
+		end := "did not finish (crashed, killed or still running)"
+		if !r.Finished.IsZero() {
+			end = fmt.Sprintf("finished %s, exit %d", r.Finished.Format("2006-01-02 15:04:05"), r.ExitCode)
+		}
+		kind := "run"
+		if r.Resumed {
+			kind = "resumed run"
+		}
+		fmt.Fprintf(w, "  %s %d: pid %d, started %s, %s\n", kind, i+1, r.PID, r.Started.Format("2006-01-02 15:04:05"), end)
+	}
+	if sum.TornTail {
+		fmt.Fprintln(w, "  (the journal ended in a torn line, written when the process was killed; it was ignored)")
+	}
+	fmt.Fprintln(w, "\nTargets:")
+	for _, t := range sum.Targets() {
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", t.Target, t.Outcome, t.Error)
+	}
+	var live *clanforge.Client
+	if *refresh {
+		if p == nil {
+			return usageErr("rollout status --refresh: name the plan, so that the API address and account are known")
+		}
+		conn, err := a.connect(ctx, p, connectOptions{sim: *simFlag})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		live = conn.client
+	}
+	fmt.Fprintln(w, "\nOpen remote jobs:")
+	if len(sum.OpenJobs) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	for _, j := range sum.OpenJobs {
+		line := fmt.Sprintf("  %s %d\t%s\tlast seen %s", j.Kind, j.ID, j.Instance, stateName(j.StateName))
+		if live != nil {
+			line += "\tnow " + liveState(ctx, live, j)
+		}
+		fmt.Fprintln(w, line)
+	}
+	if diffs := sum.OpenDiffs(); len(diffs) > 0 {
+		fmt.Fprintln(w, "\nOpen diffs (each locks its image until rejected or turned into a version):")
+		for _, d := range diffs {
+			fmt.Fprintf(w, "  diff %d\t%s\treject with: rollout reject --diff %d --plan PLAN [--reinstall]\n", d.ID, d.Instance, d.ID)
+		}
+	}
+	if !sum.Finished && len(sum.Runs) > 0 {
+		fmt.Fprintln(w, "\nThe last run did not finish. Continue it with: rollout run PLAN --resume")
+	}
+	return w.Flush()
+}
+
+func stateName(s string) string {
+	if s == "" {
+		return "(no state yet)"
+	}
+	return s
+}
+
+// liveState reads one open job's current state.
+func liveState(ctx context.Context, c *clanforge.Client, j state.JobRecord) string {
+	var job *clanforge.Job
+	var err error
+	switch j.Kind {
+	case "update":
+		job, err = c.UpdateStatus(ctx, j.ID)
+	case "diff":
+		var d *clanforge.Diff
+		if d, err = c.DiffStatus(ctx, j.ID); d != nil {
+			job = &d.Job
+		}
+	case "version":
+		job, err = c.VersionStatus(ctx, j.ID)
+	case "install", "mirror":
+		var in *clanforge.Install
+		var listed bool
+		in, listed, err = c.FindInstall(ctx, j.ID)
+		if err == nil && !listed {
+			return "no longer listed (completed)"
+		}
+		if in != nil {
+			job = &in.Job
+		}
+	default:
+		return "(no status endpoint)"
+	}
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	if job == nil {
+		return "unknown"
+	}
+	s := job.State.String()
+	if job.Error != "" {
+		s += ": " + job.Error
+	}
+	return s
+}

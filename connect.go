@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/charmbracelet/x/term"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/plan"
+)
+
+// connectOptions choose between the real API and the built-in simulator.
+type connectOptions struct {
+	sim      bool
+	speed    float64
+	scenario string
+}
+
+// conn is a client, and the in-process simulator behind it with --sim.
+type conn struct {
+	client  *clanforge.Client
+	sim     *sim.Server
+	display string // base URL as shown to people
+}
+
+func (c *conn) Close() {
+	if c.sim != nil {
+		c.sim.Close()
+	}
+}
+
+func (a *app) baseURL(p *plan.Plan) string {
+	if u := a.getenv("CLANFORGE_URL"); u != "" {
+		return u
+	}
+	if p.ClanforgeURL != "" {
+		return p.ClanforgeURL
+	}
+	return clanforge.DefaultBaseURL
+}
+
+func (a *app) asid(p *plan.Plan) int64 {
+	if p.ASID != 0 {
+		return p.ASID
+	}
+	if s := a.getenv("CLANFORGE_ASID"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// connect builds the client. With --sim it starts the simulator on a
+// loopback port, ignoring clanforge.url and CLANFORGE_URL; without
+// credentials in the environment the two share generated ones.
+func (a *app) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*conn, error) {
+	access, secret := a.getenv("CLANFORGE_ACCESS_KEY"), a.getenv("CLANFORGE_SECRET_KEY")
+	asid := a.asid(p)
+	if s := a.getenv("CLANFORGE_ASID"); s != "" && p.ASID == 0 {
+		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
+			return nil, usageErr("CLANFORGE_ASID must be an integer account service id")
+		}
+	}
+	c := &conn{}
+	base := a.baseURL(p)
+	if o.sim {
+		if access == "" || secret == "" {
+			access, secret = "sim-"+randomHex(8), randomHex(16)
+		}
+		inv := sim.InventoryFromPlan(p)
+		if asid == 0 {
+			asid = inv.ASID
+		}
+		inv.ASID = asid
+		sc := sim.DefaultScenario()
+		if o.scenario != "" {
+			var err error
+			if sc, err = sim.LoadScenario(o.scenario); err != nil {
+				return nil, usageErr("%v", err)
+			}
+		}
+		if o.speed > 0 {
+			sc.Speed = o.speed
+		}
+		srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc})
+		if err != nil {
+			return nil, fmt.Errorf("starting the simulator: %w", err)
+		}
+		u, err := srv.Start("127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("starting the simulator: %w", err)
+		}
+		c.sim, base = srv, u
+		c.display = u + " (built-in simulator)"
+	} else {
+		if asid == 0 {
+			return nil, usageErr("no account service id: set clanforge.asid in the plan or CLANFORGE_ASID")
+		}
+		if access == "" || secret == "" {
+			return nil, usageErr("no credentials: set CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY (or use --sim)")
+		}
+		c.display = base
+	}
+	cl, err := clanforge.New(clanforge.Config{BaseURL: base, ASID: asid, AccessKey: access, SecretKey: secret, UserAgent: "rollout"})
+	if err != nil {
+		c.Close()
+		return nil, usageErr("%v", err)
+	}
+	c.client = cl
+	return c, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func stdoutIsTerminal() bool { return term.IsTerminal(os.Stdout.Fd()) }
+
+// color reports whether output to w may be colored: a terminal, and no
+// NO_COLOR in the environment.
+func (a *app) color(w any) bool {
+	if a.getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f.Fd())
+}

@@ -1,0 +1,773 @@
+// Package engine runs a validated plan: it schedules the plan's instance DAG
+// under the global concurrency limit, per-step limits, per-image
+// serialization of updates and diffs, install waves and failure budgets, runs
+// on_failure instances for what failed, and reports every event through the
+// Observer interface it defines. It never renders anything itself.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/steps"
+)
+
+// Journal is the engine's view of the state directory: it restores the
+// outputs of instances that succeeded in an earlier run and records every
+// outcome of this one.
+type Journal interface {
+	Restore(instanceID string) (*plan.Output, bool)
+	Record(instanceID string, r Result, out *plan.Output)
+}
+
+// Executor runs one instance. steps.Run is the production executor; the type
+// exists so that the scheduler's own tests can drive it without a server.
+type Executor func(ctx context.Context, env *steps.Env, inst *plan.Instance, in steps.Inputs, progress func(steps.JobUpdate)) (*plan.Output, error)
+
+// Options configure a run.
+type Options struct {
+	// Concurrency overrides the plan's limit when > 0.
+	Concurrency int
+	Observer    Observer
+	Env         *steps.Env
+	Journal     Journal // nil: nothing is restored or recorded
+	// Execute defaults to steps.Run.
+	Execute Executor
+	Now     func() time.Time
+	// RequestInterval is how often RequestCount events are sent; default 1s.
+	RequestInterval time.Duration
+}
+
+// status is where an instance is in its life.
+type status int
+
+const (
+	waiting status = iota // dependencies not done
+	ready                 // may start once limits allow
+	running
+	ended
+	dormant // an on_failure instance whose trigger has not failed
+)
+
+// node is the engine's mutable record of one instance. Only the scheduler
+// goroutine touches it.
+type node struct {
+	inst    *plan.Instance
+	index   int // order of start preference
+	status  status
+	pending int // dependencies not yet ended
+	deps    []*node
+	users   []*node // dependents
+	out     *plan.Output
+	result  Result
+	// triggered on_failure nodes for which this node is a trigger
+	onFail []*node
+}
+
+// waveKey names one wave of one install step for one image.
+type waveKey struct {
+	step, image string
+	wave        int
+}
+
+// completion is what an executing instance hands back to the scheduler.
+type completion struct {
+	n   *node
+	out *plan.Output
+	err error
+	job *JobInfo
+	at  time.Time
+}
+
+// Engine runs one plan once.
+type Engine struct {
+	p    *plan.Plan
+	opt  Options
+	obs  Observer
+	now  func() time.Time
+	exec Executor
+
+	nodes  []*node
+	byID   map[string]*node
+	limit  int
+	start  time.Time
+	doneCh chan completion
+
+	// scheduler state
+	readyList   []*node
+	stepRunning map[string]int
+	imageBusy   map[string]bool // update/diff serialization per image
+	waveLeft    map[waveKey]int // instances of a wave not yet ended
+	waveOpen    map[waveKey]bool
+	waveParked  map[waveKey][]*node
+	stepFailed  map[string]int
+	aborted     bool
+	abortReason string
+	interrupted bool
+	runningN    int // instances started and not yet completed
+	slots       int // of those, the ones holding a concurrency slot
+	ctx         context.Context
+
+	mu       sync.Mutex // guards lastJob
+	lastJob  map[string]JobInfo
+	failures []Failure
+}
+
+// New prepares a run of p.
+func New(p *plan.Plan, opt Options) *Engine {
+	e := &Engine{p: p, opt: opt, obs: opt.Observer, now: opt.Now, exec: opt.Execute}
+	if e.obs == nil {
+		e.obs = NopObserver{}
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.exec == nil {
+		e.exec = steps.Run
+	}
+	e.limit = p.Concurrency
+	if opt.Concurrency > 0 {
+		e.limit = opt.Concurrency
+	}
+	if e.limit < 1 {
+		e.limit = 1
+	}
+	e.build()
+	return e
+}
+
+func (e *Engine) build() {
+	e.byID = make(map[string]*node, len(e.p.Instances)+len(e.p.FailureInstances))
+	e.waveLeft = map[waveKey]int{}
+	e.waveOpen = map[waveKey]bool{}
+	e.waveParked = map[waveKey][]*node{}
+	e.stepRunning = map[string]int{}
+	e.imageBusy = map[string]bool{}
+	e.stepFailed = map[string]int{}
+	e.lastJob = map[string]JobInfo{}
+	add := func(in *plan.Instance, st status) *node {
+		n := &node{inst: in, index: len(e.nodes), status: st}
+		e.nodes = append(e.nodes, n)
+		e.byID[in.ID] = n
+		return n
+	}
+	for _, in := range e.p.Instances {
+		add(in, waiting)
+		if in.Wave >= 0 {
+			e.waveLeft[waveOf(in)]++
+		}
+	}
+	for _, in := range e.p.FailureInstances {
+		add(in, dormant)
+	}
+	for _, n := range e.nodes {
+		for _, d := range n.inst.Deps {
+			dn := e.byID[d.ID]
+			if dn == nil {
+				continue
+			}
+			n.deps = append(n.deps, dn)
+			dn.users = append(dn.users, n)
+		}
+		n.pending = len(n.deps)
+		for _, t := range n.inst.Trigger {
+			if tn := e.byID[t.ID]; tn != nil {
+				tn.onFail = append(tn.onFail, n)
+			}
+		}
+	}
+}
+
+func waveOf(in *plan.Instance) waveKey {
+	return waveKey{step: in.Step.Name, image: in.Image.Name, wave: in.Wave}
+}
+
+func info(in *plan.Instance) InstanceInfo {
+	ii := InstanceInfo{ID: in.ID, Step: in.Step.Name, Type: string(in.Step.Type), Image: in.Image.Name, Wave: in.Wave, OnFailure: in.Step.OnFailure}
+	if in.Machine != nil {
+		ii.Machine = in.Machine.Name
+	}
+	return ii
+}
+
+// Run executes the plan until every instance ended, the rollout aborted or
+// ctx was cancelled (an interrupt). The returned error is a fault of the
+// engine itself; instance failures are outcomes, reported in the summary.
+func (e *Engine) Run(ctx context.Context) (*Summary, error) {
+	e.start = e.now()
+	e.ctx = ctx
+	infos := make([]InstanceInfo, 0, len(e.nodes))
+	for _, n := range e.nodes {
+		infos = append(infos, info(n.inst))
+	}
+	e.obs.RunStarted(RunInfo{Plan: e.p.Name, Concurrency: e.limit, Instances: infos, Targets: len(e.p.Targets), Started: e.start})
+
+	// Request counts are sampled rather than pushed per request so that a
+	// busy client never waits on an observer.
+	stopTicker := e.requestTicker()
+	defer stopTicker()
+
+	var g errgroup.Group
+	g.SetLimit(e.limit)
+	e.doneCh = make(chan completion, len(e.nodes))
+
+	// Instances with no dependencies are ready at once; restored ones end
+	// at once and release their dependents.
+	for _, n := range e.nodes {
+		if n.status == waiting && n.pending == 0 {
+			e.makeReady(n)
+		}
+	}
+
+	for {
+		if ctx.Err() != nil && !e.interrupted {
+			e.interrupted = true
+			e.skipAllNotStarted("interrupted")
+		}
+		e.dispatch(ctx, &g)
+		if e.runningN == 0 && len(e.readyList) == 0 {
+			break
+		}
+		if e.runningN == 0 {
+			// Ready instances exist but none could start although no
+			// limit is held: a fault of the engine, never of the plan.
+			return nil, fmt.Errorf("engine: %d instances ready but none can start", len(e.readyList))
+		}
+		select {
+		case c := <-e.doneCh:
+			e.complete(c)
+		case <-ctx.Done():
+			if !e.interrupted {
+				e.interrupted = true
+				e.skipAllNotStarted("interrupted")
+			}
+			// Running instances see the same cancellation and return
+			// promptly with their last job state.
+			c := <-e.doneCh
+			e.complete(c)
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// Whatever never became ready (its dependencies ended otherwise) has
+	// already been marked; waiting nodes left here mean a broken DAG.
+	for _, n := range e.nodes {
+		if n.status == waiting || n.status == ready {
+			e.finish(n, Result{Outcome: Skipped, Err: "not reached"}, nil, e.now())
+		}
+	}
+	s := e.summary()
+	e.obs.RunFinished(*s)
+	return s, nil
+}
+
+func (e *Engine) requestTicker() func() {
+	c := e.client()
+	if c == nil {
+		return func() {}
+	}
+	iv := e.opt.RequestInterval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				e.obs.RequestCount(c.Requests())
+			}
+		}
+	}()
+	return func() { close(stop); <-done; e.obs.RequestCount(c.Requests()) }
+}
+
+func (e *Engine) client() *clanforge.Client {
+	if e.opt.Env == nil {
+		return nil
+	}
+	return e.opt.Env.Client
+}
+
+// makeReady moves a node whose dependencies all ended into the ready list,
+// or parks it behind its wave, or ends it at once when it was restored from
+// the journal.
+func (e *Engine) makeReady(n *node) {
+	if e.opt.Journal != nil {
+		if out, ok := e.opt.Journal.Restore(n.inst.ID); ok {
+			n.status = running // finish expects a started node
+			now := e.now()
+			e.finish(n, Result{Outcome: Succeeded, Started: now, Finished: now, Detail: "done in an earlier run"}, out, now)
+			return
+		}
+	}
+	if e.aborted || e.interrupted {
+		reason := "rollout aborted"
+		if e.interrupted {
+			reason = "interrupted"
+		}
+		e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, e.now())
+		return
+	}
+	if n.inst.Wave >= 0 {
+		k := waveOf(n.inst)
+		if !e.waveIsOpen(k) {
+			e.waveParked[k] = append(e.waveParked[k], n)
+			return
+		}
+	}
+	n.status = ready
+	i := sort.Search(len(e.readyList), func(i int) bool { return e.readyList[i].index > n.index })
+	e.readyList = append(e.readyList, nil)
+	copy(e.readyList[i+1:], e.readyList[i:])
+	e.readyList[i] = n
+}
+
+// waveIsOpen reports whether wave k may start: wave 0 always, wave k once
+// every instance of wave k-1 of the same step and image ended. Opening a
+// wave is announced once.
+func (e *Engine) waveIsOpen(k waveKey) bool {
+	if e.waveOpen[k] {
+		return true
+	}
+	if k.wave > 0 {
+		prev := waveKey{k.step, k.image, k.wave - 1}
+		if e.waveLeft[prev] > 0 {
+			return false
+		}
+	}
+	e.waveOpen[k] = true
+	var ids []string
+	for _, n := range e.nodes {
+		if n.inst.Wave == k.wave && n.inst.Step.Name == k.step && n.inst.Image.Name == k.image {
+			ids = append(ids, n.inst.ID)
+		}
+	}
+	e.obs.WaveStarted(k.step, k.image, k.wave, e.wavesOf(k.step), ids)
+	return true
+}
+
+func (e *Engine) wavesOf(step string) int {
+	for _, s := range e.p.Steps {
+		if s.Name == step {
+			return len(s.Waves)
+		}
+	}
+	return 0
+}
+
+// dispatch starts every ready instance that the limits allow, in plan order.
+func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
+	for i := 0; i < len(e.readyList); {
+		n := e.readyList[i]
+		if e.aborted || e.interrupted {
+			e.removeReady(i)
+			reason := "rollout aborted"
+			if e.interrupted {
+				reason = "interrupted"
+			}
+			e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, e.now())
+			continue
+		}
+		st := n.inst.Step
+		if st.MaxParallel > 0 && e.stepRunning[st.Name] >= st.MaxParallel {
+			i++
+			continue
+		}
+		serial := st.Type == plan.TypeUpdate || st.Type == plan.TypeDiff
+		if serial && e.imageBusy[n.inst.Image.Name] {
+			i++
+			continue
+		}
+		// A when expression is evaluated just before the instance would
+		// run; false skips it and its dependents.
+		if st.When != nil {
+			ok, err := st.When.Eval(e.evalInput(n))
+			if err != nil {
+				e.removeReady(i)
+				n.status = running
+				e.failNow(n, fmt.Errorf("when: %v", err))
+				continue
+			}
+			if !ok {
+				e.removeReady(i)
+				n.status = running
+				now := e.now()
+				e.finish(n, Result{Outcome: SkippedWhen, Err: "when is false: " + st.When.Source, Started: now, Finished: now}, &plan.Output{State: "skipped"}, now)
+				continue
+			}
+		}
+		// Gates call nothing remote, so they take no slot.
+		if st.Type == plan.TypeGate {
+			e.removeReady(i)
+			n.status = running
+			e.runningN++
+			e.obs.InstanceStarted(n.inst.ID, e.now())
+			out, err := e.exec(ctx, e.opt.Env, n.inst, e.inputs(n), func(steps.JobUpdate) {})
+			e.complete(completion{n: n, out: out, err: err, at: e.now()})
+			continue
+		}
+		if e.slots >= e.limit {
+			// Every slot is taken; gates further down may still go.
+			i++
+			continue
+		}
+		in := e.inputs(n)
+		started := e.now()
+		// The scheduler counts slots itself, so g.Go blocks at most for
+		// the moment a finished instance needs to return its errgroup
+		// slot after handing over its completion.
+		g.Go(func() error {
+			e.obs.InstanceStarted(n.inst.ID, started)
+			out, err := e.runOne(ctx, n, in)
+			e.mu.Lock()
+			var job *JobInfo
+			if j, ok := e.lastJob[n.inst.ID]; ok {
+				job = &j
+			}
+			e.mu.Unlock()
+			e.doneCh <- completion{n: n, out: out, err: err, job: job, at: e.now()}
+			// Failures are outcomes, not errors: returning one would
+			// mean a fault of the engine.
+			return nil
+		})
+		e.removeReady(i)
+		n.status = running
+		n.result.Started = started
+		e.runningN++
+		e.slots++
+		e.stepRunning[st.Name]++
+		if serial {
+			e.imageBusy[n.inst.Image.Name] = true
+		}
+	}
+}
+
+func (e *Engine) runOne(ctx context.Context, n *node, in steps.Inputs) (*plan.Output, error) {
+	st := n.inst.Step
+	rctx := ctx
+	var cancel context.CancelFunc
+	if st.Timeout > 0 {
+		rctx, cancel = context.WithTimeout(ctx, st.Timeout)
+		defer cancel()
+	}
+	out, err := e.exec(rctx, e.opt.Env, n.inst, in, func(u steps.JobUpdate) {
+		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: int(u.Job.State), StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.Job.ETA, Error: u.Job.Error}
+		e.mu.Lock()
+		e.lastJob[n.inst.ID] = ji
+		e.mu.Unlock()
+		e.obs.JobProgress(n.inst.ID, ji)
+	})
+	if err != nil && ctx.Err() == nil && rctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("timed out after %s: %w", st.Timeout, err)
+	}
+	return out, err
+}
+
+func (e *Engine) removeReady(i int) {
+	copy(e.readyList[i:], e.readyList[i+1:])
+	e.readyList = e.readyList[:len(e.readyList)-1]
+}
+
+// complete handles an instance that returned.
+func (e *Engine) complete(c completion) {
+	n := c.n
+	e.runningN--
+	st := n.inst.Step
+	if st.Type != plan.TypeGate {
+		e.slots--
+		e.stepRunning[st.Name]--
+		if st.Type == plan.TypeUpdate || st.Type == plan.TypeDiff {
+			e.imageBusy[n.inst.Image.Name] = false
+		}
+	}
+	r := Result{Started: n.result.Started, Finished: c.at, Job: c.job}
+	if r.Started.IsZero() {
+		r.Started = c.at
+	}
+	out := c.out
+	if out == nil {
+		out = &plan.Output{}
+	}
+	switch {
+	case c.err == nil:
+		r.Outcome = Succeeded
+		out.State = "succeeded"
+		r.Detail = detail(n.inst, out)
+	case e.ctx.Err() != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, e.ctx.Err())):
+		r.Outcome = Cancelled
+		r.Err = "interrupted"
+		out.State = "failed"
+	default:
+		r.Outcome = Failed
+		r.Err = c.err.Error()
+		out.State = "failed"
+	}
+	e.finish(n, r, out, c.at)
+}
+
+func (e *Engine) failNow(n *node, err error) {
+	now := e.now()
+	e.finish(n, Result{Outcome: Failed, Err: err.Error(), Started: now, Finished: now}, &plan.Output{State: "failed"}, now)
+}
+
+// detail summarizes an instance's output for people.
+func detail(in *plan.Instance, out *plan.Output) string {
+	switch in.Step.Type {
+	case plan.TypeDiff:
+		return fmt.Sprintf("diff %d: %d added, %d modified, %d removed", out.DiffID, len(out.Added), len(out.Modified), len(out.Removed))
+	case plan.TypeVersion:
+		return fmt.Sprintf("image version %d", out.VersionID)
+	case plan.TypeInstall:
+		if len(out.JobIDs) == 1 {
+			return fmt.Sprintf("install job %d", out.JobIDs[0])
+		}
+		return fmt.Sprintf("%d install jobs", len(out.JobIDs))
+	}
+	if out.Job.ID != 0 {
+		return fmt.Sprintf("job %d", out.Job.ID)
+	}
+	return ""
+}
+
+// finish records an instance's end, releases or skips its dependents, opens
+// waves, checks the failure budget and wakes on_failure instances.
+func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
+	if n.status == ended {
+		return
+	}
+	n.status = ended
+	if r.Finished.IsZero() {
+		r.Finished = at
+	}
+	n.result = r
+	if out == nil {
+		out = &plan.Output{State: string(r.Outcome)}
+		if r.Outcome == Skipped || r.Outcome == SkippedWhen {
+			out.State = "skipped"
+		}
+	}
+	n.out = out
+	if e.opt.Journal != nil && !(r.Outcome == Succeeded && r.Detail == "done in an earlier run") {
+		e.opt.Journal.Record(n.inst.ID, r, out)
+	}
+	e.obs.InstanceFinished(n.inst.ID, r)
+
+	if r.Outcome == Failed {
+		e.failures = append(e.failures, Failure{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name, Err: r.Err})
+		if !n.inst.Step.OnFailure {
+			e.stepFailed[n.inst.Step.Name]++
+			e.checkBudget(n.inst.Step)
+		}
+		// on_failure runs for what failed, not for an interrupt: an
+		// interrupt sends nothing more that changes state.
+		if !e.interrupted {
+			for _, f := range n.onFail {
+				if f.status == dormant {
+					f.status = waiting
+					f.pending = 0
+					e.makeReady(f)
+				}
+			}
+		}
+	}
+
+	if n.inst.Wave >= 0 {
+		k := waveOf(n.inst)
+		e.waveLeft[k]--
+		if e.waveLeft[k] == 0 {
+			next := waveKey{k.step, k.image, k.wave + 1}
+			if parked := e.waveParked[next]; len(parked) > 0 || e.waveLeft[next] > 0 {
+				if e.waveIsOpen(next) {
+					delete(e.waveParked, next)
+					for _, p := range parked {
+						e.makeReady(p)
+					}
+				}
+			}
+		}
+	}
+
+	for _, u := range n.users {
+		if u.status != waiting {
+			continue
+		}
+		switch r.Outcome {
+		case Succeeded:
+			u.pending--
+			if u.pending == 0 {
+				e.makeReady(u)
+			}
+		case SkippedWhen:
+			// A false when skips the instance and its dependents, and
+			// that is still a success for the exit status.
+			e.finish(u, Result{Outcome: SkippedWhen, Err: "skipped: " + n.inst.ID + " was skipped by when"}, nil, at)
+		default:
+			// Dependents of a failure are skipped, naming the root cause
+			// rather than failing in a chain: a skip passes its own
+			// reason on, which already names the root.
+			reason := r.Err
+			if r.Outcome == Failed || r.Outcome == Cancelled || reason == "" {
+				reason = "dependency " + n.inst.ID + " " + string(r.Outcome)
+			}
+			e.finish(u, Result{Outcome: Skipped, Err: reason}, nil, at)
+		}
+	}
+}
+
+func machineName(in *plan.Instance) string {
+	if in.Machine == nil {
+		return ""
+	}
+	return in.Machine.Name
+}
+
+// checkBudget aborts the rollout once more instances of a step failed than
+// its max_failures allows.
+func (e *Engine) checkBudget(st *plan.Step) {
+	if st.MaxFailures == nil || e.aborted {
+		return
+	}
+	if e.stepFailed[st.Name] > st.MaxFailuresCount {
+		e.aborted = true
+		e.abortReason = fmt.Sprintf("step %q: %d failed, more than max_failures %d", st.Name, e.stepFailed[st.Name], st.MaxFailuresCount)
+		e.obs.Aborting(e.abortReason)
+		e.skipAllNotStarted("rollout aborted")
+	}
+}
+
+// skipAllNotStarted ends every ready or parked instance. Waiting ones are
+// skipped as their dependencies end, and a cancelled context makes running
+// ones return.
+func (e *Engine) skipAllNotStarted(reason string) {
+	now := e.now()
+	list := e.readyList
+	e.readyList = nil
+	for _, n := range list {
+		e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, now)
+	}
+	for k, parked := range e.waveParked {
+		delete(e.waveParked, k)
+		for _, n := range parked {
+			e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, now)
+		}
+	}
+	// Waiting nodes whose dependencies all ended cannot exist; the rest
+	// are skipped when their dependencies end, because makeReady checks
+	// the abort and interrupt flags.
+}
+
+// evalInput is what a when expression sees.
+func (e *Engine) evalInput(n *node) plan.EvalInput {
+	return plan.EvalInput{Machine: n.inst.Machine, Image: n.inst.Image, Steps: e.inputs(n).Scope}
+}
+
+// inputs collects the outputs an instance may read.
+func (e *Engine) inputs(n *node) steps.Inputs {
+	in := steps.Inputs{Scope: map[string]*plan.Output{}}
+	for name, si := range n.inst.Scope {
+		if sn := e.byID[si.ID]; sn != nil && sn.out != nil {
+			in.Scope[name] = sn.out
+		}
+	}
+	if n.inst.Diff != nil {
+		if dn := e.byID[n.inst.Diff.ID]; dn != nil {
+			in.Diff = dn.out
+		}
+	}
+	if n.inst.Version != nil {
+		if vn := e.byID[n.inst.Version.ID]; vn != nil {
+			in.Version = vn.out
+		}
+	}
+	return in
+}
+
+func (e *Engine) summary() *Summary {
+	s := &Summary{
+		Plan:        e.p.Name,
+		Started:     e.start,
+		Finished:    e.now(),
+		Counts:      map[Outcome]int{},
+		Failures:    e.failures,
+		Aborted:     e.aborted,
+		AbortReason: e.abortReason,
+		Interrupted: e.interrupted,
+	}
+	if c := e.client(); c != nil {
+		s.Requests = c.Requests()
+	}
+	type agg struct {
+		ts    TargetSummary
+		first time.Time
+		last  time.Time
+	}
+	targets := map[string]*agg{}
+	var order []string
+	for _, n := range e.nodes {
+		if n.status == dormant {
+			continue
+		}
+		s.Counts[n.result.Outcome]++
+		if n.result.Outcome == Cancelled && n.result.Job != nil && !terminal(n.result.Job.State) {
+			s.Unfinished = append(s.Unfinished, UnfinishedJob{Instance: n.inst.ID, Job: *n.result.Job})
+		}
+		key := machineName(n.inst) + "/" + n.inst.Image.Name
+		a := targets[key]
+		if a == nil {
+			a = &agg{ts: TargetSummary{Machine: machineName(n.inst), Image: n.inst.Image.Name, Outcome: Succeeded}}
+			targets[key] = a
+			order = append(order, key)
+		}
+		if rank(n.result.Outcome) > rank(a.ts.Outcome) {
+			a.ts.Outcome = n.result.Outcome
+			a.ts.Err = n.result.Err
+		}
+		if !n.result.Started.IsZero() && (a.first.IsZero() || n.result.Started.Before(a.first)) {
+			a.first = n.result.Started
+		}
+		if n.result.Finished.After(a.last) {
+			a.last = n.result.Finished
+		}
+	}
+	for _, k := range order {
+		a := targets[k]
+		if !a.first.IsZero() {
+			a.ts.Elapsed = a.last.Sub(a.first)
+		}
+		s.Targets = append(s.Targets, a.ts)
+	}
+	return s
+}
+
+// rank orders outcomes by how much a person needs to see them.
+func rank(o Outcome) int {
+	switch o {
+	case Failed:
+		return 4
+	case Cancelled:
+		return 3
+	case Skipped:
+		return 2
+	case SkippedWhen:
+		return 1
+	}
+	return 0
+}
+
+func terminal(state int) bool { return clanforge.JobState(state).Terminal() }
