@@ -2,11 +2,16 @@
 // calls of its step type, records each state-changing call in the journal
 // before and after it is sent, and polls the resulting job to its end. It
 // knows nothing about scheduling; the engine decides what runs when.
+//
+// The package also owns the InstallWatcher, the single shared reader of
+// imageinstall/status that serves every install instance of a run, and
+// Describe, the pure preview of the calls an instance would make.
 package steps
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
@@ -42,22 +47,26 @@ type JobUpdate struct {
 	Job  clanforge.Job
 }
 
+// Job kinds reported in JobUpdate.Kind.
+const (
+	KindUpdate    = "update"
+	KindDiff      = "diff"
+	KindVersion   = "version"
+	KindMirror    = "mirror"
+	KindInstall   = "install"
+	KindUninstall = "uninstall"
+)
+
 // Env is what every instance execution shares.
 type Env struct {
-	Client   *clanforge.Client
+	Client *clanforge.Client
+	// Installs is the shared install reader. When nil, an install instance
+	// uses a private watcher of its own, which works but gives up the
+	// one-read-per-interval sharing; the engine should always set it.
 	Installs *InstallWatcher
-	Journal  Journal
-	Poll     PollPolicy
+	Journal  Journal   // nil: NopJournal
+	Poll     PollPolicy // zero fields: DefaultPollPolicy's
 	Now      func() time.Time
-}
-
-// PollPolicy bounds status polling. Polls aim at the job's jobeta, never
-// sooner than Min apart, and back off by Factor up to Max while a job waits
-// without an ETA.
-type PollPolicy struct {
-	Min    time.Duration
-	Max    time.Duration
-	Factor float64
 }
 
 // Inputs are the outputs an instance may read: Scope maps step name to the
@@ -69,14 +78,163 @@ type Inputs struct {
 	Version *plan.Output
 }
 
+// Output states set by Run.
+const (
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+)
+
+// errStepTimeout is the cause of the context Run derives from the step's
+// timeout, so that a timeout can be told apart from an interrupt.
+var errStepTimeout = errors.New("step timeout")
+
 // Run executes one instance to its end and returns its output. A returned
 // error is the instance's failure (the output still carries the last job
 // state). When ctx is cancelled Run sends nothing more that changes state and
-// returns ctx's error with the last known job state in the output.
+// returns ctx's error with the last known job state in the output; the
+// output's State is then "failed" too, and the engine tells an interrupt
+// apart with errors.Is(err, context.Canceled). The step's timeout is applied
+// here: running past it fails the instance with an error naming the timeout
+// and the job that was still running.
 func Run(ctx context.Context, env *Env, inst *plan.Instance, in Inputs, progress func(JobUpdate)) (*plan.Output, error) {
-	return nil, errors.New("steps: not implemented")
+	out := &plan.Output{}
+	if inst == nil || inst.Step == nil {
+		out.State = StateFailed
+		return out, errors.New("steps: no instance to run")
+	}
+	if env == nil {
+		env = &Env{}
+	}
+	r := &runner{
+		env:      env,
+		inst:     inst,
+		step:     inst.Step,
+		in:       in,
+		out:      out,
+		journal:  env.Journal,
+		policy:   env.Poll.normalized(),
+		now:      env.Now,
+		progress: progress,
+	}
+	if r.journal == nil {
+		r.journal = NopJournal{}
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.progress == nil {
+		r.progress = func(JobUpdate) {}
+	}
+	if r.step.Type != plan.TypeGate && env.Client == nil {
+		out.State = StateFailed
+		return out, fmt.Errorf("steps: %s step %q needs a Clanforge client", r.step.Type, r.step.Name)
+	}
+
+	runCtx := ctx
+	if r.step.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeoutCause(ctx, r.step.Timeout, errStepTimeout)
+		defer cancel()
+	}
+
+	var err error
+	switch r.step.Type {
+	case plan.TypeUpdate:
+		err = r.runUpdate(runCtx)
+	case plan.TypeDiff:
+		err = r.runDiff(runCtx)
+	case plan.TypeGate:
+		err = r.runGate()
+	case plan.TypeVersion:
+		err = r.runVersion(runCtx)
+	case plan.TypeInstall:
+		err = r.runInstall(runCtx)
+	case plan.TypeReject:
+		err = r.runReject(runCtx)
+	default:
+		err = fmt.Errorf("steps: unknown step type %q of step %q", r.step.Type, r.step.Name)
+	}
+
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			// The caller cancelled: report exactly its error so that the
+			// engine sees an interrupt, not a failure of the step.
+			err = ctx.Err()
+		case errors.Is(context.Cause(runCtx), errStepTimeout) && runCtx.Err() != nil:
+			err = r.timeoutError()
+		}
+		out.State = StateFailed
+		return out, r.mask(err)
+	}
+	out.State = StateSucceeded
+	return out, nil
 }
 
-// InstallWatcher is the one shared reader of imageinstall/status: it serves
-// every install instance from one read per interval.
-type InstallWatcher struct{}
+// runner holds one instance execution.
+type runner struct {
+	env      *Env
+	inst     *plan.Instance
+	step     *plan.Step
+	in       Inputs
+	out      *plan.Output
+	journal  Journal
+	policy   PollPolicy
+	now      func() time.Time
+	progress func(JobUpdate)
+
+	// lastKind is the kind of the last job reported, for the timeout message.
+	lastKind string
+}
+
+// report records job as the instance's last job state and tells the engine.
+func (r *runner) report(kind string, job clanforge.Job) {
+	r.lastKind = kind
+	r.out.Job = jobOutput(job)
+	r.progress(JobUpdate{Kind: kind, Job: job})
+}
+
+func (r *runner) timeoutError() error {
+	j := r.out.Job
+	if j.ID == 0 {
+		return fmt.Errorf("timed out after %s", r.step.Timeout)
+	}
+	return fmt.Errorf("timed out after %s; %s job %d was still %s (%d%%) and may still run",
+		r.step.Timeout, r.lastKind, j.ID, stateName(j), j.Progress)
+}
+
+func stateName(j plan.JobOutput) string {
+	if j.StateName != "" {
+		return j.StateName
+	}
+	return clanforge.JobState(j.State).String()
+}
+
+// jobOutput converts a Clanforge job to the output expressions read.
+func jobOutput(j clanforge.Job) plan.JobOutput {
+	name := j.StateName
+	if name == "" {
+		name = j.State.String()
+	}
+	return plan.JobOutput{
+		ID:        j.ID,
+		State:     int(j.State),
+		StateName: name,
+		Progress:  j.Progress,
+		Error:     j.Error,
+		Failed:    j.Failed,
+	}
+}
+
+// jobError is the failure of a job that ended Failed or Squashed.
+func jobError(kind string, j *clanforge.Job) error {
+	msg := j.Error
+	if msg == "" {
+		msg = "no error message given"
+	}
+	state := j.StateName
+	if state == "" {
+		state = j.State.String()
+	}
+	return fmt.Errorf("%s job %d ended %s: %s", kind, j.ID, state, msg)
+}

@@ -1,0 +1,373 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/plan"
+)
+
+// runUpdate creates an image update and polls it to its end. A failed job
+// is created again (a new intent, one attempt number up) while retries are
+// left; a create the API refuses is not retried, because the refusal
+// (a lock, a bad URL) would only repeat.
+func (r *runner) runUpdate(ctx context.Context) error {
+	c := r.env.Client
+	img, m := r.inst.Image, r.inst.Machine
+	if m == nil {
+		return fmt.Errorf("update step %q has no machine", r.step.Name)
+	}
+	attempts := r.step.Retries + 1
+	var lastErr error
+	for a := 1; a <= attempts; a++ {
+		job, _, err := r.do(ctx, call{
+			key:      Key(r.inst.ID, epUpdateCreate, a),
+			endpoint: apiPrefix + epUpdateCreate,
+			params:   r.updateParams(),
+			settle:   r.lockSettle("update"),
+			send: func(ctx context.Context) (*clanforge.Job, error) {
+				return c.CreateUpdate(ctx, img.ID, m.ID, r.step.Desc.Resolved, r.step.URL.Resolved)
+			},
+		})
+		if err != nil {
+			if errors.Is(err, errNothingToPoll) {
+				return nil
+			}
+			return fmt.Errorf("imageupdate/create: %w", err)
+		}
+		id := job.ID
+		job, err = r.attach(ctx, KindUpdate, job, func(ctx context.Context) (*clanforge.Job, error) {
+			return c.UpdateStatus(ctx, id)
+		})
+		if err != nil {
+			return err
+		}
+		if job.State == clanforge.StateCompleted {
+			return nil
+		}
+		lastErr = jobError(KindUpdate, job)
+	}
+	if attempts > 1 {
+		return fmt.Errorf("%w (after %d attempts)", lastErr, attempts)
+	}
+	return lastErr
+}
+
+func (r *runner) updateParams() map[string]string {
+	p := map[string]string{
+		"accountserviceid": itoa(r.env.Client.ASID()),
+		"imageid":          itoa(r.inst.Image.ID),
+		"machineid":        itoa(r.inst.Machine.ID),
+		"desc":             r.step.Desc.Display,
+	}
+	if r.step.URL.Resolved != "" {
+		p["url"] = maskURL(r.step.URL.Display)
+	}
+	return p
+}
+
+// attach polls a job to its end. A job known only by id (re-attached from
+// the journal or adopted from a lock) is read first.
+func (r *runner) attach(ctx context.Context, kind string, job *clanforge.Job, read func(context.Context) (*clanforge.Job, error)) (*clanforge.Job, error) {
+	if job.State == clanforge.StateUnknown {
+		nj, err := read(ctx)
+		if err != nil {
+			return job, fmt.Errorf("reading %s job %d: %w", kind, job.ID, err)
+		}
+		job = nj
+	}
+	job, err := r.pollJob(ctx, kind, job, read)
+	if err != nil && ctx.Err() == nil {
+		return job, fmt.Errorf("reading %s job %d: %w", kind, job.ID, err)
+	}
+	return job, err
+}
+
+// runDiff creates a diff and polls it; a failed diff is re-run with the
+// retry endpoint (same diffid) while retries are left. The diff id is in
+// the output even when the diff fails, so that an on_failure reject can
+// release the lock it holds.
+func (r *runner) runDiff(ctx context.Context) error {
+	c := r.env.Client
+	img, m := r.inst.Image, r.inst.Machine
+	if m == nil {
+		return fmt.Errorf("diff step %q has no machine", r.step.Name)
+	}
+	job, _, err := r.do(ctx, call{
+		key:      Key(r.inst.ID, epDiffCreate, 1),
+		endpoint: apiPrefix + epDiffCreate,
+		params: map[string]string{
+			"accountserviceid": itoa(c.ASID()),
+			"imageid":          itoa(img.ID),
+			"machineid":        itoa(m.ID),
+		},
+		settle: r.lockSettle("diff"),
+		send: func(ctx context.Context) (*clanforge.Job, error) {
+			return c.CreateDiff(ctx, img.ID, m.ID)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("imagediff/create: %w", err)
+	}
+	diffID := job.ID
+	r.out.DiffID = diffID
+	var last *clanforge.Diff
+	read := func(ctx context.Context) (*clanforge.Job, error) {
+		d, err := c.DiffStatus(ctx, diffID)
+		if err != nil {
+			return nil, err
+		}
+		last = d
+		return &d.Job, nil
+	}
+	for retry := 0; ; retry++ {
+		job, err = r.attach(ctx, KindDiff, job, read)
+		if err != nil {
+			return err
+		}
+		if job.State == clanforge.StateCompleted {
+			if last == nil || last.ID != diffID {
+				// attach always reads at least once unless the create
+				// answer was already terminal, which a diff never is;
+				// read once more rather than guess the file lists.
+				if _, err := read(ctx); err != nil {
+					return fmt.Errorf("reading diff %d: %w", diffID, err)
+				}
+			}
+			r.out.Added = last.Added
+			r.out.Modified = last.Modified
+			r.out.Removed = last.Removed
+			r.out.Changed = last.Changed()
+			return nil
+		}
+		if retry >= r.step.Retries || job.State != clanforge.StateFailed {
+			err := jobError(KindDiff, job)
+			if retry > 0 {
+				err = fmt.Errorf("%w (after %d retries)", err, retry)
+			}
+			return err
+		}
+		job, _, err = r.do(ctx, call{
+			key:      Key(r.inst.ID, epDiffRetry, retry+1),
+			endpoint: fmt.Sprintf("%simagediff/%d/retry", apiPrefix, diffID),
+			params:   map[string]string{"accountserviceid": itoa(c.ASID()), "diffid": itoa(diffID)},
+			// A retry's lost answer is settled conservatively: the diff
+			// is polled as if the retry had taken effect. If it had not,
+			// one retry is lost; resending could run it twice.
+			settle: func(context.Context) settlement { return settlement{adopt: diffID} },
+			send: func(ctx context.Context) (*clanforge.Job, error) {
+				return c.RetryDiff(ctx, diffID)
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("imagediff/%d/retry: %w", diffID, err)
+		}
+		if job.ID == 0 {
+			job.ID = diffID
+		}
+	}
+}
+
+// runGate evaluates the gate's expression; false fails the instance. It
+// makes no API call.
+func (r *runner) runGate() error {
+	if r.step.Expr == nil {
+		return fmt.Errorf("gate %q has no expression", r.step.Name)
+	}
+	ok, err := r.step.Expr.Eval(plan.EvalInput{
+		Machine: r.inst.Machine,
+		Image:   r.inst.Image,
+		Steps:   r.in.Scope,
+	})
+	if err != nil {
+		return fmt.Errorf("gate %q: evaluating %s: %w", r.step.Name, r.step.Expr.Source, err)
+	}
+	if !ok {
+		return fmt.Errorf("gate %q is false: %s", r.step.Name, r.step.Expr.Source)
+	}
+	return nil
+}
+
+// versionOptions maps the step's keys to the create call. full: auto sends
+// full=1 exactly when the diff has no changes.
+func (r *runner) versionOptions(diff *plan.Output) clanforge.VersionOptions {
+	s := r.step
+	full := s.Full == plan.FullTrue || (s.Full == plan.FullAuto && diff.Changed == 0)
+	return clanforge.VersionOptions{
+		Restart:           s.Restart,
+		Full:              full,
+		GameBuild:         s.GameBuild.Resolved,
+		Force:             s.Force,
+		InstallNow:        s.InstallAt == plan.InstallNow,
+		DisableTimeout:    s.DisableTimeout,
+		DisablePercentage: s.DisablePercentage,
+	}
+}
+
+// versionParams are the create call's query parameters for the journal and
+// the preview, with display values.
+func versionParams(asid int64, diffid string, s *plan.Step, full string) map[string]string {
+	p := map[string]string{
+		"accountserviceid": itoa(asid),
+		"diffid":           diffid,
+		"restart":          boolParam(s.Restart),
+		"full":             full,
+	}
+	if s.GameBuild.Resolved != "" || s.GameBuild.Display != "" {
+		p["game_build"] = maskURL(s.GameBuild.Display)
+	}
+	if s.Force {
+		p["force"] = "1"
+	}
+	if s.InstallAt == plan.InstallNow {
+		p["install_at"] = "NOW()"
+	}
+	if s.DisableTimeout > 0 {
+		p["disable_timeout"] = fmt.Sprint(s.DisableTimeout)
+	}
+	if s.DisablePercentage > 0 {
+		p["disable_percentage"] = fmt.Sprintf("%.2f", s.DisablePercentage)
+	}
+	return p
+}
+
+// runVersion turns the diff in scope into a version and polls its packaging
+// job. A lost create answer is never resent: the diff may already be
+// consumed.
+func (r *runner) runVersion(ctx context.Context) error {
+	c := r.env.Client
+	diff := r.in.Diff
+	if diff == nil || diff.DiffID == 0 {
+		return fmt.Errorf("version step %q: no diff id in scope (the diff step produced none)", r.step.Name)
+	}
+	diffID := diff.DiffID
+	opt := r.versionOptions(diff)
+	job, _, err := r.do(ctx, call{
+		key:      Key(r.inst.ID, epVersionCreate, 1),
+		endpoint: apiPrefix + epVersionCreate,
+		params:   versionParams(c.ASID(), itoa(diffID), r.step, boolParam(opt.Full)),
+		settle: func(ctx context.Context) settlement {
+			k, id, err := c.LockHolder(ctx, r.inst.Image.ID)
+			if err != nil {
+				return settlement{err: fmt.Errorf("settling an earlier imageversion/create from image/options: %w", err)}
+			}
+			if k == "diff" && id == diffID {
+				// The diff still locks the image: it was not consumed,
+				// so the earlier create never took effect.
+				return settlement{}
+			}
+			return settlement{err: fmt.Errorf("outcome unknown: an earlier imageversion/create for diff %d was sent but its answer was not recorded, and the diff no longer locks image %d; check imageversion for diff %d before running again", diffID, r.inst.Image.ID, diffID)}
+		},
+		send: func(ctx context.Context) (*clanforge.Job, error) {
+			return c.CreateVersion(ctx, diffID, opt)
+		},
+	})
+	if err != nil {
+		var ou *clanforge.OutcomeUnknownError
+		if errors.As(err, &ou) {
+			return fmt.Errorf("outcome unknown: the answer to imageversion/create for diff %d was lost and it is not resent; check imageversion for diff %d: %w", diffID, diffID, err)
+		}
+		return fmt.Errorf("imageversion/create for diff %d: %w", diffID, err)
+	}
+	id := job.ID
+	r.out.VersionID = id
+	job, err = r.attach(ctx, KindVersion, job, func(ctx context.Context) (*clanforge.Job, error) {
+		return c.VersionStatus(ctx, id)
+	})
+	if err != nil {
+		return err
+	}
+	if job.State != clanforge.StateCompleted {
+		return jobError(KindVersion, job)
+	}
+	return nil
+}
+
+// runReject rejects the diff in scope when this run created it and it still
+// holds the image's lock. With reinstall the uninstall job it starts has no
+// status endpoint (API §7 #20): it is reported once and the step ends.
+func (r *runner) runReject(ctx context.Context) error {
+	c := r.env.Client
+	diff := r.in.Diff
+	if diff == nil || diff.DiffID == 0 {
+		// No diff of this run in scope: nothing to reject.
+		return nil
+	}
+	diffID := diff.DiffID
+	open := func(ctx context.Context) (bool, error) {
+		k, id, err := c.LockHolder(ctx, r.inst.Image.ID)
+		if err != nil {
+			return false, fmt.Errorf("reading the lock of image %d: %w", r.inst.Image.ID, err)
+		}
+		return k == "diff" && id == diffID, nil
+	}
+	isOpen, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	if !isOpen {
+		// Already rejected, or turned into a version: either way not ours
+		// to reject any more.
+		return nil
+	}
+	// Reject is refused while the diff runs (a diff step that timed out);
+	// wait for it to end first.
+	d, err := c.DiffStatus(ctx, diffID)
+	if err != nil {
+		return fmt.Errorf("reading diff %d: %w", diffID, err)
+	}
+	if !d.State.Terminal() {
+		if _, err := r.pollJob(ctx, KindDiff, &d.Job, func(ctx context.Context) (*clanforge.Job, error) {
+			d, err := c.DiffStatus(ctx, diffID)
+			if err != nil {
+				return nil, err
+			}
+			return &d.Job, nil
+		}); err != nil {
+			return fmt.Errorf("waiting for diff %d to end before rejecting it: %w", diffID, err)
+		}
+	}
+	var res *clanforge.RejectResult
+	_, _, err = r.do(ctx, call{
+		key:      Key(r.inst.ID, epDiffReject, 1),
+		endpoint: fmt.Sprintf("%simagediff/%d/reject", apiPrefix, diffID),
+		params: map[string]string{
+			"accountserviceid": itoa(c.ASID()),
+			"diffid":           itoa(diffID),
+			"reinstall":        boolParam(r.step.Reinstall),
+		},
+		settle: func(ctx context.Context) settlement {
+			isOpen, err := open(ctx)
+			if err != nil {
+				return settlement{err: err}
+			}
+			if !isOpen {
+				return settlement{done: true}
+			}
+			return settlement{}
+		},
+		send: func(ctx context.Context) (*clanforge.Job, error) {
+			rr, err := c.RejectDiff(ctx, diffID, r.step.Reinstall)
+			if err != nil {
+				return nil, err
+			}
+			res = rr
+			if rr.Uninstall != nil {
+				return rr.Uninstall, nil
+			}
+			return &clanforge.Job{}, nil
+		},
+	})
+	if errors.Is(err, errNothingToPoll) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("imagediff/%d/reject: %w", diffID, err)
+	}
+	if res != nil && res.Uninstall != nil {
+		r.report(KindUninstall, *res.Uninstall)
+	}
+	return nil
+}

@@ -1,0 +1,250 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/rollout/rollout/clanforge"
+)
+
+// Key returns the journal key of a state-changing call: the instance id,
+// the call's endpoint name and the attempt, e.g.
+// "diff@buildbox-1/game-b imagediff/create#1".
+func Key(instID, endpoint string, attempt int) string {
+	return fmt.Sprintf("%s %s#%d", instID, endpoint, attempt)
+}
+
+// QueueKey returns the journal key of queueing one install job; a job is
+// queued at most once, so the key carries the job id and no attempt.
+func QueueKey(instID string, jobID int64) string {
+	return fmt.Sprintf("%s imageinstall/queue/%d", instID, jobID)
+}
+
+// Endpoint names used in journal keys and paths sent to the journal.
+const (
+	epUpdateCreate  = "imageupdate/create"
+	epDiffCreate    = "imagediff/create"
+	epDiffRetry     = "imagediff/retry"
+	epDiffReject    = "imagediff/reject"
+	epVersionCreate = "imageversion/create"
+)
+
+const apiPrefix = "/cfp/v1/"
+
+// settlement is what the API says about an intent whose answer an earlier
+// run never recorded.
+type settlement struct {
+	// adopt is the job the earlier call made; 0 when it made none.
+	adopt int64
+	// done: the earlier call took effect but made no job to poll.
+	done bool
+	// err: the outcome cannot be settled; nothing may be sent.
+	err error
+}
+
+// call describes one journaled state-changing call.
+type call struct {
+	key      string
+	endpoint string            // path sent to the journal, e.g. /cfp/v1/imagediff/create
+	params   map[string]string // masked display values
+	// settle asks the API what became of an earlier intent without a
+	// recorded job. Required.
+	settle func(ctx context.Context) settlement
+	// send makes the call.
+	send func(ctx context.Context) (*clanforge.Job, error)
+}
+
+// errNothingToPoll tells the caller that an earlier run's call took effect
+// but left no job to attach to.
+var errNothingToPoll = errors.New("earlier call took effect; no job to poll")
+
+// do sends c once per intent, or recovers what an earlier run's call did.
+// The returned job is the one the call made (id only when adopted from the
+// journal or a lock holder: the caller reads its status next). adopted tells
+// the caller that the job came from an earlier run.
+func (r *runner) do(ctx context.Context, c call) (job *clanforge.Job, adopted bool, err error) {
+	intent, result, prior := r.journal.Prior(c.key)
+	if result && prior != 0 {
+		// The earlier run saw the answer: re-attach, never send again.
+		return &clanforge.Job{ID: prior}, true, nil
+	}
+	if intent {
+		// Sent, but either no answer was recorded or the answer was an
+		// error that may have been a lost answer: settle before sending.
+		s := c.settle(ctx)
+		if s.err != nil {
+			return nil, false, s.err
+		}
+		if s.adopt != 0 {
+			if err := r.journal.Result(c.key, s.adopt, nil); err != nil {
+				return nil, false, fmt.Errorf("journal: %w", err)
+			}
+			return &clanforge.Job{ID: s.adopt}, true, nil
+		}
+		if s.done {
+			return nil, true, errNothingToPoll
+		}
+	}
+	// Nothing state-changing goes out once the run is being stopped.
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	if err := r.journal.Intent(c.key, c.endpoint, c.params); err != nil {
+		// An unrecorded call could be sent twice after a crash: refuse.
+		return nil, false, fmt.Errorf("journal: recording intent %q: %w", c.key, err)
+	}
+	job, err = c.send(ctx)
+	var id int64
+	if job != nil && err == nil {
+		id = job.ID
+	}
+	// A failed Result write is survivable: the intent is on record, so a
+	// resume settles it from the API like a lost answer.
+	_ = r.journal.Result(c.key, id, err)
+	if err != nil {
+		return job, false, err
+	}
+	return job, false, nil
+}
+
+// lockSettle adopts the image's lock holder when it is of kind: after a lost
+// create answer, the holder is the job the call made (the engine's
+// pre-flight ensured no foreign lock existed when the rollout first
+// started, and the journal remembers that start).
+func (r *runner) lockSettle(kind string) func(context.Context) settlement {
+	return func(ctx context.Context) settlement {
+		k, id, err := r.env.Client.LockHolder(ctx, r.inst.Image.ID)
+		if err != nil {
+			return settlement{err: fmt.Errorf("settling an earlier %s create from image/options: %w", kind, err)}
+		}
+		if k == kind && id != 0 {
+			return settlement{adopt: id}
+		}
+		return settlement{}
+	}
+}
+
+// maskURL hides credentials in a URL-like value: the user:password@ part
+// and the values of credential-bearing query parameters.
+func maskURL(s string) string {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return maskQuery(s)
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		rest = "***@" + rest[at+1:]
+	}
+	return s[:i+3] + maskQuery(rest)
+}
+
+var secretParams = map[string]bool{
+	"credentials": true, "password": true, "betapassword": true, "secret": true,
+	"secretkey": true, "secret_key": true, "token": true, "guardcode": true,
+	"accesskey": true, "access_key": true, "key": true,
+}
+
+// maskQuery replaces the values of secret query parameters with ***.
+func maskQuery(s string) string {
+	q := strings.IndexByte(s, '?')
+	if q < 0 {
+		return s
+	}
+	parts := strings.Split(s[q+1:], "&")
+	for i, p := range parts {
+		name, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		n, err := url.QueryUnescape(name)
+		if err != nil {
+			n = name
+		}
+		if secretParams[strings.ToLower(n)] {
+			parts[i] = name + "=***"
+		}
+	}
+	return s[:q+1] + strings.Join(parts, "&")
+}
+
+// maskedError hides secrets in an error's text but keeps its chain, so
+// errors.Is and errors.As still see the original.
+type maskedError struct {
+	msg string
+	err error
+}
+
+func (e *maskedError) Error() string { return e.msg }
+func (e *maskedError) Unwrap() error { return e.err }
+
+// mask removes every secret the step carries from err's text: values that
+// came from the environment (shown by their ${env:NAME} display) and
+// credentials inside URLs.
+func (r *runner) mask(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	masked := r.maskText(msg)
+	if masked == msg {
+		return err
+	}
+	return &maskedError{msg: masked, err: err}
+}
+
+func (r *runner) maskText(s string) string {
+	for _, v := range []struct{ resolved, display string }{
+		{r.step.URL.Resolved, r.step.URL.Display},
+		{r.step.Desc.Resolved, r.step.Desc.Display},
+		{r.step.GameBuild.Resolved, r.step.GameBuild.Display},
+	} {
+		if v.resolved != "" && v.resolved != v.display {
+			s = strings.ReplaceAll(s, v.resolved, v.display)
+			// The client may have query-escaped the value in its error.
+			if esc := url.QueryEscape(v.resolved); esc != v.resolved {
+				s = strings.ReplaceAll(s, esc, url.QueryEscape(v.display))
+			}
+		}
+	}
+	return maskURLsIn(s)
+}
+
+// maskURLsIn masks every URL-like word of free text.
+func maskURLsIn(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	words := strings.Fields(s)
+	changed := false
+	for i, w := range words {
+		if strings.Contains(w, "://") {
+			if m := maskURL(w); m != w {
+				words[i] = m
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return s
+	}
+	// Rebuild with single spaces: exact whitespace of an error message is
+	// not worth keeping at the price of leaking a secret.
+	return strings.Join(words, " ")
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func boolParam(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,367 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rollout/rollout/clanforge"
+)
+
+// InstallInterest selects the install jobs one install instance drives:
+// those of one version, of one kind (mirror or machine jobs), and for
+// machine jobs on one machine.
+type InstallInterest struct {
+	VersionID int64
+	Mirroring bool
+	Machine   int64 // machine jobs only; 0 for mirror jobs
+}
+
+func interestOf(in *clanforge.Install) InstallInterest {
+	k := InstallInterest{VersionID: in.TargetVersionID, Mirroring: in.Mirroring}
+	if !in.Mirroring {
+		k.Machine = in.Machine
+	}
+	return k
+}
+
+// InstallSnapshot is one read of imageinstall/status as one subscriber sees
+// it.
+type InstallSnapshot struct {
+	// Seq numbers the watcher's reads from 1; a subscriber may see gaps
+	// when it is slower than the reads.
+	Seq int64
+	// At is when the answer arrived (Env.Now's clock).
+	At time.Time
+	// Jobs are the listed jobs matching the subscription's interest.
+	Jobs []clanforge.Install
+	// Err is set when the read failed after the client's own retries.
+	Err error
+}
+
+// InstallWatcher is the one shared reader of imageinstall/status: it serves
+// every install instance from one read per interval. The endpoint returns
+// the whole account's unfinished installs, so a wave of a thousand machines
+// costs one read per interval, not a thousand.
+//
+// A reading goroutine runs only while someone is subscribed: it starts with
+// the first subscription and ends when the last one closes (or when the
+// context given to Start ends), so the watcher leaks nothing. The interval
+// follows the jobs' ETAs under the poll policy: near the earliest ETA of a
+// watched job, backing off from Min while some watched job has none, never
+// sooner than Min after the previous read.
+type InstallWatcher struct {
+	read   func(context.Context) ([]clanforge.Install, error)
+	policy PollPolicy
+	now    func() time.Time
+	reads  atomic.Int64
+
+	mu      sync.Mutex
+	parent  context.Context
+	closed  bool
+	subs    map[*InstallSubscription]struct{}
+	running bool
+	gen     int
+	cancel  context.CancelFunc
+	wake    chan struct{}
+	wg      sync.WaitGroup
+	seq     int64
+	last    *installRead
+	backoff time.Duration
+	nextAt  time.Time // real clock: when the next read may go out
+	prevSig map[InstallInterest]string
+}
+
+type installRead struct {
+	at    time.Time // Env clock
+	real  time.Time // real clock, for spacing reads
+	index map[InstallInterest][]clanforge.Install
+	err   error
+}
+
+// NewInstallWatcher returns a watcher reading through c under policy p.
+func NewInstallWatcher(c *clanforge.Client, p PollPolicy) *InstallWatcher {
+	w := newWatcher(p)
+	w.read = c.InstallStatus
+	return w
+}
+
+func newWatcher(p PollPolicy) *InstallWatcher {
+	return &InstallWatcher{
+		policy: p.normalized(),
+		now:    time.Now,
+		parent: context.Background(),
+		subs:   map[*InstallSubscription]struct{}{},
+		wake:   make(chan struct{}, 1),
+	}
+}
+
+// SetClock makes the watcher compare job ETAs with now instead of the wall
+// clock (the simulator's clock when it runs faster than real time). Call it
+// before the first subscription.
+func (w *InstallWatcher) SetClock(now func() time.Time) {
+	if now != nil {
+		w.mu.Lock()
+		w.now = now
+		w.mu.Unlock()
+	}
+}
+
+// Start binds the watcher to ctx: when ctx ends, reading stops, every
+// subscriber gets a final snapshot carrying the error, and later
+// subscriptions fail. Without Start the watcher lives until Close.
+func (w *InstallWatcher) Start(ctx context.Context) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.parent = ctx
+	if w.running {
+		// Rebind the running reader to the new parent.
+		w.stopLocked()
+		w.startLocked()
+	}
+}
+
+// Reads returns how many reads of imageinstall/status the watcher made.
+func (w *InstallWatcher) Reads() int64 { return w.reads.Load() }
+
+// Close stops the watcher and waits for its reader to end. Subscriptions
+// still open get a final snapshot with an error.
+func (w *InstallWatcher) Close() {
+	w.mu.Lock()
+	w.closed = true
+	w.stopLocked()
+	w.failSubsLocked(errors.New("install watcher closed"))
+	w.mu.Unlock()
+	w.wg.Wait()
+}
+
+// errWatcherStopped is the cause given to subscribers when the watcher's
+// context ends.
+var errWatcherStopped = errors.New("install watcher stopped")
+
+// Subscribe registers interest in the jobs of in. The caller must Close the
+// subscription when it is done with it.
+func (w *InstallWatcher) Subscribe(in InstallInterest) (*InstallSubscription, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, errors.New("install watcher closed")
+	}
+	if err := w.parent.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errWatcherStopped, err)
+	}
+	s := &InstallSubscription{w: w, key: in, ch: make(chan InstallSnapshot, 1)}
+	w.subs[s] = struct{}{}
+	// A new subscriber wants to find its jobs soon: restart the backoff.
+	w.backoff = 0
+	if l := w.last; l != nil && l.err == nil && time.Since(l.real) < w.policy.Min {
+		// A fresh read serves the newcomer at no cost: a wave of many
+		// instances starting together triggers one read, not many.
+		s.deliver(InstallSnapshot{Seq: w.seq, At: l.at, Jobs: l.index[in]})
+	}
+	if l := w.last; l != nil {
+		if soon := l.real.Add(w.policy.Min); soon.Before(w.nextAt) {
+			w.nextAt = soon
+		}
+	}
+	if w.running {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	} else {
+		w.startLocked()
+	}
+	return s, nil
+}
+
+func (w *InstallWatcher) startLocked() {
+	ctx, cancel := context.WithCancel(w.parent)
+	w.gen++
+	w.cancel = cancel
+	w.running = true
+	w.wg.Add(1)
+	go w.loop(ctx, w.gen)
+}
+
+func (w *InstallWatcher) stopLocked() {
+	if w.running {
+		w.running = false
+		w.cancel()
+		w.cancel = nil
+		w.gen++
+	}
+}
+
+func (w *InstallWatcher) failSubsLocked(err error) {
+	for s := range w.subs {
+		s.deliver(InstallSnapshot{Seq: w.seq, At: w.now(), Err: err})
+	}
+}
+
+func (w *InstallWatcher) unsubscribe(s *InstallSubscription) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.subs[s]; !ok {
+		return
+	}
+	delete(w.subs, s)
+	if len(w.subs) == 0 {
+		// Nobody listens: stop reading, and abort a read in flight.
+		w.stopLocked()
+	}
+}
+
+// loop is the reader of one generation; it ends when its context ends or
+// when the watcher moves to another generation.
+func (w *InstallWatcher) loop(ctx context.Context, gen int) {
+	defer w.wg.Done()
+	for {
+		w.mu.Lock()
+		if gen != w.gen || len(w.subs) == 0 {
+			w.mu.Unlock()
+			return
+		}
+		wait := time.Until(w.nextAt)
+		w.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-w.wake:
+				t.Stop()
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				w.parentEnded(gen)
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			w.parentEnded(gen)
+			return
+		}
+		list, err := w.read(ctx)
+		if ctx.Err() != nil {
+			w.parentEnded(gen)
+			return
+		}
+		w.reads.Add(1)
+		w.publish(gen, list, err)
+	}
+}
+
+// parentEnded tells the subscribers of gen that reading stopped because the
+// watcher's own context ended (not because they all left).
+func (w *InstallWatcher) parentEnded(gen int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.parent.Err(); err != nil && (gen == w.gen || !w.running) {
+		w.running = false
+		w.failSubsLocked(fmt.Errorf("%w: %w", errWatcherStopped, err))
+	}
+}
+
+// publish indexes one read, schedules the next and fans the read out.
+func (w *InstallWatcher) publish(gen int, list []clanforge.Install, err error) {
+	realNow := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if gen != w.gen {
+		return
+	}
+	now := w.now()
+	index := make(map[InstallInterest][]clanforge.Install)
+	if err == nil {
+		for i := range list {
+			k := interestOf(&list[i])
+			index[k] = append(index[k], list[i])
+		}
+	}
+	w.seq++
+	w.last = &installRead{at: now, real: realNow, index: index, err: err}
+	w.nextAt = realNow.Add(w.nextDelayLocked(now, index, err))
+	for s := range w.subs {
+		s.deliver(InstallSnapshot{Seq: w.seq, At: now, Jobs: index[s.key], Err: err})
+	}
+}
+
+// nextDelayLocked picks the interval before the next read: near the
+// earliest future ETA among the watched jobs, or the backoff when some
+// watched job (or some subscriber still looking for its jobs) has none.
+// Any change in the watched jobs restarts the backoff at Min.
+func (w *InstallWatcher) nextDelayLocked(now time.Time, index map[InstallInterest][]clanforge.Install, err error) time.Duration {
+	p := w.policy
+	if err != nil {
+		w.backoff = p.grow(w.backoff)
+		return w.backoff
+	}
+	sig := make(map[InstallInterest]string, len(w.subs))
+	changed := false
+	d := p.Max
+	needBackoff := false
+	for s := range w.subs {
+		if _, done := sig[s.key]; done {
+			continue
+		}
+		jobs := index[s.key]
+		b := make([]byte, 0, 16*len(jobs))
+		for i := range jobs {
+			j := &jobs[i]
+			b = fmt.Appendf(b, "%d:%d;", j.ID, j.State)
+			if j.State.Terminal() {
+				continue
+			}
+			if e, ok := p.untilETA(now, j.ETA); ok {
+				d = min(d, e)
+			} else {
+				needBackoff = true
+			}
+		}
+		if len(jobs) == 0 {
+			needBackoff = true
+		}
+		sig[s.key] = string(b)
+		if prev, ok := w.prevSig[s.key]; !ok || prev != sig[s.key] {
+			changed = true
+		}
+	}
+	w.prevSig = sig
+	if changed {
+		w.backoff = 0
+	}
+	if needBackoff {
+		w.backoff = p.grow(w.backoff)
+		d = min(d, w.backoff)
+	}
+	return p.clamp(d)
+}
+
+// InstallSubscription receives the watcher's reads for one interest.
+type InstallSubscription struct {
+	w   *InstallWatcher
+	key InstallInterest
+	ch  chan InstallSnapshot
+}
+
+// C delivers the latest read; a slow receiver skips older reads.
+func (s *InstallSubscription) C() <-chan InstallSnapshot { return s.ch }
+
+// Close ends the subscription. It is safe to call more than once.
+func (s *InstallSubscription) Close() { s.w.unsubscribe(s) }
+
+// deliver replaces any unread snapshot with snap. Callers hold w.mu, so
+// deliveries never race each other.
+func (s *InstallSubscription) deliver(snap InstallSnapshot) {
+	select {
+	case <-s.ch:
+	default:
+	}
+	select {
+	case s.ch <- snap:
+	default:
+	}
+}
