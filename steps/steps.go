@@ -64,7 +64,7 @@ type Env struct {
 	// uses a private watcher of its own, which works but gives up the
 	// one-read-per-interval sharing; the engine should always set it.
 	Installs *InstallWatcher
-	Journal  Journal   // nil: NopJournal
+	Journal  Journal    // nil: NopJournal
 	Poll     PollPolicy // zero fields: DefaultPollPolicy's
 	Now      func() time.Time
 }
