@@ -1,0 +1,311 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Scenario controls the simulator's timing, injected failures and API faults.
+// The zero value is a calm, fault-free world at speed 1 with the default
+// durations. Given the same seed, the same inventory and the same sequence of
+// requests at the same clock times, a scenario produces exactly the same jobs,
+// ids, timeline and faults.
+//
+// A scenario file is YAML, decoded strictly (an unknown key is an error).
+// Every key is optional:
+//
+//	seed: 42              # int; seeds duration jitter and the shared fault draws (default 0)
+//	speed: 10             # float > 0; divides every duration (10 => ten times faster; default 1)
+//	jitter: 0.2           # float in [0, 0.9]; each job's run time is scaled by a
+//	                      #   deterministic factor in [1-jitter, 1+jitter] (default 0)
+//	durations:            # Go duration strings, at speed 1
+//	  startup: 3s         #   time from creation to Running for a job that runs on its own:
+//	                      #   Created for the first third, Pending the second, Queued the last
+//	                      #   (a queued install also stays Queued for a third of it)
+//	  update: 20s         #   image update (imageupdate/create)
+//	  diff: 10s           #   difference analysis (imagediff/create, retry)
+//	  version: 15s        #   image version packaging (imageversion/create)
+//	  mirror: 10s         #   mirror install job (mirroring=true)
+//	  install: 15s        #   machine install job (mirroring=false)
+//	  uninstall: 10s      #   uninstall/reinstall job started by reject?reinstall=1
+//	failures:             # injected job failures, matched in order when a job starts
+//	  - kind: install     #   update | diff | version | mirror | install | uninstall (required)
+//	    machine: eu-2     #   machine name (update, diff, install, uninstall); empty = any
+//	    image: game-b     #   image name or id; empty = any
+//	    region: eu        #   region of the machine or mirror location; empty = any
+//	    times: 1          #   fail the first N matching runs, then succeed; 0 = always fail
+//	    error: disk full  #   joberror of the failed job (default "injected failure")
+//	faults:               # API faults (HTTP level)
+//	  rate_limit: 0.05    #   share of requests answered 429 before any work is done
+//	  retry_after: 2      #   Retry-After seconds sent with a 429 (default 1)
+//	  server_error: 0.02  #   share of requests answered 5xx before any work is done
+//	  server_error_status: 503 # the 5xx status to use (default 500)
+//	  latency: 50ms       #   wall-clock delay added to every request (not scaled by speed)
+//	  drop: 0.01          #   share of requests whose work is done but whose answer is
+//	                      #   dropped (the connection is closed without a response)
+//	  targeted:           #   faults for the first requests of one endpoint
+//	    - endpoint: imagediff/create  # an endpoint name as in Request.Endpoint (required)
+//	      fault: drop                 # drop (default) | rate_limit | server_error
+//	      count: 1                    # how many matching requests get the fault (default 1)
+//	      skip: 0                     # let this many matching requests through first
+//	held_installs: true   # install jobs of a version created without install_at wait in
+//	                      #   Pending until queued (default true); false: they run on their own
+//	business_error_status: 200 # HTTP status of lock/state/validation errors: 200 (default) or 400
+//	failed_job_success_false: false # true: status reads of a Failed job say success:false
+//	empty_maps_as_array: false      # true: empty added/modified/removed maps are [] instead of {}
+//	update_retry: false   # true: serve the legacy imageupdate/<id>/retry (Failed updates only)
+//	allocations: [game-a] # images (name or id) with active allocations: imageversion/create
+//	                      #   on them fails unless force=1
+//	builds:               # what a build changes, instead of the derived default
+//	  - url: s3://bucket/game/1.2.3/  # match on the update's url (exact) ...
+//	    desc: "1.2.3"                 # ... and/or its desc (exact, outer quotes stripped)
+//	    image: game-a                 # optional: only for this image (name or id)
+//	    added: [Data/new.pak]         # paths the build adds
+//	    modified: [GameServer.x86_64] # paths the build changes
+//	    removed: [Data/old.pak]       # paths the build removes
+//
+// A build with no matching entry changes a few files derived from a hash of
+// the image, url and desc (always at least one modified file), so repeating
+// the same build yields a diff with no changes. An entry with empty lists is a
+// build that changes nothing.
+type Scenario struct {
+	Seed                  int64     `yaml:"seed"`
+	Speed                 float64   `yaml:"speed"`
+	Jitter                float64   `yaml:"jitter"`
+	Durations             Durations `yaml:"durations"`
+	Failures              []Failure `yaml:"failures"`
+	Faults                Faults    `yaml:"faults"`
+	HeldInstalls          *bool     `yaml:"held_installs"`
+	BusinessErrorStatus   int       `yaml:"business_error_status"`
+	FailedJobSuccessFalse bool      `yaml:"failed_job_success_false"`
+	EmptyMapsAsArray      bool      `yaml:"empty_maps_as_array"`
+	UpdateRetry           bool      `yaml:"update_retry"`
+	Allocations           []string  `yaml:"allocations"`
+	Builds                []Build   `yaml:"builds"`
+}
+
+// Durations are per-kind run times at speed 1; zero means the default.
+type Durations struct {
+	Startup   time.Duration `yaml:"startup"`
+	Update    time.Duration `yaml:"update"`
+	Diff      time.Duration `yaml:"diff"`
+	Version   time.Duration `yaml:"version"`
+	Mirror    time.Duration `yaml:"mirror"`
+	Install   time.Duration `yaml:"install"`
+	Uninstall time.Duration `yaml:"uninstall"`
+}
+
+// DefaultDurations are the run times at speed 1. A full update, diff,
+// version, mirror and install cycle takes about 85 s at speed 1, under 9 s at
+// speed 10.
+var DefaultDurations = Durations{
+	Startup:   3 * time.Second,
+	Update:    20 * time.Second,
+	Diff:      10 * time.Second,
+	Version:   15 * time.Second,
+	Mirror:    10 * time.Second,
+	Install:   15 * time.Second,
+	Uninstall: 10 * time.Second,
+}
+
+// Failure injects job failures (see Scenario).
+type Failure struct {
+	Kind    Kind   `yaml:"kind"`
+	Machine string `yaml:"machine"`
+	Image   string `yaml:"image"`
+	Region  string `yaml:"region"`
+	Times   int    `yaml:"times"`
+	Error   string `yaml:"error"`
+}
+
+// Faults are HTTP-level faults (see Scenario).
+type Faults struct {
+	RateLimit         float64         `yaml:"rate_limit"`
+	RetryAfter        int             `yaml:"retry_after"`
+	ServerError       float64         `yaml:"server_error"`
+	ServerErrorStatus int             `yaml:"server_error_status"`
+	Latency           time.Duration   `yaml:"latency"`
+	Drop              float64         `yaml:"drop"`
+	Targeted          []TargetedFault `yaml:"targeted"`
+}
+
+// Fault kinds of a TargetedFault.
+const (
+	FaultDrop        = "drop"
+	FaultRateLimit   = "rate_limit"
+	FaultServerError = "server_error"
+)
+
+// TargetedFault gives the first Count requests of an endpoint (after Skip
+// of them went through) a fault.
+type TargetedFault struct {
+	Endpoint string `yaml:"endpoint"`
+	Fault    string `yaml:"fault"`
+	Count    int    `yaml:"count"`
+	Skip     int    `yaml:"skip"`
+}
+
+// Build says what a build changes in an image (see Scenario).
+type Build struct {
+	URL      string   `yaml:"url"`
+	Desc     string   `yaml:"desc"`
+	Image    string   `yaml:"image"`
+	Added    []string `yaml:"added"`
+	Modified []string `yaml:"modified"`
+	Removed  []string `yaml:"removed"`
+}
+
+// LoadScenario reads and validates a scenario file.
+func LoadScenario(path string) (Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("scenario: %w", err)
+	}
+	sc, err := ParseScenario(data)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return sc, nil
+}
+
+// ParseScenario decodes and validates a scenario document. Unknown keys,
+// wrong types and out-of-range values are errors.
+func ParseScenario(data []byte) (sc Scenario, err error) {
+	// The YAML decoder has been seen to panic on fuzzed input; a scenario
+	// file is user input, so turn a panic into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			sc, err = Scenario{}, fmt.Errorf("scenario: cannot decode: %v", r)
+		}
+	}()
+	if strings.TrimSpace(string(data)) == "" {
+		return Scenario{}, nil
+	}
+	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict()); err != nil {
+		return Scenario{}, fmt.Errorf("scenario: %s", yaml.FormatError(err, false, true))
+	}
+	if err := sc.Validate(); err != nil {
+		return Scenario{}, err
+	}
+	return sc, nil
+}
+
+// Validate checks value ranges; it does not need the inventory (image names
+// in allocations, builds and failures are checked by New).
+func (sc *Scenario) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("scenario: "+format, args...)) }
+	if sc.Speed < 0 {
+		bad("speed must be positive, got %v", sc.Speed)
+	}
+	if sc.Jitter < 0 || sc.Jitter > 0.9 {
+		bad("jitter must be between 0 and 0.9, got %v", sc.Jitter)
+	}
+	d := sc.Durations
+	for _, kd := range []struct {
+		name string
+		v    time.Duration
+	}{{"startup", d.Startup}, {"update", d.Update}, {"diff", d.Diff}, {"version", d.Version}, {"mirror", d.Mirror}, {"install", d.Install}, {"uninstall", d.Uninstall}} {
+		if kd.v < 0 {
+			bad("durations.%s must not be negative, got %v", kd.name, kd.v)
+		}
+	}
+	for i, f := range sc.Failures {
+		if !validKind(f.Kind) {
+			bad("failures[%d].kind %q is not one of %s", i, f.Kind, kindList())
+		}
+		if f.Times < 0 {
+			bad("failures[%d].times must not be negative, got %d", i, f.Times)
+		}
+		if f.Machine != "" && (f.Kind == KindVersion || f.Kind == KindMirror) {
+			bad("failures[%d].machine cannot be used with kind %s (it has no machine; use image or region)", i, f.Kind)
+		}
+	}
+	share := func(name string, v float64) {
+		if v < 0 || v > 1 {
+			bad("faults.%s is a share and must be between 0 and 1, got %v", name, v)
+		}
+	}
+	f := sc.Faults
+	share("rate_limit", f.RateLimit)
+	share("server_error", f.ServerError)
+	share("drop", f.Drop)
+	if f.RateLimit+f.ServerError > 1 {
+		bad("faults.rate_limit + faults.server_error must not exceed 1")
+	}
+	if f.RetryAfter < 0 {
+		bad("faults.retry_after must not be negative, got %d", f.RetryAfter)
+	}
+	if f.ServerErrorStatus != 0 && (f.ServerErrorStatus < 500 || f.ServerErrorStatus > 599) {
+		bad("faults.server_error_status must be a 5xx status, got %d", f.ServerErrorStatus)
+	}
+	if f.Latency < 0 {
+		bad("faults.latency must not be negative, got %v", f.Latency)
+	}
+	for i, t := range f.Targeted {
+		if _, ok := endpointNames[t.Endpoint]; !ok {
+			bad("faults.targeted[%d].endpoint %q is not an endpoint name (one of %s)", i, t.Endpoint, endpointList())
+		}
+		switch t.Fault {
+		case "", FaultDrop, FaultRateLimit, FaultServerError:
+		default:
+			bad("faults.targeted[%d].fault %q is not one of drop, rate_limit, server_error", i, t.Fault)
+		}
+		if t.Count < 0 || t.Skip < 0 {
+			bad("faults.targeted[%d]: count and skip must not be negative", i)
+		}
+	}
+	switch sc.BusinessErrorStatus {
+	case 0, 200, 400:
+	default:
+		bad("business_error_status must be 200 or 400, got %d", sc.BusinessErrorStatus)
+	}
+	for i, b := range sc.Builds {
+		if b.URL == "" && b.Desc == "" {
+			bad("builds[%d] needs url or desc to match an update", i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// durations returns the scenario's durations with defaults filled in.
+func (sc *Scenario) durations() Durations {
+	d := sc.Durations
+	def := DefaultDurations
+	fill := func(v *time.Duration, dv time.Duration) {
+		if *v == 0 {
+			*v = dv
+		}
+	}
+	fill(&d.Startup, def.Startup)
+	fill(&d.Update, def.Update)
+	fill(&d.Diff, def.Diff)
+	fill(&d.Version, def.Version)
+	fill(&d.Mirror, def.Mirror)
+	fill(&d.Install, def.Install)
+	fill(&d.Uninstall, def.Uninstall)
+	return d
+}
+
+func (d Durations) of(k Kind) time.Duration {
+	switch k {
+	case KindUpdate:
+		return d.Update
+	case KindDiff:
+		return d.Diff
+	case KindVersion:
+		return d.Version
+	case KindMirror:
+		return d.Mirror
+	case KindInstall:
+		return d.Install
+	case KindUninstall:
+		return d.Uninstall
+	}
+	return 0
+}
