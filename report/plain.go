@@ -1,0 +1,342 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+)
+
+// Plain writes one line per meaningful event, prefixed with the time elapsed
+// since the run started ("[01:02]"), and a summary when the run finishes.
+// Job progress is reported when a job's state changes and, within a state,
+// at each 25% step, never on every poll.
+type Plain struct {
+	mu       sync.Mutex
+	w        io.Writer
+	now      func() time.Time
+	start    time.Time
+	started  bool
+	jobs     map[string]seenJob
+	requests int64
+	err      error
+}
+
+type seenJob struct {
+	kind   string
+	id     int64
+	state  int
+	bucket int // progress / 25 last reported
+}
+
+// NewPlain returns a reporter writing to w.
+func NewPlain(w io.Writer, opts ...Option) *Plain {
+	c := newConfig(opts)
+	return &Plain{w: w, now: c.now, jobs: map[string]seenJob{}}
+}
+
+// Err is the first error writing to w, if any: an observer cannot return
+// one, so the caller may ask at the end.
+func (p *Plain) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// linef writes one stamped line. p.mu must be held.
+func (p *Plain) linef(format string, args ...any) {
+	now := p.now()
+	if !p.started {
+		p.start, p.started = now, true
+	}
+	p.write(stamp(now.Sub(p.start)) + " " + fmt.Sprintf(format, args...) + "\n")
+}
+
+func (p *Plain) write(s string) {
+	if p.err != nil {
+		return
+	}
+	if _, err := io.WriteString(p.w, s); err != nil {
+		p.err = err
+	}
+}
+
+// RunStarted implements engine.Observer.
+func (p *Plain) RunStarted(info engine.RunInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.start, p.started = p.now(), true
+	resumed := ""
+	if info.Resumed {
+		resumed = ", resuming an earlier run"
+	}
+	p.linef("rollout %q started: %s on %s, concurrency %d%s", info.Plan,
+		plural(len(info.Instances), "instance"), plural(info.Targets, "target"), info.Concurrency, resumed)
+}
+
+// WaveStarted implements engine.Observer.
+func (p *Plain) WaveStarted(step, image string, wave, waves int, instances []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.linef("%s %s: wave %d/%d started, %s: %s", step, image, wave+1, waves,
+		plural(len(instances), "instance"), list(instances, 5))
+}
+
+// InstanceStarted implements engine.Observer.
+func (p *Plain) InstanceStarted(id string, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.linef("%s started", id)
+}
+
+// JobProgress implements engine.Observer.
+func (p *Plain) JobProgress(id string, job engine.JobInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev, seen := p.jobs[id]
+	bucket := job.Progress / 25
+	changed := !seen || prev.kind != job.Kind || prev.id != job.ID || prev.state != job.State
+	if !changed && bucket <= prev.bucket {
+		return
+	}
+	p.jobs[id] = seenJob{kind: job.Kind, id: job.ID, state: job.State, bucket: bucket}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", id, jobLabel(job))
+	if job.Progress > 0 && job.State < 5 {
+		fmt.Fprintf(&b, " %d%%", job.Progress)
+	}
+	if changed && !job.ETA.IsZero() && job.State < 5 {
+		if left := job.ETA.Sub(p.now()); left > 0 {
+			fmt.Fprintf(&b, ", eta %s", formatDuration(left))
+		}
+	}
+	if job.Error != "" {
+		fmt.Fprintf(&b, ": %s", mask(job.Error))
+	}
+	p.linef("%s", b.String())
+}
+
+func stateName(job engine.JobInfo) string {
+	if job.StateName != "" {
+		return job.StateName
+	}
+	return fmt.Sprintf("state %d", job.State)
+}
+
+// jobLabel is "diff 218596 Running".
+func jobLabel(job engine.JobInfo) string {
+	name := stateName(job)
+	if job.ID == 0 {
+		return job.Kind + " " + name
+	}
+	return fmt.Sprintf("%s %d %s", job.Kind, job.ID, name)
+}
+
+// InstanceFinished implements engine.Observer.
+func (p *Plain) InstanceFinished(id string, r engine.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.jobs, id)
+	took := ""
+	if !r.Started.IsZero() && !r.Finished.IsZero() {
+		took = formatDuration(r.Finished.Sub(r.Started))
+	}
+	errText := mask(r.Err)
+	switch r.Outcome {
+	case engine.Succeeded:
+		line := id + " succeeded"
+		if took != "" {
+			line += " in " + took
+		}
+		if r.Detail != "" {
+			line += " (" + mask(r.Detail) + ")"
+		}
+		p.linef("%s", line)
+	case engine.Failed:
+		line := id + " failed"
+		if took != "" {
+			line += " after " + took
+		}
+		line += ": " + orUnknown(errText)
+		if r.Job != nil {
+			line += " [" + jobLabel(*r.Job) + "]"
+		}
+		p.linef("%s", line)
+	case engine.Cancelled:
+		line := id + " cancelled"
+		if errText != "" {
+			line += ": " + errText
+		}
+		if r.Job != nil {
+			line += fmt.Sprintf("; its %s job %d (last %s) may still run", r.Job.Kind, r.Job.ID, stateName(*r.Job))
+		}
+		p.linef("%s", line)
+	case engine.SkippedWhen:
+		why := errText
+		if why == "" {
+			why = "its when expression is false"
+		}
+		p.linef("%s skipped: %s", id, why)
+	default:
+		why := errText
+		if why == "" {
+			why = "not run"
+		}
+		p.linef("%s %s: %s", id, r.Outcome, why)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown cause"
+	}
+	return s
+}
+
+// Aborting implements engine.Observer.
+func (p *Plain) Aborting(reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.linef("aborting: %s; starting nothing new, letting running instances end", mask(reason))
+}
+
+// RequestCount implements engine.Observer.
+func (p *Plain) RequestCount(n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.requests = n
+}
+
+// RunFinished implements engine.Observer: a closing line, then the summary.
+func (p *Plain) RunFinished(s engine.Summary) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	requests := s.Requests
+	if requests == 0 {
+		requests = p.requests
+	}
+	var took time.Duration
+	if !s.Started.IsZero() && !s.Finished.IsZero() {
+		took = s.Finished.Sub(s.Started)
+	} else if p.started {
+		took = p.now().Sub(p.start)
+	}
+	status := runStatus(s)
+	p.linef("rollout %q %s after %s (%s)", s.Plan, status, formatDuration(took), plural(int(requests), "API request"))
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nSummary of rollout %q: %s\n", s.Plan, status)
+	fmt.Fprintf(&b, "  outcomes: %s\n", counts(s.Counts))
+	fmt.Fprintf(&b, "  time: %s, API requests: %d\n", formatDuration(took), requests)
+	if s.Aborted {
+		fmt.Fprintf(&b, "  aborted: %s\n", orUnknown(mask(s.AbortReason)))
+	}
+	if s.Interrupted {
+		b.WriteString("  interrupted: nothing more was sent that changes state\n")
+	}
+	if len(s.Targets) > 0 {
+		b.WriteString("\nTargets:\n")
+		rows := [][]string{{"TARGET", "OUTCOME", "TIME", "CAUSE"}}
+		for _, t := range s.Targets {
+			took := "-"
+			if t.Elapsed > 0 {
+				took = formatDuration(t.Elapsed)
+			}
+			rows = append(rows, []string{targetName(t.Machine, t.Image), string(t.Outcome), took, mask(t.Err)})
+		}
+		table(&b, rows)
+	}
+	if len(s.Failures) > 0 {
+		b.WriteString("\nFailures:\n")
+		for _, f := range s.Failures {
+			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(mask(f.Err)))
+		}
+	}
+	if len(s.Unfinished) > 0 {
+		b.WriteString("\nUnfinished jobs (they may still run on Clanforge):\n")
+		rows := [][]string{{"INSTANCE", "KIND", "JOB", "LAST STATE"}}
+		for _, u := range s.Unfinished {
+			last := stateName(u.Job)
+			if u.Job.Progress > 0 {
+				last += fmt.Sprintf(" %d%%", u.Job.Progress)
+			}
+			rows = append(rows, []string{u.Instance, u.Job.Kind, fmt.Sprint(u.Job.ID), last})
+		}
+		table(&b, rows)
+	}
+	p.write(b.String())
+}
+
+// table writes rows as indented, aligned columns without trailing blanks.
+func table(b *strings.Builder, rows [][]string) {
+	var buf strings.Builder
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, "  "+strings.Join(r, "\t"))
+	}
+	tw.Flush()
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		b.WriteString(strings.TrimRight(line, " \n") + "\n")
+	}
+}
+
+// runStatus is one word for how the run ended.
+func runStatus(s engine.Summary) string {
+	switch {
+	case s.Interrupted:
+		return "interrupted"
+	case s.Aborted:
+		return "aborted"
+	case s.Counts[engine.Failed] > 0 || s.Counts[engine.Cancelled] > 0 || len(s.Failures) > 0:
+		return "failed"
+	default:
+		return "succeeded"
+	}
+}
+
+// counts renders outcome counts in a fixed order, leaving out zeros.
+func counts(c map[engine.Outcome]int) string {
+	var parts []string
+	for _, o := range outcomeOrder {
+		if c[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[o], o))
+		}
+	}
+	// Outcomes this package does not know yet still show, after the rest.
+	var other []string
+	for o, n := range c {
+		if !slices.Contains(outcomeOrder, o) && n > 0 {
+			other = append(other, fmt.Sprintf("%d %s", n, o))
+		}
+	}
+	sort.Strings(other)
+	parts = append(parts, other...)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// list shows up to max items and how many more there are.
+func list(items []string, max int) string {
+	if len(items) <= max {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:max], ", ") + fmt.Sprintf(" and %d more", len(items)-max)
+}

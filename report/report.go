@@ -1,0 +1,85 @@
+// Package report owns the two non-interactive renderings of a rollout's
+// events: Plain, one human line per meaningful event for logs and
+// non-terminals, ending in a summary; and JSON, one versioned JSON object
+// per event for machines. Both implement engine.Observer, are safe for
+// concurrent calls, and write to the io.Writer they are given. Neither adds
+// anything to the strings the engine hands over beyond masking, as a last
+// line of defence, anything that still looks like user:password@.
+package report
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/state"
+)
+
+// Option tunes a reporter.
+type Option func(*config)
+
+type config struct {
+	now func() time.Time
+}
+
+// WithClock sets the clock that stamps lines and events, for deterministic
+// output in tests.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) { c.now = now }
+}
+
+func newConfig(opts []Option) config {
+	c := config{now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+var (
+	_ engine.Observer = (*Plain)(nil)
+	_ engine.Observer = (*JSON)(nil)
+)
+
+func mask(s string) string { return state.MaskCredentials(s) }
+
+// formatDuration renders d rounded to the second: 9s, 1m02s, 1h02m03s.
+func formatDuration(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Round(time.Second)
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	switch {
+	case h > 0:
+		return fmt.Sprintf("%dh%02dm%02ds", h, m, s)
+	case m > 0:
+		return fmt.Sprintf("%dm%02ds", m, s)
+	default:
+		return fmt.Sprintf("%ds", s)
+	}
+}
+
+// stamp renders elapsed time as [mm:ss], or [h:mm:ss] past an hour.
+func stamp(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	t := int(d / time.Second)
+	h, m, s := t/3600, (t/60)%60, t%60
+	if h > 0 {
+		return fmt.Sprintf("[%d:%02d:%02d]", h, m, s)
+	}
+	return fmt.Sprintf("[%02d:%02d]", m, s)
+}
+
+// targetName is "machine/image", or "image" for per-image instances.
+func targetName(machine, image string) string {
+	if machine == "" {
+		return image
+	}
+	return machine + "/" + image
+}
+
+// outcomeOrder is the order outcomes are counted in summaries.
+var outcomeOrder = []engine.Outcome{engine.Succeeded, engine.Failed, engine.Cancelled, engine.Skipped, engine.SkippedWhen}
