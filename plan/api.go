@@ -1,7 +1,8 @@
 package plan
 
 import (
-	"errors"
+	"fmt"
+	"os"
 )
 
 // Expr is an expression compiled once at load time against a typed
@@ -9,8 +10,11 @@ import (
 type Expr struct {
 	Source string
 	Pos    Pos
-	// program is the compiled *vm.Program (set by the loader).
-	program any
+	// program is the compiled *vm.Program (set by the loader). With one scope
+	// shape it is that shape's *compiled; programs holds every shape the
+	// expression was compiled for, keyed by shape.
+	program  any
+	programs map[string]*compiled
 }
 
 // EvalInput is what an expression sees at run time. Steps holds the outputs
@@ -21,9 +25,13 @@ type EvalInput struct {
 	Steps   map[string]*Output
 }
 
-// Eval runs the expression and returns its boolean result.
+// Eval runs the expression and returns its boolean result. A nil *Expr is
+// true: an absent when or where does not hold anything back.
 func (e *Expr) Eval(in EvalInput) (bool, error) {
-	return false, errors.New("plan: not implemented")
+	if e == nil {
+		return true, nil
+	}
+	return e.eval(in)
 }
 
 // Options tune Load.
@@ -35,14 +43,33 @@ type Options struct {
 }
 
 // Load reads and validates the plan file at path. On failure the error is an
-// *Errors listing every problem found.
+// *Errors listing every problem found (errors.As also fills an Errors).
 func Load(path string, opt Options) (*Plan, error) {
-	return nil, errors.New("plan: not implemented")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Errors{{Pos: Pos{File: path}, Msg: fmt.Sprintf("cannot read plan: %v", err)}}
+	}
+	return Parse(path, src, opt)
 }
 
 // Parse validates a plan held in memory; filename is used in positions.
-func Parse(filename string, src []byte, opt Options) (*Plan, error) {
-	return nil, errors.New("plan: not implemented")
+func Parse(filename string, src []byte, opt Options) (p *Plan, err error) {
+	// The YAML library has panicked on fuzzed input before; a panic is a
+	// plan error, never a crash of the command.
+	defer func() {
+		if r := recover(); r != nil {
+			p = nil
+			err = &Errors{{Pos: Pos{File: filename, Line: 1, Col: 1}, Msg: fmt.Sprintf("internal error while reading the plan (please report): %v", r)}}
+		}
+	}()
+	l := newLoader(filename, src, opt)
+	p = l.load()
+	if len(l.errs) > 0 {
+		l.errs.sort()
+		errs := l.errs
+		return nil, &errs
+	}
+	return p, nil
 }
 
 // Error is one plan error, positioned in the source.
@@ -51,6 +78,8 @@ type Error struct {
 	Msg  string // what is wrong and what was expected
 	Hint string // e.g. `did you mean "install"?`; may be empty
 	Line string // the source line
+	// Width is how many columns the caret line underlines (at least one).
+	Width int
 }
 
 // Errors is every error of a plan, in source order.

@@ -43,12 +43,17 @@ type Plan struct {
 	ASID         int64  // 0 when it must come from CLANFORGE_ASID
 	Concurrency  int
 
-	Vars      map[string]any
-	Images    []*Image
-	Machines  []*Machine
-	Steps     []*Step
-	OnFailure []*Step
-	Targets   []*Target
+	Vars map[string]any
+	// VarDisplay is each variable as it may be shown: values read from
+	// ${env:NAME} stay unexpanded and URL credentials are masked.
+	VarDisplay map[string]string
+	// DescriptionDisplay is Description as it may be shown.
+	DescriptionDisplay string
+	Images             []*Image
+	Machines           []*Machine
+	Steps              []*Step
+	OnFailure          []*Step
+	Targets            []*Target
 	// Instances is every step instance in a topological order that also
 	// respects wave order and the machine order of the plan.
 	Instances []*Instance

@@ -1,0 +1,555 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// graph checks the step graph (every cycle is reported, each with its steps
+// and lines) and returns the main steps in a topological order that keeps
+// plan order among independent steps.
+func (l *loader) graph(infos []*stepInfo) ([]int, bool) {
+	var main []int
+	for _, in := range infos {
+		if !in.s.OnFailure {
+			main = append(main, in.index)
+		}
+	}
+	// Tarjan's strongly connected components: each component with more than
+	// one step, or a step needing itself, is one cycle to report.
+	index := map[int]int{}
+	low := map[int]int{}
+	onStack := map[int]bool{}
+	var stack []int
+	next := 0
+	var sccs [][]int
+	var strong func(v int)
+	strong = func(v int) {
+		index[v], low[v] = next, next
+		next++
+		stack = append(stack, v)
+		onStack[v] = true
+		for _, w := range infos[v].needs {
+			if _, seen := index[w]; !seen {
+				strong(w)
+				low[v] = min(low[v], low[w])
+			} else if onStack[w] {
+				low[v] = min(low[v], index[w])
+			}
+		}
+		if low[v] == index[v] {
+			var comp []int
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				comp = append(comp, w)
+				if w == v {
+					break
+				}
+			}
+			sccs = append(sccs, comp)
+		}
+	}
+	for _, v := range main {
+		if _, seen := index[v]; !seen {
+			strong(v)
+		}
+	}
+	ok := true
+	for _, comp := range sccs {
+		self := len(comp) == 1 && contains1(infos[comp[0]].needs, comp[0])
+		if len(comp) < 2 && !self {
+			continue
+		}
+		ok = false
+		l.reportCycle(infos, comp)
+	}
+	if !ok {
+		return nil, false
+	}
+	// Kahn's algorithm, always taking the ready step that comes first in
+	// the plan.
+	indeg := map[int]int{}
+	users := map[int][]int{}
+	for _, v := range main {
+		indeg[v] = len(infos[v].needs)
+		for _, w := range infos[v].needs {
+			users[w] = append(users[w], v)
+		}
+	}
+	var ready, order []int
+	for _, v := range main {
+		if indeg[v] == 0 {
+			ready = append(ready, v)
+		}
+	}
+	for len(ready) > 0 {
+		sort.Ints(ready)
+		v := ready[0]
+		ready = ready[1:]
+		order = append(order, v)
+		for _, u := range users[v] {
+			indeg[u]--
+			if indeg[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	return order, true
+}
+
+func contains1(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// reportCycle names one cycle through the component, starting at the step
+// that comes first in the plan, and points at the need that closes it.
+func (l *loader) reportCycle(infos []*stepInfo, comp []int) {
+	in := map[int]bool{}
+	start := comp[0]
+	for _, c := range comp {
+		in[c] = true
+		start = min(start, c)
+	}
+	// Depth-first search for a path back to start inside the component.
+	var path []int
+	seen := map[int]bool{}
+	var dfs func(v int) bool
+	dfs = func(v int) bool {
+		path = append(path, v)
+		for _, w := range infos[v].needs {
+			if w == start {
+				return true
+			}
+			if in[w] && !seen[w] {
+				seen[w] = true
+				if dfs(w) {
+					return true
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		return false
+	}
+	dfs(start)
+	if len(path) == 0 {
+		path = []int{start}
+	}
+	parts := make([]string, 0, len(path)+1)
+	for _, v := range path {
+		parts = append(parts, fmt.Sprintf("%s (line %d)", infos[v].s.Name, infos[v].s.Pos.Line))
+	}
+	parts = append(parts, infos[start].s.Name)
+	first := infos[path[0]]
+	nextName := infos[start].s.Name
+	if len(path) > 1 {
+		nextName = infos[path[1]].s.Name
+	}
+	pos, width := first.s.Pos, 1
+	for _, nd := range first.raw.Needs {
+		if nd.Set && nd.V == nextName {
+			pos, width = nd.Pos, l.width(nd.node)
+		}
+	}
+	l.errAt(pos, width, "", "needs form a cycle: %s", strings.Join(parts, " needs "))
+}
+
+// expand turns step templates into instances, resolves their dependencies,
+// scopes, diffs, versions and waves, and compiles expressions per scope shape.
+func (l *loader) expand(p *Plan, infos []*stepInfo, order []int) {
+	// Step-level facts first: closures, per-target or per-image, install_at.
+	for _, i := range order {
+		in := infos[i]
+		in.closure = map[int]bool{}
+		for _, n := range in.needs {
+			in.closure[n] = true
+			for c := range infos[n].closure {
+				in.closure[c] = true
+			}
+		}
+		switch in.s.Type {
+		case TypeUpdate, TypeDiff, TypeReject:
+			in.perTarget = true
+		case TypeInstall:
+			in.perTarget = !in.s.Mirroring
+		case TypeGate:
+			for _, n := range in.needs {
+				in.perTarget = in.perTarget || infos[n].perTarget
+			}
+		}
+	}
+	for _, i := range order {
+		in := infos[i]
+		if in.s.Type != TypeVersion || in.s.InstallAt != "" {
+			continue
+		}
+		in.s.InstallAt = InstallNow
+		for _, j := range order {
+			if infos[j].s.Type == TypeInstall && infos[j].closure[i] {
+				in.s.InstallAt = InstallManual
+			}
+		}
+	}
+
+	full := map[*Instance]map[string]*Instance{}
+	topo := map[*Step]int{}
+	for pos, i := range order {
+		in := infos[i]
+		topo[in.s] = pos
+		l.expandStep(p, infos, in, full)
+	}
+	sort.SliceStable(p.Instances, func(a, b int) bool {
+		x, y := p.Instances[a], p.Instances[b]
+		if topo[x.Step] != topo[y.Step] {
+			return topo[x.Step] < topo[y.Step]
+		}
+		return x.Wave < y.Wave
+	})
+	l.expandFailure(p, infos, full)
+}
+
+func (l *loader) where(in *stepInfo, perTarget bool) *compiled {
+	if in.s.Where == nil {
+		return nil
+	}
+	return l.compile(in.s.Where, perTarget, nil, exprCtx{key: "where", step: in.s.Name, perImage: !perTarget, node: in.raw.Where.node})
+}
+
+// matches evaluates a step's where for a target or image at load time.
+func (l *loader) matches(in *stepInfo, c *compiled, m *Machine, img *Image) bool {
+	if in.s.Where == nil || c == nil {
+		return true
+	}
+	ok, err := c.run(EvalInput{Machine: m, Image: img})
+	if err != nil {
+		l.errAt(in.s.Where.Pos, 1, "", "where of step %q cannot be evaluated: %v", in.s.Name, err)
+		return false
+	}
+	return ok
+}
+
+func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*Instance]map[string]*Instance) {
+	s := in.s
+	wc := l.where(in, in.perTarget)
+	if in.s.Where != nil && wc == nil {
+		return // the where error is reported; expanding would only add noise
+	}
+	var made []*Instance
+	if in.perTarget {
+		cands := p.Targets
+		if s.Type == TypeGate {
+			// A gate runs per instance of the per-target steps it needs.
+			want := map[*Target]bool{}
+			for _, n := range in.needs {
+				for t := range infos[n].byTarget {
+					want[t] = true
+				}
+			}
+			cands = nil
+			for _, t := range p.Targets {
+				if want[t] {
+					cands = append(cands, t)
+				}
+			}
+		}
+		for _, t := range cands {
+			if !l.matches(in, wc, t.Machine, t.Image) {
+				continue
+			}
+			inst := &Instance{ID: s.Name + "@" + t.Key(), Step: s, Image: t.Image, Machine: t.Machine, Target: t, Wave: -1}
+			in.byTarget[t] = inst
+			made = append(made, inst)
+			if s.Type == TypeUpdate || s.Type == TypeDiff {
+				t.Machine.Build = true
+			}
+		}
+	} else {
+		for _, img := range p.Images {
+			if !l.matches(in, wc, nil, img) {
+				continue
+			}
+			made = append(made, &Instance{ID: s.Name + "@" + img.Name, Step: s, Image: img, Wave: -1})
+		}
+	}
+	for _, inst := range made {
+		in.byImage[inst.Image] = append(in.byImage[inst.Image], inst)
+	}
+	for _, inst := range made {
+		l.resolveDeps(infos, in, inst)
+		sc := map[string]*Instance{}
+		merge := func(name string, x *Instance) {
+			if prev, ok := sc[name]; ok {
+				if prev != x {
+					sc[name] = nil
+				}
+				return
+			}
+			sc[name] = x
+		}
+		for _, d := range inst.Deps {
+			merge(d.Step.Name, d)
+			for k, v := range full[d] {
+				merge(k, v)
+			}
+		}
+		full[inst] = sc
+		inst.Scope = visible(sc)
+		l.resolveInputs(in, inst, sc)
+		l.compileInstance(in, inst, sc)
+	}
+	if s.Type == TypeInstall && len(s.Waves) > 0 {
+		l.assignWaves(in, p)
+	}
+	if s.MaxFailures != nil {
+		total := len(made)
+		if s.MaxFailures.IsPct {
+			s.MaxFailuresCount = int(math.Floor(s.MaxFailures.Percent*float64(total)/100 + 1e-9))
+		} else {
+			s.MaxFailuresCount = s.MaxFailures.Count
+		}
+	}
+	p.Instances = append(p.Instances, made...)
+}
+
+// visible drops ambiguous entries; it shares the map when there are none.
+func visible(sc map[string]*Instance) map[string]*Instance {
+	for _, v := range sc {
+		if v == nil {
+			out := make(map[string]*Instance, len(sc))
+			for k, v := range sc {
+				if v != nil {
+					out[k] = v
+				}
+			}
+			return out
+		}
+	}
+	return sc
+}
+
+// resolveDeps applies the needs rule: the needed step's instance for the
+// same target if there is one, else all of its instances for the image.
+func (l *loader) resolveDeps(infos []*stepInfo, in *stepInfo, inst *Instance) {
+	if len(in.needs) == 1 {
+		dep := infos[in.needs[0]]
+		if inst.Target != nil {
+			if d := dep.byTarget[inst.Target]; d != nil {
+				inst.Deps = []*Instance{d}
+				return
+			}
+		}
+		// Fan-in: every instance of the image shares one backing array.
+		all := dep.byImage[inst.Image]
+		inst.Deps = all[:len(all):len(all)]
+		return
+	}
+	for _, n := range in.needs {
+		dep := infos[n]
+		if inst.Target != nil {
+			if d := dep.byTarget[inst.Target]; d != nil {
+				inst.Deps = append(inst.Deps, d)
+				continue
+			}
+		}
+		inst.Deps = append(inst.Deps, dep.byImage[inst.Image]...)
+	}
+}
+
+func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Instance) {
+	s := in.s
+	typeOf := func(name string) StepType { return l.xenv.stepType[name] }
+	countType := func(t StepType) (x *Instance, n int, names []string) {
+		for name, v := range sc {
+			if typeOf(name) != t {
+				continue
+			}
+			names = append(names, name)
+			if v == nil {
+				n += 2
+			} else {
+				x = v
+				n++
+			}
+		}
+		sort.Strings(names)
+		if n != 1 {
+			x = nil
+		}
+		return
+	}
+	if s.Type != TypeDiff {
+		d, n, names := countType(TypeDiff)
+		inst.Diff = d
+		if s.Type == TypeVersion && d == nil {
+			if n == 0 {
+				l.errAt(s.Pos, 1, "", "version step %q finds no diff among its needs for image %q: it must need (directly or not) exactly one diff instance", s.Name, inst.Image.Name)
+			} else {
+				l.errAt(s.Pos, 1, "", "version step %q finds several diff instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
+			}
+		}
+	}
+	if s.Type == TypeInstall {
+		v, n, names := countType(TypeVersion)
+		inst.Version = v
+		switch {
+		case v == nil && n == 0:
+			l.errAt(s.Pos, 1, "", "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
+		case v == nil:
+			l.errAt(s.Pos, 1, "", "install step %q finds several version instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
+		case !s.Mirroring && v.Step.InstallAt == InstallManual:
+			fed := false
+			for _, x := range sc {
+				if x != nil && x.Step.Type == TypeInstall && x.Step.Mirroring && x.Version == v {
+					fed = true
+				}
+			}
+			if !fed {
+				l.errAt(s.Pos, 1, "add the mirroring install step to needs", "install step %q queues machine installs of version step %q, which uses install_at: manual, so it must need (directly or not) a mirroring install of that version", s.Name, v.Step.Name)
+			}
+		case len(s.Waves) > 0 && v.Step.InstallAt == InstallNow:
+			l.errAt(s.Pos, 1, "", "install step %q has waves, but version step %q uses install_at: now, which starts every install at once; waves need install_at: manual", s.Name, v.Step.Name)
+		}
+	}
+}
+
+// compileInstance compiles when and gate expressions for the instance's
+// scope shape (cached, so identical shapes compile once).
+func (l *loader) compileInstance(in *stepInfo, inst *Instance, sc map[string]*Instance) {
+	if in.s.When == nil && in.s.Expr == nil {
+		return
+	}
+	var names, amb []string
+	for k, v := range sc {
+		if v == nil {
+			amb = append(amb, k)
+		} else {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	sort.Strings(amb)
+	if in.s.When != nil {
+		l.compile(in.s.When, inst.Machine != nil, names, exprCtx{key: "when", step: in.s.Name, perImage: inst.Machine == nil, ambiguous: amb, node: in.raw.When.node})
+	}
+	if in.s.Expr != nil {
+		l.compile(in.s.Expr, inst.Machine != nil, names, exprCtx{key: "expr", step: in.s.Name, perImage: inst.Machine == nil, ambiguous: amb, node: in.raw.Expr.node})
+	}
+}
+
+// assignWaves gives each image's install instances their wave, in machine
+// order, from the cumulative sizes.
+func (l *loader) assignWaves(in *stepInfo, p *Plan) {
+	s := in.s
+	for _, img := range p.Images {
+		insts := in.byImage[img]
+		n := len(insts)
+		if n == 0 {
+			continue
+		}
+		cum := make([]int, len(s.Waves))
+		prev := 0
+		for k, w := range s.Waves {
+			c := w.Count
+			if w.IsPct {
+				c = int(math.Ceil(w.Percent*float64(n)/100 - 1e-9))
+			}
+			c = min(c, n)
+			if c < prev {
+				l.errAt(in.raw.Waves[k].Pos, l.width(in.raw.Waves[k].node), "", "waves are cumulative and must not decrease: for image %q wave %d covers %d machines, fewer than the %d before it", img.Name, k+1, c, prev)
+				return
+			}
+			cum[k], prev = c, c
+		}
+		if cum[len(cum)-1] < n {
+			last := in.raw.Waves[len(in.raw.Waves)-1]
+			l.errAt(last.Pos, l.width(last.node), "write \"100%\" as the last wave", "the last wave must reach 100%%: it covers %d of the %d install instances of image %q", cum[len(cum)-1], n, img.Name)
+			return
+		}
+		k := 0
+		for i, inst := range insts {
+			for cum[k] <= i {
+				k++
+			}
+			inst.Wave = k
+		}
+	}
+}
+
+// expandFailure makes one on_failure instance per (on_failure step, target)
+// and per (on_failure step, image), each triggered by the main instances of
+// that target or image.
+func (l *loader) expandFailure(p *Plan, infos []*stepInfo, full map[*Instance]map[string]*Instance) {
+	byTarget := map[*Target][]*Instance{}
+	byImage := map[*Image][]*Instance{}
+	for _, inst := range p.Instances {
+		if inst.Target != nil {
+			byTarget[inst.Target] = append(byTarget[inst.Target], inst)
+		} else {
+			byImage[inst.Image] = append(byImage[inst.Image], inst)
+		}
+	}
+	for _, in := range infos {
+		if !in.s.OnFailure {
+			continue
+		}
+		wc := l.where(in, true)
+		if in.s.Where != nil && wc == nil {
+			continue
+		}
+		mk := func(id string, img *Image, t *Target, trig []*Instance) {
+			inst := &Instance{ID: id, Step: in.s, Image: img, Target: t, Wave: -1, Trigger: trig}
+			if t != nil {
+				inst.Machine = t.Machine
+			}
+			sc := map[string]*Instance{}
+			for _, x := range trig {
+				sc[x.Step.Name] = x
+				for k, v := range full[x] {
+					if prev, ok := sc[k]; ok && prev != v {
+						sc[k] = nil
+					} else if !ok {
+						sc[k] = v
+					}
+				}
+			}
+			inst.Scope = visible(sc)
+			var diffs []*Instance
+			ambiguous := false
+			for k, v := range sc {
+				if l.xenv.stepType[k] == TypeDiff {
+					if v == nil {
+						ambiguous = true
+					}
+					diffs = append(diffs, v)
+				}
+			}
+			if len(diffs) == 1 && !ambiguous {
+				inst.Diff = diffs[0]
+			}
+			l.compileInstance(in, inst, sc)
+			p.FailureInstances = append(p.FailureInstances, inst)
+		}
+		for _, t := range p.Targets {
+			trig := byTarget[t]
+			if len(trig) == 0 || !l.matches(in, wc, t.Machine, t.Image) {
+				continue
+			}
+			mk(in.s.Name+"@"+t.Key(), t.Image, t, trig)
+		}
+		// Failures of per-image instances run the step for the image; where
+		// talks about machines, so it does not filter these.
+		for _, img := range p.Images {
+			if trig := byImage[img]; len(trig) > 0 {
+				mk(in.s.Name+"@"+img.Name, img, nil, trig)
+			}
+		}
+	}
+}

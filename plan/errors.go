@@ -1,0 +1,135 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Error renders as "file:line:col: message", the quoted source line, a caret
+// under the fault and a hint when there is one.
+func (e *Error) Error() string { return e.render(false) }
+
+func (e *Error) render(color bool) string {
+	var b strings.Builder
+	bold, red, cyan, reset := "", "", "", ""
+	if color {
+		bold, red, cyan, reset = "\x1b[1m", "\x1b[31m", "\x1b[36m", "\x1b[0m"
+	}
+	fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s%s", bold, e.Pos.File, e.Pos.Line, e.Pos.Col, reset, red, e.Msg, reset)
+	if e.Line != "" {
+		line := strings.ReplaceAll(e.Line, "\t", " ")
+		num := fmt.Sprint(e.Pos.Line)
+		gutter := strings.Repeat(" ", len(num))
+		fmt.Fprintf(&b, "\n %s | %s", num, line)
+		col := e.Pos.Col
+		if col < 1 {
+			col = 1
+		}
+		// Columns count bytes; use runes of the prefix so wide input
+		// does not push the caret past the fault.
+		prefix := line
+		if col-1 <= len(line) {
+			prefix = line[:col-1]
+		}
+		n := e.Width
+		if n < 1 {
+			n = 1
+		}
+		if rest := len([]rune(line)) - len([]rune(prefix)); n > rest && rest > 0 {
+			n = rest
+		}
+		fmt.Fprintf(&b, "\n %s | %s%s%s%s", gutter, strings.Repeat(" ", len([]rune(prefix))), red, strings.Repeat("^", n), reset)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, "\n%s%s%s", cyan, e.Hint, reset)
+	}
+	return b.String()
+}
+
+// Error joins every error, blank-line separated, in source order.
+func (e Errors) Error() string { return e.Render(false) }
+
+// Render returns every error, optionally with ANSI colors for a terminal.
+func (e Errors) Render(color bool) string {
+	parts := make([]string, len(e))
+	for i, x := range e {
+		parts[i] = x.render(color)
+	}
+	s := strings.Join(parts, "\n\n")
+	if len(e) > 1 {
+		s += fmt.Sprintf("\n\n%d errors", len(e))
+	}
+	return s
+}
+
+// As lets callers ask errors.As for either Errors or *Errors.
+func (e *Errors) As(target any) bool {
+	if t, ok := target.(*Errors); ok {
+		*t = *e
+		return true
+	}
+	return false
+}
+
+func (e Errors) sort() {
+	sort.SliceStable(e, func(i, j int) bool {
+		a, b := e[i].Pos, e[j].Pos
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		if a.Col != b.Col {
+			return a.Col < b.Col
+		}
+		return e[i].Msg < e[j].Msg
+	})
+}
+
+// didYouMean returns a hint naming the closest candidate to s, or "" when no
+// candidate is close enough to be a likely typo.
+func didYouMean(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		if c == s {
+			continue
+		}
+		d := editDistance(strings.ToLower(s), strings.ToLower(c))
+		if d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	limit := 2
+	if len(s) > 6 {
+		limit = 3
+	}
+	if best == "" || bestD > limit || bestD >= len(s) {
+		return ""
+	}
+	return fmt.Sprintf("did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			// A transposition counts as one edit: "mirorring" is one typo.
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}

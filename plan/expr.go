@@ -1,0 +1,457 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+	"github.com/goccy/go-yaml/ast"
+)
+
+// Expressions are type-checked against a struct type built for each scope
+// shape: which of machine and which steps.<name> an instance sees, each step
+// typed by its kind. A map environment would let unknown names and type
+// errors through (see pitfalls.md), so the types are real Go types.
+
+type jobView struct {
+	ID        int64  `expr:"id"`
+	State     int    `expr:"state"`
+	StateName string `expr:"state_name"`
+	Progress  int    `expr:"progress"`
+	Error     string `expr:"error"`
+	Failed    int    `expr:"failed"`
+}
+
+type basicView struct {
+	State string  `expr:"state"`
+	Job   jobView `expr:"job"`
+}
+
+type diffView struct {
+	State    string   `expr:"state"`
+	Job      jobView  `expr:"job"`
+	DiffID   int64    `expr:"diffid"`
+	Added    []string `expr:"added"`
+	Modified []string `expr:"modified"`
+	Removed  []string `expr:"removed"`
+	Changed  int      `expr:"changed"`
+}
+
+type versionView struct {
+	State     string  `expr:"state"`
+	Job       jobView `expr:"job"`
+	VersionID int64   `expr:"versionid"`
+}
+
+type installView struct {
+	State  string  `expr:"state"`
+	Job    jobView `expr:"job"`
+	JobIDs []int64 `expr:"jobids"`
+}
+
+type machineView struct {
+	Name   string            `expr:"name"`
+	ID     int64             `expr:"id"`
+	Labels map[string]string `expr:"labels"`
+}
+
+type imageView struct {
+	Name string `expr:"name"`
+	ID   int64  `expr:"id"`
+}
+
+// viewType is the expression type of a step kind's output.
+func viewType(t StepType) reflect.Type {
+	switch t {
+	case TypeDiff:
+		return reflect.TypeFor[diffView]()
+	case TypeVersion:
+		return reflect.TypeFor[versionView]()
+	case TypeInstall:
+		return reflect.TypeFor[installView]()
+	}
+	return reflect.TypeFor[basicView]()
+}
+
+func jobOf(o *Output) jobView {
+	j := o.Job
+	return jobView{ID: j.ID, State: j.State, StateName: j.StateName, Progress: j.Progress, Error: j.Error, Failed: j.Failed}
+}
+
+func viewValue(t StepType, o *Output) reflect.Value {
+	if o == nil {
+		return reflect.Zero(viewType(t))
+	}
+	switch t {
+	case TypeDiff:
+		return reflect.ValueOf(diffView{State: o.State, Job: jobOf(o), DiffID: o.DiffID, Added: nonNil(o.Added), Modified: nonNil(o.Modified), Removed: nonNil(o.Removed), Changed: o.Changed})
+	case TypeVersion:
+		return reflect.ValueOf(versionView{State: o.State, Job: jobOf(o), VersionID: o.VersionID})
+	case TypeInstall:
+		return reflect.ValueOf(installView{State: o.State, Job: jobOf(o), JobIDs: o.JobIDs})
+	}
+	return reflect.ValueOf(basicView{State: o.State, Job: jobOf(o)})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+var viewFields = map[reflect.Type]struct {
+	name   string
+	fields []string
+}{
+	reflect.TypeFor[jobView]():     {"job", []string{"id", "state", "state_name", "progress", "error", "failed"}},
+	reflect.TypeFor[basicView]():   {"a step's output", []string{"state", "job"}},
+	reflect.TypeFor[diffView]():    {"a diff step's output", []string{"state", "job", "diffid", "added", "modified", "removed", "changed"}},
+	reflect.TypeFor[versionView](): {"a version step's output", []string{"state", "job", "versionid"}},
+	reflect.TypeFor[installView](): {"an install step's output", []string{"state", "job", "jobids"}},
+	reflect.TypeFor[machineView](): {"machine", []string{"name", "id", "labels"}},
+	reflect.TypeFor[imageView]():   {"image", []string{"name", "id"}},
+}
+
+// envInfo is one scope shape's environment type.
+type envInfo struct {
+	typ       reflect.Type
+	stepsType reflect.Type
+	machine   bool
+	steps     []string // field order of stepsType
+	kinds     []StepType
+}
+
+type compiled struct {
+	prog *vm.Program
+	env  *envInfo
+	vars reflect.Value
+}
+
+// exprEnv builds (and caches) the environment type for a shape.
+type exprEnv struct {
+	varsType  reflect.Type
+	varsValue reflect.Value
+	varNames  []string
+	envs      map[string]*envInfo
+	progs     map[string]*compiled // nil value: compile failed (reported)
+	stepType  map[string]StepType
+	stepNames []string
+}
+
+func shapeKey(machine bool, steps []string) string {
+	var b strings.Builder
+	if machine {
+		b.WriteString("m")
+	}
+	for _, s := range steps {
+		b.WriteByte('|')
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// buildVars types the plan's variables from their YAML values.
+func (x *exprEnv) buildVars(names []string, values map[string]any) {
+	fields := make([]reflect.StructField, 0, len(names))
+	for i, n := range names {
+		t := reflect.TypeFor[any]()
+		switch values[n].(type) {
+		case string:
+			t = reflect.TypeFor[string]()
+		case int:
+			t = reflect.TypeFor[int]()
+		case float64:
+			t = reflect.TypeFor[float64]()
+		case bool:
+			t = reflect.TypeFor[bool]()
+		case []any:
+			t = reflect.TypeFor[[]any]()
+		case map[string]any:
+			t = reflect.TypeFor[map[string]any]()
+		}
+		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("V%d", i), Type: t, Tag: reflect.StructTag(fmt.Sprintf(`expr:%q`, n))})
+	}
+	x.varsType = reflect.StructOf(fields)
+	x.varsValue = reflect.New(x.varsType).Elem()
+	for i, n := range names {
+		if v := values[n]; v != nil {
+			x.varsValue.Field(i).Set(reflect.ValueOf(v))
+		}
+	}
+	x.varNames = names
+}
+
+func (x *exprEnv) env(machine bool, steps []string) *envInfo {
+	key := shapeKey(machine, steps)
+	if e, ok := x.envs[key]; ok {
+		return e
+	}
+	e := &envInfo{machine: machine, steps: steps}
+	sf := make([]reflect.StructField, 0, len(steps))
+	for i, s := range steps {
+		k := x.stepType[s]
+		e.kinds = append(e.kinds, k)
+		sf = append(sf, reflect.StructField{Name: fmt.Sprintf("S%d", i), Type: viewType(k), Tag: reflect.StructTag(fmt.Sprintf(`expr:%q`, s))})
+	}
+	e.stepsType = reflect.StructOf(sf)
+	var fields []reflect.StructField
+	if machine {
+		fields = append(fields, reflect.StructField{Name: "Machine", Type: reflect.TypeFor[machineView](), Tag: `expr:"machine"`})
+	}
+	fields = append(fields,
+		reflect.StructField{Name: "Image", Type: reflect.TypeFor[imageView](), Tag: `expr:"image"`},
+		reflect.StructField{Name: "Vars", Type: x.varsType, Tag: `expr:"vars"`},
+		reflect.StructField{Name: "Steps", Type: e.stepsType, Tag: `expr:"steps"`},
+	)
+	e.typ = reflect.StructOf(fields)
+	x.envs[key] = e
+	return e
+}
+
+// exprCtx is what error messages need to know about where an expression is.
+type exprCtx struct {
+	key       string // "where", "when", "expr"
+	step      string
+	perImage  bool
+	ambiguous []string
+	node      ast.Node
+}
+
+// compile type-checks src for a shape, once per (source, shape).
+func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *compiled {
+	x := l.xenv
+	sk := shapeKey(machine, steps)
+	ck := e.Source + "\x00" + sk + "\x00" + strings.Join(c.ambiguous, ",")
+	if p, ok := x.progs[ck]; ok {
+		if p != nil {
+			e.add(sk, p)
+		}
+		return p
+	}
+	env := x.env(machine, steps)
+	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
+	if err != nil {
+		x.progs[ck] = nil
+		l.exprError(e, env, c, err)
+		return nil
+	}
+	p := &compiled{prog: prog, env: env, vars: x.varsValue}
+	x.progs[ck] = p
+	e.add(sk, p)
+	return p
+}
+
+func (e *Expr) add(key string, p *compiled) {
+	if e.programs == nil {
+		e.programs = map[string]*compiled{}
+	}
+	if _, ok := e.programs[key]; !ok {
+		e.programs[key] = p
+		if len(e.programs) == 1 {
+			e.program = p
+		} else {
+			e.program = nil
+		}
+	}
+}
+
+var (
+	reNoField  = regexp.MustCompile(`^type (.+) has no field (\S+)$`)
+	reUnknown  = regexp.MustCompile(`^unknown name (\S+)$`)
+	reExpected = regexp.MustCompile(`^expected bool, but got (.+)$`)
+)
+
+// exprError reports a compile error at its position inside the YAML scalar,
+// in words that name plan concepts instead of synthetic Go types.
+func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
+	x := l.xenv
+	msg := err.Error()
+	off := 0
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		off = runeLineColToOffset(e.Source, fe.Line, fe.Column)
+	}
+	hint := ""
+	width := 1
+	where := fmt.Sprintf("%s of step %q", c.key, c.step)
+	switch {
+	case reNoField.MatchString(msg):
+		m := reNoField.FindStringSubmatch(msg)
+		typ, field := m[1], m[2]
+		width = len([]rune(field))
+		switch typ {
+		case env.stepsType.String():
+			switch {
+			case contains(c.ambiguous, field):
+				msg = fmt.Sprintf("steps.%s is ambiguous in %s: step %q has several instances among its needs here; an expression can read only a step with a single instance in scope", field, where, field)
+			case contains(x.stepNames, field):
+				msg = fmt.Sprintf("step %q is not among the needs of step %q (directly or not), so %s cannot read its output", field, c.step, c.key)
+				hint = fmt.Sprintf("add %q to needs", field)
+			default:
+				msg = fmt.Sprintf("unknown step %q in %s", field, where)
+				hint = didYouMean(field, x.stepNames)
+				for _, s := range x.stepNames {
+					if strings.HasPrefix(s, field+"-") {
+						hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
+					}
+				}
+			}
+		case x.varsType.String():
+			msg = fmt.Sprintf("unknown variable %q in %s", field, where)
+			hint = didYouMean(field, x.varNames)
+		default:
+			if vf, ok := typeByString(typ); ok {
+				msg = fmt.Sprintf("%s has no field %q (it has %s)", vf.name, field, strings.Join(vf.fields, ", "))
+				hint = didYouMean(field, vf.fields)
+			} else {
+				msg = fmt.Sprintf("unknown field %q", field)
+			}
+		}
+	case reUnknown.MatchString(msg):
+		name := reUnknown.FindStringSubmatch(msg)[1]
+		width = len([]rune(name))
+		roots := []string{"image", "vars", "steps"}
+		if env.machine {
+			roots = append([]string{"machine"}, roots...)
+		}
+		if name == "machine" && !env.machine {
+			msg = fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where)
+		} else {
+			msg = fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", "))
+			hint = didYouMean(name, roots)
+			if hint == "" && contains(x.varNames, name) {
+				hint = fmt.Sprintf("write vars.%s", name)
+			} else if hint == "" && contains(x.stepNames, name) {
+				hint = fmt.Sprintf("write steps.%s", name)
+			}
+		}
+	case reExpected.MatchString(msg):
+		got := l.friendlyTypes(env, reExpected.FindStringSubmatch(msg)[1])
+		msg = fmt.Sprintf("%s must be a boolean expression, but its type is %s", where, got)
+		off = 0
+		width = len([]rune(strings.SplitN(e.Source, "\n", 2)[0]))
+	default:
+		msg = fmt.Sprintf("%s in %s", l.friendlyTypes(env, msg), where)
+	}
+	l.errAt(l.scalarAt(c.node, e.Source, off), width, hint, "%s", msg)
+}
+
+func typeByString(s string) (struct {
+	name   string
+	fields []string
+}, bool) {
+	for t, v := range viewFields {
+		if t.String() == s {
+			return v, true
+		}
+	}
+	return struct {
+		name   string
+		fields []string
+	}{}, false
+}
+
+// friendlyTypes replaces Go type names in a checker message with what a plan
+// author knows them as.
+func (l *loader) friendlyTypes(env *envInfo, msg string) string {
+	repl := map[string]string{
+		env.typ.String():         "the expression environment",
+		env.stepsType.String():   "steps",
+		l.xenv.varsType.String(): "vars",
+	}
+	for t, v := range viewFields {
+		repl[t.String()] = v.name
+	}
+	keys := make([]string, 0, len(repl))
+	for k := range repl {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, k := range keys {
+		msg = strings.ReplaceAll(msg, k, repl[k])
+	}
+	return msg
+}
+
+// runeLineColToOffset turns the checker's 1-based line and 0-based rune
+// column into a byte offset in src.
+func runeLineColToOffset(src string, line, col int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		i := strings.IndexByte(src[off:], '\n')
+		if i < 0 {
+			return 0
+		}
+		off += i + 1
+	}
+	for n := 0; n < col && off < len(src); n++ {
+		r := []rune(src[off:])
+		if len(r) == 0 || r[0] == '\n' {
+			break
+		}
+		off += len(string(r[0]))
+	}
+	return off
+}
+
+// eval picks the program compiled for the input's scope shape and runs it.
+func (e *Expr) eval(in EvalInput) (bool, error) {
+	p, _ := e.program.(*compiled)
+	if p == nil {
+		names := make([]string, 0, len(in.Steps))
+		for n := range in.Steps {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		p = e.programs[shapeKey(in.Machine != nil, names)]
+	}
+	if p == nil {
+		return false, fmt.Errorf("%s:%d:%d: expression %q was not compiled for this scope", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source)
+	}
+	ok, err := p.run(in)
+	if err != nil {
+		return false, fmt.Errorf("%s:%d:%d: evaluating %q: %w", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source, err)
+	}
+	return ok, nil
+}
+
+// run evaluates the program with an environment built from the input.
+func (p *compiled) run(in EvalInput) (bool, error) {
+	env := reflect.New(p.env.typ).Elem()
+	i := 0
+	if p.env.machine {
+		if in.Machine != nil {
+			labels := in.Machine.Labels
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			env.Field(0).Set(reflect.ValueOf(machineView{Name: in.Machine.Name, ID: in.Machine.ID, Labels: labels}))
+		}
+		i = 1
+	}
+	if in.Image != nil {
+		env.Field(i).Set(reflect.ValueOf(imageView{Name: in.Image.Name, ID: in.Image.ID}))
+	}
+	env.Field(i + 1).Set(p.vars)
+	steps := env.Field(i + 2)
+	for j, name := range p.env.steps {
+		steps.Field(j).Set(viewValue(p.env.kinds[j], in.Steps[name]))
+	}
+	out, err := vm.Run(p.prog, env.Interface())
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("the expression did not give a boolean")
+	}
+	return b, nil
+}

@@ -1,0 +1,203 @@
+package plan
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
+)
+
+// scalarAt maps a byte offset inside a string scalar's value back to a file
+// position, so errors in interpolations and expressions point inside the
+// YAML string rather than at its start.
+func (l *loader) scalarAt(n ast.Node, value string, off int) Pos {
+	base := l.pos(n)
+	if off < 0 || off > len(value) {
+		return base
+	}
+	if lit, ok := n.(*ast.LiteralNode); ok {
+		// Block scalars start on the line after the | or > header.
+		line := base.Line + 1 + strings.Count(value[:off], "\n")
+		if lit.Start != nil && lit.Start.Position != nil {
+			line = lit.Start.Position.Line + 1 + strings.Count(value[:off], "\n")
+		}
+		indent := 0
+		for i := line; i <= len(l.lines); i++ {
+			t := l.lines[i-1]
+			if strings.TrimSpace(t) != "" {
+				indent = len(t) - len(strings.TrimLeft(t, " "))
+				break
+			}
+		}
+		last := strings.LastIndexByte(value[:off], '\n')
+		return Pos{File: l.file, Line: line, Col: indent + 1 + len([]rune(value[last+1:off]))}
+	}
+	if strings.Contains(value, "\n") {
+		return base
+	}
+	col := base.Col + len([]rune(value[:off]))
+	if tk := n.GetToken(); tk != nil && (tk.Type == token.DoubleQuoteType || tk.Type == token.SingleQuoteType) {
+		col++
+	}
+	return Pos{File: l.file, Line: base.Line, Col: col}
+}
+
+// varState tracks interpolation of vars so a var may use ${env:..} and
+// other vars, and cycles are caught.
+type varState struct {
+	raw      map[string]*rawVar
+	names    []string
+	value    map[string]any
+	display  map[string]string
+	fromEnv  map[string]bool
+	visiting map[string]bool
+	done     map[string]bool
+}
+
+// interpolate expands ${vars.x} and ${env:NAME} in a string scalar. $${
+// writes a literal ${. The Display of the result never contains a value read
+// from the environment, and URL credentials are masked in it.
+func (l *loader) interpolate(s pv[string], what string, vs *varState) (Value, bool) {
+	if !s.Set {
+		return Value{}, true
+	}
+	in := s.V
+	var res, disp strings.Builder
+	ok := true
+	for i := 0; i < len(in); {
+		if strings.HasPrefix(in[i:], "$${") {
+			res.WriteString("${")
+			disp.WriteString("$${")
+			i += 3
+			continue
+		}
+		if !strings.HasPrefix(in[i:], "${") {
+			res.WriteByte(in[i])
+			disp.WriteByte(in[i])
+			i++
+			continue
+		}
+		end := strings.IndexByte(in[i:], '}')
+		if end < 0 {
+			p := l.scalarAt(s.node, in, i)
+			l.errAt(p, 2, "write $${ for a literal ${", "unterminated ${ in %s", what)
+			return Value{}, false
+		}
+		ref := in[i+2 : i+end]
+		p := l.scalarAt(s.node, in, i)
+		width := end + 1
+		switch {
+		case strings.HasPrefix(ref, "env:"):
+			name := strings.TrimPrefix(ref, "env:")
+			if name == "" {
+				l.errAt(p, width, "", "${env:} needs a variable name, like ${env:BUILD_URL}")
+				ok = false
+				break
+			}
+			v, found := l.lookupEnv(name)
+			if !found {
+				l.errAt(p, width, "", "environment variable %s is not set (used in %s)", name, what)
+				ok = false
+				break
+			}
+			res.WriteString(v)
+			disp.WriteString("${env:" + name + "}")
+		case strings.HasPrefix(ref, "vars."):
+			name := strings.TrimPrefix(ref, "vars.")
+			if vs == nil || vs.raw[name] == nil {
+				var names []string
+				if vs != nil {
+					names = vs.names
+				}
+				l.errAt(p, width, didYouMean(name, names), "unknown variable %q in %s", name, what)
+				ok = false
+				break
+			}
+			v, d, good := l.varValue(name, vs, p, width)
+			if !good {
+				ok = false
+				break
+			}
+			str, scalar := scalarString(v)
+			if !scalar {
+				l.errAt(p, width, "", "variable %q is a list or mapping and cannot be put into a string", name)
+				ok = false
+				break
+			}
+			res.WriteString(str)
+			disp.WriteString(d)
+		default:
+			l.errAt(p, width, "write ${vars.NAME} or ${env:NAME}; $${ writes a literal ${", "unknown interpolation ${%s} in %s", ref, what)
+			ok = false
+		}
+		i += end + 1
+	}
+	if !ok {
+		return Value{}, false
+	}
+	return Value{Resolved: res.String(), Display: MaskURLs(disp.String())}, true
+}
+
+// varValue resolves a variable, interpolating it first when it is a string.
+func (l *loader) varValue(name string, vs *varState, at Pos, width int) (any, string, bool) {
+	if vs.done[name] {
+		return vs.value[name], vs.display[name], true
+	}
+	if vs.visiting[name] {
+		l.errAt(at, width, "", "variable %q refers to itself through ${vars...}", name)
+		return nil, "", false
+	}
+	vs.visiting[name] = true
+	defer delete(vs.visiting, name)
+	rv := vs.raw[name]
+	v := rv.Value
+	disp := ""
+	if s, ok := v.(string); ok {
+		val, good := l.interpolate(pv[string]{V: s, Set: true, node: rv.node}, "vars."+name, vs)
+		if !good {
+			vs.done[name] = true
+			vs.value[name] = ""
+			return nil, "", false
+		}
+		v, disp = val.Resolved, val.Display
+		if val.Resolved != s {
+			vs.fromEnv[name] = strings.Contains(s, "${env:")
+		}
+	} else {
+		disp, _ = scalarString(v)
+		if disp == "" {
+			disp = fmt.Sprint(v)
+		}
+	}
+	vs.value[name] = v
+	vs.display[name] = disp
+	vs.done[name] = true
+	return v, disp, true
+}
+
+func scalarString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case int:
+		return strconv.Itoa(x), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(x), true
+	case nil:
+		return "", true
+	}
+	return "", false
+}
+
+var urlCreds = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^/@\s]+)@`)
+
+// MaskURLs hides the user-info part of every URL in s
+// ("s3://key:secret@bucket/x" becomes "s3://***@bucket/x").
+func MaskURLs(s string) string {
+	return urlCreds.ReplaceAllString(s, "${1}***@")
+}
