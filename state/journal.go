@@ -224,6 +224,11 @@ func (j *Journal) open(planName, planHash string) error {
 			f.Close()
 			return err
 		}
+		// The new file's name must survive a crash as well as its content.
+		if err := syncDir(j.dir); err != nil {
+			f.Close()
+			return err
+		}
 	} else if r.s.PlanHash != planHash {
 		f.Close()
 		return &PlanChangedError{Dir: j.dir, Plan: planName, Old: r.s.PlanHash, New: planHash}
@@ -338,6 +343,19 @@ func (j *Journal) Prior(key string) (intent, result bool, jobID int64) {
 		return false, false, 0
 	}
 	return true, in.HasResult, in.JobID
+}
+
+// PriorResult returns a copy of everything recorded under key (endpoint,
+// masked params, and the answer's job id or error), for a step that must
+// tell an answered error from an answer that made no job.
+func (j *Journal) PriorResult(key string) (Intent, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	in, ok := j.live.s.Intents[key]
+	if !ok {
+		return Intent{}, false
+	}
+	return *in, true
 }
 
 // Outcome records how an instance ended, with its last job and its output
@@ -463,7 +481,7 @@ func fresh(dir string, now time.Time) (string, error) {
 		if err := os.Rename(path, dst); err != nil {
 			return "", fmt.Errorf("move old journal aside: %w", err)
 		}
-		return dst, nil
+		return dst, syncDir(dir)
 	}
 }
 
@@ -484,6 +502,19 @@ func Replay(dir string) (*Summary, error) {
 		return nil, err
 	}
 	return r.summary(), nil
+}
+
+// syncDir makes a directory's entries (a new or renamed file) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // splitLines returns each complete line of data and the length of the

@@ -335,6 +335,9 @@ func TestPriorAcrossRuns(t *testing.T) {
 	if !j.Ours("diff", 100) || j.Ours("diff", 101) {
 		t.Error("Ours does not tell the run's own diff from another")
 	}
+	if got, ok := j.PriorResult(c); !ok || got.Error != "diff is not open" || got.Params["diffid"] != "100" {
+		t.Errorf("PriorResult(c) = %+v, %v", got, ok)
+	}
 	s, _ := Replay(dir)
 	if got := s.Intents[c]; got.Error != "diff is not open" {
 		t.Errorf("result error = %q", got.Error)
