@@ -102,14 +102,11 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	sc := sim.DefaultScenario()
+	var sc sim.Scenario
 	if *scenario != "" {
 		if sc, err = sim.LoadScenario(*scenario); err != nil {
 			return usageErr("%v", err)
 		}
-	}
-	if *speed > 0 {
-		sc.Speed = *speed
 	}
 	access, secret := a.getenv("CLANFORGE_ACCESS_KEY"), a.getenv("CLANFORGE_SECRET_KEY")
 	credNote := "the credentials in CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY"
@@ -123,7 +120,7 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 	if id := a.asid(p); id != 0 {
 		inv.ASID = id
 	}
-	srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc})
+	srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: *speed})
 	if err != nil {
 		return failErr("rollout sim: %v", err)
 	}
@@ -137,7 +134,7 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 	for _, img := range inv.Images {
 		fmt.Fprintf(a.stdout, "  image %s (id %d)\n", img.Name, img.ID)
 	}
-	fmt.Fprintf(a.stdout, "  %d machines; speed %gx\n  try: curl -u %s:*** 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), sc.Speed, access, ln.Addr(), inv.ASID)
+	fmt.Fprintf(a.stdout, "  %d machines; speed %gx\n  try: curl -u %s:*** 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), access, ln.Addr(), inv.ASID)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -145,7 +145,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		opts.Observer = report.NewJSON(a.stdout)
 		sum, err = engine.New(p, opts).Run(runCtx)
 	default:
-		opts.Observer = report.NewPlain(a.stdout, time.Now)
+		opts.Observer = report.NewPlain(a.stdout)
 		sum, err = engine.New(p, opts).Run(runCtx)
 	}
 	if err != nil {
@@ -273,7 +273,11 @@ func facts(r *engine.PreflightReport) []state.Fact {
 	var out []state.Fact
 	for _, img := range r.Images {
 		if img.LockKind != "" {
-			out = append(out, state.Fact{Image: img.Name, ImageID: img.ID, LockKind: img.LockKind, LockID: img.LockID, Own: img.Own})
+			detail := "foreign lock"
+			if img.Own {
+				detail = "lock held by this rollout"
+			}
+			out = append(out, state.Fact{Kind: img.LockKind + "-lock", Image: img.Name, JobID: img.LockID, Detail: detail})
 		}
 	}
 	return out

@@ -79,17 +79,14 @@ func (a *app) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*con
 			asid = inv.ASID
 		}
 		inv.ASID = asid
-		sc := sim.DefaultScenario()
+		var sc sim.Scenario
 		if o.scenario != "" {
 			var err error
 			if sc, err = sim.LoadScenario(o.scenario); err != nil {
 				return nil, usageErr("%v", err)
 			}
 		}
-		if o.speed > 0 {
-			sc.Speed = o.speed
-		}
-		srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc})
+		srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: o.speed})
 		if err != nil {
 			return nil, fmt.Errorf("starting the simulator: %w", err)
 		}
@@ -134,3 +131,5 @@ func (a *app) color(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(f.Fd())
 }
+
+func isTerminalFile(f *os.File) bool { return term.IsTerminal(f.Fd()) }
