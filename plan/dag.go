@@ -238,10 +238,9 @@ func (l *loader) matches(in *stepInfo, c *compiled, m *Machine, img *Image) bool
 
 func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*Instance]map[string]*Instance) {
 	s := in.s
+	// A where that does not compile is reported; the step then expands as
+	// if it had none, so the rest of the plan is still checked.
 	wc := l.where(in, in.perTarget)
-	if in.s.Where != nil && wc == nil {
-		return // the where error is reported; expanding would only add noise
-	}
 	var made []*Instance
 	if in.perTarget {
 		cands := p.Targets
@@ -305,6 +304,15 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 		l.resolveInputs(in, inst, sc)
 		l.compileInstance(in, inst, sc)
 	}
+	if len(made) == 0 {
+		// Nothing matched, but the expressions are still checked, against
+		// the scope the step would have with one instance of each need.
+		sc := map[string]*Instance{}
+		for c := range in.closure {
+			sc[infos[c].s.Name] = &Instance{Step: infos[c].s}
+		}
+		l.compileInstance(in, &Instance{Machine: perTargetStandIn(in.perTarget)}, sc)
+	}
 	if s.Type == TypeInstall && len(s.Waves) > 0 {
 		l.assignWaves(in, p)
 	}
@@ -317,6 +325,13 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 		}
 	}
 	p.Instances = append(p.Instances, made...)
+}
+
+func perTargetStandIn(perTarget bool) *Machine {
+	if perTarget {
+		return &Machine{}
+	}
+	return nil
 }
 
 // visible drops ambiguous entries; it shares the map when there are none.
@@ -501,9 +516,6 @@ func (l *loader) expandFailure(p *Plan, infos []*stepInfo, full map[*Instance]ma
 			continue
 		}
 		wc := l.where(in, true)
-		if in.s.Where != nil && wc == nil {
-			continue
-		}
 		mk := func(id string, img *Image, t *Target, trig []*Instance) {
 			inst := &Instance{ID: id, Step: in.s, Image: img, Target: t, Wave: -1, Trigger: trig}
 			if t != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -484,7 +485,7 @@ func (l *loader) size(n ast.Node, what string) pv[Size] {
 		s := strings.TrimSpace(x.Value)
 		num, isPct := strings.CutSuffix(s, "%")
 		f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
-		if !isPct || err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		if !isPct || err != nil || !pctNumber.MatchString(strings.TrimSpace(num)) {
 			l.errNode(n, "", "%s must be a count like 3 or a percentage like \"50%%\", not %q", what, x.Value)
 			return p
 		}
@@ -510,6 +511,8 @@ func intValue(x *ast.IntegerNode) (int64, bool) {
 	}
 	return 0, false
 }
+
+var pctNumber = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 
 // value converts any YAML node to a Go value for vars.
 func (l *loader) value(n ast.Node, depth int) any {
@@ -693,9 +696,13 @@ func (l *loader) step(n ast.Node, onFailure bool) *rawStep {
 	typ := ""
 	if m, ok := l.resolve(n).(*ast.MappingNode); ok {
 		for _, mv := range m.Values {
-			if k, ok := l.resolve(mv.Key).(*ast.StringNode); ok && k.Value == "type" {
+			if k, ok := l.resolve(mv.Key).(*ast.StringNode); ok && (k.Value == "type" || k.Value == "name") {
 				if v, ok := l.resolve(mv.Value).(*ast.StringNode); ok {
-					typ = v.Value
+					if k.Value == "type" {
+						typ = v.Value
+					} else {
+						what = fmt.Sprintf("step %q", v.Value)
+					}
 				}
 			}
 		}

@@ -1,0 +1,258 @@
+package schema_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/schema"
+)
+
+func compile(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema.JSON))
+	if err != nil {
+		t.Fatalf("schema is not JSON: %v", err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("plan.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("plan.schema.json")
+	if err != nil {
+		t.Fatalf("schema does not compile: %v", err)
+	}
+	return s
+}
+
+// toJSON turns YAML into the values a JSON decoder would produce, which is
+// what the validator expects.
+func toJSON(t *testing.T, src []byte) (any, error) {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal(src, &v); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jsonschema.UnmarshalJSON(bytes.NewReader(b))
+}
+
+// TestEveryKeyHasDescription keeps hover help in editors complete.
+func TestEveryKeyHasDescription(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(schema.JSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		if props, ok := m["properties"].(map[string]any); ok {
+			for k, p := range props {
+				pm, _ := p.(map[string]any)
+				if d, _ := pm["description"].(string); d == "" {
+					t.Errorf("%s.%s has no description", path, k)
+				}
+				walk(path+"."+k, p)
+			}
+		}
+		for _, k := range []string{"items", "additionalProperties"} {
+			if sub, ok := m[k]; ok {
+				walk(path+"["+k+"]", sub)
+			}
+		}
+		if defs, ok := m["$defs"].(map[string]any); ok {
+			for k, d := range defs {
+				walk("$defs."+k, d)
+			}
+		}
+	}
+	walk("", doc)
+}
+
+// TestPlansValidate checks every example plan (and the test plans of package
+// plan) against the schema and the loader.
+func TestPlansValidate(t *testing.T) {
+	s := compile(t)
+	files, _ := filepath.Glob("../examples/*.yaml")
+	more, _ := filepath.Glob("../plan/testdata/*.yaml")
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Fatal("no plans found")
+	}
+	env := func(name string) (string, bool) { return "x", true }
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := toJSON(t, src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(v); err != nil {
+				t.Errorf("schema rejects %s: %v", f, err)
+			}
+			if _, err := plan.Parse(f, src, plan.Options{LookupEnv: env}); err != nil {
+				t.Errorf("loader rejects %s:\n%v", f, err)
+			}
+		})
+	}
+}
+
+const base = `version: 1
+name: agree
+clanforge: {url: "https://api.example.com", asid: 12}
+concurrency: 4
+vars: {build: "1.0", max: 10}
+images:
+  - {name: img, id: 1}
+machines:
+  - {name: build, id: 10, labels: {role: build}}
+  - {name: m1, id: 11, labels: {role: fleet}}
+  - {name: m2, id: 12, labels: {role: fleet}}
+steps:
+  - name: update
+    type: update
+    where: machine.labels.role == "build"
+    desc: "b ${vars.build}"
+    retries: 1
+    timeout: 45m
+  - name: diff
+    type: diff
+    needs: [update]
+    where: machine.labels.role == "build"
+  - name: gate
+    type: gate
+    needs: [diff]
+    expr: steps.diff.changed <= vars.max
+  - name: version
+    type: version
+    needs: [gate]
+    full: auto
+    install_at: manual
+  - name: mirror
+    type: install
+    needs: [version]
+    mirroring: true
+  - name: install
+    type: install
+    needs: [mirror]
+    where: machine.labels.role == "fleet"
+    mirroring: false
+    waves: [1, "100%"]
+    max_failures: "10%"
+on_failure:
+  - type: reject
+    reinstall: true
+`
+
+// TestSchemaAgreesWithLoader: for each plan both accept, or both reject.
+// semantic marks errors the schema cannot express (references between keys,
+// expressions, graph shape); for those only the loader must reject.
+func TestSchemaAgreesWithLoader(t *testing.T) {
+	s := compile(t)
+	cases := []struct {
+		name     string
+		old, new string
+		ok       bool
+		semantic bool
+	}{
+		{name: "base", ok: true},
+		{name: "no clanforge", old: "clanforge: {url: \"https://api.example.com\", asid: 12}\n", new: "", ok: true},
+		{name: "full true", old: "full: auto", new: "full: true", ok: true},
+		{name: "install_at now without waves", old: "    waves: [1, \"100%\"]\n", new: "", ok: true},
+		{name: "machine images", old: "labels: {role: fleet}}\n  - {name: m2", new: "labels: {role: fleet}, images: [img]}\n  - {name: m2", ok: true},
+		{name: "count max_failures", old: `max_failures: "10%"`, new: `max_failures: 1`, ok: true},
+		{name: "version 2", old: "version: 1", new: "version: 2"},
+		{name: "missing name", old: "name: agree\n", new: ""},
+		{name: "unknown top key", old: "concurrency: 4", new: "concurency: 4"},
+		{name: "concurrency 0", old: "concurrency: 4", new: "concurrency: 0"},
+		{name: "concurrency string", old: "concurrency: 4", new: "concurrency: four"},
+		{name: "credentials in plan", old: "asid: 12}", new: "asid: 12, secret_key: x}"},
+		{name: "asid string", old: "asid: 12", new: "asid: twelve"},
+		{name: "url not http", old: `url: "https://api.example.com"`, new: `url: "ftp://x"`},
+		{name: "image without id", old: "{name: img, id: 1}", new: "{name: img}"},
+		{name: "image id string", old: "{name: img, id: 1}", new: "{name: img, id: one}"},
+		{name: "machine unknown key", old: "{name: m1, id: 11,", new: "{name: m1, id: 11, zone: a,"},
+		{name: "label not string", old: "labels: {role: fleet}}\n  - {name: m2", new: "labels: {rack: 3}}\n  - {name: m2"},
+		{name: "empty machines", old: "machines:\n  - {name: build, id: 10, labels: {role: build}}\n  - {name: m1, id: 11, labels: {role: fleet}}\n  - {name: m2, id: 12, labels: {role: fleet}}\n", new: "machines: []\n"},
+		{name: "no steps", old: "steps:\n", new: "steps: []\nx:\n"},
+		{name: "unknown step type", old: "type: diff", new: "type: dif"},
+		{name: "step unknown key", old: "    retries: 1\n", new: "    retries: 1\n    retry: 1\n"},
+		{name: "key of another type", old: "    full: auto\n", new: "    full: auto\n    mirroring: true\n"},
+		{name: "missing mirroring", old: "    mirroring: true\n", new: ""},
+		{name: "update without desc", old: "    desc: \"b ${vars.build}\"\n", new: ""},
+		{name: "gate without expr", old: "    expr: steps.diff.changed <= vars.max\n", new: ""},
+		{name: "bad timeout", old: "timeout: 45m", new: "timeout: soon"},
+		{name: "negative retries", old: "retries: 1", new: "retries: -1"},
+		{name: "retries on version", old: "    full: auto\n", new: "    full: auto\n    retries: 1\n"},
+		{name: "full maybe", old: "full: auto", new: "full: maybe"},
+		{name: "install_at later", old: "install_at: manual", new: "install_at: later"},
+		{name: "wave over 100%", old: `waves: [1, "100%"]`, new: `waves: [1, "150%"]`},
+		{name: "wave not a size", old: `waves: [1, "100%"]`, new: `waves: [1, "all"]`},
+		{name: "empty waves", old: `waves: [1, "100%"]`, new: `waves: []`},
+		{name: "zero wave", old: `waves: [1, "100%"]`, new: `waves: [0, "100%"]`},
+		{name: "mirroring string", old: "mirroring: false", new: "mirroring: \"no\""},
+		{name: "needs not a list", old: "needs: [update]", new: "needs: update"},
+		{name: "on_failure version", old: "  - type: reject\n", new: "  - type: version\n"},
+		{name: "on_failure needs", old: "    reinstall: true\n", new: "    reinstall: true\n    needs: [diff]\n"},
+		{name: "max_parallel 0", old: "    retries: 1\n", new: "    retries: 1\n    max_parallel: 0\n"},
+		// Semantic: references, expressions, graph shape, counts.
+		{name: "unknown need", old: "needs: [update]", new: "needs: [updat]", semantic: true},
+		{name: "cycle", old: "needs: [update]", new: "needs: [gate]", semantic: true},
+		{name: "duplicate machine", old: "{name: m2, id: 12", new: "{name: m1, id: 12", semantic: true},
+		{name: "duplicate image id", old: "  - {name: img, id: 1}\n", new: "  - {name: img, id: 1}\n  - {name: img2, id: 1}\n", semantic: true},
+		{name: "expression type", old: "steps.diff.changed <= vars.max", new: `steps.diff.changed + "x"`, semantic: true},
+		{name: "unknown var", old: `"b ${vars.build}"`, new: `"b ${vars.bild}"`, semantic: true},
+		{name: "waves with install_at now", old: "install_at: manual", new: "install_at: now", semantic: true},
+		{name: "last wave short", old: `waves: [1, "100%"]`, new: `waves: [1, "50%"]`, semantic: true},
+		{name: "decreasing waves", old: `waves: [1, "100%"]`, new: `waves: [2, 1, "100%"]`, semantic: true},
+		{name: "zero timeout", old: "timeout: 45m", new: "timeout: 0s", semantic: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := base
+			if c.old != "" {
+				if !strings.Contains(src, c.old) {
+					t.Fatalf("case does not apply: %q not in base plan", c.old)
+				}
+				src = strings.Replace(src, c.old, c.new, 1)
+			}
+			v, err := toJSON(t, []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			schemaErr := s.Validate(v)
+			_, loadErr := plan.Parse("agree.yaml", []byte(src), plan.Options{})
+			if c.ok {
+				if schemaErr != nil || loadErr != nil {
+					t.Fatalf("want accepted; schema: %v\nloader: %v", schemaErr, loadErr)
+				}
+				return
+			}
+			if loadErr == nil {
+				t.Errorf("loader accepts a plan it must reject")
+			}
+			if !c.semantic && schemaErr == nil {
+				t.Errorf("schema accepts a plan the loader rejects with:\n%v", loadErr)
+			}
+			if c.semantic && schemaErr != nil {
+				t.Logf("note: schema also rejects: %v", schemaErr)
+			}
+		})
+	}
+}
