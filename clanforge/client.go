@@ -206,7 +206,9 @@ func noReuseClient(read *http.Client) *http.Client {
 func (c *Client) ASID() int64 { return c.cfg.ASID }
 
 // Requests returns the number of HTTP requests sent so far (every attempt
-// counts), for the run summary.
+// counts), for the run summary. A read that net/http itself replays on a
+// fresh connection after a reused one broke counts once: the transport does
+// that below the client's sight (state-changing calls are never replayed).
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
 // NewRequest builds a GET request for path (relative to the base URL) with the
@@ -275,11 +277,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			if mutating && sent {
 				return nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
 			}
-			if ctx.Err() != nil || !c.canRetry(attempt) {
-				return nil, fmt.Errorf("clanforge: %s: %w", endpoint, err)
-			}
-			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
-				return nil, fmt.Errorf("clanforge: %s: %w (after: %v)", endpoint, werr, err)
+			if ferr := c.retryRead(ctx, attempt, fmt.Errorf("clanforge: %s: %w", endpoint, err), true); ferr != nil {
+				return nil, ferr
 			}
 			continue
 		}
@@ -294,11 +293,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			if mutating {
 				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: fmt.Errorf("reading the answer: %w", rerr)}
 			}
-			if ctx.Err() != nil || !c.canRetry(attempt) {
-				return resp, fmt.Errorf("clanforge: %s: reading the answer: %w", endpoint, rerr)
-			}
-			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
-				return resp, fmt.Errorf("clanforge: %s: %w", endpoint, werr)
+			if ferr := c.retryRead(ctx, attempt, fmt.Errorf("clanforge: %s: reading the answer: %w", endpoint, rerr), true); ferr != nil {
+				return resp, ferr
 			}
 			continue
 		}
@@ -323,8 +319,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			// server rejected it before doing any work (that is what 429
 			// means, and rate limiting sits in front of the handlers), so a
 			// second send cannot make a second job.
-			if ctx.Err() != nil || !c.canRetry(attempt) {
-				return resp, apiErr
+			if ferr := c.retryRead(ctx, attempt, apiErr, false); ferr != nil {
+				return resp, ferr
 			}
 			continue
 		}
@@ -346,11 +342,8 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			if mutating {
 				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: cause}
 			}
-			if ctx.Err() != nil || !c.canRetry(attempt) {
-				return resp, cause
-			}
-			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
-				return resp, fmt.Errorf("clanforge: %s: %w (after: %v)", endpoint, werr, cause)
+			if ferr := c.retryRead(ctx, attempt, cause, true); ferr != nil {
+				return resp, ferr
 			}
 			continue
 		}
@@ -416,6 +409,33 @@ func (c *Client) hook(method, path string, status int) {
 	if c.cfg.OnRequest != nil {
 		c.cfg.OnRequest(method, path, status)
 	}
+}
+
+// retryRead decides whether a failed attempt is tried again. It returns nil
+// after sleeping the backoff (when sleep is set) if another attempt may go,
+// and otherwise the error to return: last, joined with ctx's error when ctx
+// ended, so that both errors.Is(err, context.Canceled) and errors.As on the
+// last answer work.
+func (c *Client) retryRead(ctx context.Context, attempt int, last error, sleep bool) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx, last)
+	}
+	if !c.canRetry(attempt) {
+		return last
+	}
+	if sleep {
+		if err := c.sleep(ctx, c.backoff(attempt)); err != nil {
+			return ctxError(ctx, last)
+		}
+	}
+	return nil
+}
+
+func ctxError(ctx context.Context, last error) error {
+	if errors.Is(last, ctx.Err()) {
+		return last
+	}
+	return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
 }
 
 func (c *Client) canRetry(attempt int) bool {
@@ -562,7 +582,7 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-var userinfoRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*:(?://|%2F%2F))[^/\s@]*(@|%40)`)
+var userinfoRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*(?::|%3A)(?://|%2F%2F))[^/\s@]*?(@|%40)`)
 
 // redactUserinfo masks "scheme://user:password@" in free text, plain or
 // percent-encoded.

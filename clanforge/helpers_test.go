@@ -1,0 +1,151 @@
+package clanforge_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rollout/rollout/clanforge"
+	"golang.org/x/time/rate"
+)
+
+const (
+	testASID   = 4242
+	testAccess = "AKIATESTACCESSKEY"
+	testSecret = "tEsTsEcReTkEy/123"
+)
+
+// hit is one request as the fake server saw it.
+type hit struct {
+	Seq    int
+	Path   string
+	Query  url.Values
+	Header http.Header
+	Remote string
+	At     time.Time
+}
+
+// fakeAPI is a real HTTP server with one handler per path. It records every
+// request in arrival order.
+type fakeAPI struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	hits   []hit
+	routes map[string]http.HandlerFunc
+}
+
+func newFake(t *testing.T, routes map[string]http.HandlerFunc) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{routes: routes}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.hits = append(f.hits, hit{Seq: len(f.hits), Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Remote: r.RemoteAddr, At: time.Now()})
+		h := f.routes[r.URL.Path]
+		f.mu.Unlock()
+		if h == nil {
+			writeJSON(w, http.StatusNotFound, `{"success":false,"error":true,"error_code":1,"error_message":"not found"}`)
+			return
+		}
+		h(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAPI) count(path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, h := range f.hits {
+		if h.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeAPI) all() []hit {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]hit(nil), f.hits...)
+}
+
+func (f *fakeAPI) paths() []string {
+	var out []string
+	for _, h := range f.all() {
+		out = append(out, h.Path)
+	}
+	return out
+}
+
+// client returns a client for the fake with fast backoff and no rate limit;
+// mod adjusts the config.
+func (f *fakeAPI) client(t *testing.T, mod func(*clanforge.Config)) *clanforge.Client {
+	t.Helper()
+	cfg := clanforge.Config{
+		BaseURL:         f.srv.URL,
+		ASID:            testASID,
+		AccessKey:       testAccess,
+		SecretKey:       testSecret,
+		RateLimit:       rate.Inf,
+		MaxReadAttempts: 4,
+		Backoff:         time.Millisecond,
+		MaxBackoff:      5 * time.Millisecond,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := clanforge.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+// respond returns a handler that always answers status and body.
+func respond(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, status, body) }
+}
+
+// dropConnection closes the connection without an answer: the server did the
+// work, the client never hears about it.
+func dropConnection(t *testing.T, w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		t.Error("response writer cannot hijack")
+		return
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	_ = conn.Close()
+}
+
+func sample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "samples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
