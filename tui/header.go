@@ -1,0 +1,102 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+)
+
+// headerModel renders the top lines: plan, clock, overall progress, counts,
+// waves, estimate, request rate and the abort/interrupt banner. It reads the
+// shared state and keeps nothing of its own; everything it shows is computed
+// once per batch, so a frame costs the same at 5 or 5,000 targets.
+type headerModel struct{}
+
+// bannerText is the abort/interrupt banner, or "" when there is none.
+func (headerModel) bannerText(s *state, cancelling bool) string {
+	switch {
+	case s.finished && s.summary.Interrupted:
+		return "INTERRUPTED — the rollout was cancelled"
+	case s.finished && s.summary.Aborted:
+		reason := s.summary.AbortReason
+		if reason == "" {
+			reason = s.abortReason
+		}
+		return "ABORTED — " + orDash(reason)
+	case s.aborting:
+		return "ABORTING — " + orDash(s.abortReason) + " (nothing new starts)"
+	case cancelling:
+		return "INTERRUPTED — cancelling; waiting for running jobs (ctrl+c: leave now)"
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string {
+	lines := make([]string, 0, 4)
+
+	// Line 1: what, how long, how much longer, how busy.
+	title := st.Title.Render("rollout") + " " + s.plan
+	if s.run.Resumed {
+		title += st.Faint.Render(" (resumed)")
+	}
+	right := st.Label.Render("elapsed ") + fmtDur(s.elapsed())
+	switch {
+	case s.finished:
+		right += st.Label.Render(" · finished")
+	case s.etaKnown:
+		right += st.Label.Render(" · left ~") + fmtDur(s.eta)
+	default:
+		right += st.Label.Render(" · left ?")
+	}
+	right += st.Label.Render(" · ") + fmt.Sprintf("%.1f req/s", s.reqRate)
+	lines = append(lines, spread(title, right, w))
+
+	// Line 2: overall progress and counts.
+	c := s.cnt
+	total := c.total()
+	pct := 0
+	if total > 0 {
+		pct = c.finished() * 100 / total
+	}
+	parts := []string{
+		st.Done.Render(fmt.Sprintf("done %d", c.succeeded)),
+		st.Running.Render(fmt.Sprintf("running %d", c.running)),
+		st.Waiting.Render(fmt.Sprintf("waiting %d", c.waiting)),
+		st.Failed.Render(fmt.Sprintf("failed %d", c.failed)),
+		st.Skipped.Render(fmt.Sprintf("skipped %d", c.skipped)),
+	}
+	if c.cancelled > 0 {
+		parts = append(parts, st.Cancelled.Render(fmt.Sprintf("cancelled %d", c.cancelled)))
+	}
+	countText := strings.Join(parts, " · ")
+	pctText := fmt.Sprintf(" %3d%% ", pct)
+	bw := w - len(pctText) - lenCells(countText)
+	if bw > 40 {
+		bw = 40
+	}
+	if bw < 10 {
+		bw = 10
+	}
+	lines = append(lines, clip(bar(st, bw, pct)+pctText+countText, w))
+
+	// Line 3: current wave of every waved step.
+	if len(s.waves) > 0 {
+		ws := make([]string, 0, len(s.waves))
+		for _, wv := range s.waves {
+			ws = append(ws, fmt.Sprintf("%s/%s %d/%d", wv.step, wv.image, wv.wave+1, wv.waves))
+		}
+		lines = append(lines, clip(st.Label.Render("waves ")+strings.Join(ws, " · "), w))
+	}
+
+	// Line 4: the banner, full width so nobody misses it.
+	if b := h.bannerText(s, cancelling); b != "" {
+		lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
+	}
+	return lines
+}

@@ -1,0 +1,521 @@
+package tui
+
+import (
+	"strings"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+)
+
+// instStatus is where an instance is in its life.
+type instStatus uint8
+
+const (
+	stWaiting instStatus = iota
+	stRunning
+	stDone
+)
+
+// instance is the view's copy of one step instance.
+type instance struct {
+	info     engine.InstanceInfo
+	row      int32
+	status   instStatus
+	outcome  engine.Outcome
+	started  time.Time
+	finished time.Time
+	job      engine.JobInfo
+	hasJob   bool
+	err      string
+	detail   string
+}
+
+// group orders rows: failed first, then running, waiting, finished.
+type group uint8
+
+const (
+	gFailed group = iota
+	gRunning
+	gWaiting
+	gDone
+	nGroups
+)
+
+// row is one target (machine, image), or the per-image instances of an image
+// (machine "").
+type row struct {
+	machine string
+	image   string
+	ord     int32 // plan order: first appearance in RunInfo.Instances
+	insts   []int32
+	search  string // lower-case "machine image", for the filter
+
+	group    group
+	cur      int32 // index into insts of the instance shown on the row, -1 none
+	done     int
+	lastErr  string
+	outcome  engine.Outcome // summary outcome once finished
+	started  time.Time
+	finished time.Time
+}
+
+// counts are instance counts by what the header shows.
+type counts struct {
+	waiting, running, succeeded, failed, skipped, cancelled int
+}
+
+func (c counts) finished() int { return c.succeeded + c.failed + c.skipped + c.cancelled }
+func (c counts) total() int    { return c.waiting + c.running + c.finished() }
+
+// waveState is the current wave of one waved step for one image.
+type waveState struct {
+	step, image string
+	wave, waves int
+}
+
+type reqSample struct {
+	at time.Time
+	n  int64
+}
+
+type durStat struct {
+	sum time.Duration
+	n   int
+}
+
+// state is everything the view knows about the run. Only the program's
+// goroutine touches it.
+type state struct {
+	plan        string
+	run         engine.RunInfo
+	haveRun     bool
+	insts       []instance
+	byID        map[string]int32
+	rows        []row
+	order       []int32 // all rows, by group then plan order
+	buckets     [nGroups][]int32
+	cnt         counts
+	waves       []waveState
+	aborting    bool
+	abortReason string
+	finished    bool
+	summary     engine.Summary
+	requests    int64
+	reqSamples  []reqSample
+	reqRate     float64
+	stepDur     map[string]durStat
+	eta         time.Duration
+	etaKnown    bool
+	now         time.Time
+
+	touched    []int32
+	touchedGen []uint32
+	gen        uint32
+	// version increases whenever order changed, and change whenever any row
+	// changed, so that views derived from them (the filtered list) know when
+	// to rebuild.
+	version uint64
+	change  uint64
+}
+
+func newState(plan string) *state {
+	return &state{plan: plan, byID: map[string]int32{}, stepDur: map[string]durStat{}}
+}
+
+// reset rebuilds the rows from a RunStarted event.
+func (s *state) reset(info engine.RunInfo) {
+	plan := s.plan
+	if info.Plan != "" {
+		plan = info.Plan
+	}
+	*s = state{plan: plan, run: info, haveRun: true, now: s.now,
+		byID: make(map[string]int32, len(info.Instances)), stepDur: map[string]durStat{}}
+	s.insts = make([]instance, len(info.Instances))
+	rowByKey := make(map[string]int32, info.Targets+8)
+	for i, in := range info.Instances {
+		key := in.Machine + "\x00" + in.Image
+		r, ok := rowByKey[key]
+		if !ok {
+			r = int32(len(s.rows))
+			rowByKey[key] = r
+			s.rows = append(s.rows, row{
+				machine: in.Machine, image: in.Image, ord: r, cur: -1, group: gWaiting,
+				search: strings.ToLower(in.Machine + " " + in.Image),
+			})
+		}
+		s.insts[i] = instance{info: in, row: r}
+		s.rows[r].insts = append(s.rows[r].insts, int32(i))
+		s.byID[in.ID] = int32(i)
+	}
+	s.cnt.waiting = len(s.insts)
+	s.touchedGen = make([]uint32, len(s.rows))
+	for r := range s.rows {
+		s.recomputeRow(int32(r))
+	}
+	s.rebuildOrder()
+}
+
+func (s *state) touch(r int32) {
+	if s.touchedGen[r] != s.gen {
+		s.touchedGen[r] = s.gen
+		s.touched = append(s.touched, r)
+	}
+}
+
+// setStatus moves an instance between header counters.
+func (s *state) setStatus(in *instance, st instStatus, oc engine.Outcome) {
+	s.count(in, -1)
+	in.status, in.outcome = st, oc
+	s.count(in, +1)
+}
+
+func (s *state) count(in *instance, d int) {
+	switch in.status {
+	case stWaiting:
+		s.cnt.waiting += d
+	case stRunning:
+		s.cnt.running += d
+	case stDone:
+		switch in.outcome {
+		case engine.Succeeded:
+			s.cnt.succeeded += d
+		case engine.Failed:
+			s.cnt.failed += d
+		case engine.Cancelled:
+			s.cnt.cancelled += d
+		default:
+			s.cnt.skipped += d
+		}
+	}
+}
+
+// apply folds one batch into the state. now is the injected clock's time.
+func (s *state) apply(b batch, now time.Time) {
+	s.now = now
+	s.gen++
+	if s.gen == 0 { // wrapped: forget stale marks
+		clear(s.touchedGen)
+		s.gen = 1
+	}
+	s.touched = s.touched[:0]
+	for i := range b.events {
+		s.applyEvent(&b.events[i])
+	}
+	for id, job := range b.progress {
+		i, ok := s.byID[id]
+		if !ok {
+			continue
+		}
+		in := &s.insts[i]
+		if in.status == stDone {
+			continue // late progress of a finished instance
+		}
+		if in.status == stWaiting {
+			s.setStatus(in, stRunning, "")
+		}
+		in.job, in.hasJob = job, true
+		s.touch(in.row)
+	}
+	if b.hasReq {
+		s.requests = b.requests
+	}
+	s.sampleRequests(now)
+
+	reorder := false
+	if len(s.touched) > 0 {
+		s.change++
+	}
+	for _, r := range s.touched {
+		if s.recomputeRow(r) {
+			reorder = true
+		}
+	}
+	if reorder {
+		s.rebuildOrder()
+	}
+	s.estimate()
+}
+
+func (s *state) applyEvent(e *event) {
+	switch e.kind {
+	case evRunStarted:
+		s.reset(*e.run)
+		s.gen = 1
+	case evWaveStarted:
+		for i := range s.waves {
+			w := &s.waves[i]
+			if w.step == e.id && w.image == e.image {
+				w.wave, w.waves = e.wave, e.waves
+				return
+			}
+		}
+		s.waves = append(s.waves, waveState{step: e.id, image: e.image, wave: e.wave, waves: e.waves})
+	case evInstanceStarted:
+		i, ok := s.byID[e.id]
+		if !ok {
+			return
+		}
+		in := &s.insts[i]
+		if in.status == stDone {
+			return
+		}
+		if in.status == stWaiting {
+			s.setStatus(in, stRunning, "")
+		}
+		in.started = e.at
+		s.touch(in.row)
+	case evInstanceFinished:
+		i, ok := s.byID[e.id]
+		if !ok {
+			return
+		}
+		in := &s.insts[i]
+		r := e.result
+		s.setStatus(in, stDone, r.Outcome)
+		if !r.Started.IsZero() {
+			in.started = r.Started
+		}
+		in.finished = r.Finished
+		in.err = r.Err
+		in.detail = r.Detail
+		if r.Job != nil {
+			in.job, in.hasJob = *r.Job, true
+		}
+		if r.Outcome == engine.Succeeded && !in.started.IsZero() && in.finished.After(in.started) {
+			d := s.stepDur[in.info.Step]
+			d.sum += in.finished.Sub(in.started)
+			d.n++
+			s.stepDur[in.info.Step] = d
+		}
+		s.touch(in.row)
+	case evAborting:
+		s.aborting = true
+		s.abortReason = e.reason
+	case evRunFinished:
+		s.finished = true
+		s.summary = *e.summary
+		if e.summary.Requests > s.requests {
+			s.requests = e.summary.Requests
+		}
+	}
+}
+
+// recomputeRow derives a row's display fields from its instances and reports
+// whether its group changed.
+func (s *state) recomputeRow(ri int32) bool {
+	r := &s.rows[ri]
+	running, failed, waiting, last := int32(-1), int32(-1), int32(-1), int32(-1)
+	done := 0
+	skipped, cancelled := false, false
+	var started, finished time.Time
+	runErr := ""
+	for k, ii := range r.insts {
+		in := &s.insts[ii]
+		if !in.started.IsZero() && (started.IsZero() || in.started.Before(started)) {
+			started = in.started
+		}
+		switch in.status {
+		case stRunning:
+			if running < 0 {
+				running = int32(k)
+			}
+			if in.job.Error != "" && runErr == "" {
+				runErr = in.job.Error
+			}
+		case stWaiting:
+			if waiting < 0 {
+				waiting = int32(k)
+			}
+		case stDone:
+			done++
+			last = int32(k)
+			if in.finished.After(finished) {
+				finished = in.finished
+			}
+			switch in.outcome {
+			case engine.Failed:
+				failed = int32(k)
+			case engine.Cancelled:
+				cancelled = true
+				if failed < 0 {
+					failed = int32(k)
+				}
+			case engine.Skipped:
+				skipped = true
+			}
+		}
+	}
+	g := gDone
+	switch {
+	case failed >= 0:
+		g = gFailed
+	case running >= 0:
+		g = gRunning
+	case done < len(r.insts):
+		g = gWaiting
+	}
+	cur := last
+	switch {
+	case running >= 0:
+		cur = running
+	case failed >= 0:
+		cur = failed
+	case waiting >= 0:
+		cur = waiting
+	}
+	r.cur = cur
+	r.done = done
+	r.started = started
+	r.finished = finished
+	r.lastErr = runErr
+	if failed >= 0 {
+		r.lastErr = s.insts[r.insts[failed]].err
+	} else if runErr == "" && skipped && done == len(r.insts) {
+		// A skipped target says why (a dependency failed, the run aborted).
+		for _, ii := range r.insts {
+			if in := &s.insts[ii]; in.outcome == engine.Skipped && in.err != "" {
+				r.lastErr = in.err
+				break
+			}
+		}
+	}
+	switch {
+	case failed >= 0 && !cancelled:
+		r.outcome = engine.Failed
+	case cancelled:
+		r.outcome = engine.Cancelled
+	case skipped:
+		r.outcome = engine.Skipped
+	default:
+		r.outcome = engine.Succeeded
+	}
+	changed := r.group != g
+	r.group = g
+	return changed
+}
+
+// rebuildOrder sorts rows by group, keeping plan order inside a group. A
+// bucket pass is linear and stable, so 5,000 rows cost microseconds.
+func (s *state) rebuildOrder() {
+	for g := range s.buckets {
+		s.buckets[g] = s.buckets[g][:0]
+	}
+	for i := range s.rows {
+		g := s.rows[i].group
+		s.buckets[g] = append(s.buckets[g], int32(i))
+	}
+	s.order = s.order[:0]
+	for g := range s.buckets {
+		s.order = append(s.order, s.buckets[g]...)
+	}
+	s.version++
+}
+
+// sampleRequests keeps about five seconds of request totals for the rate.
+func (s *state) sampleRequests(now time.Time) {
+	const window = 5 * time.Second
+	s.reqSamples = append(s.reqSamples, reqSample{at: now, n: s.requests})
+	drop := 0
+	// Keep the newest sample that is at least a window old, so that the rate
+	// always spans a full window once the run is that old.
+	for drop < len(s.reqSamples)-2 && now.Sub(s.reqSamples[drop+1].at) >= window {
+		drop++
+	}
+	if drop > 0 {
+		s.reqSamples = append(s.reqSamples[:0], s.reqSamples[drop:]...)
+	}
+	first, last := s.reqSamples[0], s.reqSamples[len(s.reqSamples)-1]
+	if dt := last.at.Sub(first.at); dt > 0 {
+		s.reqRate = float64(last.n-first.n) / dt.Seconds()
+	} else {
+		s.reqRate = 0
+	}
+}
+
+// meanDur is the observed mean duration of a step's successful instances.
+func (s *state) meanDur(step string) (time.Duration, bool) {
+	d, ok := s.stepDur[step]
+	if !ok || d.n == 0 {
+		return 0, false
+	}
+	return d.sum / time.Duration(d.n), true
+}
+
+// jobLeft estimates how long a running instance still needs: the job's own
+// jobeta first, then its progress rate, then the step's observed mean.
+func (s *state) jobLeft(in *instance) (time.Duration, bool) {
+	if in.status != stRunning {
+		return 0, false
+	}
+	if in.hasJob && !in.job.ETA.IsZero() {
+		return max(in.job.ETA.Sub(s.now), 0), true
+	}
+	elapsed := time.Duration(0)
+	if !in.started.IsZero() {
+		elapsed = max(s.now.Sub(in.started), 0)
+	}
+	if in.hasJob && in.job.Progress > 0 && in.job.Progress < 100 && elapsed > 0 {
+		return elapsed * time.Duration(100-in.job.Progress) / time.Duration(in.job.Progress), true
+	}
+	if m, ok := s.meanDur(in.info.Step); ok {
+		return max(m-elapsed, 0), true
+	}
+	return 0, false
+}
+
+// estimate computes the run's time left: the remaining work (jobeta or
+// observed durations) spread over the concurrency limit, but never less than
+// the longest running job. It runs once per batch, not per frame.
+func (s *state) estimate() {
+	s.etaKnown = false
+	if !s.haveRun || s.finished {
+		return
+	}
+	var global durStat
+	for _, d := range s.stepDur {
+		global.sum += d.sum
+		global.n += d.n
+	}
+	var total, longest time.Duration
+	unknown := 0
+	for i := range s.insts {
+		in := &s.insts[i]
+		switch in.status {
+		case stRunning:
+			if d, ok := s.jobLeft(in); ok {
+				total += d
+				longest = max(longest, d)
+			} else {
+				unknown++
+			}
+		case stWaiting:
+			if d, ok := s.meanDur(in.info.Step); ok {
+				total += d
+			} else if in.info.Type == "gate" {
+				// Gates call nothing: they take no time worth estimating.
+			} else {
+				unknown++
+			}
+		}
+	}
+	if unknown > 0 {
+		if global.n == 0 {
+			return
+		}
+		total += time.Duration(unknown) * (global.sum / time.Duration(global.n))
+	}
+	conc := max(s.run.Concurrency, 1)
+	s.eta = max(total/time.Duration(conc), longest)
+	s.etaKnown = true
+}
+
+// elapsed is the run's age on the injected clock.
+func (s *state) elapsed() time.Duration {
+	if s.finished && !s.summary.Finished.IsZero() && !s.summary.Started.IsZero() {
+		return s.summary.Finished.Sub(s.summary.Started)
+	}
+	if s.run.Started.IsZero() {
+		return 0
+	}
+	return max(s.now.Sub(s.run.Started), 0)
+}

@@ -1,0 +1,176 @@
+package tui
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+)
+
+// maxSummaryTargets bounds the target list of the summary: a 5,000-machine
+// failure must not flood the terminal. Failures are listed in full above it.
+const maxSummaryTargets = 20
+
+// RenderSummary renders the end-of-run report that stays on the terminal
+// after the live view is gone: verdict (with an ABORTED or INTERRUPTED banner),
+// elapsed time and API requests, instance counts, root-cause failures,
+// remote jobs left running, and the targets that did not succeed. width is
+// the terminal width (0 means 80); color=false renders plain text. The result
+// ends with a newline.
+func RenderSummary(s engine.Summary, width int, color bool) string {
+	if !color {
+		// Printed text may go to a file or a pipe: no escape sequence at all.
+		return renderSummary(s, width, bareStyles())
+	}
+	return renderSummary(s, width, NewStyles(true))
+}
+
+// summaryVerdict is the one-word outcome and whether it is bad news.
+func summaryVerdict(s engine.Summary) (string, bool) {
+	switch {
+	case s.Interrupted:
+		return "INTERRUPTED", true
+	case s.Aborted:
+		return "ABORTED", true
+	case s.Counts[engine.Failed] > 0 || len(s.Failures) > 0 || s.Counts[engine.Cancelled] > 0:
+		return "FAILED", true
+	}
+	return "SUCCEEDED", false
+}
+
+func renderSummary(s engine.Summary, w int, st Styles) string {
+	if w <= 0 {
+		w = 80
+	}
+	var b strings.Builder
+	line := func(text string) {
+		text = clip(text, w)
+		if !st.Color {
+			text = strings.TrimRight(text, " ")
+		}
+		b.WriteString(text)
+		b.WriteByte('\n')
+	}
+
+	verdict, bad := summaryVerdict(s)
+	head := fmt.Sprintf("rollout %s: %s", s.Plan, verdict)
+	if s.Aborted && s.AbortReason != "" {
+		head += " — " + s.AbortReason
+	}
+	if bad {
+		line(st.Banner.Render(fit(" ⚠ "+head, w)))
+	} else {
+		line(st.Done.Render("✓ " + head))
+	}
+
+	elapsed := "—"
+	if !s.Started.IsZero() && !s.Finished.IsZero() {
+		elapsed = fmtDur(s.Finished.Sub(s.Started))
+	}
+	line(st.Label.Render("elapsed ") + elapsed + st.Label.Render(" · API requests ") + fmt.Sprint(s.Requests) +
+		st.Label.Render(" · targets ") + fmt.Sprint(len(s.Targets)))
+
+	parts := make([]string, 0, 5)
+	for _, o := range []engine.Outcome{engine.Succeeded, engine.Failed, engine.Skipped, engine.SkippedWhen, engine.Cancelled} {
+		n := s.Counts[o]
+		if n == 0 && o != engine.Succeeded && o != engine.Failed {
+			continue
+		}
+		parts = append(parts, outcomeStyle(st, o).Render(fmt.Sprintf("%s %d", outcomeWord(string(o)), n)))
+	}
+	line(st.Label.Render("steps ") + strings.Join(parts, " · "))
+
+	if len(s.Failures) > 0 {
+		line("")
+		line(st.Title.Render(fmt.Sprintf("Failures (root causes): %d", len(s.Failures))))
+		for _, f := range s.Failures {
+			where := machineName(f.Machine) + "/" + f.Image
+			line("  " + st.Failed.Render("✗") + " " + f.Instance + st.Faint.Render(" on "+where))
+			for _, part := range wrapText(f.Err, w-6) {
+				line("      " + st.Err.Render(part))
+			}
+		}
+	}
+
+	if len(s.Unfinished) > 0 {
+		line("")
+		line(st.Title.Render(fmt.Sprintf("Unfinished remote jobs: %d (they may still run on Clanforge)", len(s.Unfinished))))
+		for _, u := range s.Unfinished {
+			j := u.Job
+			state := j.StateName
+			if state == "" {
+				state = fmt.Sprintf("state %d", j.State)
+			}
+			line(fmt.Sprintf("  %s %s job %d · %s %d%% · %s", st.Cancelled.Render("⊘"), orDash(j.Kind), j.ID, state,
+				j.Progress, u.Instance))
+		}
+	}
+
+	// Targets that did not succeed, failures first, then in summary order.
+	var bad2 []engine.TargetSummary
+	byOutcome := map[engine.Outcome]int{}
+	for _, t := range s.Targets {
+		byOutcome[t.Outcome]++
+		if t.Outcome != engine.Succeeded && t.Outcome != engine.SkippedWhen {
+			bad2 = append(bad2, t)
+		}
+	}
+	if len(s.Targets) > 0 {
+		line("")
+		tparts := make([]string, 0, 5)
+		for _, o := range []engine.Outcome{engine.Succeeded, engine.Failed, engine.Cancelled, engine.Skipped, engine.SkippedWhen} {
+			if n := byOutcome[o]; n > 0 || o == engine.Succeeded {
+				tparts = append(tparts, outcomeStyle(st, o).Render(fmt.Sprintf("%s %d", outcomeWord(string(o)), n)))
+			}
+		}
+		line(st.Title.Render("Targets ") + strings.Join(tparts, " · "))
+	}
+	rank := func(o engine.Outcome) int {
+		switch o {
+		case engine.Failed:
+			return 0
+		case engine.Cancelled:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(bad2, func(i, j int) bool { return rank(bad2[i].Outcome) < rank(bad2[j].Outcome) })
+	mw, iw := 8, 6
+	for i, t := range bad2 {
+		if i == maxSummaryTargets {
+			break
+		}
+		mw = max(mw, lenCells(machineName(t.Machine)))
+		iw = max(iw, lenCells(t.Image))
+	}
+	mw, iw = min(mw, 30), min(iw, 24)
+	for i, t := range bad2 {
+		if i == maxSummaryTargets {
+			line(st.Faint.Render(fmt.Sprintf("  … and %d more", len(bad2)-maxSummaryTargets)))
+			break
+		}
+		g := st.Skipped.Render("↷")
+		switch t.Outcome {
+		case engine.Failed:
+			g = st.Failed.Render("✗")
+		case engine.Cancelled:
+			g = st.Cancelled.Render("⊘")
+		}
+		text := fmt.Sprintf("  %s %s %s %s %s", g, fit(machineName(t.Machine), mw), fit(t.Image, iw),
+			fit(outcomeWord(string(t.Outcome)), 9), fit(durOrDash(t.Elapsed), 7))
+		if t.Err != "" {
+			text += " " + st.Faint.Render(oneLine(t.Err))
+		}
+		line(text)
+	}
+	return b.String()
+}
+
+func durOrDash(d time.Duration) string {
+	if d <= 0 {
+		return "—"
+	}
+	return fmtDur(d)
+}
