@@ -188,7 +188,6 @@ func (r *runner) queue(ctx context.Context, kind string, j *clanforge.Install) e
 		endpoint: fmt.Sprintf("%simageinstall/%d/queue", apiPrefix, jobID),
 		params: map[string]string{
 			"accountserviceid": itoa(c.ASID()),
-			"jobid":            itoa(jobID),
 			"mirroring":        fmt.Sprint(mirroring),
 		},
 		settle: func(ctx context.Context) settlement {

@@ -214,12 +214,10 @@ func versionParams(asid int64, diffid string, s *plan.Step, full string) map[str
 		"diffid":           diffid,
 		"restart":          boolParam(s.Restart),
 		"full":             full,
+		"force":            boolParam(s.Force),
 	}
 	if s.GameBuild.Resolved != "" || s.GameBuild.Display != "" {
 		p["game_build"] = maskURL(s.GameBuild.Display)
-	}
-	if s.Force {
-		p["force"] = "1"
 	}
 	if s.InstallAt == plan.InstallNow {
 		p["install_at"] = "NOW()"

@@ -84,18 +84,14 @@ const (
 	StateFailed    = "failed"
 )
 
-// errStepTimeout is the cause of the context Run derives from the step's
-// timeout, so that a timeout can be told apart from an interrupt.
-var errStepTimeout = errors.New("step timeout")
-
 // Run executes one instance to its end and returns its output. A returned
 // error is the instance's failure (the output still carries the last job
 // state). When ctx is cancelled Run sends nothing more that changes state and
 // returns ctx's error with the last known job state in the output; the
 // output's State is then "failed" too, and the engine tells an interrupt
-// apart with errors.Is(err, context.Canceled). The step's timeout is applied
-// here: running past it fails the instance with an error naming the timeout
-// and the job that was still running.
+// apart with errors.Is(err, context.Canceled). The caller applies the step's
+// timeout as a ctx deadline; when it passes, the error names the job that was
+// still running and wraps context.DeadlineExceeded.
 func Run(ctx context.Context, env *Env, inst *plan.Instance, in Inputs, progress func(JobUpdate)) (*plan.Output, error) {
 	out := &plan.Output{}
 	if inst == nil || inst.Step == nil {
@@ -130,39 +126,34 @@ func Run(ctx context.Context, env *Env, inst *plan.Instance, in Inputs, progress
 		return out, fmt.Errorf("steps: %s step %q needs a Clanforge client", r.step.Type, r.step.Name)
 	}
 
-	runCtx := ctx
-	if r.step.Timeout > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeoutCause(ctx, r.step.Timeout, errStepTimeout)
-		defer cancel()
-	}
-
 	var err error
 	switch r.step.Type {
 	case plan.TypeUpdate:
-		err = r.runUpdate(runCtx)
+		err = r.runUpdate(ctx)
 	case plan.TypeDiff:
-		err = r.runDiff(runCtx)
+		err = r.runDiff(ctx)
 	case plan.TypeGate:
 		err = r.runGate()
 	case plan.TypeVersion:
-		err = r.runVersion(runCtx)
+		err = r.runVersion(ctx)
 	case plan.TypeInstall:
-		err = r.runInstall(runCtx)
+		err = r.runInstall(ctx)
 	case plan.TypeReject:
-		err = r.runReject(runCtx)
+		err = r.runReject(ctx)
 	default:
 		err = fmt.Errorf("steps: unknown step type %q of step %q", r.step.Type, r.step.Name)
 	}
 
 	if err != nil {
 		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			// The caller's deadline (the step's timeout): name the job
+			// that was still running.
+			err = r.deadlineError(ctx.Err())
 		case ctx.Err() != nil:
 			// The caller cancelled: report exactly its error so that the
 			// engine sees an interrupt, not a failure of the step.
 			err = ctx.Err()
-		case errors.Is(context.Cause(runCtx), errStepTimeout) && runCtx.Err() != nil:
-			err = r.timeoutError()
 		}
 		out.State = StateFailed
 		return out, r.mask(err)
@@ -194,13 +185,13 @@ func (r *runner) report(kind string, job clanforge.Job) {
 	r.progress(JobUpdate{Kind: kind, Job: job})
 }
 
-func (r *runner) timeoutError() error {
+func (r *runner) deadlineError(cause error) error {
 	j := r.out.Job
 	if j.ID == 0 {
-		return fmt.Errorf("timed out after %s", r.step.Timeout)
+		return cause
 	}
-	return fmt.Errorf("timed out after %s; %s job %d was still %s (%d%%) and may still run",
-		r.step.Timeout, r.lastKind, j.ID, stateName(j), j.Progress)
+	return fmt.Errorf("%s job %d was still %s (%d%%) and may still run: %w",
+		r.lastKind, j.ID, stateName(j), j.Progress, cause)
 }
 
 func stateName(j plan.JobOutput) string {
