@@ -467,7 +467,7 @@ func TestPacer(t *testing.T) {
 		want time.Duration
 	}{
 		{now.Add(10 * time.Second), 10*time.Second + 500*time.Millisecond}, // near the ETA plus a margin
-		{now.Add(100 * time.Millisecond), 2 * time.Second},                // never below Min
+		{now.Add(100 * time.Millisecond), 2 * time.Second},                 // never below Min
 		{now.Add(time.Hour), 30 * time.Second},                             // never beyond Max
 		{now.Add(-3 * time.Second), 2 * time.Second},                       // passed ETA: back off from Min
 	}
