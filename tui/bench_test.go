@@ -1,0 +1,93 @@
+package tui
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+)
+
+// bigRun is a 5,000-target run in full swing: a quarter finished, some
+// failed, 20 running with progress, the rest waiting.
+func bigRun(b *testing.B) *harness {
+	h := newHarness(b, 120, 40, true)
+	h.running(5000)
+	for i := 5; i < 1250; i++ {
+		id := installID(i)
+		h.ui.InstanceFinished(id, engine.Result{Outcome: engine.Succeeded, Started: t0, Finished: t0.Add(time.Minute)})
+	}
+	for i := 1250; i < 1260; i++ {
+		h.fail(i, "imageinstall failed: machine unreachable")
+	}
+	for i := 1260; i < 1280; i++ {
+		h.ui.InstanceStarted(installID(i), t0)
+		h.ui.JobProgress(installID(i), engine.JobInfo{Kind: "install", ID: int64(i), StateName: "Running", Progress: i % 100})
+	}
+	h.tick(time.Second)
+	return h
+}
+
+// BenchmarkView5000 is one frame (View) at 5,000 targets, 120×40, colour on.
+func BenchmarkView5000(b *testing.B) {
+	h := bigRun(b)
+	h.press("down", "down")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		_ = h.m.View()
+	}
+}
+
+// BenchmarkView5000Filtered is the same frame with a filter active.
+func BenchmarkView5000Filtered(b *testing.B) {
+	h := bigRun(b)
+	h.press("/")
+	h.typeText("eu-1")
+	h.press("enter")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		_ = h.m.View()
+	}
+}
+
+// BenchmarkBatch10000Progress applies a tick that carries 10,000 progress
+// events for 5,000 targets (coalesced to one per instance) and renders the
+// frame: the cost of a burst on the program side.
+func BenchmarkBatch10000Progress(b *testing.B) {
+	h := bigRun(b)
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = installID(i + 1)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		for k := 0; k < 10000; k++ {
+			h.ui.JobProgress(ids[k%len(ids)], engine.JobInfo{Progress: (n + k) % 100, StateName: "Running"})
+		}
+		h.tick(100 * time.Millisecond)
+		_ = h.m.View()
+	}
+}
+
+// BenchmarkJobProgress is the engine-side cost of one JobProgress call, from
+// many goroutines at once, with nobody draining (the worst case for the
+// engine: the map only grows to one slot per instance).
+func BenchmarkJobProgress(b *testing.B) {
+	u := New(Options{NoColor: true})
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = "install@m" + strconv.Itoa(i) + "/img"
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			u.JobProgress(ids[i%len(ids)], engine.JobInfo{Progress: i % 100})
+			i++
+		}
+	})
+}
