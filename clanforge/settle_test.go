@@ -1,0 +1,373 @@
+package clanforge_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rollout/rollout/clanforge"
+)
+
+// lockState is a tiny image model for the settle tests: the lock holder that
+// image/options reports, changed by the handlers that "do the work".
+type lockState struct {
+	mu       sync.Mutex
+	diffID   int64
+	updateID int64
+	jobs     int // jobs the server created
+}
+
+func (s *lockState) options(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	body := `{"games":[]`
+	if s.diffID != 0 {
+		body += fmt.Sprintf(`,"diffid":%d`, s.diffID)
+	}
+	if s.updateID != 0 {
+		body += fmt.Sprintf(`,"updateid":%d`, s.updateID)
+	}
+	writeJSON(w, 200, body+`}`)
+}
+
+// TestLostCreateAnswers: the server does the work of a create and the answer
+// is lost (500 or a dropped connection). The call is sent exactly once, and
+// the new lock holder is returned as the job the call made.
+func TestLostCreateAnswers(t *testing.T) {
+	type lose int
+	const (
+		lose500 lose = iota
+		loseDrop
+	)
+	tests := []struct {
+		name       string
+		kind       string // update or diff
+		lose       lose
+		before     [2]int64 // diffID, updateID holding before the call
+		wantID     int64    // 0: outcome unknown
+		settleWork bool     // false: the server does not do the work
+	}{
+		{"update 500", "update", lose500, [2]int64{0, 0}, 77, true},
+		{"update dropped", "update", loseDrop, [2]int64{0, 0}, 77, true},
+		{"diff 500", "diff", lose500, [2]int64{0, 0}, 42, true},
+		{"diff dropped", "diff", loseDrop, [2]int64{0, 0}, 42, true},
+		{"diff dropped, no work done", "diff", loseDrop, [2]int64{0, 0}, 0, false},
+		// A holder that was there before the call is someone else's.
+		{"diff dropped, old holder stays", "diff", loseDrop, [2]int64{42, 0}, 0, false},
+		// An update holder does not prove a diff create.
+		{"diff dropped, update holds", "diff", loseDrop, [2]int64{0, 9}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &lockState{diffID: tt.before[0], updateID: tt.before[1]}
+			createPath := "/cfp/v1/image" + tt.kind + "/create"
+			f := newFake(t, map[string]http.HandlerFunc{
+				"/cfp/v1/image/options": st.options,
+				createPath: func(w http.ResponseWriter, r *http.Request) {
+					if tt.settleWork {
+						st.mu.Lock()
+						st.jobs++
+						if tt.kind == "diff" {
+							st.diffID = 42
+						} else {
+							st.updateID = 77
+						}
+						st.mu.Unlock()
+					}
+					if tt.lose == lose500 {
+						writeJSON(w, 500, `{"error":true,"error_message":"gateway timeout"}`)
+						return
+					}
+					dropConnection(t, w)
+				},
+				"/cfp/v1/imagediff/42/status":   respond(200, `{"diffid":42,"jobstateid":2,"jobstatename":"Pending"}`),
+				"/cfp/v1/imageupdate/77/status": respond(200, `{"jobstateid":4,"jobstatename":"Running"}`),
+			})
+			c := f.client(t, nil)
+			var j *clanforge.Job
+			var err error
+			if tt.kind == "diff" {
+				j, err = c.CreateDiff(ctx(t), 5531, 770001)
+			} else {
+				j, err = c.CreateUpdate(ctx(t), 5531, 770001, "d", "s3://k:s@b/")
+			}
+			if got := f.count(createPath); got != 1 {
+				t.Fatalf("create sent %d times, want exactly 1 (requests: %v)", got, f.paths())
+			}
+			if tt.wantID == 0 {
+				if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
+					t.Fatalf("err = %v, want outcome unknown", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("err = %v, want the settled job", err)
+			}
+			if j.ID != tt.wantID || j.State == clanforge.StateUnknown {
+				t.Errorf("job = %+v, want id %d with its state", j, tt.wantID)
+			}
+			if st.jobs != 1 {
+				t.Errorf("server made %d jobs", st.jobs)
+			}
+		})
+	}
+}
+
+// TestLockedCreateIsRefusal: a lock answer is a definite refusal, returned
+// as *LockedError without settling.
+func TestLockedCreateIsRefusal(t *testing.T) {
+	st := &lockState{diffID: 218595}
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/image/options":      st.options,
+		"/cfp/v1/imageupdate/create": respond(200, sample(t, "error_locked.json")),
+	})
+	_, err := f.client(t, nil).CreateUpdate(ctx(t), 1, 2, "", "")
+	var le *clanforge.LockedError
+	if !errors.As(err, &le) || le.HolderKind != "diff" || le.HolderID != 218595 {
+		t.Fatalf("err = %v", err)
+	}
+	if f.count("/cfp/v1/imageupdate/create") != 1 || f.count("/cfp/v1/image/options") != 1 {
+		t.Errorf("requests: %v", f.paths())
+	}
+}
+
+// TestNoSilentReplayOfMutatingCalls proves API §8: net/http replays a
+// bodiless GET when a reused keep-alive connection fails before the answer.
+// The control shows the hazard with a stock client; the client under test
+// must send the call exactly once, over a new connection every time.
+func TestNoSilentReplayOfMutatingCalls(t *testing.T) {
+	work := func(drops *atomic.Int32) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("diffid") == "2" {
+				// The second call: do the work, then lose the answer.
+				drops.Add(1)
+				dropConnection(t, w)
+				return
+			}
+			writeJSON(w, 200, sample(t, "version_create.json"))
+		}
+	}
+
+	t.Run("control: stock net/http replays", func(t *testing.T) {
+		var drops atomic.Int32
+		f := newFake(t, map[string]http.HandlerFunc{"/cfp/v1/imageversion/create": work(&drops)})
+		hc := &http.Client{Transport: &http.Transport{}}
+		defer hc.CloseIdleConnections()
+		for _, id := range []string{"1", "2"} {
+			resp, err := hc.Get(f.srv.URL + "/cfp/v1/imageversion/create?diffid=" + id)
+			if err == nil {
+				// Read to the end: only then is the connection reused.
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+		if got := f.count("/cfp/v1/imageversion/create"); got != 3 || drops.Load() != 2 {
+			t.Fatalf("control: server saw %d requests, want 3 (1 + the call + its silent replay); "+
+				"if net/http stopped replaying, this test needs a new control", got)
+		}
+	})
+
+	t.Run("client sends once", func(t *testing.T) {
+		var drops atomic.Int32
+		f := newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imageversion/create":   work(&drops),
+			"/cfp/v1/imageversion/1/status": respond(200, sample(t, "version_status.json")),
+		})
+		// A stock keep-alive transport for reads: the state-changing calls
+		// must still not reuse connections.
+		c := f.client(t, func(cfg *clanforge.Config) { cfg.HTTPClient = &http.Client{Transport: &http.Transport{}} })
+		cx := ctx(t)
+		if _, err := c.CreateVersion(cx, 1, clanforge.VersionOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.VersionStatus(cx, 1); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.CreateVersion(cx, 2, clanforge.VersionOptions{})
+		if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
+			t.Fatalf("err = %v, want outcome unknown", err)
+		}
+		var creates []hit
+		for _, h := range f.all() {
+			if h.Path == "/cfp/v1/imageversion/create" {
+				creates = append(creates, h)
+			}
+		}
+		if len(creates) != 2 || drops.Load() != 1 {
+			t.Fatalf("creates = %d (drops %d), want 2: the lost one was resent", len(creates), drops.Load())
+		}
+		if creates[0].Remote == creates[1].Remote {
+			t.Errorf("state-changing calls shared connection %s", creates[0].Remote)
+		}
+	})
+}
+
+// TestLostRetryRejectQueue settles the other state-changing calls.
+func TestLostRetryRejectQueue(t *testing.T) {
+	t.Run("retry 500, diff back to Created", func(t *testing.T) {
+		var state atomic.Int32
+		state.Store(6)
+		f := newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imagediff/9/status": func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, fmt.Sprintf(`{"diffid":9,"jobstateid":%d,"jobcreated":100,"jobupdated":200}`, state.Load()))
+			},
+			"/cfp/v1/imagediff/9/retry": func(w http.ResponseWriter, r *http.Request) {
+				state.Store(1)
+				writeJSON(w, 502, ``)
+			},
+		})
+		j, err := f.client(t, nil).RetryDiff(ctx(t), 9)
+		if err != nil || j.ID != 9 || j.State != clanforge.StateCreated {
+			t.Fatalf("job %+v, err %v", j, err)
+		}
+		if f.count("/cfp/v1/imagediff/9/retry") != 1 {
+			t.Errorf("retry sent %d times", f.count("/cfp/v1/imagediff/9/retry"))
+		}
+	})
+	t.Run("retry dropped, nothing changed", func(t *testing.T) {
+		f := newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imagediff/9/status": respond(200, `{"diffid":9,"jobstateid":6,"jobcreated":100,"jobupdated":200}`),
+			"/cfp/v1/imagediff/9/retry":  func(w http.ResponseWriter, r *http.Request) { dropConnection(t, w) },
+		})
+		_, err := f.client(t, nil).RetryDiff(ctx(t), 9)
+		if !errors.Is(err, clanforge.ErrOutcomeUnknown) || f.count("/cfp/v1/imagediff/9/retry") != 1 {
+			t.Fatalf("err %v, sent %d", err, f.count("/cfp/v1/imagediff/9/retry"))
+		}
+	})
+	t.Run("retry dropped, re-ran to completion already", func(t *testing.T) {
+		var updated atomic.Int64
+		updated.Store(200)
+		f := newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imagediff/9/status": func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, fmt.Sprintf(`{"diffid":9,"jobstateid":5,"jobcreated":100,"jobupdated":%d}`, updated.Load()))
+			},
+			"/cfp/v1/imagediff/9/retry": func(w http.ResponseWriter, r *http.Request) { updated.Store(300); dropConnection(t, w) },
+		})
+		j, err := f.client(t, nil).RetryDiff(ctx(t), 9)
+		if err != nil || j.State != clanforge.StateCompleted {
+			t.Fatalf("job %+v, err %v", j, err)
+		}
+	})
+
+	rejectFake := func(t *testing.T, releases bool) (*fakeAPI, *lockState) {
+		st := &lockState{diffID: 9}
+		return newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imagediff/9/status": respond(200, `{"diffid":9,"jobstateid":5,"image":{"imageid":5531}}`),
+			"/cfp/v1/image/options":      st.options,
+			"/cfp/v1/imagediff/9/reject": func(w http.ResponseWriter, r *http.Request) {
+				if releases {
+					st.mu.Lock()
+					st.diffID = 0
+					st.mu.Unlock()
+				}
+				dropConnection(t, w)
+			},
+		}), st
+	}
+	t.Run("reject dropped, lock released", func(t *testing.T) {
+		f, _ := rejectFake(t, true)
+		res, err := f.client(t, nil).RejectDiff(ctx(t), 9, true)
+		if err != nil || res.DiffID != 9 || res.Uninstall != nil {
+			t.Fatalf("res %+v, err %v", res, err)
+		}
+		if f.count("/cfp/v1/imagediff/9/reject") != 1 {
+			t.Errorf("reject sent %d times", f.count("/cfp/v1/imagediff/9/reject"))
+		}
+	})
+	t.Run("reject dropped, lock still held", func(t *testing.T) {
+		f, _ := rejectFake(t, false)
+		_, err := f.client(t, nil).RejectDiff(ctx(t), 9, false)
+		if !errors.Is(err, clanforge.ErrOutcomeUnknown) || f.count("/cfp/v1/imagediff/9/reject") != 1 {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("reject answered with reinstall job", func(t *testing.T) {
+		f := newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imagediff/9/status": respond(200, `{"diffid":9,"jobstateid":5,"image":{"imageid":5531}}`),
+			"/cfp/v1/image/options":      respond(200, `{"diffid":9}`),
+			"/cfp/v1/imagediff/9/reject": respond(200, sample(t, "diff_reject_reinstall.json")),
+		})
+		res, err := f.client(t, nil).RejectDiff(ctx(t), 9, true)
+		if err != nil || res.DiffID != 9 || res.Uninstall == nil || res.Uninstall.ID != 33120 || res.Uninstall.State != clanforge.StateCreated {
+			t.Fatalf("res %+v, err %v", res, err)
+		}
+	})
+
+	queueFake := func(t *testing.T, after string, answer http.HandlerFunc) *fakeAPI {
+		var queued atomic.Bool
+		return newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/imageinstall/status": func(w http.ResponseWriter, r *http.Request) {
+				if queued.Load() {
+					writeJSON(w, 200, after)
+					return
+				}
+				writeJSON(w, 200, `{"installs":[{"jobid":5,"jobstateid":2,"jobstatename":"Pending"}]}`)
+			},
+			"/cfp/v1/imageinstall/5/queue": func(w http.ResponseWriter, r *http.Request) {
+				queued.Store(true)
+				answer(w, r)
+			},
+		})
+	}
+	drop := func(w http.ResponseWriter, r *http.Request) { dropConnection(t, w) }
+	queueTests := []struct {
+		name    string
+		after   string
+		answer  http.HandlerFunc
+		want    clanforge.JobState // StateUnknown + ok: left the list
+		unknown bool
+	}{
+		{"dropped, now queued", `{"installs":[{"jobid":5,"jobstateid":3,"jobstatename":"Queued"}]}`, drop, clanforge.StateQueued, false},
+		{"dropped, already gone", `{"installs":[]}`, drop, clanforge.StateUnknown, false},
+		{"500, still pending", `{"installs":[{"jobid":5,"jobstateid":2,"jobstatename":"Pending"}]}`, respond(500, ``), 0, true},
+		{"answered already queued", `{"installs":[]}`,
+			respond(200, `{"success":false,"error":true,"error_code":1,"error_message":"Install job is Already Queued"}`), clanforge.StateUnknown, false},
+	}
+	for _, tt := range queueTests {
+		t.Run("queue "+tt.name, func(t *testing.T) {
+			f := queueFake(t, tt.after, tt.answer)
+			res, err := f.client(t, nil).QueueInstall(ctx(t), 5, false)
+			if f.count("/cfp/v1/imageinstall/5/queue") != 1 {
+				t.Fatalf("queue sent %d times", f.count("/cfp/v1/imageinstall/5/queue"))
+			}
+			if tt.unknown {
+				if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
+					t.Fatalf("err = %v, want outcome unknown", err)
+				}
+				return
+			}
+			if err != nil || !res.AlreadyQueued || res.ID != 5 || res.State != tt.want {
+				t.Fatalf("res %+v, err %v", res, err)
+			}
+		})
+	}
+
+	t.Run("version 500 is never settled nor resent", func(t *testing.T) {
+		f := newFake(t, map[string]http.HandlerFunc{"/cfp/v1/imageversion/create": respond(500, ``)})
+		_, err := f.client(t, nil).CreateVersion(ctx(t), 1, clanforge.VersionOptions{})
+		var ou *clanforge.OutcomeUnknownError
+		if !errors.As(err, &ou) || ou.Endpoint != "/cfp/v1/imageversion/create" {
+			t.Fatalf("err = %v", err)
+		}
+		if p := f.paths(); len(p) != 1 {
+			t.Errorf("requests: %v, want only the create", p)
+		}
+	})
+}
+
+func TestFindInstall(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{"/cfp/v1/imageinstall/status": respond(200, sample(t, "install_status.json"))})
+	c := f.client(t, nil)
+	inst, listed, err := c.FindInstall(ctx(t), 661203)
+	if err != nil || !listed || inst.ID != 661203 || inst.State != clanforge.StateRunning {
+		t.Fatalf("inst %+v listed %v err %v", inst, listed, err)
+	}
+	inst, listed, err = c.FindInstall(ctx(t), 1)
+	if err != nil || listed || inst != nil {
+		t.Fatalf("inst %+v listed %v err %v", inst, listed, err)
+	}
+}
