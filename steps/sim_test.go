@@ -1,0 +1,323 @@
+package steps
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/plan"
+)
+
+const simPlan = `version: 1
+name: sim-steps
+clanforge: {asid: 1234}
+vars: {build: "1.4.2", max_changed: 300}
+images:
+  - {name: game-b, id: 5531}
+machines:
+  - {name: buildbox-1, id: 770001, labels: {role: build}}
+  - {name: eu-1, id: 812345, labels: {role: fleet, region: eu}}
+  - {name: eu-2, id: 812346, labels: {role: fleet, region: eu}}
+  - {name: us-1, id: 812400, labels: {role: fleet, region: us}}
+steps:
+  - name: update
+    type: update
+    where: machine.labels.role == "build"
+    desc: "build ${vars.build}"
+    url: "s3://AKIAXX:TOPSECRETVALUE@builds/game/${vars.build}/"
+  - name: diff
+    type: diff
+    needs: [update]
+    where: machine.labels.role == "build"
+    retries: 1
+  - name: small-change
+    type: gate
+    needs: [diff]
+    expr: steps.diff.changed <= vars.max_changed
+  - name: version
+    type: version
+    needs: [small-change]
+    game_build: "${vars.build}"
+    full: auto
+  - name: mirror
+    type: install
+    needs: [version]
+    mirroring: true
+  - name: install
+    type: install
+    needs: [mirror]
+    where: machine.labels.role == "fleet"
+    mirroring: false
+on_failure:
+  - type: reject
+    reinstall: true
+`
+
+type simRig struct {
+	p      *plan.Plan
+	srv    *sim.Server
+	client *clanforge.Client
+	env    *Env
+	j      *memJournal
+	mu     sync.Mutex
+	outs   map[string]*plan.Output
+}
+
+func newSimRig(t *testing.T, src string, sc sim.Scenario) *simRig {
+	t.Helper()
+	p, err := plan.Parse("sim.yaml", []byte(src), plan.Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if sc.Speed == 0 {
+		sc.Speed = 400
+	}
+	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: "AKIDSIM", SecretKey: "SECRETSIM", Scenario: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	c, err := clanforge.New(clanforge.Config{BaseURL: hs.URL, ASID: 1234, AccessKey: "AKIDSIM", SecretKey: "SECRETSIM",
+		RateLimit: rate.Inf, MaxReadAttempts: 3, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := PollPolicy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
+	j := newJournal()
+	return &simRig{p: p, srv: srv, client: c, j: j, outs: map[string]*plan.Output{},
+		env: &Env{Client: c, Journal: j, Poll: pol, Installs: NewInstallWatcher(c, pol)}}
+}
+
+func (r *simRig) inputs(in *plan.Instance) Inputs {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	x := Inputs{Scope: map[string]*plan.Output{}}
+	for name, s := range in.Scope {
+		x.Scope[name] = r.outs[s.ID]
+	}
+	if in.Diff != nil {
+		x.Diff = r.outs[in.Diff.ID]
+	}
+	if in.Version != nil {
+		x.Version = r.outs[in.Version.ID]
+	}
+	return x
+}
+
+// run executes the plan's instances in their topological order; the
+// instances of one install step run concurrently, as a wave would. It
+// returns the first failure and the failed instance.
+func (r *simRig) run(t *testing.T) (*plan.Instance, error) {
+	t.Helper()
+	insts := r.p.Instances
+	for i := 0; i < len(insts); {
+		k := i + 1
+		if insts[i].Step.Type == plan.TypeInstall {
+			for k < len(insts) && insts[k].Step == insts[i].Step {
+				k++
+			}
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, k-i)
+		for n := i; n < k; n++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, err := Run(context.Background(), r.env, insts[n], r.inputs(insts[n]), nil)
+				r.mu.Lock()
+				r.outs[insts[n].ID] = out
+				r.mu.Unlock()
+				errs[n-i] = err
+			}()
+		}
+		wg.Wait()
+		for n, err := range errs {
+			if err != nil {
+				return insts[i+n], err
+			}
+		}
+		i = k
+	}
+	return nil, nil
+}
+
+func (r *simRig) count(ep string) int {
+	n := 0
+	for _, q := range r.srv.Requests() {
+		if q.Endpoint == ep {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSimFullRollout(t *testing.T) {
+	r := newSimRig(t, simPlan, sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindDiff, Times: 1, Error: "checksum"}}})
+	if failed, err := r.run(t); err != nil {
+		t.Fatalf("%s: %v", failed.ID, err)
+	}
+	for ep, want := range map[string]int{
+		sim.EPUpdateCreate: 1, sim.EPDiffCreate: 1, sim.EPDiffRetry: 1, sim.EPVersionCreate: 1,
+		sim.EPInstallQueue: 2 + 3, // two mirror locations (eu, us), three machines
+	} {
+		if got := r.count(ep); got != want {
+			t.Errorf("%s: %d calls, want %d", ep, got, want)
+		}
+	}
+	d := r.outs["diff@buildbox-1/game-b"]
+	if d == nil || d.DiffID == 0 || d.Changed == 0 {
+		t.Errorf("diff output %+v", d)
+	}
+	latest := r.srv.LatestVersion(5531)
+	if v := r.outs["version@game-b"]; v == nil || v.VersionID != latest {
+		t.Errorf("version output %+v, latest %d", v, latest)
+	}
+	for _, m := range []int64{812345, 812346, 812400} {
+		if got := r.srv.InstalledVersion(m, 5531); got != latest {
+			t.Errorf("machine %d has version %d, want %d", m, got, latest)
+		}
+	}
+	if got := r.srv.GameBuild(5531); got != "1.4.2" {
+		t.Errorf("game build %q", got)
+	}
+	for key, p := range r.j.params {
+		for _, v := range p {
+			if strings.Contains(v, "TOPSECRET") {
+				t.Errorf("journal %s leaks a secret: %v", key, p)
+			}
+		}
+	}
+}
+
+func TestSimGateFalseThenReject(t *testing.T) {
+	src := strings.Replace(simPlan, "max_changed: 300", "max_changed: 0", 1)
+	r := newSimRig(t, src, sim.Scenario{})
+	failed, err := r.run(t)
+	if err == nil || failed.Step.Name != "small-change" {
+		t.Fatalf("failed %v: %v, want the gate to fail", failed, err)
+	}
+	if want := `gate "small-change" is false: steps.diff.changed <= vars.max_changed`; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	if locks := r.srv.Locks(); len(locks) != 1 {
+		t.Fatalf("locks before reject: %v", locks)
+	}
+	var reject *plan.Instance
+	for _, fi := range r.p.FailureInstances {
+		for _, tr := range fi.Trigger {
+			if tr == failed {
+				reject = fi
+			}
+		}
+	}
+	if reject == nil {
+		t.Fatal("no reject instance for the failed gate")
+	}
+	var u updates
+	if _, err := Run(context.Background(), r.env, reject, r.inputs(reject), u.add); err != nil {
+		t.Fatalf("reject: %v", err)
+	}
+	if locks := r.srv.Locks(); len(locks) != 0 {
+		t.Errorf("locks after reject: %v", locks)
+	}
+	if r.count(sim.EPDiffReject) != 1 || len(u.states(KindUninstall)) != 1 {
+		t.Errorf("rejects %d, uninstall reports %v", r.count(sim.EPDiffReject), u.states(KindUninstall))
+	}
+	// Run again (an on_failure re-run after resume): nothing more is sent.
+	if _, err := Run(context.Background(), r.env, reject, r.inputs(reject), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.count(sim.EPDiffReject) != 1 {
+		t.Errorf("rejects %d after a second run, want 1", r.count(sim.EPDiffReject))
+	}
+}
+
+func TestSimInstallFailure(t *testing.T) {
+	r := newSimRig(t, simPlan, sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindInstall, Machine: "eu-2", Error: "disk full"}}})
+	failed, err := r.run(t)
+	if err == nil || failed.ID != "install@eu-2/game-b" || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("failed %v: %v", failed, err)
+	}
+	for _, id := range []string{"install@eu-1/game-b", "install@us-1/game-b"} {
+		if out := r.outs[id]; out == nil || out.State != StateSucceeded {
+			t.Errorf("%s: %+v", id, out)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	p, err := plan.Parse("sim.yaml", []byte(simPlan), plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*plan.Instance{}
+	for _, in := range append(append([]*plan.Instance{}, p.Instances...), p.FailureInstances...) {
+		byID[in.ID] = in
+	}
+	tests := []struct {
+		id        string
+		endpoints []string
+		mutating  []bool
+		param     [2]string // one key and its expected value on the first call
+	}{
+		{"update@buildbox-1/game-b", []string{"/cfp/v1/imageupdate/create", "/cfp/v1/imageupdate/<updateid>/status"}, []bool{true, false}, [2]string{"url", "s3://***@builds/game/1.4.2/"}},
+		{"diff@buildbox-1/game-b", []string{"/cfp/v1/imagediff/create", "/cfp/v1/imagediff/<diffid>/status", "/cfp/v1/imagediff/<diffid>/retry"}, []bool{true, false, true}, [2]string{"machineid", "770001"}},
+		{"small-change@buildbox-1/game-b", []string{""}, []bool{false}, [2]string{}},
+		{"version@game-b", []string{"/cfp/v1/imageversion/create", "/cfp/v1/imageversion/<imageversionid>/status"}, []bool{true, false}, [2]string{"diffid", "<diffid from diff@buildbox-1/game-b>"}},
+		{"mirror@game-b", []string{"/cfp/v1/imageinstall/status", "/cfp/v1/imageinstall/<jobid>/queue"}, []bool{false, true}, [2]string{"accountserviceid", "1234"}},
+		{"install@eu-1/game-b", []string{"/cfp/v1/imageinstall/status", "/cfp/v1/imageinstall/<jobid>/queue"}, []bool{false, true}, [2]string{"accountserviceid", "1234"}},
+	}
+	for _, tt := range tests {
+		in := byID[tt.id]
+		if in == nil {
+			t.Errorf("no instance %s", tt.id)
+			continue
+		}
+		calls := Describe(in, 1234)
+		var eps []string
+		var mut []bool
+		for _, c := range calls {
+			eps = append(eps, c.Endpoint)
+			mut = append(mut, c.Mutating)
+			for k, v := range c.Params {
+				if strings.Contains(v, "TOPSECRET") {
+					t.Errorf("%s: param %s leaks a secret", tt.id, k)
+				}
+			}
+		}
+		if strings.Join(eps, " ") != strings.Join(tt.endpoints, " ") || len(mut) != len(tt.mutating) {
+			t.Errorf("%s: endpoints %q, want %q", tt.id, eps, tt.endpoints)
+			continue
+		}
+		for i := range mut {
+			if mut[i] != tt.mutating[i] {
+				t.Errorf("%s: call %d mutating=%v", tt.id, i, mut[i])
+			}
+		}
+		if tt.param[0] != "" && calls[0].Params[tt.param[0]] != tt.param[1] {
+			t.Errorf("%s: %s=%q, want %q", tt.id, tt.param[0], calls[0].Params[tt.param[0]], tt.param[1])
+		}
+	}
+	gate := Describe(byID["small-change@buildbox-1/game-b"], 1234)
+	if !strings.Contains(gate[0].Note, "steps.diff.changed <= vars.max_changed") {
+		t.Errorf("gate note %q", gate[0].Note)
+	}
+	v := Describe(byID["version@game-b"], 1234)[0].Params
+	if v["full"] != "<1 if diff@buildbox-1/game-b has no changes, else 0>" || v["game_build"] != "1.4.2" || v["install_at"] != "" {
+		t.Errorf("version params %v", v)
+	}
+	for _, fi := range p.FailureInstances {
+		calls := Describe(fi, 1234)
+		if len(calls) != 2 || calls[1].Params["reinstall"] != "1" || !strings.Contains(calls[1].Endpoint, "<diffid from diff@") {
+			t.Errorf("%s: %+v", fi.ID, calls)
+		}
+	}
+}
