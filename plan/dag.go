@@ -170,6 +170,7 @@ func (l *loader) expand(p *Plan, infos []*stepInfo, order []int) {
 		in := infos[i]
 		in.closure = map[int]bool{}
 		for _, n := range in.needs {
+			in.badNeeds = in.badNeeds || infos[n].badNeeds
 			in.closure[n] = true
 			for c := range infos[n].closure {
 				in.closure[c] = true
@@ -380,6 +381,9 @@ func (l *loader) resolveDeps(infos []*stepInfo, in *stepInfo, inst *Instance) {
 
 func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Instance) {
 	s := in.s
+	if in.badNeeds {
+		return
+	}
 	typeOf := func(name string) StepType { return l.xenv.stepType[name] }
 	countType := func(t StepType) (x *Instance, n int, names []string) {
 		for name, v := range sc {

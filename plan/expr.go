@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/file"
@@ -128,6 +129,10 @@ type envInfo struct {
 	kinds     []StepType
 }
 
+// compiles counts expr.Compile calls, so a test can check that the cache
+// keeps a large fleet from compiling once per machine.
+var compiles atomic.Int64
+
 type compiled struct {
 	prog *vm.Program
 	env  *envInfo
@@ -236,6 +241,7 @@ func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *comp
 		return p
 	}
 	env := x.env(machine, steps)
+	compiles.Add(1)
 	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
 	if err != nil {
 		x.progs[ck] = nil

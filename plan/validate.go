@@ -22,6 +22,9 @@ type stepInfo struct {
 	byTarget  map[*Target]*Instance
 	byImage   map[*Image][]*Instance
 	closure   map[int]bool // steps needed, transitively
+	// badNeeds: a need was unknown, so missing-diff or missing-version
+	// errors downstream would only repeat that error.
+	badNeeds bool
 }
 
 const defaultTimeout = 30 * time.Minute
@@ -330,6 +333,7 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 			dep := byName[nd.V]
 			if dep == nil || dep.s.OnFailure {
 				l.errNode(nd.node, didYouMean(nd.V, names), "step %q needs unknown step %q", in.s.Name, nd.V)
+				in.badNeeds = true
 				continue
 			}
 			in.s.Needs = append(in.s.Needs, nd.V)
