@@ -304,14 +304,8 @@ func (s *Server) enqueue(j *job, at time.Time) int {
 // superseded held mirror jobs from staying listed forever.
 func (s *Server) squashOlder(j *job, at time.Time) int {
 	n := 0
-	for _, o := range s.installs {
-		if o == j || o.id > j.id || o.kind != j.kind || o.image != j.image {
-			continue
-		}
-		if j.kind == KindInstall && o.machine != j.machine {
-			continue
-		}
-		if j.kind == KindMirror && o.loc != j.loc {
+	for _, o := range s.installGroup[groupKey(j)] {
+		if o == j || o.id > j.id {
 			continue
 		}
 		if o.state != stCreated && o.state != stQueued {
@@ -325,6 +319,21 @@ func (s *Server) squashOlder(j *job, at time.Time) int {
 		n++
 	}
 	return n
+}
+
+// installKey groups install jobs that supersede each other: machine jobs of
+// one machine and image, mirror jobs of one location and image.
+type installKey struct {
+	kind  Kind
+	where int64
+	image int64
+}
+
+func groupKey(j *job) installKey {
+	if j.kind == KindMirror {
+		return installKey{j.kind, j.loc.id, j.image.ID}
+	}
+	return installKey{j.kind, j.machine.ID, j.image.ID}
 }
 
 // scheduleStart schedules a queued job's start a third of the startup time
@@ -546,6 +555,7 @@ func (s *Server) newInstall(kind Kind, img *image, m *machine, loc *location, vj
 	j.mirroring = kind == KindMirror
 	s.installs = append(s.installs, j)
 	s.installByID[j.id] = j
+	s.installGroup[groupKey(j)] = append(s.installGroup[groupKey(j)], j)
 	if m != nil {
 		s.lastInstall[mkey{m.ID, img.ID}] = j
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
 )
 
 // Scenario controls the simulator's timing, injected failures and API faults.
@@ -187,12 +188,46 @@ func ParseScenario(data []byte) (sc Scenario, err error) {
 		return Scenario{}, nil
 	}
 	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict()); err != nil {
+		if perr := durationError(data); perr != nil {
+			return Scenario{}, perr
+		}
 		return Scenario{}, fmt.Errorf("scenario: %s", yaml.FormatError(err, false, true))
 	}
 	if err := sc.Validate(); err != nil {
 		return Scenario{}, err
 	}
 	return sc, nil
+}
+
+// durationKeys are the scenario's duration-valued keys.
+var durationKeys = []string{
+	"durations.startup", "durations.update", "durations.diff", "durations.version",
+	"durations.mirror", "durations.install", "durations.uninstall", "faults.latency",
+}
+
+// durationError finds an invalid duration string and names its key and
+// position: the decoder's own error for it carries neither.
+func durationError(data []byte) error {
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil
+	}
+	for _, key := range durationKeys {
+		path, err := yaml.PathString("$." + key)
+		if err != nil {
+			continue
+		}
+		node, err := path.FilterFile(file)
+		if err != nil || node == nil {
+			continue
+		}
+		v := strings.Trim(node.String(), `"'`)
+		if _, err := time.ParseDuration(v); err != nil {
+			pos := node.GetToken().Position
+			return fmt.Errorf("scenario: line %d column %d: %s: invalid duration %q (use Go durations such as 20s or 1m30s)", pos.Line, pos.Column, key, v)
+		}
+	}
+	return nil
 }
 
 // Validate checks value ranges; it does not need the inventory (image names

@@ -56,6 +56,7 @@ type Server struct {
 	jobs         map[Kind]map[int64]*job
 	installs     []*job // mirror and machine jobs, by id
 	installByID  map[int64]*job
+	installGroup map[installKey][]*job
 	lastInstall  map[mkey]*job
 	mirrorOf     map[waitKey]*job
 	waiters      map[waitKey][]waiter
@@ -109,6 +110,7 @@ func New(cfg Config) (*Server, error) {
 		machineByID:   map[int64]*machine{},
 		jobs:          map[Kind]map[int64]*job{},
 		installByID:   map[int64]*job{},
+		installGroup:  map[installKey][]*job{},
 		lastInstall:   map[mkey]*job{},
 		mirrorOf:      map[waitKey]*job{},
 		waiters:       map[waitKey][]waiter{},
@@ -424,12 +426,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ae = &apiError{status: http.StatusMethodNotAllowed, msg: "method not allowed: " + req.Method}
 	default:
 		if ae = s.authenticate(req); ae == nil {
-			s.mu.Lock()
-			now := s.tick()
-			logReq.Time = now
-			s.advance(now)
-			body, ae = s.dispatch(rt, req, now)
-			s.mu.Unlock()
+			body, ae = s.work(rt, req, &logReq)
 		}
 	}
 
@@ -468,6 +465,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(buf, '\n')) //nolint:errcheck // the client may have gone
+}
+
+// work advances the world to now and runs the endpoint under the lock. A
+// bug that panics becomes a 500 answer instead of a lock held forever.
+func (s *Server) work(rt route, req *http.Request, logReq *Request) (body any, ae *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			body, ae = nil, &apiError{status: http.StatusInternalServerError, msg: fmt.Sprintf("internal error: %v", r)}
+		}
+	}()
+	now := s.tick()
+	logReq.Time = now
+	s.advance(now)
+	return s.dispatch(rt, req, now)
 }
 
 // dropConn closes the connection without an answer, after the work was done.
