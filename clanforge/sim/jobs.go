@@ -425,6 +425,7 @@ func (s *Server) onEnd(j *job, at time.Time) {
 	}
 	if j.failing {
 		j.state = stFailed
+		// jobfailed counts failures; it survives retries (API §7 #4).
 		j.failed++
 		j.errMsg = j.failMsg
 		s.record(at, j, "failed", j.errMsg)

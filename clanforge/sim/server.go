@@ -299,6 +299,9 @@ type apiError struct {
 	msg    string
 }
 
+// bizErr is a lock, state or validation conflict. Its status is 200 by
+// default (the one captured lock error came with a 2xx), 400 when the
+// scenario says business_error_status: 400 (API §7 #1).
 func bizErr(format string, args ...any) *apiError {
 	return &apiError{msg: fmt.Sprintf(format, args...)}
 }
@@ -496,9 +499,11 @@ func dropConn(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler)
 }
 
-// drawFaults decides the request's injected faults: targeted rules first,
-// then the shared draws from the seeded generator (one draw for 429/5xx and
-// one for drop, per request, so the sequence is reproducible).
+// drawFaults decides the request's injected faults. No rate limit is
+// documented, so there is none unless the scenario injects 429s (API §7 #19).
+// Targeted rules come first, then the shared draws from the seeded
+// generator (one draw for 429/5xx and one for drop per request, so the
+// sequence is reproducible).
 func (s *Server) drawFaults(endpoint string) (pre string, drop bool) {
 	f := s.scn.Faults
 	for i, t := range f.Targeted {

@@ -1,0 +1,81 @@
+// Package sim owns the built-in Clanforge simulator: an HTTP server that
+// behaves like the image-update API as documented in the API reference
+// (shared/clanforge-api.md), written from that reference alone and with its
+// own wire format, so that it catches a client's wrong assumptions instead of
+// sharing them. It does not import the clanforge client.
+//
+// # Serving
+//
+// New builds a *Server from a Config (inventory, the only accepted
+// credentials, a Scenario and an optional Clock). A *Server is an
+// http.Handler; Start listens on an address ("127.0.0.1:0" for a free
+// loopback port) and returns the base URL; Close stops it.
+// InventoryFromPlan derives the inventory of a plan for --sim.
+//
+// Endpoints (all GET, parameters in the query, Content-Type ignored, no body;
+// an id may be in its path position or in the same-named query parameter,
+// the path wins):
+//
+//	/cfp/v1/imageupdate/create                 imageid, machineid, desc, url
+//	/cfp/v1/imageupdate/<updateid>/status      (or imageupdate/status?updateid=)
+//	/cfp/v1/imageupdate/<updateid>/retry       only with update_retry: true
+//	/cfp/v1/imagediff/create                   imageid, machineid (diffid= retries)
+//	/cfp/v1/imagediff/<diffid>/status          diff_info=1 adds game, image, machine
+//	/cfp/v1/imagediff/<diffid>/retry
+//	/cfp/v1/imagediff/<diffid>/reject          reinstall=0|1
+//	/cfp/v1/imageversion/create                diffid, restart, full, game_build, force,
+//	                                           install_at, disable_timeout, disable_percentage
+//	/cfp/v1/imageversion/<imageversionid>/status
+//	/cfp/v1/imageinstall/status
+//	/cfp/v1/imageinstall/<jobid>/queue         mirroring=true|false
+//	/cfp/v1/image/options                      imageid (gameid optional)
+//	/cfp/v2/project/<asid>/image/<imageid>/status  detail=true|false
+//
+// Every v1 call needs accountserviceid; an unknown one is 403 "Forbidden".
+// Auth is HTTP Basic with the configured keys: no Authorization header is 401,
+// anything else wrong is 403, both with the error envelope
+// {"success":false,"error":true,"error_code":1,"error_message":"Forbidden",
+// "messages":[],"_debug":[]}. SigV4 is not verified and therefore refused.
+// Unknown ids are 404; lock, state and validation errors are 200 with the
+// envelope (400 with business_error_status: 400).
+//
+// # Job engine
+//
+// Jobs go Created -> Pending -> Queued -> Running -> Completed or Failed;
+// install jobs may end Squashed. Nothing runs in the background: each job
+// keeps its timestamps, and an event queue is processed up to the clock's
+// current time whenever a request or an inspection method needs the state.
+// The result depends only on the clock, so status reads are pure, runs are
+// deterministic, and thousands of jobs cost nothing while idle. Inject a
+// FakeClock to drive time in tests.
+//
+// Default durations at speed 1 (see DefaultDurations): startup 3s (the
+// Created, Pending and Queued thirds of a job that moves on by itself),
+// update 20s, diff 10s, version 15s, mirror 10s, install 15s, uninstall 10s.
+// A whole update, diff, version, mirror and install cycle is about 85 s at
+// speed 1 and under 9 s at speed 10.
+//
+// Files: each image has an initial full version with a fixed file set; an
+// update sets the build machine's files for the image to the build's files
+// (the scenario's builds entry, else a few changes derived from the url and
+// desc); a diff compares them with the image's latest version; a version
+// makes them the latest. Fleet machines track the version they have.
+//
+// Assumptions taken from the reference's "known unknowns" (API §7) are noted
+// where they are implemented. What the simulator does not model:
+// disable_timeout and disable_percentage are validated but never disable
+// machines; profile switches, allocations beyond the force check, and the
+// image activate endpoint are not served.
+//
+// # Observability
+//
+// Timeline returns the append-only job timeline (created, queued, started,
+// completed, failed, squashed, retried, rejected, consumed) with exact times
+// taken from the jobs' timestamps; Requests returns the request log (endpoint
+// name, whether it changes state, HTTP status, injected fault, whether the
+// answer was dropped). Jobs, Job, Locks, LatestVersion, InstalledVersion,
+// MachineFiles and GameBuild inspect the state.
+//
+// The Scenario type documents every key of a scenario file; an example is
+// in testdata/example-scenario.yaml.
+package sim
