@@ -705,3 +705,42 @@ func TestErrorsNeverCarryCredentials(t *testing.T) {
 		check(t, err)
 	})
 }
+
+// TestRateLimitIsClientWide: with a budget of one request and a refill far
+// beyond the deadline, the second call of any kind is not sent at all.
+func TestRateLimitIsClientWide(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/imageversion/1/status": respond(200, `{"imageversionid":1,"jobstateid":4}`),
+		"/cfp/v1/imageversion/create":   respond(200, `{"imageversionid":1,"jobstateid":1}`),
+	})
+	c := f.client(t, func(c *clanforge.Config) { c.RateLimit = 0.0001; c.Burst = 1 })
+	cx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.VersionStatus(cx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateVersion(cx, 1, clanforge.VersionOptions{}); err == nil {
+		t.Fatal("second call went through the rate limit")
+	} else if errors.Is(err, clanforge.ErrOutcomeUnknown) {
+		t.Fatalf("a call held back by the limiter was never sent, yet: %v", err)
+	}
+	if got := len(f.all()); got != 1 || c.Requests() != 1 {
+		t.Fatalf("server saw %d requests, Requests() = %d; want 1", got, c.Requests())
+	}
+}
+
+// TestCreateNeedsTheLockReadFirst: without the "before" read a lost answer
+// could not be settled, so the create is not sent.
+func TestCreateNeedsTheLockReadFirst(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/image/options":    respond(403, `{"error":true,"error_message":"Forbidden"}`),
+		"/cfp/v1/imagediff/create": respond(200, sample(t, "diff_create.json")),
+	})
+	_, err := f.client(t, nil).CreateDiff(ctx(t), 1, 2)
+	if !errors.Is(err, clanforge.ErrAuth) || !strings.Contains(err.Error(), "before imagediff/create") {
+		t.Fatalf("err = %v", err)
+	}
+	if f.count("/cfp/v1/imagediff/create") != 0 {
+		t.Fatal("create sent without the lock read")
+	}
+}

@@ -369,8 +369,10 @@ func (r *rawJob) job(id int64) Job {
 		Progress:  int(progress),
 		State:     state,
 		StateName: name,
-		Failed:    clampInt(r.JobFailed.V),
-		Error:     string(r.JobError),
+		// API §7 #4: jobfailed is read as a count (a 0/1 flag reads the
+		// same); the outcome comes from jobstateid, not from it.
+		Failed: clampInt(r.JobFailed.V),
+		Error:  string(r.JobError),
 	}
 }
 
@@ -525,6 +527,8 @@ func decodeInstalls(body []byte) ([]Install, error) {
 func decodeQueue(body []byte, jobID int64) (*QueueResult, error) {
 	var r struct {
 		rawJob
+		// API §7 #15: an integer count of the installs this queue call
+		// squashed; read leniently in case it comes as a string.
 		InstallsSquashed flexInt `json:"installs_squashed"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
