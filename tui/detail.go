@@ -45,7 +45,7 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 	r := &s.rows[d.row]
 	lines := make([]string, 0, 3*len(r.insts)+3)
 	title := st.Title.Render("machine ") + machineName(r.machine) + st.Title.Render("  image ") + r.image +
-		st.Faint.Render(fmt.Sprintf("  · %d/%d steps finished", r.done, len(r.insts)))
+		st.Faint.Render(fmt.Sprintf("  · %d/%d steps finished", r.done, r.total))
 	lines = append(lines, clip(title, w))
 	lines = append(lines, "")
 	const (

@@ -254,7 +254,7 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 			if !r.started.IsZero() && r.finished.After(r.started) {
 				took = " in " + fmtDur(r.finished.Sub(r.started))
 			}
-			tail = st.Done.Render("done") + st.Faint.Render(fmt.Sprintf(" %d/%d steps%s", r.done, len(r.insts), took))
+			tail = st.Done.Render("done") + st.Faint.Render(fmt.Sprintf(" %d/%d steps%s", r.done, r.total, took))
 		}
 		return []string{fit(head+clip(tail, restW), w)}
 	}
@@ -315,7 +315,7 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 		if cur.info.Wave >= 0 {
 			parts = append(parts, fmt.Sprintf("wave %d", cur.info.Wave+1))
 		}
-		parts = append(parts, fmt.Sprintf("step %d/%d", r.cur+1, len(r.insts)))
+		parts = append(parts, fmt.Sprintf("step %d/%d", r.cur+1, r.total))
 		second = st.Faint.Render(strings.Join(parts, " · "))
 	}
 	return append(lines, fit(indent+clip(second, w-lenCells(indent)), w))

@@ -369,3 +369,32 @@ func TestRunStartedBeforeProgramDrains(t *testing.T) {
 		t.Fatal("summary not kept")
 	}
 }
+
+func TestOnFailureInstancesStandBy(t *testing.T) {
+	// An on_failure instance runs only if something fails: it must not
+	// count as waiting, nor keep its row from finishing, until it starts.
+	h := newHarness(t, 80, 24, false)
+	info := fixture(2)
+	info.Instances = append(info.Instances, engine.InstanceInfo{
+		ID: "reject@buildbox-1/game-b", Step: "reject", Type: "reject", Machine: "buildbox-1", Image: "game-b", Wave: -1, OnFailure: true,
+	})
+	h.ui.RunStarted(info)
+	h.flush()
+	if got, want := h.m.st.cnt.waiting, len(info.Instances)-1; got != want {
+		t.Fatalf("waiting = %d, want %d (the on_failure instance is not waiting)", got, want)
+	}
+	for _, id := range []string{"update@buildbox-1/game-b", "diff@buildbox-1/game-b", "small-change@buildbox-1/game-b"} {
+		h.ui.InstanceStarted(id, t0)
+		h.ui.InstanceFinished(id, engine.Result{Outcome: engine.Succeeded, Started: t0, Finished: t0})
+	}
+	h.flush()
+	r := &h.m.st.rows[h.m.st.insts[h.m.st.byID["update@buildbox-1/game-b"]].row]
+	if r.group != gDone || r.total != 3 {
+		t.Fatalf("build row group %v total %d, want done with 3 steps", r.group, r.total)
+	}
+	h.ui.InstanceStarted("reject@buildbox-1/game-b", t0)
+	h.flush()
+	if h.m.st.cnt.running != 1 || r.total != 4 {
+		t.Fatalf("after the reject started: running %d, total %d", h.m.st.cnt.running, r.total)
+	}
+}

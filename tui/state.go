@@ -14,6 +14,9 @@ const (
 	stWaiting instStatus = iota
 	stRunning
 	stDone
+	// stStandby is an on_failure instance that runs only if something
+	// fails; it is counted nowhere until it starts.
+	stStandby
 )
 
 // instance is the view's copy of one step instance.
@@ -53,6 +56,7 @@ type row struct {
 	group    group
 	cur      int32 // index into insts of the instance shown on the row, -1 none
 	done     int
+	total    int // instances that run: on_failure ones count once started
 	lastErr  string
 	outcome  engine.Outcome // summary outcome once finished
 	started  time.Time
@@ -144,10 +148,17 @@ func (s *state) reset(info engine.RunInfo) {
 			})
 		}
 		s.insts[i] = instance{info: in, row: r}
+		if in.OnFailure {
+			s.insts[i].status = stStandby
+		}
 		s.rows[r].insts = append(s.rows[r].insts, int32(i))
 		s.byID[in.ID] = int32(i)
 	}
-	s.cnt.waiting = len(s.insts)
+	for i := range s.insts {
+		if s.insts[i].status == stWaiting {
+			s.cnt.waiting++
+		}
+	}
 	s.touchedGen = make([]uint32, len(s.rows))
 	for r := range s.rows {
 		s.recomputeRow(int32(r))
@@ -210,7 +221,7 @@ func (s *state) apply(b batch, now time.Time) {
 		if in.status == stDone {
 			continue // late progress of a finished instance
 		}
-		if in.status == stWaiting {
+		if in.status == stWaiting || in.status == stStandby {
 			s.setStatus(in, stRunning, "")
 		}
 		in.job, in.hasJob = job, true
@@ -259,7 +270,7 @@ func (s *state) applyEvent(e *event) {
 		if in.status == stDone {
 			return
 		}
-		if in.status == stWaiting {
+		if in.status == stWaiting || in.status == stStandby {
 			s.setStatus(in, stRunning, "")
 		}
 		in.started = e.at
@@ -305,7 +316,7 @@ func (s *state) applyEvent(e *event) {
 func (s *state) recomputeRow(ri int32) bool {
 	r := &s.rows[ri]
 	running, failed, waiting, last := int32(-1), int32(-1), int32(-1), int32(-1)
-	done := 0
+	done, standby := 0, 0
 	skipped, cancelled := false, false
 	var started, finished time.Time
 	runErr := ""
@@ -315,6 +326,8 @@ func (s *state) recomputeRow(ri int32) bool {
 			started = in.started
 		}
 		switch in.status {
+		case stStandby:
+			standby++
 		case stRunning:
 			if running < 0 {
 				running = int32(k)
@@ -351,7 +364,7 @@ func (s *state) recomputeRow(ri int32) bool {
 		g = gFailed
 	case running >= 0:
 		g = gRunning
-	case done < len(r.insts):
+	case done+standby < len(r.insts):
 		g = gWaiting
 	}
 	cur := last
@@ -365,12 +378,13 @@ func (s *state) recomputeRow(ri int32) bool {
 	}
 	r.cur = cur
 	r.done = done
+	r.total = len(r.insts) - standby
 	r.started = started
 	r.finished = finished
 	r.lastErr = runErr
 	if failed >= 0 {
 		r.lastErr = s.insts[r.insts[failed]].err
-	} else if runErr == "" && skipped && done == len(r.insts) {
+	} else if runErr == "" && skipped && done+standby == len(r.insts) {
 		// A skipped target says why (a dependency failed, the run aborted).
 		for _, ii := range r.insts {
 			if in := &s.insts[ii]; in.outcome == engine.Skipped && in.err != "" {

@@ -49,11 +49,11 @@
 // deterministic, and thousands of jobs cost nothing while idle. Inject a
 // FakeClock to drive time in tests.
 //
-// Default durations at speed 1 (see DefaultDurations): startup 3s (the
+// Default durations at speed 1 (see DefaultDurations): startup 1.5s (the
 // Created, Pending and Queued thirds of a job that moves on by itself),
-// update 20s, diff 10s, version 15s, mirror 10s, install 15s, uninstall 10s.
-// A whole update, diff, version, mirror and install cycle is about 85 s at
-// speed 1 and under 9 s at speed 10.
+// update 8s, diff 5s, version 6s, mirror 4s, install 6s, uninstall 4s.
+// A whole update, diff, version, mirror and install cycle is about 37 s at
+// speed 1 and under 4 s at speed 10.
 //
 // Files: each image has an initial full version with a fixed file set; an
 // update sets the build machine's files for the image to the build's files

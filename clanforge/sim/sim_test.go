@@ -50,7 +50,7 @@ func TestFullCycle(t *testing.T) {
 			}
 			break
 		}
-		h.clock.Advance(time.Second)
+		h.clock.Advance(250 * time.Millisecond) // finer than the 0.5 s Pending phase
 	}
 	if want := []string{"Created", "Pending", "Queued", "Running", "Completed"}; !reflect.DeepEqual(seen, want) {
 		t.Fatalf("states %v, want %v", seen, want)
@@ -60,10 +60,10 @@ func TestFullCycle(t *testing.T) {
 	if !ok {
 		t.Fatalf("jobstart is %T (%#v), want a string", running["jobstart"], running["jobstart"])
 	}
-	if js != fmt.Sprint(epoch.Add(3*time.Second).Unix()) {
+	if js != fmt.Sprint(epoch.Add(DefaultDurations.Startup).Unix()) {
 		t.Errorf("jobstart %q", js)
 	}
-	if eta := num(t, running["jobeta"]); eta != epoch.Add(23*time.Second).Unix() {
+	if eta := num(t, running["jobeta"]); eta != epoch.Add(DefaultDurations.Startup+DefaultDurations.Update).Unix() {
 		t.Errorf("jobeta %d", eta)
 	}
 
@@ -347,7 +347,7 @@ func TestDiffRetryAndReject(t *testing.T) {
 	h.waitTerminal("/cfp/v1/imageupdate/"+toString(u["updateid"])+"/status", nil, 60)
 	d := h.ok("/cfp/v1/imagediff/create", q("imageid", imgA, "machineid", buildbox))
 	did := num(t, d["diffid"])
-	h.clock.Advance(4 * time.Second) // Running
+	h.clock.Advance(2 * time.Second) // Running (startup 1.5s, diff 5s)
 	for _, p := range []string{"/retry", "/reject"} {
 		if msg := h.fail("/cfp/v1/imagediff/"+toString(did)+p, q("reinstall", 0), 200); !contains(msg, "only a completed or failed diff") {
 			t.Errorf("%s while running: %q", p, msg)
@@ -679,7 +679,8 @@ func TestTimelineExact(t *testing.T) {
 			got = append(got, fmt.Sprintf("%s@%v", e.Event, e.Time.Sub(epoch)))
 		}
 	}
-	want := []string{"created@0s", "queued@2s", "started@3s", "completed@23s"}
+	// DefaultDurations: startup 1.5s (Queued for its last third), update 8s.
+	want := []string{"created@0s", "queued@1s", "started@1.5s", "completed@9.5s"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("timeline %v, want %v", got, want)
 	}
