@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -282,8 +283,20 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 	for _, inst := range made {
 		in.byImage[inst.Image] = append(in.byImage[inst.Image], inst)
 	}
+	// Instances with the same single dependency share one scope map: a
+	// 10,000-machine fan-out from one mirror then builds it once.
+	shared := map[*Instance]map[string]*Instance{}
 	for _, inst := range made {
 		l.resolveDeps(infos, in, inst)
+		if len(inst.Deps) == 1 {
+			if sc, ok := shared[inst.Deps[0]]; ok {
+				full[inst] = sc
+				inst.Scope = visible(sc)
+				l.resolveInputs(in, inst, sc)
+				l.compileInstance(in, inst, sc)
+				continue
+			}
+		}
 		sc := map[string]*Instance{}
 		merge := func(name string, x *Instance) {
 			if prev, ok := sc[name]; ok {
@@ -301,6 +314,9 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 			}
 		}
 		full[inst] = sc
+		if len(inst.Deps) == 1 {
+			shared[inst.Deps[0]] = sc
+		}
 		inst.Scope = visible(sc)
 		l.resolveInputs(in, inst, sc)
 		l.compileInstance(in, inst, sc)
@@ -326,6 +342,11 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 		}
 	}
 	p.Instances = append(p.Instances, made...)
+}
+
+// sameMap reports whether a and b are the same map object.
+func sameMap(a, b map[string]*Instance) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
 
 func perTargetStandIn(perTarget bool) *Machine {
@@ -445,6 +466,10 @@ func (l *loader) compileInstance(in *stepInfo, inst *Instance, sc map[string]*In
 	if in.s.When == nil && in.s.Expr == nil {
 		return
 	}
+	if l.lastScope.sc != nil && sameMap(l.lastScope.sc, sc) && l.lastScope.step == in && l.lastScope.machine == (inst.Machine != nil) {
+		return // same shape as the previous instance: already compiled
+	}
+	l.lastScope.sc, l.lastScope.step, l.lastScope.machine = sc, in, inst.Machine != nil
 	var names, amb []string
 	for k, v := range sc {
 		if v == nil {

@@ -126,6 +126,11 @@ type loader struct {
 	anchors   map[string]ast.Node
 	budget    int
 	xenv      *exprEnv
+	lastScope struct {
+		sc      map[string]*Instance
+		step    *stepInfo
+		machine bool
+	}
 }
 
 func newLoader(file string, src []byte, opt Options) *loader {
@@ -137,7 +142,7 @@ func newLoader(file string, src []byte, opt Options) *loader {
 		lookupEnv: opt.LookupEnv,
 		seen:      map[string]bool{},
 		anchors:   map[string]ast.Node{},
-		budget:    20_000_000,
+		budget:    2_000_000, // far above a 10,000-machine plan; stops alias bombs
 	}
 	if l.lookupEnv == nil {
 		l.lookupEnv = os.LookupEnv
