@@ -115,6 +115,9 @@ type Client struct {
 
 	mu        sync.Mutex
 	notBefore time.Time // no request leaves before this (Retry-After)
+	// gameOf caches the game each image belongs to, found once by
+	// gameFor, because image/options wants gameid with imageid.
+	gameOf map[int64]int64
 
 	// redactor masks credentials in server-supplied error messages.
 	redactor *strings.Replacer

@@ -410,10 +410,72 @@ func (c *Client) ImageStatus(ctx context.Context, imageID int64, detail bool) (*
 // ImageOptions reads image/options for one image (lock holders, update URL).
 func (c *Client) ImageOptions(ctx context.Context, imageID int64) (*ImageOptions, error) {
 	q := urlValues("imageid", itoa(imageID))
-	if c.cfg.GameID != 0 {
-		q.Set("gameid", itoa(c.cfg.GameID))
+	game, err := c.gameFor(ctx, imageID)
+	if err != nil {
+		return nil, err
+	}
+	if game != 0 {
+		q.Set("gameid", itoa(game))
 	}
 	return read(ctx, c, pathImageOptions, q, decodeImageOptions)
+}
+
+// gameFor finds the game an image belongs to. The options page says gameid
+// and imageid must be given together, and the plan names only images, so
+// the client asks image/options without filters for the account's games:
+// with one game that is the answer; with several, the game whose image list
+// (asked with gameid and imageid together) names the image. The answer is
+// cached for the client's life. Config.GameID skips the discovery; a
+// server that lists no games gets imageid alone.
+func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
+	if c.cfg.GameID != 0 {
+		return c.cfg.GameID, nil
+	}
+	c.mu.Lock()
+	g, ok := c.gameOf[imageID]
+	c.mu.Unlock()
+	if ok {
+		return g, nil
+	}
+	all, err := read(ctx, c, pathImageOptions, url.Values{}, decodeImageOptions)
+	if err != nil {
+		return 0, err
+	}
+	switch len(all.Games) {
+	case 0:
+		g = 0
+	case 1:
+		g = all.Games[0].ID
+	default:
+		for _, game := range all.Games {
+			o, err := read(ctx, c, pathImageOptions, urlValues("gameid", itoa(game.ID), "imageid", itoa(imageID)), decodeImageOptions)
+			if err != nil {
+				if errors.Is(err, ErrAuth) || ctx.Err() != nil {
+					return 0, err
+				}
+				continue
+			}
+			for _, img := range o.Images {
+				if img.ID == imageID {
+					g = game.ID
+				}
+			}
+			if g != 0 {
+				break
+			}
+		}
+		if g == 0 {
+			return 0, &APIError{Endpoint: pathImageOptions, HTTPStatus: 404, Code: 0,
+				Message: fmt.Sprintf("image %d belongs to none of the account's %d games", imageID, len(all.Games))}
+		}
+	}
+	c.mu.Lock()
+	if c.gameOf == nil {
+		c.gameOf = map[int64]int64{}
+	}
+	c.gameOf[imageID] = g
+	c.mu.Unlock()
+	return g, nil
 }
 
 // LockHolder returns who locks an image according to image/options: kind

@@ -130,8 +130,57 @@ func TestLockedCreateIsRefusal(t *testing.T) {
 	if !errors.As(err, &le) || le.HolderKind != "diff" || le.HolderID != 218595 {
 		t.Fatalf("err = %v", err)
 	}
-	if f.count("/cfp/v1/imageupdate/create") != 1 || f.count("/cfp/v1/image/options") != 1 {
+	// image/options twice: once to find the image's game (then cached),
+	// once for the lock holder before the create.
+	if f.count("/cfp/v1/imageupdate/create") != 1 || f.count("/cfp/v1/image/options") != 2 {
 		t.Errorf("requests: %v", f.paths())
+	}
+}
+
+// TestImageOptionsFindsTheGame: the options page wants gameid with imageid,
+// so the client learns the image's game once and sends both from then on.
+func TestImageOptionsFindsTheGame(t *testing.T) {
+	tests := []struct {
+		name     string
+		games    string
+		wantGame string
+		lists    int // unfiltered and per-game discovery reads
+	}{
+		{"one game", `[{"gameid":1201,"name":"A"}]`, "1201", 1},
+		{"image in the second game", `[{"gameid":1201,"name":"A"},{"gameid":1300,"name":"B"}]`, "1300", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t, map[string]http.HandlerFunc{
+				"/cfp/v1/image/options": func(w http.ResponseWriter, r *http.Request) {
+					q := r.URL.Query()
+					switch {
+					case q.Get("gameid") == "" && q.Get("imageid") == "":
+						writeJSON(w, 200, `{"games":`+tt.games+`,"images":[]}`)
+					case q.Get("gameid") == "" || q.Get("imageid") == "":
+						writeJSON(w, 200, `{"success":false,"error":true,"error_code":1,"error_message":"gameid and imageid must be given together"}`)
+					case q.Get("gameid") == tt.wantGame:
+						writeJSON(w, 200, `{"games":[],"diffid":77,"images":[{"imageid":5531,"name":"B","gameversionid":"1"}]}`)
+					default:
+						writeJSON(w, 200, `{"games":[],"images":[{"imageid":1,"name":"other","gameversionid":"1"}]}`)
+					}
+				},
+			})
+			c := f.client(t, nil)
+			for i := 0; i < 2; i++ {
+				kind, id, err := c.LockHolder(ctx(t), 5531)
+				if err != nil || kind != "diff" || id != 77 {
+					t.Fatalf("call %d: %q %d %v", i, kind, id, err)
+				}
+			}
+			if got := f.count("/cfp/v1/image/options"); got != tt.lists+2 {
+				t.Errorf("image/options read %d times, want %d discovery reads and 2 lock reads: %v", got, tt.lists, f.all())
+			}
+			last := f.all()[len(f.all())-1]
+			if last.Query.Get("gameid") != tt.wantGame || last.Query.Get("imageid") != "5531" {
+				t.Errorf("last query %v", last.Query)
+			}
+		})
 	}
 }
 
