@@ -16,7 +16,12 @@ func (e *Error) render(color bool) string {
 	if color {
 		bold, red, cyan, reset = "\x1b[1m", "\x1b[31m", "\x1b[36m", "\x1b[0m"
 	}
-	fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s%s", bold, e.Pos.File, e.Pos.Line, e.Pos.Col, reset, red, e.Msg, reset)
+	if e.Pos.Line == 0 {
+		// Not from the file (a --var, an unreadable file): no position.
+		fmt.Fprintf(&b, "%s%s:%s %s%s%s", bold, e.Pos.File, reset, red, e.Msg, reset)
+	} else {
+		fmt.Fprintf(&b, "%s%s:%d:%d:%s %s%s%s", bold, e.Pos.File, e.Pos.Line, e.Pos.Col, reset, red, e.Msg, reset)
+	}
 	if e.Line != "" {
 		line := strings.ReplaceAll(e.Line, "\t", " ")
 		num := fmt.Sprint(e.Pos.Line)

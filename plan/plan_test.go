@@ -324,6 +324,9 @@ func TestSecretsNeverEchoed(t *testing.T) {
 	if strings.Contains(errs.Error(), secret) || strings.Contains(errs.Render(true), secret) {
 		t.Fatalf("secret echoed:\n%v", errs)
 	}
+	if got := parseErrs(t, edit(t, "name: t\n", "name: t\nvars: {a: 1}\n"), Options{Vars: map[string]string{"b": "2"}}).Error(); !strings.HasPrefix(got, "--var b: unknown plan variable") {
+		t.Errorf("--var error renders as %q", got)
+	}
 	missing := parseErrs(t, edit(t, "desc: d", `desc: "${env:NOT_SET}"`), Options{LookupEnv: env})
 	if !strings.Contains(missing[0].Msg, "environment variable NOT_SET is not set") {
 		t.Errorf("got %v", missing)
