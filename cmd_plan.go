@@ -21,7 +21,7 @@ func (a *app) loadPlan(path string, vars varFlags) (*plan.Plan, error) {
 	}
 	var pe plan.Errors
 	if errors.As(err, &pe) {
-		return nil, &exitError{code: exitUsage, msg: pe.Render(a.color(a.stderr)) + fmt.Sprintf("\n%s: %d error(s)", path, len(pe))}
+		return nil, &exitError{code: exitUsage, msg: pe.Render(a.color(a.stderr))}
 	}
 	return nil, usageErr("%v", err)
 }
@@ -46,8 +46,9 @@ func cmdValidate(ctx context.Context, a *app, args []string) error {
 	for _, in := range p.Instances {
 		counts[in.Step.Type]++
 	}
-	fmt.Fprintf(a.stdout, "%s: ok: plan %q, %d images, %d machines, %d targets, %d step instances (%d installs), concurrency %d\n",
-		path, p.Name, len(p.Images), len(p.Machines), len(p.Targets), len(p.Instances), counts[plan.TypeInstall], p.Concurrency)
+	fmt.Fprintf(a.stdout, "%s: ok: plan %q, %s, %s, %s, %s (%s), concurrency %d\n",
+		path, p.Name, plural(len(p.Images), "image"), plural(len(p.Machines), "machine"), plural(len(p.Targets), "target"),
+		plural(len(p.Instances), "step instance"), plural(counts[plan.TypeInstall], "install"), p.Concurrency)
 	return nil
 }
 
@@ -119,4 +120,11 @@ func cmdSchema(ctx context.Context, a *app, args []string) error {
 	}
 	_, err = a.stdout.Write(schema.JSON)
 	return err
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

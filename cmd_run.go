@@ -31,6 +31,7 @@ type runFlags struct {
 	scenario    string
 	concurrency int
 	pollMin     time.Duration
+	pollMax     time.Duration
 }
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
@@ -48,6 +49,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	fs.StringVar(&f.scenario, "scenario", "", "simulator scenario file with --sim")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "override the plan's concurrency")
 	fs.DurationVar(&f.pollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
+	fs.DurationVar(&f.pollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
 	pos, err := parseArgs(fs, "run", args)
 	if err != nil {
 		return err
@@ -94,7 +96,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 
 	// The pre-flight only reads. A lock held by anyone but this rollout
 	// stops the run before anything changes.
-	rep, err := engine.Preflight(ctx, conn.client, p, j.Ours)
+	rep, err := engine.Preflight(ctx, conn.client, p, ownLock(j))
 	if err != nil {
 		if ctx.Err() != nil {
 			return &exitError{code: exitInterrupted, msg: "interrupted during the pre-flight check; nothing was changed"}
@@ -118,6 +120,12 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	if f.pollMin > 0 {
 		policy.Min = f.pollMin
+	}
+	if f.pollMax > 0 {
+		policy.Max = f.pollMax
+	}
+	if policy.Max < policy.Min {
+		return usageErr("rollout run: --poll-max %s is shorter than --poll-min %s", policy.Max, policy.Min)
 	}
 	env := &steps.Env{
 		Client:   conn.client,
@@ -304,4 +312,31 @@ func (a journalAdapter) Record(id string, r engine.Result, out *plan.Output) {
 		job = &state.JobRecord{Kind: r.Job.Kind, ID: r.Job.ID, State: r.Job.State, StateName: r.Job.StateName, Instance: id}
 	}
 	_ = a.j.Outcome(id, string(r.Outcome), r.Err, job, out)
+}
+
+// ownLock tells the pre-flight which lock holders this rollout created: a job
+// the journal saw created, or, for a create whose answer never arrived (the
+// process died between the intent and its result), the lock of that kind on
+// that image. The first run's pre-flight proved that no foreign lock existed
+// then, and the engine serializes updates and diffs per image, so such a
+// lock can only be the lost create's job; the step settles it the same way.
+func ownLock(j *state.Journal) func(img *plan.Image, kind string, id int64) bool {
+	pending := map[string]bool{}
+	if sum := j.Summary(); sum != nil {
+		for _, in := range sum.PendingIntents() {
+			k := ""
+			switch {
+			case strings.HasSuffix(in.Endpoint, "imagediff/create"):
+				k = "diff"
+			case strings.HasSuffix(in.Endpoint, "imageupdate/create"):
+				k = "update"
+			default:
+				continue
+			}
+			pending[k+"/"+in.Params["imageid"]] = true
+		}
+	}
+	return func(img *plan.Image, kind string, id int64) bool {
+		return j.Ours(kind, id) || pending[fmt.Sprintf("%s/%d", kind, img.ID)]
+	}
 }

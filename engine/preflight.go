@@ -19,10 +19,8 @@ type ImageFacts struct {
 	Own       bool // the lock is held by a job this rollout created
 	UpdateURL bool // the image has a default update URL
 	Counters  *clanforge.Counters
-	// OpenInstalls counts install jobs of the account for this image's
-	// machines that are listed as not completed.
-	Builds int
-	Fleet  int
+	Builds    int // build machines carrying the image in the plan
+	Fleet     int // fleet machines carrying the image in the plan
 }
 
 // PreflightReport is the read-only check made before a run changes
@@ -52,9 +50,10 @@ func (e *PreflightError) Is(target error) bool { return target == ErrPreflight }
 
 // Preflight checks, with reads only, that the credentials are accepted, that
 // every image is known and that no image is locked by a job this rollout did
-// not create. own reports whether a job id (of kind "diff" or "update") was
-// created by this rollout, from the journal of an earlier attempt.
-func Preflight(ctx context.Context, c *clanforge.Client, p *plan.Plan, own func(kind string, id int64) bool) (*PreflightReport, error) {
+// not create. own reports whether a lock holder (a job id of kind "diff" or
+// "update" on img) was created by this rollout, from the journal of an
+// earlier attempt.
+func Preflight(ctx context.Context, c *clanforge.Client, p *plan.Plan, own func(img *plan.Image, kind string, id int64) bool) (*PreflightReport, error) {
 	r := &PreflightReport{ASID: c.ASID()}
 	for _, img := range p.Images {
 		f := ImageFacts{Name: img.Name, ID: img.ID}
@@ -90,7 +89,7 @@ func Preflight(ctx context.Context, c *clanforge.Client, p *plan.Plan, own func(
 			f.LockKind, f.LockID = "update", opts.UpdateID
 		}
 		if f.LockKind != "" {
-			f.Own = own != nil && own(f.LockKind, f.LockID)
+			f.Own = own != nil && own(img, f.LockKind, f.LockID)
 			if !f.Own {
 				r.Problems = append(r.Problems, lockProblem(img, f.LockKind, f.LockID))
 			}
