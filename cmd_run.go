@@ -227,7 +227,9 @@ func (a *app) prepareStateDir(dir, path string, p *plan.Plan, f *runFlags) error
 		return failErr("rollout run: reading the journal in %s: %v", dir, err)
 	}
 	exists := prior != nil && len(prior.Runs) > 0
-	unfinished := exists && !prior.Finished
+	// An interrupted run finished its journal but left remote jobs
+	// running: it is resumed like a crashed one, never silently dropped.
+	unfinished := exists && (!prior.Finished || prior.ExitCode == exitInterrupted)
 	switch {
 	case f.fresh && exists:
 		if !f.yes {

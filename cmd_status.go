@@ -115,8 +115,11 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 			fmt.Fprintf(w, "  diff %d\t%s\treject with: rollout reject --diff %d --plan PLAN [--reinstall]\n", d.ID, d.Instance, d.ID)
 		}
 	}
-	if !sum.Finished && len(sum.Runs) > 0 {
-		fmt.Fprintln(w, "\nThe last run did not finish. Continue it with: rollout run PLAN --resume")
+	switch {
+	case len(sum.Runs) > 0 && !sum.Finished:
+		fmt.Fprintln(w, "\nThe last run did not finish (crashed or killed). Continue it with: rollout run PLAN --resume")
+	case len(sum.Runs) > 0 && sum.ExitCode == exitInterrupted:
+		fmt.Fprintln(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: rollout run PLAN --resume")
 	}
 	return w.Flush()
 }

@@ -1,0 +1,438 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/plan"
+)
+
+// binary is the rollout command built once for the tests that run it as a
+// user would, as a separate process that can be killed.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rollout-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "rollout")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building rollout: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const killPlan = `version: 1
+name: killme
+clanforge: {asid: 4321}
+concurrency: 3
+vars: {build: "7.0.0"}
+images:
+  - {name: game, id: 5531}
+machines:
+  - {name: buildbox-1, id: 770001, labels: {role: build}}
+  - {name: eu-1, id: 812345, labels: {role: fleet, region: eu}}
+  - {name: eu-2, id: 812346, labels: {role: fleet, region: eu}}
+  - {name: us-1, id: 812400, labels: {role: fleet, region: us}}
+steps:
+  - name: update
+    type: update
+    where: machine.labels.role == "build"
+    desc: "build ${vars.build}"
+    url: "s3://AKIAKEY:s3cr3tvalue@builds/game/${vars.build}/"
+  - name: diff
+    type: diff
+    needs: [update]
+    where: machine.labels.role == "build"
+  - name: version
+    type: version
+    needs: [diff]
+    restart: true
+    full: auto
+  - name: mirror
+    type: install
+    needs: [version]
+    mirroring: true
+  - name: install
+    type: install
+    needs: [mirror]
+    where: machine.labels.role == "fleet"
+    mirroring: false
+    waves: [1, "100%"]
+`
+
+const (
+	testAccess = "AKtest-access"
+	testSecret = "sk-test-secret-value"
+)
+
+// killer stands between the rollout process and the simulator: on the
+// chosen state-changing request it kills the process, either before the
+// simulator sees the request or after the simulator did the work but before
+// the answer leaves.
+type killer struct {
+	sim *sim.Server
+
+	mu     sync.Mutex
+	n      int
+	at     int
+	after  bool
+	kill   func()
+	killed bool
+}
+
+func mutatingPath(p string) bool {
+	for _, s := range []string{"/create", "/retry", "/reject", "/queue"} {
+		if strings.HasSuffix(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *killer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if mutatingPath(r.URL.Path) {
+		k.mu.Lock()
+		k.n++
+		hit := k.at != 0 && k.n == k.at && !k.killed
+		if hit {
+			k.killed = true
+		}
+		kill := k.kill
+		after := k.after
+		k.mu.Unlock()
+		if hit {
+			if after {
+				k.sim.ServeHTTP(httptest.NewRecorder(), r)
+			}
+			kill()
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					c.Close()
+				}
+			}
+			return
+		}
+	}
+	k.sim.ServeHTTP(w, r)
+}
+
+type fixture struct {
+	t        *testing.T
+	dir      string
+	planPath string
+	sim      *sim.Server
+	k        *killer
+	url      string
+}
+
+func newFixture(t *testing.T, src, scenario string) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(planPath, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Load(planPath, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := sim.ParseScenario([]byte(scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: testAccess, SecretKey: testSecret, Scenario: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &killer{sim: srv}
+	hs := httptest.NewServer(k)
+	t.Cleanup(hs.Close)
+	return &fixture{t: t, dir: dir, planPath: planPath, sim: srv, k: k, url: hs.URL}
+}
+
+// start runs the binary against the fixture's server.
+func (f *fixture) start(args ...string) (*exec.Cmd, *bytes.Buffer) {
+	f.t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(),
+		"CLANFORGE_URL="+f.url, "CLANFORGE_ACCESS_KEY="+testAccess, "CLANFORGE_SECRET_KEY="+testSecret, "NO_COLOR=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+func (f *fixture) runArgs(extra ...string) []string {
+	return append([]string{"run", f.planPath, "--no-tui", "--state-dir", filepath.Join(f.dir, "state"),
+		"--poll-min", "10ms", "--poll-max", "100ms"}, extra...)
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// fastScenario makes a whole cycle take well under a second.
+const fastScenario = `
+speed: 50
+`
+
+// TestKillAndResume kills the rollout with SIGKILL at many points (on each
+// state-changing call, before it reached the API and after the API did the
+// work but before its answer arrived, i.e. between the journal's intent and
+// its result), resumes it, and checks that it ends with exit 0 and that the
+// simulator made exactly one remote job per intent.
+func TestKillAndResume(t *testing.T) {
+	// killPlan makes 8 state-changing calls: update, diff and version
+	// create, 2 mirror queues (eu, us) and 3 machine install queues.
+	type point struct {
+		at    int
+		after bool
+	}
+	var points []point
+	for at := 1; at <= 8; at++ {
+		points = append(points, point{at, false}, point{at, true})
+	}
+	for _, pt := range points {
+		name := fmt.Sprintf("call%d-before-work", pt.at)
+		if pt.after {
+			name = fmt.Sprintf("call%d-after-work", pt.at)
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, killPlan, fastScenario)
+			cmd, out := f.start(f.runArgs()...)
+			exited := make(chan struct{})
+			var err error
+			f.k.mu.Lock()
+			f.k.at, f.k.after = pt.at, pt.after
+			f.k.kill = func() {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+			}
+			f.k.mu.Unlock()
+			go func() { err = cmd.Wait(); close(exited) }()
+			select {
+			case <-exited:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("first run did not end:\n%s", out)
+			}
+			f.k.mu.Lock()
+			killed := f.k.killed
+			f.k.mu.Unlock()
+			if !killed {
+				t.Fatalf("the run ended (exit %d) before call %d was made:\n%s", exitCode(err), pt.at, out)
+			}
+			// A plain run refuses an unfinished journal.
+			refuse := exec.Command(binary, f.runArgs()...)
+			refuse.Env = append(os.Environ(), "CLANFORGE_URL="+f.url, "CLANFORGE_ACCESS_KEY="+testAccess, "CLANFORGE_SECRET_KEY="+testSecret)
+			rout, rerr := refuse.CombinedOutput()
+			if exitCode(rerr) != exitUsage || !strings.Contains(string(rout), "--resume") {
+				t.Fatalf("run on an unfinished journal: exit %d\n%s", exitCode(rerr), rout)
+			}
+
+			res, rout2 := f.start(f.runArgs("--resume")...)
+			if err := res.Wait(); err != nil {
+				t.Fatalf("resume: exit %d\n--- first run\n%s\n--- resume\n%s", exitCode(err), out, rout2)
+			}
+			checkOneJobPerIntent(t, f.sim)
+			for _, b := range [][]byte{out.Bytes(), rout2.Bytes()} {
+				if bytes.Contains(b, []byte("s3cr3tvalue")) || bytes.Contains(b, []byte(testSecret)) {
+					t.Fatalf("a credential was printed:\n%s", b)
+				}
+			}
+			journal, _ := os.ReadFile(filepath.Join(f.dir, "state", "journal.jsonl"))
+			if bytes.Contains(journal, []byte("s3cr3tvalue")) || bytes.Contains(journal, []byte(testSecret)) {
+				t.Fatal("a credential was written to the journal")
+			}
+		})
+	}
+}
+
+// checkOneJobPerIntent asserts the simulator's view of a finished rollout of
+// killPlan: one update, diff and version, every install job queued once and
+// completed.
+func checkOneJobPerIntent(t *testing.T, s *sim.Server) {
+	t.Helper()
+	kinds := map[sim.Kind]int{}
+	for _, j := range s.Jobs() {
+		kinds[j.Kind]++
+		if (j.Kind == sim.KindInstall || j.Kind == sim.KindMirror) && j.StateName != "Completed" {
+			t.Errorf("%s job %d ended %s", j.Kind, j.ID, j.StateName)
+		}
+	}
+	for k, want := range map[sim.Kind]int{sim.KindUpdate: 1, sim.KindDiff: 1, sim.KindVersion: 1, sim.KindMirror: 2, sim.KindInstall: 3} {
+		if kinds[k] != want {
+			t.Errorf("%d %s jobs, want %d", kinds[k], k, want)
+		}
+	}
+	queued := map[string]int{}
+	for _, r := range s.Requests() {
+		if r.Endpoint == sim.EPInstallQueue && r.Status == 200 && r.ErrorMessage == "" {
+			queued[r.Path]++
+		}
+	}
+	if len(queued) != 5 {
+		t.Errorf("queued %d install jobs, want 5: %v", len(queued), queued)
+	}
+	for p, n := range queued {
+		if n != 1 {
+			t.Errorf("%s queued %d times", p, n)
+		}
+	}
+}
+
+// TestForeignLockStopsPreflight: a diff that this rollout did not create
+// locks the image; run changes nothing and names the lock.
+func TestForeignLockStopsPreflight(t *testing.T) {
+	f := newFixture(t, killPlan, fastScenario)
+	c, err := clanforge.New(clanforge.Config{BaseURL: f.url, ASID: 4321, AccessKey: testAccess, SecretKey: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	d, err := c.CreateDiff(ctx, 5531, 770001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.sim.Requests())
+	cmd, out := f.start(f.runArgs()...)
+	err = cmd.Wait()
+	if exitCode(err) != exitFailed {
+		t.Fatalf("exit %d, want 1\n%s", exitCode(err), out)
+	}
+	if want := fmt.Sprintf("locked by diff %d", d.ID); !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "rollout reject --diff") {
+		t.Fatalf("output does not name the lock (%q) and how to release it:\n%s", want, out)
+	}
+	for _, r := range f.sim.Requests()[before:] {
+		if r.Mutating {
+			t.Fatalf("state-changing %s sent despite the foreign lock", r.Endpoint)
+		}
+	}
+}
+
+// TestInterruptPrintsUnfinishedJobs: SIGINT mid-rollout sends nothing more
+// that changes state, prints every unfinished job id and exits 130.
+func TestInterruptPrintsUnfinishedJobs(t *testing.T) {
+	f := newFixture(t, killPlan, `
+speed: 10
+durations: {install: 600s}
+`)
+	cmd, out := f.start(f.runArgs()...)
+	deadline := time.Now().Add(60 * time.Second)
+	var running []sim.JobInfo
+	for time.Now().Before(deadline) {
+		running = running[:0]
+		for _, j := range f.sim.Jobs() {
+			if j.Kind == sim.KindInstall && j.StateName == "Running" {
+				running = append(running, j)
+			}
+		}
+		if len(running) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(running) == 0 {
+		t.Fatalf("no install ever ran:\n%s", out)
+	}
+	time.Sleep(200 * time.Millisecond) // let the engine see it
+	at := time.Now()
+	_ = cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	if exitCode(err) != exitInterrupted {
+		t.Fatalf("exit %d, want 130\n%s", exitCode(err), out)
+	}
+	for _, j := range running {
+		if !strings.Contains(out.String(), fmt.Sprint(j.ID)) {
+			t.Errorf("unfinished install job %d not printed:\n%s", j.ID, out)
+		}
+	}
+	for _, r := range f.sim.Requests() {
+		if r.Mutating && r.Time.After(at) {
+			t.Errorf("state-changing %s sent after the interrupt", r.Endpoint)
+		}
+	}
+	// The journal lets the user see and resume it.
+	st := exec.Command(binary, "status", "--state-dir", filepath.Join(f.dir, "state"))
+	sout, serr := st.CombinedOutput()
+	if serr != nil || !strings.Contains(string(sout), fmt.Sprint(running[0].ID)) || !strings.Contains(string(sout), "--resume") {
+		t.Fatalf("status: %v\n%s", serr, sout)
+	}
+}
+
+// TestCLIExitStatuses drives the binary for the exit statuses of the plan
+// format and the errors a person sees.
+func TestCLIExitStatuses(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", killPlan)
+	bad := write("bad.yaml", strings.Replace(killPlan, "needs: [update]", "needs: [updte]", 1))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"no command", nil, exitUsage, []string{"Usage:"}},
+		{"unknown command", []string{"rnu"}, exitUsage, []string{`did you mean "run"?`}},
+		{"validate ok", []string{"validate", good}, exitOK, []string{"ok"}},
+		{"validate bad", []string{"validate", bad}, exitUsage, []string{"bad.yaml:21:13:", `did you mean "update"?`, "needs: [updte]"}},
+		{"missing plan", []string{"validate", filepath.Join(dir, "nope.yaml")}, exitUsage, []string{"nope.yaml"}},
+		{"unknown flag", []string{"run", good, "--bogus"}, exitUsage, []string{"bogus"}},
+		{"plan preview", []string{"plan", good, "--offline"}, exitOK, []string{"/cfp/v1/imageupdate/create", "changes state", "wave 1 of game: 1 machines: eu-1", "s3://***@builds"}},
+		{"schema", []string{"schema"}, exitOK, []string{`"$schema"`}},
+		{"var override", []string{"validate", good, "--var", "nosuch=1"}, exitUsage, []string{"nosuch"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			cmd.Env = append(os.Environ(), "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=")
+			out, err := cmd.CombinedOutput()
+			if exitCode(err) != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", exitCode(err), tt.code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(string(out), "s3cr3tvalue") {
+				t.Errorf("a credential was printed:\n%s", out)
+			}
+		})
+	}
+}
