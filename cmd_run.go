@@ -175,7 +175,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	}
 	msg := ""
 	if sum.Interrupted {
-		msg = fmt.Sprintf("interrupted: the journal in %s records every unfinished job; continue with: rollout run %s --resume", dir, path)
+		extra := ""
+		if f.stateDir != "" {
+			extra = " --state-dir " + f.stateDir
+		}
+		msg = fmt.Sprintf("interrupted: the journal in %s records every unfinished job; continue with: rollout run %s --resume%s", dir, path, extra)
 	}
 	return &exitError{code: code, msg: msg}
 }
@@ -241,10 +245,14 @@ func (a *app) prepareStateDir(dir, path string, p *plan.Plan, f *runFlags) error
 			return failErr("rollout run: %v", err)
 		}
 	case unfinished && !f.resume:
+		extra := ""
+		if f.stateDir != "" {
+			extra = " --state-dir " + f.stateDir
+		}
 		return usageErr("rollout run: the last run of %q (journal %s) did not finish: remote jobs may still be running.\n"+
-			"  continue it:   rollout run %s --resume\n"+
-			"  see it:        rollout status %s\n"+
-			"  start over:    rollout run %s --fresh", p.Name, dir, path, path, path)
+			"  continue it:   rollout run %s --resume%s\n"+
+			"  see it:        rollout status %s%s\n"+
+			"  start over:    rollout run %s --fresh%s", p.Name, dir, path, extra, path, extra, path, extra)
 	case f.resume && !unfinished:
 		if exists {
 			fmt.Fprintf(a.stderr, "rollout run: the last run of %q finished; nothing to resume, starting a new run\n", p.Name)

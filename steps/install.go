@@ -83,8 +83,8 @@ func (r *runner) runInstall(ctx context.Context) error {
 		listed := make(map[int64]bool, len(snap.Jobs))
 		for _, j := range snap.Jobs {
 			listed[j.ID] = true
+			j.Job = r.emit(kind, j.Job)
 			seen[j.ID] = j
-			r.progress(JobUpdate{Kind: kind, Job: j.Job})
 		}
 		for id, j := range seen {
 			if !listed[id] && !gone[id] {
@@ -98,7 +98,7 @@ func (r *runner) runInstall(ctx context.Context) error {
 				done.Error = ""
 				seen[id] = clanforge.Install{Job: done, Mirroring: j.Mirroring, Mirror: j.Mirror,
 					Machine: j.Machine, Location: j.Location, TargetVersionID: j.TargetVersionID}
-				r.progress(JobUpdate{Kind: kind, Job: done})
+				r.emit(kind, done)
 			}
 		}
 		r.setInstallOutput(seen, gone)
@@ -219,7 +219,7 @@ func (r *runner) queue(ctx context.Context, kind string, j *clanforge.Install) e
 		return fmt.Errorf("queueing %s job %d (imageinstall/%d/queue): %w", kind, jobID, jobID, err)
 	}
 	if !adopted && qj != nil && qj.State != clanforge.StateUnknown {
-		r.progress(JobUpdate{Kind: kind, Job: *qj})
+		r.emit(kind, *qj)
 	}
 	return nil
 }

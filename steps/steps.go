@@ -180,9 +180,20 @@ type runner struct {
 
 // report records job as the instance's last job state and tells the engine.
 func (r *runner) report(kind string, job clanforge.Job) {
+	job = r.emit(kind, job)
 	r.lastKind = kind
 	r.out.Job = jobOutput(job)
+}
+
+// emit tells the engine about a job without making it the instance's job.
+// joberror is free text from the API and may quote a URL with credentials:
+// it is masked before anyone sees it.
+func (r *runner) emit(kind string, job clanforge.Job) clanforge.Job {
+	if job.Error != "" {
+		job.Error = r.maskText(job.Error)
+	}
 	r.progress(JobUpdate{Kind: kind, Job: job})
+	return job
 }
 
 func (r *runner) deadlineError(cause error) error {

@@ -784,12 +784,32 @@ func TestWatcherLifecycle(t *testing.T) {
 func TestSecretsMaskedInErrors(t *testing.T) {
 	f, c := newFake(t)
 	f.updateScripts = [][]step{{sFail("cannot fetch s3://AKIAXX:TOPSECRETVALUE@builds/game/1.4.2/")}}
-	_, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(updateStep(0), build1), Inputs{}, nil)
+	var u updates
+	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(updateStep(0), build1), Inputs{}, u.add)
 	if err == nil {
 		t.Fatal("want an error")
 	}
 	if strings.Contains(err.Error(), "TOPSECRET") || !strings.Contains(err.Error(), "s3://***@builds") {
 		t.Errorf("err = %v", err)
+	}
+	if strings.Contains(out.Job.Error, "TOPSECRET") {
+		t.Errorf("output job error %q", out.Job.Error)
+	}
+	for _, x := range u.all {
+		if strings.Contains(x.Job.Error, "TOPSECRET") {
+			t.Errorf("progress leaks: %q", x.Job.Error)
+		}
+	}
+}
+
+func TestDeadlineNamesRunningJob(t *testing.T) {
+	f, c := newFake(t)
+	f.updateScripts = [][]step{{{st: clanforge.StateRunning, prog: 30}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), Inputs{}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "update job") || !strings.Contains(err.Error(), "Running (30%)") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
