@@ -215,7 +215,7 @@ func (a *app) runWithTUI(ctx, runCtx context.Context, cancelRun context.CancelFu
 	if r.err != nil {
 		return nil, r.err
 	}
-	if uiErr != nil {
+	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
 		fmt.Fprintf(a.stderr, "live view: %v\n", uiErr)
 	}
 	fmt.Fprint(a.stdout, tui.RenderSummary(*r.sum, 0, a.color(a.stdout)))

@@ -622,7 +622,10 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 			// rather than failing in a chain: a skip passes its own
 			// reason on, which already names the root.
 			reason := r.Err
-			if r.Outcome == Failed || r.Outcome == Cancelled || reason == "" {
+			switch {
+			case r.Outcome == Cancelled:
+				reason = "interrupted"
+			case r.Outcome == Failed || reason == "":
 				reason = "dependency " + n.inst.ID + " " + string(r.Outcome)
 			}
 			e.finish(u, Result{Outcome: Skipped, Err: reason}, nil, at)

@@ -108,12 +108,15 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		}
 	}
 
-	// Targets that did not succeed, failures first, then in summary order.
+	// Every target when they fit; otherwise those that did not succeed,
+	// failures first, then in summary order, and `rollout status` has the
+	// rest.
 	var bad2 []engine.TargetSummary
 	byOutcome := map[engine.Outcome]int{}
+	listAll := len(s.Targets) <= maxSummaryTargets
 	for _, t := range s.Targets {
 		byOutcome[t.Outcome]++
-		if t.Outcome != engine.Succeeded && t.Outcome != engine.SkippedWhen {
+		if listAll || (t.Outcome != engine.Succeeded && t.Outcome != engine.SkippedWhen) {
 			bad2 = append(bad2, t)
 		}
 	}
@@ -133,6 +136,8 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 			return 0
 		case engine.Cancelled:
 			return 1
+		case engine.Succeeded, engine.SkippedWhen:
+			return 3
 		}
 		return 2
 	}
@@ -148,11 +153,13 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 	mw, iw = min(mw, 30), min(iw, 24)
 	for i, t := range bad2 {
 		if i == maxSummaryTargets {
-			line(st.Faint.Render(fmt.Sprintf("  … and %d more", len(bad2)-maxSummaryTargets)))
+			line(st.Faint.Render(fmt.Sprintf("  … and %d more (rollout status lists every target)", len(bad2)-maxSummaryTargets)))
 			break
 		}
 		g := st.Skipped.Render("↷")
 		switch t.Outcome {
+		case engine.Succeeded, engine.SkippedWhen:
+			g = st.Done.Render("✓")
 		case engine.Failed:
 			g = st.Failed.Render("✗")
 		case engine.Cancelled:
