@@ -117,6 +117,9 @@ func (r *simRig) inputs(in *plan.Instance) Inputs {
 // returns the first failure and the failed instance.
 func (r *simRig) run(t *testing.T) (*plan.Instance, error) {
 	t.Helper()
+	// A stuck simulator fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	insts := r.p.Instances
 	for i := 0; i < len(insts); {
 		k := i + 1
@@ -131,7 +134,7 @@ func (r *simRig) run(t *testing.T) (*plan.Instance, error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out, err := Run(context.Background(), r.env, insts[n], r.inputs(insts[n]), nil)
+				out, err := Run(ctx, r.env, insts[n], r.inputs(insts[n]), nil)
 				r.mu.Lock()
 				r.outs[insts[n].ID] = out
 				r.mu.Unlock()

@@ -765,12 +765,17 @@ func TestWatcherLifecycle(t *testing.T) {
 	}
 	<-s.C()
 	cancel()
-	for snap := range s.C() {
-		if snap.Err != nil {
-			if !errors.Is(snap.Err, context.Canceled) {
-				t.Errorf("final snapshot error %v", snap.Err)
+	for final := false; !final; {
+		select {
+		case snap := <-s.C():
+			if snap.Err != nil {
+				if !errors.Is(snap.Err, context.Canceled) {
+					t.Errorf("final snapshot error %v", snap.Err)
+				}
+				final = true
 			}
-			break
+		case <-time.After(10 * time.Second):
+			t.Fatal("the end of the watcher's context never reached its subscriber")
 		}
 	}
 	s.Close()
