@@ -133,6 +133,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		Journal:  j,
 		Poll:     policy,
 		Now:      time.Now,
+		Fleet:    steps.FleetOf(p),
 	}
 	if err := j.RunStart(f.resume); err != nil {
 		return failErr("rollout run: %v", err)

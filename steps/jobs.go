@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/plan"
@@ -256,7 +258,7 @@ func (r *runner) runVersion(ctx context.Context) error {
 				// so the earlier create never took effect.
 				return settlement{}
 			}
-			return settlement{err: fmt.Errorf("outcome unknown: an earlier imageversion/create for diff %d was sent but its answer was not recorded, and the diff no longer locks image %d; check imageversion for diff %d before running again", diffID, r.inst.Image.ID, diffID)}
+			return r.settleVersionFromInstalls(ctx, diffID)
 		},
 		send: func(ctx context.Context) (*clanforge.Job, error) {
 			return c.CreateVersion(ctx, diffID, opt)
@@ -368,4 +370,67 @@ func (r *runner) runReject(ctx context.Context) error {
 		r.report(KindUninstall, *res.Uninstall)
 	}
 	return nil
+}
+
+// settleVersionFromInstalls finds the version an earlier imageversion/create
+// made when its answer was never recorded (the process died in between) and
+// the diff no longer locks the image, so the create took effect. No endpoint
+// maps a diff to its version, but a completed version generates install jobs
+// for every fleet machine that carries the image, each naming its
+// target_imageversionid: the newest version targeted on this image's fleet
+// machines is ours. The pre-flight proved no foreign diff locked the image
+// when the rollout first started, and a version needs a diff, so no one else
+// can have made a newer version of it since. While the version is still
+// packaging no install job exists yet, so this waits for them, bounded by the
+// step's timeout; it reports the wait as a job in state "settling".
+//
+// When the same machines carry several images, the install entries'
+// imagepath (documented as "/home/cf/<imageid>" in the API example) tells
+// them apart; if it cannot, the outcome stays unknown rather than guessed.
+func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) settlement {
+	img := r.inst.Image.ID
+	unknown := func(why string) settlement {
+		return settlement{err: fmt.Errorf("outcome unknown: an earlier imageversion/create for diff %d was sent but its answer was not recorded, and the diff no longer locks image %d (%s); check imageversion for diff %d before running again", diffID, img, why, diffID)}
+	}
+	fleet := map[int64]bool{}
+	for _, m := range r.env.Fleet[img] {
+		fleet[m] = true
+	}
+	if len(fleet) == 0 {
+		return unknown("the image has no fleet machine whose install jobs could name the version")
+	}
+	pol := r.policy
+	wait := pol.Min
+	for {
+		list, err := r.env.Client.InstallStatus(ctx)
+		if err != nil {
+			return settlement{err: fmt.Errorf("settling an earlier imageversion/create from imageinstall/status: %w", err)}
+		}
+		ours, other := int64(0), false
+		for _, in := range list {
+			if in.Mirroring || !fleet[in.Machine] {
+				continue
+			}
+			if in.ImagePath != "" && !strings.HasSuffix(strings.TrimRight(in.ImagePath, "/"), "/"+itoa(img)) {
+				continue // another image's install on a shared machine
+			}
+			if in.ImagePath == "" && len(r.env.Fleet) > 1 {
+				other = true
+			}
+			ours = max(ours, in.TargetVersionID)
+		}
+		switch {
+		case ours != 0 && other:
+			return unknown("install jobs on machines shared with other images do not say which image they install")
+		case ours != 0:
+			return settlement{adopt: ours}
+		}
+		r.progress(JobUpdate{Kind: KindVersion, Job: clanforge.Job{StateName: "settling", Error: fmt.Sprintf("waiting for the install jobs of the version made from diff %d", diffID)}})
+		select {
+		case <-ctx.Done():
+			return settlement{err: fmt.Errorf("settling an earlier imageversion/create for diff %d: %w", diffID, ctx.Err())}
+		case <-time.After(wait):
+		}
+		wait = min(time.Duration(float64(wait)*pol.Factor), pol.Max)
+	}
 }

@@ -67,6 +67,22 @@ type Env struct {
 	Journal  Journal    // nil: NopJournal
 	Poll     PollPolicy // zero fields: DefaultPollPolicy's
 	Now      func() time.Time
+	// Fleet maps an image id to the ids of the fleet machines that carry
+	// it. A resumed run uses it to settle an imageversion/create whose
+	// answer was never recorded: the install jobs a completed version
+	// generates name it. See FleetOf.
+	Fleet map[int64][]int64
+}
+
+// FleetOf returns the plan's fleet machines per image, for Env.Fleet.
+func FleetOf(p *plan.Plan) map[int64][]int64 {
+	out := map[int64][]int64{}
+	for _, t := range p.Targets {
+		if !t.Machine.Build {
+			out[t.Image.ID] = append(out[t.Image.ID], t.Machine.ID)
+		}
+	}
+	return out
 }
 
 // Inputs are the outputs an instance may read: Scope maps step name to the
