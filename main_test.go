@@ -436,3 +436,43 @@ func TestCLIExitStatuses(t *testing.T) {
 		})
 	}
 }
+
+// TestExamplesReachTheirStatedOutcome runs every example under --sim, as its
+// header comment says, and checks the outcome the comment states.
+func TestExamplesReachTheirStatedOutcome(t *testing.T) {
+	tests := []struct {
+		plan    string
+		args    []string
+		code    int
+		want    []string
+		wantNot []string
+	}{
+		{"quickstart.yaml", nil, exitOK, []string{`rollout "quickstart" succeeded`}, []string{"failed after"}},
+		{"ab-rollout.yaml", nil, exitOK, []string{`rollout "ab-rollout" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}, nil},
+		{"canary.yaml", []string{"--scenario", "examples/scenarios/canary.yaml"}, exitFailed,
+			[]string{"aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"}, []string{"install@us-5/game started"}},
+		{"gate-reject.yaml", nil, exitFailed, []string{`gate "small-change" is false`, "reject@buildbox-1/game succeeded"}, []string{"version@game started"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.plan, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"run", filepath.Join("examples", tt.plan), "--sim", "--speed", "20", "--no-tui", "--state-dir", t.TempDir()}, tt.args...)
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=", "NO_COLOR=1")
+			out, err := cmd.CombinedOutput()
+			if exitCode(err) != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", exitCode(err), tt.code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(string(out), w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
