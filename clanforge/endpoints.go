@@ -193,21 +193,36 @@ func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job
 		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/create: %w", imageID, err)
 	}
 	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID))
-	j, err := mutate(ctx, c, pathDiffCreate, q, jobDecoder(idDiff))
-	if err == nil {
-		return j, nil
-	}
-	ou, ok := asOutcomeUnknown(err)
-	if !ok {
-		return nil, err
-	}
-	return c.settleCreate(ctx, ou, imageID, "diff", beforeKind, beforeID, func(ctx context.Context, id int64) (*Job, error) {
-		d, err := c.DiffStatus(ctx, id)
-		if err != nil {
+	for attempt := 1; ; attempt++ {
+		j, err := mutate(ctx, c, pathDiffCreate, q, jobDecoder(idDiff))
+		if err == nil {
+			return j, nil
+		}
+		ou, ok := asOutcomeUnknown(err)
+		if !ok {
 			return nil, err
 		}
-		return &d.Job, nil
-	})
+		j, err = c.settleCreate(ctx, ou, imageID, "diff", beforeKind, beforeID, func(ctx context.Context, id int64) (*Job, error) {
+			d, err := c.DiffStatus(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return &d.Job, nil
+		})
+		if err == nil || attempt > 1 || ctx.Err() != nil {
+			return j, err
+		}
+		// A diff locks its image from its creation until it is rejected
+		// or accepted, so a lock holder unchanged since before the call
+		// proves the call made no diff, and it is sent once more. Even if
+		// the first request were still being processed, the second could
+		// not make a second diff: it would be refused with "image locked
+		// by diffid: N", naming the first.
+		k, id, lerr := c.LockHolder(ctx, imageID)
+		if lerr != nil || k != beforeKind || id != beforeID {
+			return nil, err
+		}
+	}
 }
 
 // DiffStatus reads imagediff/<id>/status with its file lists. diff_info is
@@ -372,31 +387,39 @@ func (c *Client) FindInstall(ctx context.Context, jobID int64) (inst *Install, l
 func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) (*QueueResult, error) {
 	// mirroring is spelled true/false on this endpoint (API §4.11).
 	q := urlValues("mirroring", strconv.FormatBool(mirroring))
-	res, err := mutate(ctx, c, pathInstallQueue(jobID), q, func(b []byte) (*QueueResult, error) {
-		return decodeQueue(b, jobID)
-	})
-	if err == nil {
-		return res, nil
+	for attempt := 1; ; attempt++ {
+		res, err := mutate(ctx, c, pathInstallQueue(jobID), q, func(b []byte) (*QueueResult, error) {
+			return decodeQueue(b, jobID)
+		})
+		if err == nil {
+			return res, nil
+		}
+		var ae *APIError
+		if errors.As(err, &ae) && strings.Contains(strings.ToLower(ae.Message), alreadyQueuedToken) {
+			return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
+		}
+		ou, ok := asOutcomeUnknown(err)
+		if !ok {
+			return nil, err
+		}
+		inst, listed, serr := c.FindInstall(ctx, jobID)
+		if serr != nil {
+			return nil, unsettled(ou, serr)
+		}
+		if !listed {
+			return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
+		}
+		if inst.State != StatePending && inst.State != StateCreated && inst.State != StateUnknown {
+			return &QueueResult{Job: inst.Job, AlreadyQueued: true}, nil
+		}
+		// Queueing moves a job out of Pending at once, so a job still
+		// Pending was not queued: it is sent once more. Were the first
+		// request still in flight, the second would be answered
+		// "already queued", which counts as success above.
+		if attempt > 1 || inst.State == StateUnknown || ctx.Err() != nil {
+			return nil, unsettled(ou, fmt.Errorf("install job %d is still %s", jobID, inst.StateName))
+		}
 	}
-	var ae *APIError
-	if errors.As(err, &ae) && strings.Contains(strings.ToLower(ae.Message), alreadyQueuedToken) {
-		return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
-	}
-	ou, ok := asOutcomeUnknown(err)
-	if !ok {
-		return nil, err
-	}
-	inst, listed, serr := c.FindInstall(ctx, jobID)
-	if serr != nil {
-		return nil, unsettled(ou, serr)
-	}
-	if !listed {
-		return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
-	}
-	if inst.State == StatePending || inst.State == StateCreated || inst.State == StateUnknown {
-		return nil, unsettled(ou, fmt.Errorf("install job %d is still %s", jobID, inst.StateName))
-	}
-	return &QueueResult{Job: inst.Job, AlreadyQueued: true}, nil
 }
 
 // ImageStatus reads the v2 rollout counters of an image. The ASID is a path

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,9 +35,12 @@ func (s *lockState) options(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, body+`}`)
 }
 
-// TestLostCreateAnswers: the server does the work of a create and the answer
-// is lost (500 or a dropped connection). The call is sent exactly once, and
-// the new lock holder is returned as the job the call made.
+// TestLostCreateAnswers: the answer of a create is lost (500 or a dropped
+// connection). When the server did the work, the call is sent exactly once
+// and the new lock holder is returned as the job the call made. When the lock
+// holder is unchanged, a diff create provably made nothing (a diff locks its
+// image at once) and is sent exactly once more; an update create is never
+// resent, because a finished update leaves no lock to prove anything.
 func TestLostCreateAnswers(t *testing.T) {
 	type lose int
 	const (
@@ -50,16 +54,20 @@ func TestLostCreateAnswers(t *testing.T) {
 		before     [2]int64 // diffID, updateID holding before the call
 		wantID     int64    // 0: outcome unknown
 		settleWork bool     // false: the server does not do the work
+		sends      int      // how many times the create may be sent
 	}{
-		{"update 500", "update", lose500, [2]int64{0, 0}, 77, true},
-		{"update dropped", "update", loseDrop, [2]int64{0, 0}, 77, true},
-		{"diff 500", "diff", lose500, [2]int64{0, 0}, 42, true},
-		{"diff dropped", "diff", loseDrop, [2]int64{0, 0}, 42, true},
-		{"diff dropped, no work done", "diff", loseDrop, [2]int64{0, 0}, 0, false},
+		{"update 500", "update", lose500, [2]int64{0, 0}, 77, true, 1},
+		{"update dropped", "update", loseDrop, [2]int64{0, 0}, 77, true, 1},
+		{"update dropped, no work done", "update", loseDrop, [2]int64{0, 0}, 0, false, 1},
+		{"diff 500", "diff", lose500, [2]int64{0, 0}, 42, true, 1},
+		{"diff dropped", "diff", loseDrop, [2]int64{0, 0}, 42, true, 1},
+		// Unchanged holders prove no diff was made: one resend, whose
+		// answer is lost too here.
+		{"diff dropped, no work done", "diff", loseDrop, [2]int64{0, 0}, 0, false, 2},
 		// A holder that was there before the call is someone else's.
-		{"diff dropped, old holder stays", "diff", loseDrop, [2]int64{42, 0}, 0, false},
+		{"diff dropped, old holder stays", "diff", loseDrop, [2]int64{42, 0}, 0, false, 2},
 		// An update holder does not prove a diff create.
-		{"diff dropped, update holds", "diff", loseDrop, [2]int64{0, 9}, 0, false},
+		{"diff dropped, update holds", "diff", loseDrop, [2]int64{0, 9}, 0, false, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,8 +103,8 @@ func TestLostCreateAnswers(t *testing.T) {
 			} else {
 				j, err = c.CreateUpdate(ctx(t), 5531, 770001, "d", "s3://k:s@b/")
 			}
-			if got := f.count(createPath); got != 1 {
-				t.Fatalf("create sent %d times, want exactly 1 (requests: %v)", got, f.paths())
+			if got := f.count(createPath); got != tt.sends {
+				t.Fatalf("create sent %d times, want exactly %d (requests: %v)", got, tt.sends, f.paths())
 			}
 			if tt.wantID == 0 {
 				if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
@@ -372,7 +380,12 @@ func TestLostRetryRejectQueue(t *testing.T) {
 	}{
 		{"dropped, now queued", `{"installs":[{"jobid":5,"jobstateid":3,"jobstatename":"Queued"}]}`, drop, clanforge.StateQueued, false},
 		{"dropped, already gone", `{"installs":[]}`, drop, clanforge.StateUnknown, false},
+		// Still Pending proves it was not queued: sent once more, and
+		// that answer is lost too.
 		{"500, still pending", `{"installs":[{"jobid":5,"jobstateid":2,"jobstatename":"Pending"}]}`, respond(500, ``), 0, true},
+		// ... or the second answer arrives.
+		{"500, resent once", `{"installs":[{"jobid":5,"jobstateid":2,"jobstatename":"Pending"}]}`, failFirst(500,
+			`{"machinejobid":5,"installs_squashed":0,"jobstateid":3,"jobstatename":"Queued","success":true}`), clanforge.StateQueued, false},
 		{"answered already queued", `{"installs":[]}`,
 			respond(200, `{"success":false,"error":true,"error_code":1,"error_message":"Install job is Already Queued"}`), clanforge.StateUnknown, false},
 	}
@@ -380,8 +393,12 @@ func TestLostRetryRejectQueue(t *testing.T) {
 		t.Run("queue "+tt.name, func(t *testing.T) {
 			f := queueFake(t, tt.after, tt.answer)
 			res, err := f.client(t, nil).QueueInstall(ctx(t), 5, false)
-			if f.count("/cfp/v1/imageinstall/5/queue") != 1 {
-				t.Fatalf("queue sent %d times", f.count("/cfp/v1/imageinstall/5/queue"))
+			sends := 1
+			if strings.HasPrefix(tt.name, "500") {
+				sends = 2 // still Pending after the first: proven not queued
+			}
+			if got := f.count("/cfp/v1/imageinstall/5/queue"); got != sends {
+				t.Fatalf("queue sent %d times, want %d", got, sends)
 			}
 			if tt.unknown {
 				if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
@@ -389,7 +406,8 @@ func TestLostRetryRejectQueue(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !res.AlreadyQueued || res.ID != 5 || res.State != tt.want {
+			resent := tt.name == "500, resent once" // answered normally the second time
+			if err != nil || res.AlreadyQueued == resent || res.ID != 5 || res.State != tt.want {
 				t.Fatalf("res %+v, err %v", res, err)
 			}
 		})
@@ -418,5 +436,18 @@ func TestFindInstall(t *testing.T) {
 	inst, listed, err = c.FindInstall(ctx(t), 1)
 	if err != nil || listed || inst != nil {
 		t.Fatalf("inst %+v listed %v err %v", inst, listed, err)
+	}
+}
+
+// failFirst answers the first request with status and an empty body, and
+// every later one with 200 and body.
+func failFirst(status int, body string) http.HandlerFunc {
+	var n atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			writeJSON(w, status, ``)
+			return
+		}
+		writeJSON(w, 200, body)
 	}
 }

@@ -102,7 +102,7 @@ func newFixture(t testing.TB, src, scenario string) *fixture {
 		t.Fatal(err)
 	}
 	pol := steps.PollPolicy{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 1.5}
-	return &fixture{p: p, sim: srv, env: &steps.Env{Client: c, Installs: steps.NewInstallWatcher(c, pol), Journal: steps.NopJournal{}, Poll: pol, Now: time.Now}}
+	return &fixture{p: p, sim: srv, env: &steps.Env{Client: c, Installs: steps.NewInstallWatcher(c, pol), Journal: steps.NopJournal{}, Poll: pol, Now: time.Now, Fleet: steps.FleetOf(p)}}
 }
 
 func (f *fixture) run(t testing.TB, ctx context.Context, obs engine.Observer) *engine.Summary {
@@ -237,6 +237,68 @@ func TestExactlyOneJobPerIntent(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%s queued %d times", path, n)
 		}
+	}
+}
+
+// TestFaultyAPINeverDuplicatesAJob runs a two-image rollout through 429s,
+// 5xx answers and answers dropped after the work was done, for several
+// seeds, and checks that the rollout still succeeds with exactly one remote
+// job per intent. Random 5xx answers are left out: a 5xx on an update create
+// cannot be settled (a finished update leaves no trace to read), so it fails
+// the step instead of risking a second update; the client's tests cover it.
+func TestFaultyAPINeverDuplicatesAJob(t *testing.T) {
+	for _, seed := range []int{1, 2, 3, 4} {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			f := newFixture(t, fleetPlan("chaos", []string{"game-a", "game-b"}, 4, 4, `    waves: ["50%", "100%"]
+`, "", ""), fmt.Sprintf(`
+seed: %d
+speed: 100
+durations: {startup: 3s, update: 5s, diff: 5s, version: 5s, mirror: 5s, install: 5s}
+faults:
+  rate_limit: 0.05
+  retry_after: 1
+  drop: 0.1
+  targeted:
+    - {endpoint: imageversion/create, fault: drop, count: 1}
+    - {endpoint: imagediff/create, fault: drop, count: 1}
+    - {endpoint: imagediff/create, fault: server_error, count: 1, skip: 1}
+    - {endpoint: imageinstall/queue, fault: drop, count: 2}
+    - {endpoint: imageinstall/queue, fault: server_error, count: 1, skip: 3}
+    - {endpoint: imageinstall/status, fault: server_error, count: 3}
+`, seed))
+			s := f.run(t, context.Background(), nil)
+			if len(s.Failures) != 0 || s.Aborted {
+				t.Fatalf("failures: %+v", s.Failures)
+			}
+			kinds := map[sim.Kind]int{}
+			for _, j := range f.sim.Jobs() {
+				kinds[j.Kind]++
+			}
+			for k, want := range map[sim.Kind]int{sim.KindUpdate: 2, sim.KindDiff: 2, sim.KindVersion: 2, sim.KindInstall: 8} {
+				if kinds[k] != want {
+					t.Errorf("%d %s jobs, want %d", kinds[k], k, want)
+				}
+			}
+			queued := map[string]int{}
+			faults := map[string]int{}
+			for _, r := range f.sim.Requests() {
+				if r.Fault != "" {
+					faults[r.Fault]++
+				}
+				if r.Endpoint == sim.EPInstallQueue && r.Status == 200 && r.Fault != "rate_limit" && r.Fault != "server_error" && r.ErrorMessage == "" {
+					queued[r.Path]++
+				}
+			}
+			for p, n := range queued {
+				if n != 1 {
+					t.Errorf("%s queued %d times", p, n)
+				}
+			}
+			if faults["drop"] < 4 || faults["server_error"] < 4 {
+				t.Errorf("only %v faults were injected", faults)
+			}
+			t.Logf("faults injected: %v; requests %d", faults, s.Requests)
+		})
 	}
 }
 

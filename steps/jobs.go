@@ -244,7 +244,7 @@ func (r *runner) runVersion(ctx context.Context) error {
 	}
 	diffID := diff.DiffID
 	opt := r.versionOptions(diff)
-	job, _, err := r.do(ctx, call{
+	create := call{
 		key:      Key(r.inst.ID, epVersionCreate, 1),
 		endpoint: apiPrefix + epVersionCreate,
 		params:   versionParams(c.ASID(), itoa(diffID), r.step, boolParam(opt.Full)),
@@ -263,9 +263,15 @@ func (r *runner) runVersion(ctx context.Context) error {
 		send: func(ctx context.Context) (*clanforge.Job, error) {
 			return c.CreateVersion(ctx, diffID, opt)
 		},
-	})
+	}
+	job, _, err := r.do(ctx, create)
+	var ou *clanforge.OutcomeUnknownError
+	if errors.As(err, &ou) {
+		// The client never resends a version create whose answer was
+		// lost; settle it exactly as a resumed run would.
+		job, err = r.settleLostVersion(ctx, create, err)
+	}
 	if err != nil {
-		var ou *clanforge.OutcomeUnknownError
 		if errors.As(err, &ou) {
 			return fmt.Errorf("outcome unknown: the answer to imageversion/create for diff %d was lost and it is not resent; check imageversion for diff %d: %w", diffID, diffID, err)
 		}
@@ -390,7 +396,7 @@ func (r *runner) runReject(ctx context.Context) error {
 func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) settlement {
 	img := r.inst.Image.ID
 	unknown := func(why string) settlement {
-		return settlement{err: fmt.Errorf("outcome unknown: an earlier imageversion/create for diff %d was sent but its answer was not recorded, and the diff no longer locks image %d (%s); check imageversion for diff %d before running again", diffID, img, why, diffID)}
+		return settlement{err: unsettled(fmt.Sprintf("outcome unknown: an earlier imageversion/create for diff %d was sent but its answer was not recorded, and the diff no longer locks image %d (%s); check imageversion for diff %d before running again", diffID, img, why, diffID))}
 	}
 	fleet := map[int64]bool{}
 	for _, m := range r.env.Fleet[img] {
@@ -434,3 +440,45 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 		wait = min(time.Duration(float64(wait)*pol.Factor), pol.Max)
 	}
 }
+
+// settleLostVersion settles a version create whose answer was lost in this
+// run: the version the install jobs name is adopted; a diff that still locks
+// the image proves the create never took effect, and it is sent once more.
+// That resend cannot make a second version even if the first request is
+// still being processed somewhere, because a diff is consumed by the first
+// version made from it and the API refuses a version from a consumed diff.
+func (r *runner) settleLostVersion(ctx context.Context, create call, lost error) (*clanforge.Job, error) {
+	st := create.settle(ctx)
+	switch {
+	case st.err != nil:
+		return nil, st.err
+	case st.adopt != 0:
+		_ = r.journal.Result(create.key, st.adopt, nil)
+		return &clanforge.Job{ID: st.adopt}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := r.journal.Intent(create.key, create.endpoint, create.params); err != nil {
+		return nil, fmt.Errorf("journal: recording intent %q: %w", create.key, err)
+	}
+	job, err := create.send(ctx)
+	var id int64
+	if job != nil && err == nil {
+		id = job.ID
+	}
+	_ = r.journal.Result(create.key, id, err)
+	if err != nil {
+		return nil, fmt.Errorf("after a lost answer (%v), the diff still locked the image and the create was sent once more: %w", lost, err)
+	}
+	return job, nil
+}
+
+// unsettled is an outcome the API could not settle; it matches
+// clanforge.ErrOutcomeUnknown so callers treat it like a lost answer.
+type unsettled string
+
+func (e unsettled) Error() string { return string(e) }
+
+// Is matches clanforge.ErrOutcomeUnknown.
+func (e unsettled) Is(target error) bool { return target == clanforge.ErrOutcomeUnknown }
