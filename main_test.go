@@ -476,3 +476,31 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeRefusesAChangedPlan: a journal left by a killed run is resumed
+// only with the same plan; otherwise run refuses and names what changed.
+func TestResumeRefusesAChangedPlan(t *testing.T) {
+	f := newFixture(t, killPlan, fastScenario)
+	cmd, out := f.start(f.runArgs()...)
+	exited := make(chan struct{})
+	f.k.mu.Lock()
+	f.k.at = 2 // the diff create: the update is done, the diff not
+	f.k.kill = func() { _ = cmd.Process.Signal(syscall.SIGKILL); <-exited }
+	f.k.mu.Unlock()
+	go func() { _ = cmd.Wait(); close(exited) }()
+	<-exited
+	changed := strings.Replace(strings.Replace(killPlan, `build: "7.0.0"`, `build: "7.0.1"`, 1), "concurrency: 3", "concurrency: 2", 1)
+	if err := os.WriteFile(f.planPath, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, rout := f.start(f.runArgs("--resume")...)
+	err := res.Wait()
+	if exitCode(err) != exitUsage {
+		t.Fatalf("resume with a changed plan: exit %d\n%s\n%s", exitCode(err), out, rout)
+	}
+	for _, w := range []string{"changed", "vars.build (changed)", "concurrency (changed)", "--fresh"} {
+		if !strings.Contains(rout.String(), w) {
+			t.Errorf("refusal lacks %q:\n%s", w, rout)
+		}
+	}
+}
