@@ -36,7 +36,7 @@ func parseArgs(fs *flag.FlagSet, cmd string, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if err == flag.ErrHelp {
-				return nil, usageErr("usage: rollout %s\n%s", usageOf(cmd), flagHelp(fs))
+				return nil, &exitError{code: exitOK, toStdout: true, msg: fmt.Sprintf("usage: rollout %s\n%s", usageOf(cmd), flagHelp(fs))}
 			}
 			return nil, usageErr("rollout %s: %v\nusage: rollout %s", cmd, err, usageOf(cmd))
 		}

@@ -28,6 +28,8 @@ const (
 type exitError struct {
 	code int
 	msg  string
+	// toStdout prints msg on stdout: asked-for help is output, not an error.
+	toStdout bool
 }
 
 func (e *exitError) Error() string { return e.msg }
@@ -66,10 +68,10 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{"validate", "validate PLAN [--var name=value]...", "check a plan and report every error", cmdValidate},
-		{"plan", "plan PLAN [--all] [--json] [--sim] [--var name=value]...", "preview what run would do, changing nothing", cmdPlan},
-		{"run", "run PLAN [--sim] [--no-tui] [--json] [--resume|--fresh] [--yes] [--state-dir DIR] [--speed N] [--scenario FILE] [--concurrency N] [--var name=value]...", "roll the plan out", cmdRun},
-		{"status", "status [PLAN] [--state-dir DIR] [--refresh] [--json]", "show the journal's view of the last run", cmdStatus},
-		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN] [--image ID]", "reject an open diff (the manual escape hatch)", cmdReject},
+		{"plan", "plan PLAN [--all] [--json] [--sim] [--offline] [--var name=value]...", "preview what run would do, changing nothing", cmdPlan},
+		{"run", "run PLAN [--sim] [--no-tui] [--json] [--resume|--fresh] [--yes] [--state-dir DIR] [--speed N] [--scenario FILE] [--concurrency N] [--poll-min D] [--poll-max D] [--var name=value]...", "roll the plan out", cmdRun},
+		{"status", "status [PLAN] [--state-dir DIR] [--refresh] [--json] [--sim]", "show the journal's view of the last run", cmdStatus},
+		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN]", "reject an open diff (the manual escape hatch)", cmdReject},
 		{"sim", "sim --listen ADDR --plan PLAN [--speed N] [--scenario FILE]", "serve the built-in Clanforge simulator", cmdSim},
 		{"schema", "schema", "print the plan JSON Schema", cmdSchema},
 	}
@@ -146,7 +148,11 @@ func (a *app) exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintln(a.stderr, strings.TrimRight(ee.msg, "\n"))
+			w := a.stderr
+			if ee.toStdout {
+				w = a.stdout
+			}
+			fmt.Fprintln(w, strings.TrimRight(ee.msg, "\n"))
 		}
 		return ee.code
 	}
