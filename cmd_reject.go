@@ -95,6 +95,9 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 	if *planPath == "" {
 		return usageErr("rollout sim: --plan PLAN is required\nusage: rollout %s", usageOf("sim"))
 	}
+	if *speed < 0 {
+		return usageErr("rollout sim: --speed must be positive")
+	}
 	if _, _, err := net.SplitHostPort(*listen); err != nil {
 		return usageErr("rollout sim: --listen %q: want host:port, e.g. 127.0.0.1:8080", *listen)
 	}

@@ -64,10 +64,20 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if !f.sim && (f.speed != 0 || f.scenario != "") {
 		return usageErr("rollout run: --speed and --scenario need --sim")
 	}
+	if f.speed < 0 || f.concurrency < 0 || f.pollMin < 0 || f.pollMax < 0 {
+		return usageErr("rollout run: --speed, --concurrency, --poll-min and --poll-max must not be negative")
+	}
 	p, err := a.loadPlan(path, f.vars)
 	if err != nil {
 		return err
 	}
+	// Credentials and the simulator come first: a run that cannot reach
+	// the API leaves no trace in the state directory.
+	conn, err := a.connect(ctx, p, connectOptions{sim: f.sim, speed: f.speed, scenario: f.scenario})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
 	dir := f.stateDir
 	if dir == "" {
 		dir = state.DefaultDir(p.Name)
@@ -87,12 +97,6 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if err := saveFingerprint(dir, p); err != nil {
 		return failErr("rollout run: %v", err)
 	}
-
-	conn, err := a.connect(ctx, p, connectOptions{sim: f.sim, speed: f.speed, scenario: f.scenario})
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 
 	// The pre-flight only reads. A lock held by anyone but this rollout
 	// stops the run before anything changes.
