@@ -147,7 +147,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	// cancels it exactly like an interrupt.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
-	opts := engine.Options{Concurrency: f.concurrency, Env: env, Journal: journalAdapter{j}}
+	opts := engine.Options{Concurrency: f.concurrency, Env: env, Journal: journalAdapter{j}, Resumed: f.resume}
 
 	var sum *engine.Summary
 	useTUI := !f.json && !f.noTUI && a.isTerminal()

@@ -44,6 +44,8 @@ type Options struct {
 	Now     func() time.Time
 	// RequestInterval is how often RequestCount events are sent; default 1s.
 	RequestInterval time.Duration
+	// Resumed tells observers that this run continues an earlier one.
+	Resumed bool
 }
 
 // status is where an instance is in its life.
@@ -208,7 +210,7 @@ func (e *Engine) Run(ctx context.Context) (*Summary, error) {
 	for _, n := range e.nodes {
 		infos = append(infos, info(n.inst))
 	}
-	e.obs.RunStarted(RunInfo{Plan: e.p.Name, Concurrency: e.limit, Instances: infos, Targets: len(e.p.Targets), Started: e.start})
+	e.obs.RunStarted(RunInfo{Plan: e.p.Name, Concurrency: e.limit, Instances: infos, Targets: len(e.p.Targets), Started: e.start, Resumed: e.opt.Resumed})
 
 	// Request counts are sampled rather than pushed per request so that a
 	// busy client never waits on an observer.

@@ -76,8 +76,18 @@ func (p *Plain) RunStarted(info engine.RunInfo) {
 	if info.Resumed {
 		resumed = ", resuming an earlier run"
 	}
-	p.linef("rollout %q started: %s on %s, concurrency %d%s", info.Plan,
-		plural(len(info.Instances), "instance"), plural(info.Targets, "target"), info.Concurrency, resumed)
+	standby := 0
+	for _, in := range info.Instances {
+		if in.OnFailure {
+			standby++
+		}
+	}
+	onFail := ""
+	if standby > 0 {
+		onFail = fmt.Sprintf(" (and %d on_failure on standby)", standby)
+	}
+	p.linef("rollout %q started: %s%s on %s, concurrency %d%s", info.Plan,
+		plural(len(info.Instances)-standby, "instance"), onFail, plural(info.Targets, "target"), info.Concurrency, resumed)
 }
 
 // WaveStarted implements engine.Observer.
