@@ -28,7 +28,7 @@
 //	/cfp/v1/imageversion/<imageversionid>/status
 //	/cfp/v1/imageinstall/status
 //	/cfp/v1/imageinstall/<jobid>/queue         mirroring=true|false
-//	/cfp/v1/image/options                      imageid (gameid optional)
+//	/cfp/v1/image/options                      gameid with imageid (imageid alone tolerated)
 //	/cfp/v2/project/<asid>/image/<imageid>/status  detail=true|false
 //
 // Every v1 call needs accountserviceid; an unknown one is 403 "Forbidden".
@@ -38,6 +38,29 @@
 // "messages":[],"_debug":[]}. SigV4 is not verified and therefore refused.
 // Unknown ids are 404; lock, state and validation errors are 200 with the
 // envelope (400 with business_error_status: 400).
+//
+// # Strict mode
+//
+// By default the simulator tolerates what real clients are seen to send
+// (API §6.1): booleans as 1/0 or true/false anywhere, a missing restart,
+// imageid without gameid on image/options, any Content-Type. With the
+// scenario key strict: true it refuses, before any work and before any
+// injected fault, every request a strict reading of the reference refuses:
+// a method other than GET (405), a path not in its documented form (404),
+// a body, a Content-Type other than application/x-www-form-urlencoded, a
+// query parameter the endpoint's table does not list, a repeated or empty
+// parameter, a missing required one (accountserviceid, desc, restart,
+// reinstall, mirroring, ...), an id whose path and query values differ, a
+// boolean not spelled as its endpoint documents it (1/0, but true/false for
+// mirroring and detail), an install_at other than NOW() or a unix
+// timestamp, a url whose scheme is not s3, steam, gs or cos, gameid and
+// imageid not given together on image/options, and disable_timeout and
+// disable_percentage not given together on imageversion/create. The v2
+// image status takes the ASID and the image in its path; given again in the
+// query they must repeat the path's values. Refusals are 400 with the error
+// envelope and are logged with Request.Strict set; StrictRefusals lists
+// them, so a test can assert that a client sent nothing a strict server
+// would refuse.
 //
 // # Job engine
 //

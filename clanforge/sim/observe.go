@@ -51,6 +51,9 @@ type Request struct {
 	Dropped bool
 	// ErrorMessage is the error_message of an error answer.
 	ErrorMessage string
+	// Strict is why strict mode refused the request (Scenario.Strict); ""
+	// when it did not. Such a request did nothing.
+	Strict string
 }
 
 func (s *Server) record(at time.Time, j *job, ev, detail string) {
@@ -80,6 +83,20 @@ func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests...)
+}
+
+// StrictRefusals returns the requests strict mode refused (Scenario.Strict),
+// in arrival order. A client that keeps to the documented API gets none.
+func (s *Server) StrictRefusals() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Request
+	for _, r := range s.requests {
+		if r.Strict != "" {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // JobInfo is a snapshot of one job.

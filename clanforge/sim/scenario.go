@@ -60,6 +60,18 @@ import (
 //	failed_job_success_false: false # true: status reads of a Failed job say success:false
 //	empty_maps_as_array: false      # true: empty added/modified/removed maps are [] instead of {}
 //	update_retry: false   # true: serve the legacy imageupdate/<id>/retry (Failed updates only)
+//	strict: false         # true: refuse, before any work, every request a strict reading of the
+//	                      #   API reference refuses: a method other than GET, a path not in its
+//	                      #   documented form, a body, a Content-Type other than
+//	                      #   application/x-www-form-urlencoded, an undocumented, repeated, empty or
+//	                      #   missing required parameter (restart included), an id whose path and
+//	                      #   query values differ, a boolean not spelled as documented for its
+//	                      #   endpoint (1/0; mirroring and detail true/false), an install_at other
+//	                      #   than NOW() or a unix timestamp, a url that is not s3/steam/gs/cos,
+//	                      #   gameid without imageid (or the reverse) on image/options, and
+//	                      #   disable_timeout without disable_percentage (or the reverse). The
+//	                      #   refusal is a 400 (404 for an unknown path, 405 for a method) with the
+//	                      #   error envelope, logged with Request.Strict set (see StrictRefusals)
 //	allocations: [game-a] # images (name or id) with active allocations: imageversion/create
 //	                      #   on them fails unless force=1
 //	builds:               # what a build changes, instead of the derived default
@@ -86,6 +98,7 @@ type Scenario struct {
 	FailedJobSuccessFalse bool      `yaml:"failed_job_success_false"`
 	EmptyMapsAsArray      bool      `yaml:"empty_maps_as_array"`
 	UpdateRetry           bool      `yaml:"update_retry"`
+	Strict                bool      `yaml:"strict"`
 	Allocations           []string  `yaml:"allocations"`
 	Builds                []Build   `yaml:"builds"`
 }

@@ -389,10 +389,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	mutating := endpointNames[rt.endpoint]
 	logReq := Request{Endpoint: rt.endpoint, Path: req.URL.Path, Mutating: mutating}
 
+	// Strict mode judges the request before anything else, so that a
+	// refusal is recorded even when a fault would have hidden it, and a
+	// refused request draws no fault.
+	var strictWhy string
+	var strictStatus int
+	if s.scn.Strict {
+		strictWhy, strictStatus = s.strictCheck(rt, req)
+	}
+
 	// Faults decided before any work: 429 and 5xx never change state.
-	s.mu.Lock()
-	pre, drop := s.drawFaults(rt.endpoint)
-	s.mu.Unlock()
+	var pre string
+	var drop bool
+	if strictWhy == "" {
+		s.mu.Lock()
+		pre, drop = s.drawFaults(rt.endpoint)
+		s.mu.Unlock()
+	}
 
 	if lat := s.scn.Faults.Latency; lat > 0 {
 		t := time.NewTimer(lat)
@@ -407,6 +420,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var body any
 	var ae *apiError
 	switch {
+	case strictWhy != "":
+		ae = &apiError{status: strictStatus, msg: strictWhy}
+		logReq.Strict = strictWhy
 	case pre == FaultRateLimit:
 		ra := s.scn.Faults.RetryAfter
 		if ra <= 0 {
