@@ -318,12 +318,8 @@ func (e *Engine) makeReady(n *node) {
 			return
 		}
 	}
-	if e.aborted || e.interrupted {
-		reason := "rollout aborted"
-		if e.interrupted {
-			reason = "interrupted"
-		}
-		e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, e.now())
+	if e.stopped(n) {
+		e.finish(n, Result{Outcome: Skipped, Err: e.stopReason()}, nil, e.now())
 		return
 	}
 	if n.inst.Wave >= 0 {
@@ -340,16 +336,31 @@ func (e *Engine) makeReady(n *node) {
 	e.readyList[i] = n
 }
 
+// stopped reports whether n may no longer start. An interrupt stops
+// everything, since it sends nothing more that changes state; an abort stops
+// everything but on_failure instances, which the contract runs on abort.
+func (e *Engine) stopped(n *node) bool {
+	return e.interrupted || (e.aborted && !n.inst.Step.OnFailure)
+}
+
+func (e *Engine) stopReason() string {
+	if e.interrupted {
+		return "interrupted"
+	}
+	return "rollout aborted"
+}
+
 // waveIsOpen reports whether wave k may start: wave 0 always, wave k once
-// every instance of wave k-1 of the same step and image ended. Opening a
-// wave is announced once.
+// every instance of every earlier wave of the same step and image ended.
+// Checking all earlier waves, not only k-1, matters because a wave may be
+// empty: two machines and [1, "50%", "100%"] give waves of 1, 0 and 1.
+// Opening a wave is announced once.
 func (e *Engine) waveIsOpen(k waveKey) bool {
 	if e.waveOpen[k] {
 		return true
 	}
-	if k.wave > 0 {
-		prev := waveKey{k.step, k.image, k.wave - 1}
-		if e.waveLeft[prev] > 0 {
+	for w := 0; w < k.wave; w++ {
+		if e.waveLeft[waveKey{k.step, k.image, w}] > 0 {
 			return false
 		}
 	}
@@ -377,13 +388,9 @@ func (e *Engine) wavesOf(step string) int {
 func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 	for i := 0; i < len(e.readyList); {
 		n := e.readyList[i]
-		if e.aborted || e.interrupted {
+		if e.stopped(n) {
 			e.removeReady(i)
-			reason := "rollout aborted"
-			if e.interrupted {
-				reason = "interrupted"
-			}
-			e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, e.now())
+			e.finish(n, Result{Outcome: Skipped, Err: e.stopReason()}, nil, e.now())
 			continue
 		}
 		st := n.inst.Step
@@ -593,15 +600,7 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 		k := waveOf(n.inst)
 		e.waveLeft[k]--
 		if e.waveLeft[k] == 0 {
-			next := waveKey{k.step, k.image, k.wave + 1}
-			if parked := e.waveParked[next]; len(parked) > 0 || e.waveLeft[next] > 0 {
-				if e.waveIsOpen(next) {
-					delete(e.waveParked, next)
-					for _, p := range parked {
-						e.makeReady(p)
-					}
-				}
-			}
+			e.openWavesAfter(k)
 		}
 	}
 
@@ -635,6 +634,30 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 	}
 }
 
+// openWavesAfter opens the waves after k, in order, that may now start and
+// still have instances, releasing the ones parked there. Empty waves are
+// stepped over; the first wave that cannot open yet stops the walk.
+func (e *Engine) openWavesAfter(k waveKey) {
+	last := e.wavesOf(k.step)
+	for w := k.wave + 1; w < last; w++ {
+		next := waveKey{k.step, k.image, w}
+		parked := e.waveParked[next]
+		if len(parked) == 0 && e.waveLeft[next] == 0 {
+			continue
+		}
+		if !e.waveIsOpen(next) {
+			return
+		}
+		delete(e.waveParked, next)
+		for _, p := range parked {
+			e.makeReady(p)
+		}
+		if e.waveLeft[next] > 0 {
+			return
+		}
+	}
+}
+
 func machineName(in *plan.Instance) string {
 	if in.Machine == nil {
 		return ""
@@ -664,6 +687,11 @@ func (e *Engine) skipAllNotStarted(reason string) {
 	list := e.readyList
 	e.readyList = nil
 	for _, n := range list {
+		if !e.stopped(n) {
+			// An on_failure instance still runs after an abort.
+			e.readyList = append(e.readyList, n)
+			continue
+		}
 		e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, now)
 	}
 	for k, parked := range e.waveParked {
