@@ -393,3 +393,23 @@ builds:
 		t.Fatal("the open diff was not rejected")
 	}
 }
+
+func TestInstallAtNowWithFewSlots(t *testing.T) {
+	// install_at now: the platform runs every install by itself while the
+	// one slot lets the rollout watch a single instance at a time, so most
+	// jobs end (and leave the list) before their instance first looks.
+	src := insertAfter(t, fleetPlan("nowslow", []string{"game"}, 6, 1, "", "", ""), atVersion, "    install_at: now\n")
+	f := newFixture(t, src, `
+speed: 100
+jitter: 0.8
+seed: 7
+durations: {startup: 3s, update: 5s, diff: 5s, version: 5s, mirror: 5s, install: 10s}
+`)
+	s := f.run(t, context.Background(), nil)
+	if len(s.Failures) != 0 || s.Aborted {
+		t.Fatalf("failures: %+v", s.Failures)
+	}
+	if n := sent(f.sim)[sim.EPInstallQueue]; n != 0 {
+		t.Fatalf("%d queue calls under install_at now", n)
+	}
+}

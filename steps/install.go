@@ -61,6 +61,12 @@ func (r *runner) runInstall(ctx context.Context) error {
 	seen := map[int64]clanforge.Install{} // last listed state of each job
 	gone := map[int64]bool{}              // left the list: completed
 	queued := map[int64]bool{}            // queue sent (or settled) once
+	// Jobs the shared watcher listed before this instance subscribed count
+	// as seen: one that the next read no longer lists completed while the
+	// instance waited for its turn (install_at now runs jobs unasked).
+	for _, j := range sub.Known() {
+		seen[j.ID] = j
+	}
 	empty, readErrs := 0, 0
 	for {
 		var snap InstallSnapshot

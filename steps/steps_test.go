@@ -357,6 +357,48 @@ func TestInstallAtNowOnlyWatches(t *testing.T) {
 	}
 }
 
+// TestInstallAtNowJobEndedBeforeItsTurn: under install_at now the platform
+// runs every machine's job by itself, while the rollout may watch only some
+// at a time. A job that completed (and left the list) while its instance
+// waited for a slot was still seen by the shared watcher reading for the
+// others, so the instance succeeds, naming its job, even though other
+// machines are still pending (which rules out the counters' proof).
+func TestInstallAtNowJobEndedBeforeItsTurn(t *testing.T) {
+	f, c := newFake(t)
+	f.counters = clanforge.Counters{Pending: 1, Completed: 1}
+	ms := fleet(2)
+	v := listVersion(f, machineInstalls(ms, 0), true)
+	f.mu.Lock()
+	f.installs[0].script = []step{{st: clanforge.StateQueued}, sRun, sRun, sRun, sRun, sDone}
+	early := f.installs[1].id
+	f.mu.Unlock()
+	env := newEnv(c, nil, testPol)
+	defer env.Installs.Close()
+	if _, err := Run(context.Background(), env, installInst(installStep(false), ms[0], plan.InstallNow),
+		Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
+		t.Fatalf("first machine: %v", err)
+	}
+	f.mu.Lock()
+	for _, in := range f.installs {
+		if in.id == early {
+			f.mu.Unlock()
+			t.Fatalf("the second machine's job %d is still listed: the test does not cover a vanished job", early)
+		}
+	}
+	f.mu.Unlock()
+	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallNow),
+		Inputs{Version: &plan.Output{VersionID: v}}, nil)
+	if err != nil {
+		t.Fatalf("second machine, whose job ended before its turn: %v", err)
+	}
+	if !slices.Equal(out.JobIDs, []int64{early}) || out.Job.State != int(clanforge.StateCompleted) {
+		t.Fatalf("output %+v, want job %d completed", out, early)
+	}
+	if f.hit("imageinstall/queue") != 0 {
+		t.Errorf("queue calls = %d under install_at now", f.hit("imageinstall/queue"))
+	}
+}
+
 func TestInstallNotFound(t *testing.T) {
 	f, c := newFake(t)
 	f.counters = clanforge.Counters{Pending: 3, Completed: 1}

@@ -1,9 +1,11 @@
 package steps
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +75,12 @@ type InstallWatcher struct {
 	backoff time.Duration
 	nextAt  time.Time // real clock: when the next read may go out
 	prevSig map[InstallInterest]string
+	// known keeps, per interest, the last listed state of every job any
+	// read listed. A job leaves the list when it completes, so under
+	// install_at now a machine's job can come and go while its instance
+	// still waits for a slot; the watcher, reading for other instances,
+	// saw it, and the instance learns from known that it existed.
+	known map[InstallInterest]map[int64]clanforge.Install
 }
 
 type installRead struct {
@@ -96,6 +104,7 @@ func newWatcher(p PollPolicy) *InstallWatcher {
 		parent: context.Background(),
 		subs:   map[*InstallSubscription]struct{}{},
 		wake:   make(chan struct{}, 1),
+		known:  map[InstallInterest]map[int64]clanforge.Install{},
 	}
 }
 
@@ -154,6 +163,10 @@ func (w *InstallWatcher) Subscribe(in InstallInterest) (*InstallSubscription, er
 		return nil, fmt.Errorf("%w: %w", errWatcherStopped, err)
 	}
 	s := &InstallSubscription{w: w, key: in, ch: make(chan InstallSnapshot, 1)}
+	for _, j := range w.known[in] {
+		s.known = append(s.known, j)
+	}
+	slices.SortFunc(s.known, func(a, b clanforge.Install) int { return cmp.Compare(a.ID, b.ID) })
 	w.subs[s] = struct{}{}
 	// A new subscriber wants to find its jobs soon: restart the backoff.
 	w.backoff = 0
@@ -279,6 +292,10 @@ func (w *InstallWatcher) publish(gen int, list []clanforge.Install, err error) {
 		for i := range list {
 			k := interestOf(&list[i])
 			index[k] = append(index[k], list[i])
+			if w.known[k] == nil {
+				w.known[k] = map[int64]clanforge.Install{}
+			}
+			w.known[k][list[i].ID] = list[i]
 		}
 	}
 	w.seq++
@@ -342,10 +359,17 @@ func (w *InstallWatcher) nextDelayLocked(now time.Time, index map[InstallInteres
 
 // InstallSubscription receives the watcher's reads for one interest.
 type InstallSubscription struct {
-	w   *InstallWatcher
-	key InstallInterest
-	ch  chan InstallSnapshot
+	w     *InstallWatcher
+	key   InstallInterest
+	ch    chan InstallSnapshot
+	known []clanforge.Install
 }
+
+// Known returns the jobs of the subscription's interest that some read
+// before the subscription listed, each in its last listed state, ordered by
+// id. One that a later read no longer lists has completed: failed jobs stay
+// listed.
+func (s *InstallSubscription) Known() []clanforge.Install { return slices.Clone(s.known) }
 
 // C delivers the latest read; a slow receiver skips older reads.
 func (s *InstallSubscription) C() <-chan InstallSnapshot { return s.ch }
