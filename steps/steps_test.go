@@ -176,7 +176,13 @@ func TestVersionOptions(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			p := f.versionParams
-			if p.Get("full") != tt.wantFull || p.Get("install_at") != tt.wantAt || p.Get("restart") != "1" ||
+			// full=0 may be sent or left out (absence means 0, API §4.8):
+			// the client decides the wire form; what matters is no full=1.
+			full := p.Get("full")
+			if full == "" {
+				full = "0"
+			}
+			if full != tt.wantFull || p.Get("install_at") != tt.wantAt || p.Get("restart") != "1" ||
 				p.Get("game_build") != "1.4.2" || p.Get("diffid") != fmt.Sprint(d.DiffID) {
 				t.Errorf("sent %v", p)
 			}
