@@ -9,7 +9,8 @@ import (
 )
 
 // confirmModel is the dialog that q and ctrl+c open. Cancelling a rollout
-// leaves remote jobs to be cancelled cleanly, so it is never one keystroke.
+// leaves remote jobs running and half a fleet updated, so it is never one
+// keystroke.
 type confirmModel struct {
 	open bool
 }
@@ -21,7 +22,11 @@ func (c *confirmModel) View(st Styles, h help.Model, keys keyMap, w int) string 
 		st.DialogTitle.Render("Cancel the rollout?"),
 		"",
 	}
-	body = append(body, wrapText("Nothing new will start. Running jobs are cancelled cleanly and the view stays until the engine has stopped; unfinished jobs are listed at the end.", inner)...)
+	// Say exactly what an interrupt does (plan format: send nothing more
+	// that changes state, record every unfinished job): jobs already
+	// running on Clanforge are not stopped, and at 3 a.m. nobody should
+	// believe they were.
+	body = append(body, wrapText("Nothing new will start and nothing more is sent to Clanforge. Jobs already running there keep running: each is recorded and listed at the end, and --resume picks them up. Exit status 130.", inner)...)
 	body = append(body, "", h.ShortHelpView(confirmKeys{keys}.ShortHelp()))
 	return st.Dialog.Width(inner + 4).Render(strings.Join(body, "\n"))
 }

@@ -49,11 +49,21 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 	lines = append(lines, clip(title, w))
 	lines = append(lines, "")
 	const (
-		stepW  = 14
 		stateW = 18
 		jobW   = 18
 		timeW  = 9
 	)
+	// The step column fits the longest name of this target, so that
+	// "reject (on failure)" is not cut to "reject (on fa…".
+	stepW := 14
+	for _, ii := range r.insts {
+		in := &s.insts[ii]
+		n := lenCells(in.info.Step)
+		if in.info.OnFailure {
+			n += len(" (on failure)")
+		}
+		stepW = max(stepW, min(n, 28))
+	}
 	hdr := fit("STEP", stepW) + " " + fit("STATE", stateW) + " " + fit("JOB", jobW) + " " +
 		fit("STARTED", timeW) + " " + fit("TOOK", timeW) + " " + "LEFT"
 	lines = append(lines, st.ColHeader.Render(fit(hdr, w)))
@@ -61,6 +71,9 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 		in := &s.insts[ii]
 		var state string
 		switch in.status {
+		case stStandby:
+			// An on_failure step that has not been needed (yet).
+			state = st.Faint.Render("only on failure")
 		case stWaiting:
 			state = st.Waiting.Render("waiting")
 			if in.info.Wave >= 0 {
@@ -93,7 +106,7 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 			left = fmtDur(dl)
 		}
 		name := in.info.Step
-		if in.info.OnFailure {
+		if in.info.OnFailure && in.status != stStandby {
 			name += " (on failure)"
 		}
 		line := fit(name, stepW) + " " + fit(state, stateW) + " " + fit(job, jobW) + " " +

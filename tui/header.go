@@ -25,7 +25,7 @@ func (headerModel) bannerText(s *state, cancelling bool) string {
 	case s.aborting:
 		return "ABORTING — " + orDash(s.abortReason) + " (nothing new starts)"
 	case cancelling:
-		return "INTERRUPTED — cancelling; waiting for running jobs (ctrl+c: leave now)"
+		return "INTERRUPTED — stopping; nothing new is sent to Clanforge (ctrl+c: leave now)"
 	}
 	return ""
 }

@@ -40,9 +40,17 @@ func defaultKeys() keyMap {
 	}
 }
 
-// ShortHelp is the footer line.
+// ShortHelp is the footer line. It must fit 80 columns next to the
+// position counter and the filter: the help model cuts what does not fit
+// from the right, and "q cancel" is the one key nobody may have to guess.
+// The arrows need no reminder; `?` lists them.
 func (k keyMap) ShortHelp() []key.Binding {
-	return []key.Binding{k.Up, k.Down, k.Open, k.Filter, k.Failures, k.Help, k.Quit}
+	short := func(b key.Binding, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(b.Keys()...), key.WithHelp(b.Help().Key, desc))
+	}
+	return []key.Binding{short(k.Quit, "cancel"), short(k.Open, "details"), short(k.Filter, "filter"),
+		short(k.Failures, "failures"), short(k.Help, "help"),
+		key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "move"))}
 }
 
 // FullHelp is the `?` pane, one column per group.

@@ -17,6 +17,14 @@ type listModel struct {
 	cursor int // index into vis
 	offset int // first visible index into vis
 
+	// pinned is set once the user moved the cursor: from then on the
+	// cursor stays on the same target (selRow) while rows change groups
+	// and the list reorders, so that enter opens the target the user is
+	// looking at, not whatever slid under the cursor. Home unpins: the
+	// cursor then stays on the first row, whichever it is.
+	pinned bool
+	selRow int32
+
 	builtVersion uint64
 	builtChange  uint64
 	builtFilter  string
@@ -57,8 +65,31 @@ func (l *listModel) sync(s *state, filter string, failOnly bool) {
 			}
 		}
 	}
+	if l.pinned {
+		// Linear, but only when the order or the filter changed.
+		for i, ri := range l.vis {
+			if ri == l.selRow {
+				l.cursor = i
+				break
+			}
+		}
+	}
 	l.cursor = min(max(l.cursor, 0), max(len(l.vis)-1, 0))
 	l.offset = min(l.offset, l.cursor)
+	l.remember()
+}
+
+// remember records the target under the cursor.
+func (l *listModel) remember() {
+	if l.cursor >= 0 && l.cursor < len(l.vis) {
+		l.selRow = l.vis[l.cursor]
+	}
+}
+
+// reset puts the cursor on the first row and stops following a target
+// (a new filter: the old selection may not even match).
+func (l *listModel) reset() {
+	l.cursor, l.offset, l.pinned = 0, 0, false
 }
 
 // rowMatches reports whether the filter text is in the machine, the image or
@@ -123,14 +154,21 @@ func (l *listModel) page(s *state, body int) int {
 
 func (l *listModel) move(s *state, body, delta int) {
 	l.cursor += delta
+	l.pinned = true
 	l.ensureVisible(s, body)
+	l.remember()
 }
 
-func (l *listModel) home() { l.cursor, l.offset = 0, 0 }
+func (l *listModel) home() {
+	l.reset()
+	l.remember()
+}
 
 func (l *listModel) end(s *state, body int) {
 	l.cursor = len(l.vis) - 1
+	l.pinned = true
 	l.ensureVisible(s, body)
+	l.remember()
 }
 
 // cols are the column widths for one terminal width.

@@ -192,7 +192,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 			m.syncList()
 		default:
 			cmd := m.filter.update(msg)
-			m.list.cursor, m.list.offset = 0, 0
+			m.list.reset()
 			m.syncList()
 			return cmd
 		}
@@ -254,7 +254,7 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.filter.focus()
 	case key.Matches(msg, k.Failures):
 		m.failOnly = !m.failOnly
-		m.list.cursor, m.list.offset = 0, 0
+		m.list.reset()
 		m.syncList()
 	case key.Matches(msg, k.Back):
 		if m.filter.value() != "" || m.failOnly {

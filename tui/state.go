@@ -456,13 +456,16 @@ func (s *state) meanDur(step string) (time.Duration, bool) {
 }
 
 // jobLeft estimates how long a running instance still needs: the job's own
-// jobeta first, then its progress rate, then the step's observed mean.
+// jobeta first, then its progress rate, then the step's observed mean. A
+// jobeta already in the past says nothing any more (Clanforge's estimates are
+// often optimistic): showing "0s" for minutes would read as "about to end",
+// so the other estimates take over and, when there is none, it is unknown.
 func (s *state) jobLeft(in *instance) (time.Duration, bool) {
 	if in.status != stRunning {
 		return 0, false
 	}
-	if in.hasJob && !in.job.ETA.IsZero() {
-		return max(in.job.ETA.Sub(s.now), 0), true
+	if in.hasJob && in.job.ETA.After(s.now) {
+		return in.job.ETA.Sub(s.now), true
 	}
 	elapsed := time.Duration(0)
 	if !in.started.IsZero() {
@@ -471,8 +474,8 @@ func (s *state) jobLeft(in *instance) (time.Duration, bool) {
 	if in.hasJob && in.job.Progress > 0 && in.job.Progress < 100 && elapsed > 0 {
 		return elapsed * time.Duration(100-in.job.Progress) / time.Duration(in.job.Progress), true
 	}
-	if m, ok := s.meanDur(in.info.Step); ok {
-		return max(m-elapsed, 0), true
+	if m, ok := s.meanDur(in.info.Step); ok && m > elapsed {
+		return m - elapsed, true
 	}
 	return 0, false
 }

@@ -132,6 +132,11 @@ func (u *UI) Summary() (engine.Summary, bool) {
 // Color reports whether the view renders colours (for RenderSummary).
 func (u *UI) Color() bool { return u.color }
 
+// Width is the terminal width the view last knew (80 until the terminal
+// reported its size). Pass it to RenderSummary after Run returned, so that
+// the summary uses a wide terminal instead of cutting lines at 80 columns.
+func (u *UI) Width() int { return u.model.w }
+
 // RunStarted implements engine.Observer.
 func (u *UI) RunStarted(info engine.RunInfo) { u.buf.RunStarted(info) }
 
