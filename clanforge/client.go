@@ -215,7 +215,10 @@ func (c *Client) ASID() int64 { return c.cfg.ASID }
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
 // NewRequest builds a GET request for path (relative to the base URL) with the
-// query parameters q plus accountserviceid and the auth header.
+// query parameters q plus accountserviceid and the auth header. A path under
+// /cfp/v2/project/<asid>/ carries the ASID as a path segment, the only place
+// its page documents it (API §4.12), so it is not repeated in the query there:
+// a strict server may refuse a parameter its table does not list.
 func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*http.Request, error) {
 	if ctx == nil {
 		return nil, errors.New("clanforge: nil context")
@@ -233,7 +236,12 @@ func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*ht
 	for k, vs := range q {
 		vals[k] = append([]string(nil), vs...)
 	}
-	vals.Set("accountserviceid", strconv.FormatInt(c.cfg.ASID, 10))
+	asid := strconv.FormatInt(c.cfg.ASID, 10)
+	if strings.HasPrefix(rel.Path, "/cfp/v2/project/"+asid+"/") {
+		vals.Del("accountserviceid")
+	} else {
+		vals.Set("accountserviceid", asid)
+	}
 	u.RawQuery = vals.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {

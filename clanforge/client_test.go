@@ -80,9 +80,9 @@ func TestRequestShape(t *testing.T) {
 			return err
 		}, "/cfp/v1/imageupdate/create", map[string]string{"imageid": "5531", "machineid": "770001", "desc": `"build 7"`, "url": "s3://k:s@bucket/b7/"}, nil},
 		{"CreateUpdate default url", func() error {
-			_, err := c.CreateUpdate(cx, 5531, 770001, "", "")
+			_, err := c.CreateUpdate(cx, 5531, 770001, "build 8", "")
 			return err
-		}, "/cfp/v1/imageupdate/create", map[string]string{"imageid": "5531"}, []string{"url", "desc"}},
+		}, "/cfp/v1/imageupdate/create", map[string]string{"imageid": "5531", "desc": "build 8"}, []string{"url"}},
 		{"UpdateStatus", func() error { _, err := c.UpdateStatus(cx, 11); return err }, "/cfp/v1/imageupdate/11/status", nil, nil},
 		{"CreateDiff", func() error { _, err := c.CreateDiff(cx, 5531, 770001); return err },
 			"/cfp/v1/imagediff/create", map[string]string{"imageid": "5531", "machineid": "770001"}, []string{"diffid"}},
@@ -93,8 +93,9 @@ func TestRequestShape(t *testing.T) {
 		{"CreateVersion minimal", func() error {
 			_, err := c.CreateVersion(cx, 12, clanforge.VersionOptions{})
 			return err
-		}, "/cfp/v1/imageversion/create", map[string]string{"diffid": "12", "restart": "0", "full": "0", "force": "0"},
-			[]string{"install_at", "game_build", "disable_timeout", "disable_percentage"}},
+		}, "/cfp/v1/imageversion/create", map[string]string{"diffid": "12", "restart": "0"},
+			// full and force are documented as 1 or absent.
+			[]string{"full", "force", "install_at", "game_build", "disable_timeout", "disable_percentage"}},
 		{"CreateVersion full", func() error {
 			_, err := c.CreateVersion(cx, 12, clanforge.VersionOptions{Restart: true, Full: true, GameBuild: "1.2.3", Force: true, InstallNow: true, DisableTimeout: 30, DisablePercentage: 95.5})
 			return err
@@ -119,8 +120,13 @@ func TestRequestShape(t *testing.T) {
 				t.Fatalf("last request went to %s, want %s", last.Path, cl.path)
 			}
 			for _, h := range hits {
-				if got := h.Query.Get("accountserviceid"); got != "4242" {
-					t.Errorf("%s: accountserviceid = %q", h.Path, got)
+				// The v2 status carries the ASID in its path only.
+				wantASID := "4242"
+				if strings.HasPrefix(h.Path, "/cfp/v2/") {
+					wantASID = ""
+				}
+				if got, has := h.Query.Get("accountserviceid"), h.Query.Has("accountserviceid"); got != wantASID || (wantASID == "") == has {
+					t.Errorf("%s: accountserviceid = %q (present %v), want %q", h.Path, got, has, wantASID)
 				}
 				user, pass, ok := (&http.Request{Header: h.Header}).BasicAuth()
 				if !ok || user != testAccess || pass != testSecret {
@@ -742,5 +748,24 @@ func TestCreateNeedsTheLockReadFirst(t *testing.T) {
 	}
 	if f.count("/cfp/v1/imagediff/create") != 0 {
 		t.Fatal("create sent without the lock read")
+	}
+}
+
+// TestCreateUpdateNeedsDesc: desc is a required parameter of
+// imageupdate/create (API §4.1); a blank one is refused before anything is
+// sent, the lock read included.
+func TestCreateUpdateNeedsDesc(t *testing.T) {
+	for _, desc := range []string{"", "  ", `""`, `" "`} {
+		f := newFake(t, map[string]http.HandlerFunc{
+			"/cfp/v1/image/options":      respond(200, `{"games":[{"gameid":1,"name":"g"}]}`),
+			"/cfp/v1/imageupdate/create": respond(200, `{"updateid":1,"jobstateid":1,"success":true}`),
+		})
+		_, err := f.client(t, nil).CreateUpdate(ctx(t), 5531, 770001, desc, "s3://b/x/")
+		if err == nil || !strings.Contains(err.Error(), "desc") {
+			t.Errorf("desc %q: err = %v, want a refusal naming desc", desc, err)
+		}
+		if n := len(f.all()); n != 0 {
+			t.Errorf("desc %q: %d requests sent: %v", desc, n, f.paths())
+		}
 	}
 }

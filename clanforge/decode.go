@@ -258,11 +258,34 @@ type envelope struct {
 // Failed job say success:false; only success:false together with an
 // error_message, or error:true, is the envelope.
 func checkEnvelope(endpoint string, status int, body []byte) (err error, ok bool) {
-	var env envelope
-	if uerr := json.Unmarshal(body, &env); uerr != nil {
+	// Each field is decoded on its own: one field of an unexpected type (an
+	// error_message that is an object, say) must not hide error:true.
+	var fields map[string]json.RawMessage
+	if uerr := json.Unmarshal(body, &fields); uerr != nil || fields == nil {
 		return nil, false
 	}
+	var env envelope
+	_ = env.Success.UnmarshalJSON(fields["success"])
+	if env.Error.UnmarshalJSON(fields["error"]) != nil {
+		// An error field that is neither a boolean nor a number (an
+		// object, a word) is truthy wherever it comes from, unless empty.
+		t := strings.TrimSpace(string(fields["error"]))
+		env.Error = flexBool{V: t != "{}" && t != "[]" && t != `""`, Valid: true}
+	}
+	_ = env.ErrorCode.UnmarshalJSON(fields["error_code"])
+	if env.ErrorMessage.UnmarshalJSON(fields["error_message"]) != nil {
+		env.ErrorMessage = flexString(bytes.TrimSpace(fields["error_message"]))
+	}
 	msg := strings.TrimSpace(string(env.ErrorMessage))
+	if msg == "" && env.Error.V {
+		// The envelope's messages array (API §2.3) is the only other
+		// place a reason may be; an error field that is not a boolean
+		// is a reason too.
+		msg = joinMessages(fields["messages"])
+		if msg == "" && !isBoolish(fields["error"]) {
+			msg = strings.TrimSpace(string(fields["error"]))
+		}
+	}
 	isErr := env.Error.V || (env.Success.Valid && !env.Success.V && msg != "")
 	if !isErr {
 		return nil, true
@@ -272,6 +295,33 @@ func checkEnvelope(endpoint string, status int, body []byte) (err error, ok bool
 		return &LockedError{APIError: api, HolderKind: kind, HolderID: id}, true
 	}
 	return &api, true
+}
+
+// isBoolish reports whether raw is a JSON boolean or number.
+func isBoolish(raw json.RawMessage) bool {
+	t := strings.TrimSpace(string(raw))
+	if t == "true" || t == "false" {
+		return true
+	}
+	_, err := strconv.ParseFloat(t, 64)
+	return err == nil
+}
+
+// joinMessages joins the strings of a messages array ("" when it is not
+// one).
+func joinMessages(raw json.RawMessage) string {
+	var arr []json.RawMessage
+	if json.Unmarshal(raw, &arr) != nil {
+		return ""
+	}
+	var parts []string
+	for _, el := range arr {
+		var m flexString
+		if m.UnmarshalJSON(el) == nil && strings.TrimSpace(string(m)) != "" {
+			parts = append(parts, strings.TrimSpace(string(m)))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // lockPrefix is matched case-insensitively (API §7 #8): the observed text is
@@ -485,22 +535,9 @@ func decodeInstalls(body []byte) ([]Install, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return []Install{}, nil
 	}
+	// A PHP list with non-sequential keys serialises as an object.
 	var items []rawInstall
-	if raw[0] == '{' {
-		// A PHP list with non-sequential keys serialises as an object.
-		var m map[string]rawInstall
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("installs: %w", err)
-		}
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			items = append(items, m[k])
-		}
-	} else if err := json.Unmarshal(raw, &items); err != nil {
+	if err := decodeList(raw, &items); err != nil {
 		return nil, fmt.Errorf("installs: %w", err)
 	}
 	out := make([]Install, 0, len(items))
@@ -649,15 +686,25 @@ func decodeImageOptions(body []byte) (*ImageOptions, error) {
 		Name      flexString `json:"name"`
 	}
 	var r struct {
-		DiffID    flexInt    `json:"diffid"`
-		UpdateID  flexInt    `json:"updateid"`
-		UpdateURL flexString `json:"update_url"`
-		Games     []named    `json:"games"`
-		Images    []named    `json:"images"`
-		Machines  []named    `json:"machines"`
+		DiffID    flexInt         `json:"diffid"`
+		UpdateID  flexInt         `json:"updateid"`
+		UpdateURL flexString      `json:"update_url"`
+		Games     json.RawMessage `json:"games"`
+		Images    json.RawMessage `json:"images"`
+		Machines  json.RawMessage `json:"machines"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, err
+	}
+	var games, images, machines []named
+	for _, l := range []struct {
+		name string
+		raw  json.RawMessage
+		out  *[]named
+	}{{"games", r.Games, &games}, {"images", r.Images, &images}, {"machines", r.Machines, &machines}} {
+		if err := decodeList(l.raw, l.out); err != nil {
+			return nil, fmt.Errorf("%s: %w", l.name, err)
+		}
 	}
 	conv := func(in []named, pick func(named) int64) []NamedID {
 		if len(in) == 0 {
@@ -673,8 +720,42 @@ func decodeImageOptions(body []byte) (*ImageOptions, error) {
 		DiffID:    r.DiffID.V,
 		UpdateID:  r.UpdateID.V,
 		UpdateURL: string(r.UpdateURL),
-		Games:     conv(r.Games, func(n named) int64 { return n.GameID.V }),
-		Images:    conv(r.Images, func(n named) int64 { return n.ImageID.V }),
-		Machines:  conv(r.Machines, func(n named) int64 { return n.MachineID.V }),
+		Games:     conv(games, func(n named) int64 { return n.GameID.V }),
+		Images:    conv(images, func(n named) int64 { return n.ImageID.V }),
+		Machines:  conv(machines, func(n named) int64 { return n.MachineID.V }),
 	}, nil
+}
+
+// decodeList decodes a JSON list into out, also accepting null and an object
+// keyed by index (PHP's spelling of a list whose keys are not sequential),
+// taken in key order.
+func decodeList[T any](raw json.RawMessage, out *[]T) error {
+	raw = bytes.TrimSpace(raw)
+	*out = nil
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if raw[0] != '{' {
+		return json.Unmarshal(raw, out)
+	}
+	var m map[string]T
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(a, b int) bool {
+		ka, ea := strconv.ParseInt(keys[a], 10, 64)
+		kb, eb := strconv.ParseInt(keys[b], 10, 64)
+		if ea == nil && eb == nil {
+			return ka < kb
+		}
+		return keys[a] < keys[b]
+	})
+	for _, k := range keys {
+		*out = append(*out, m[k])
+	}
+	return nil
 }

@@ -166,7 +166,12 @@ func TestCheckEnvelope(t *testing.T) {
 		{"array", `[]`, false, false, false},
 		{"garbage", `<html>`, false, false, false},
 		{"empty", ``, false, false, false},
-		{"odd error type", `{"error":{"x":1}}`, false, false, false},
+		// One field of an odd type must not hide the others.
+		{"error object", `{"error":{"x":1}}`, true, false, true},
+		{"error empty object", `{"error":{},"diffid":1}`, false, false, true},
+		{"odd message type", `{"error":true,"error_message":{"text":"image locked by diffid: 9"}}`, true, false, true},
+		{"odd success type", `{"success":{"a":1},"error":true,"error_message":"image locked by diffid: 9"}`, true, true, true},
+		{"message in messages", `{"success":false,"error":true,"error_code":1,"error_message":"","messages":["image locked by updateid: 4"]}`, true, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,5 +327,46 @@ func TestSamplesDecode(t *testing.T) {
 		if err := check(body); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestDecodeListShapes: the lists of image/options and imageinstall/status
+// come as JSON arrays, but PHP writes a list whose keys are not sequential
+// as an object keyed by index; both, and null, must decode, in index order.
+func TestDecodeListShapes(t *testing.T) {
+	tests := []struct {
+		name     string
+		body     string
+		wantIDs  []int64
+		wantFail bool
+	}{
+		{"array", `{"games":[{"gameid":1,"name":"a"},{"gameid":2,"name":"b"}]}`, []int64{1, 2}, false},
+		{"object by index", `{"games":{"10":{"gameid":3,"name":"c"},"2":{"gameid":1,"name":"a"},"3":{"gameid":2,"name":"b"}}}`, []int64{1, 2, 3}, false},
+		{"null", `{"games":null}`, nil, false},
+		{"absent", `{}`, nil, false},
+		{"empty object", `{"games":{}}`, nil, false},
+		{"a number", `{"games":7}`, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := decodeImageOptions([]byte(tt.body))
+			if (err != nil) != tt.wantFail {
+				t.Fatalf("err = %v, want failure %v", err, tt.wantFail)
+			}
+			if err != nil {
+				return
+			}
+			var ids []int64
+			for _, g := range o.Games {
+				ids = append(ids, g.ID)
+			}
+			if !reflect.DeepEqual(ids, tt.wantIDs) {
+				t.Fatalf("games = %v, want %v", ids, tt.wantIDs)
+			}
+		})
+	}
+	ins, err := decodeInstalls([]byte(`{"installs":{"10":{"jobid":3},"9":{"jobid":2}}}`))
+	if err != nil || len(ins) != 2 || ins[0].ID != 2 || ins[1].ID != 3 {
+		t.Fatalf("installs by index: %+v %v", ins, err)
 	}
 }

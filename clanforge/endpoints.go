@@ -122,7 +122,8 @@ func unsettled(ou *OutcomeUnknownError, why error) error {
 	return &OutcomeUnknownError{Endpoint: ou.Endpoint, Cause: fmt.Errorf("%w; settling it failed: %v", ou.Cause, why)}
 }
 
-// CreateUpdate calls imageupdate/create. url may be empty when the image has a
+// CreateUpdate calls imageupdate/create. desc is required (API §4.1); a blank
+// one is refused before anything is sent. url may be empty when the image has a
 // default update URL; credentials inside it must already be URL-encoded (the
 // query encoding the client adds is the second encoding the docs ask for,
 // API §4.1.1). A lost answer is settled from image/options: a new updateid
@@ -133,14 +134,16 @@ func unsettled(ou *OutcomeUnknownError, why error) error {
 // and released the lock, or no lock appeared) is an *OutcomeUnknownError; the
 // call is never sent twice.
 func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, desc, url string) (*Job, error) {
+	if strings.TrimSpace(strings.Trim(desc, `"`)) == "" {
+		// desc is a required parameter (API §4.1): refuse here, before
+		// anything is sent, rather than let the server refuse the call.
+		return nil, fmt.Errorf("clanforge: imageupdate/create of image %d: the description (desc) is required and must not be blank", imageID)
+	}
 	beforeKind, beforeID, err := c.LockHolder(ctx, imageID)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imageupdate/create: %w", imageID, err)
 	}
-	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID))
-	if desc != "" {
-		q.Set("desc", desc)
-	}
+	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID), "desc", desc)
 	if url != "" {
 		q.Set("url", url)
 	}
@@ -327,12 +330,20 @@ func decodeDiffImage(b []byte) (int64, error) {
 // (the diff is consumed and the lock released), so it returns an
 // *OutcomeUnknownError and the caller must not resend (API §8).
 //
-// restart is always sent (API §7 #12: the server treats a missing one as 0,
-// but the docs mark it required). full and force are sent as 1/0.
-// install_at=NOW() is sent only with opt.InstallNow; omitted, the install
-// jobs wait in Pending for imageinstall/<id>/queue (API §7 #13).
+// restart is always sent, as 1 or 0 (API §7 #12: the docs mark it required).
+// full and force are optional and sent only as full=1 and force=1: their
+// page documents the value 1 and absence (API §4.8), so a strict server has
+// nothing to object to. install_at=NOW() is sent only with opt.InstallNow;
+// omitted, the install jobs wait in Pending for imageinstall/<id>/queue
+// (API §7 #13).
 func (c *Client) CreateVersion(ctx context.Context, diffID int64, opt VersionOptions) (*Job, error) {
-	q := urlValues("diffid", itoa(diffID), "restart", bit(opt.Restart), "full", bit(opt.Full), "force", bit(opt.Force))
+	q := urlValues("diffid", itoa(diffID), "restart", bit(opt.Restart))
+	if opt.Full {
+		q.Set("full", "1")
+	}
+	if opt.Force {
+		q.Set("force", "1")
+	}
 	if opt.GameBuild != "" {
 		q.Set("game_build", opt.GameBuild)
 	}
@@ -423,8 +434,9 @@ func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) 
 }
 
 // ImageStatus reads the v2 rollout counters of an image. The ASID is a path
-// segment here (API §4.12); it also rides in the query like on every call,
-// which is harmless (API §7 #21). detail is spelled true/false.
+// segment here (API §4.12) and, unlike on the v1 calls, it is not sent in the
+// query: the page's table does not list it there (see NewRequest). detail is
+// spelled true/false.
 func (c *Client) ImageStatus(ctx context.Context, imageID int64, detail bool) (*ImageStatus, error) {
 	q := urlValues("detail", strconv.FormatBool(detail))
 	return read(ctx, c, pathImageStatus(c.cfg.ASID, imageID), q, decodeImageStatus)
@@ -448,8 +460,12 @@ func (c *Client) ImageOptions(ctx context.Context, imageID int64) (*ImageOptions
 // the client asks image/options without filters for the account's games:
 // with one game that is the answer; with several, the game whose image list
 // (asked with gameid and imageid together) names the image. The answer is
-// cached for the client's life. Config.GameID skips the discovery; a
-// server that lists no games gets imageid alone.
+// cached for the client's life. Config.GameID skips the discovery.
+//
+// A server that lists no games at all gets imageid alone: no server
+// faithful to the docs answers that way (every image belongs to a game, and
+// games is not optional), so only a lenient stand-in sees it, and imageid is
+// what the lock lookup needs.
 func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	if c.cfg.GameID != 0 {
 		return c.cfg.GameID, nil
@@ -470,12 +486,16 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	case 1:
 		g = all.Games[0].ID
 	default:
+		var lastErr error
 		for _, game := range all.Games {
 			o, err := read(ctx, c, pathImageOptions, urlValues("gameid", itoa(game.ID), "imageid", itoa(imageID)), decodeImageOptions)
 			if err != nil {
 				if errors.Is(err, ErrAuth) || ctx.Err() != nil {
 					return 0, err
 				}
+				// Asked with another game's id, a strict server may
+				// refuse rather than list that game's images.
+				lastErr = err
 				continue
 			}
 			for _, img := range o.Images {
@@ -488,8 +508,11 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 			}
 		}
 		if g == 0 {
-			return 0, &APIError{Endpoint: pathImageOptions, HTTPStatus: 404, Code: 0,
-				Message: fmt.Sprintf("image %d belongs to none of the account's %d games", imageID, len(all.Games))}
+			msg := fmt.Sprintf("image %d belongs to none of the account's %d games", imageID, len(all.Games))
+			if lastErr != nil {
+				msg += fmt.Sprintf(" (the last game's read failed: %v)", lastErr)
+			}
+			return 0, &APIError{Endpoint: c.endpoint(pathImageOptions), HTTPStatus: 404, Code: 0, Message: msg}
 		}
 	}
 	c.mu.Lock()

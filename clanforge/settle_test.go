@@ -133,7 +133,7 @@ func TestLockedCreateIsRefusal(t *testing.T) {
 		"/cfp/v1/image/options":      st.options,
 		"/cfp/v1/imageupdate/create": respond(200, sample(t, "error_locked.json")),
 	})
-	_, err := f.client(t, nil).CreateUpdate(ctx(t), 1, 2, "", "")
+	_, err := f.client(t, nil).CreateUpdate(ctx(t), 1, 2, "d", "")
 	var le *clanforge.LockedError
 	if !errors.As(err, &le) || le.HolderKind != "diff" || le.HolderID != 218595 {
 		t.Fatalf("err = %v", err)

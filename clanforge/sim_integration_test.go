@@ -45,6 +45,7 @@ type simEnv struct {
 	srv   *sim.Server
 	clock *sim.FakeClock
 	c     *clanforge.Client
+	url   string // the simulator's base URL
 }
 
 func newSim(t *testing.T, scn sim.Scenario) *simEnv {
@@ -66,7 +67,7 @@ func newSim(t *testing.T, scn sim.Scenario) *simEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &simEnv{srv: srv, clock: clock, c: c}
+	return &simEnv{srv: srv, clock: clock, c: c, url: base}
 }
 
 // poll reads a job until it is terminal, advancing the simulated clock by

@@ -82,10 +82,10 @@ import (
 //	    modified: [GameServer.x86_64] # paths the build changes
 //	    removed: [Data/old.pak]       # paths the build removes
 //
-// A build with no matching entry changes a few files derived from a hash of
-// the image, url and desc (always at least one modified file), so repeating
-// the same build yields a diff with no changes. An entry with empty lists is a
-// build that changes nothing.
+// A build with no matching entry changes a few files of the image's latest
+// version, picked from a hash of the image, url and desc (always at least one
+// modified file), so even a repeated build has changes. An entry with empty
+// lists is a build that changes nothing.
 type Scenario struct {
 	Seed                  int64     `yaml:"seed"`
 	Speed                 float64   `yaml:"speed"`
