@@ -74,6 +74,22 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
+// shortErr shortens an error to w cells for a one-line cell. Errors read
+// "context: context: cause" and the cause is what someone paged at night
+// needs, so when the whole text does not fit, the cause after the last ": "
+// comes first and the context follows as far as it fits:
+// "disk full on /home/cf — install job 661206 on machine 812347 fo…".
+func shortErr(s string, w int) string {
+	s = oneLine(s)
+	if lenCells(s) <= w {
+		return s
+	}
+	if i := strings.LastIndex(s, ": "); i > 0 && i+2 < len(s) {
+		s = s[i+2:] + " — " + s[:i]
+	}
+	return clip(s, w)
+}
+
 // padRight fills a rendered line up to w cells so that styled backgrounds and
 // overlays line up.
 func padRight(s string, w int) string {

@@ -285,7 +285,7 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 		case engine.Skipped:
 			tail = st.Skipped.Render("skipped")
 			if r.lastErr != "" {
-				tail += st.Faint.Render(" — " + oneLine(r.lastErr))
+				tail += st.Faint.Render(" — " + shortErr(r.lastErr, restW-lenCells("skipped — ")))
 			}
 		default:
 			took := ""
@@ -344,7 +344,7 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 	indent := "      └ "
 	var second string
 	if r.lastErr != "" {
-		second = st.Err.Render(oneLine(r.lastErr))
+		second = st.Err.Render(shortErr(r.lastErr, w-lenCells(indent)))
 	} else {
 		parts := make([]string, 0, 3)
 		if cur.hasJob && cur.job.ID != 0 {

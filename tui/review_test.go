@@ -143,3 +143,35 @@ func TestWidthFollowsTheTerminal(t *testing.T) {
 		t.Fatalf("Width = %d after a 132-column resize", got)
 	}
 }
+
+func TestShortErrPutsTheCauseFirst(t *testing.T) {
+	tests := []struct {
+		in   string
+		w    int
+		want string
+	}{
+		{"disk full", 40, "disk full"},
+		{"install job 661206 on machine 812347 failed: disk full on /home/cf", 80,
+			"install job 661206 on machine 812347 failed: disk full on /home/cf"},
+		{"install job 661206 on machine 812347 for version 48802 failed: disk full on /home/cf", 50,
+			"disk full on /home/cf — install job 661206 on mac…"},
+		{"dependency small-change@buildbox-1/game failed and more words", 20, "dependency small-ch…"},
+		{"line one: cause\nline two", 12, "cause … — l…"},
+	}
+	for _, tt := range tests {
+		if got := shortErr(tt.in, tt.w); got != tt.want || lenCells(got) > tt.w {
+			t.Errorf("shortErr(%q, %d) = %q, want %q", tt.in, tt.w, got, tt.want)
+		}
+	}
+}
+
+func TestRowErrorShowsTheCauseAt80Columns(t *testing.T) {
+	h := newHarness(t, 80, 24, false)
+	h.running(6)
+	h.fail(2, "install job 661206 on machine 812347 for version 48802 failed: disk full on /home/cf")
+	h.tick(time.Second)
+	if f := h.frame(); !strings.Contains(f, "└ disk full on /home/cf — install job") {
+		t.Fatalf("the cause of the failure is cut off:\n%s", f)
+	}
+	h.checkFrame()
+}

@@ -168,7 +168,7 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		text := fmt.Sprintf("  %s %s %s %s %s", g, fit(machineName(t.Machine), mw), fit(t.Image, iw),
 			fit(outcomeWord(string(t.Outcome)), 9), fit(durOrDash(t.Elapsed), 7))
 		if t.Err != "" {
-			text += " " + st.Faint.Render(oneLine(t.Err))
+			text += " " + st.Faint.Render(shortErr(t.Err, w-lenCells(text)-1))
 		}
 		line(text)
 	}
