@@ -413,3 +413,62 @@ durations: {startup: 3s, update: 5s, diff: 5s, version: 5s, mirror: 5s, install:
 		t.Fatalf("%d queue calls under install_at now", n)
 	}
 }
+
+func TestInterruptReportsEveryUnfinishedJob(t *testing.T) {
+	// Two regions give the mirror instance two jobs; the interrupt comes
+	// when the first has completed, so the instance's last report is a
+	// finished job while the other still runs. That one must be reported,
+	// with its id and last state.
+	f := newFixture(t, fleetPlan("mirrors", []string{"game"}, 2, 4, "", "", ""), `
+speed: 20
+jitter: 0.9
+seed: 3
+durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install: 5s}
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := &recorder{onJob: func(id string, j engine.JobInfo) {
+		if id == "mirror@game" && j.StateName == "Completed" {
+			cancel()
+		}
+	}}
+	s := f.run(t, ctx, rec)
+	if !s.Interrupted {
+		t.Fatalf("not interrupted: %+v", s)
+	}
+	// The simulator knows which mirror jobs had not ended at the end.
+	ended := map[int64]bool{}
+	var mirrors []int64
+	for _, e := range f.sim.Timeline() {
+		if e.Kind != sim.KindMirror {
+			continue
+		}
+		switch e.Event {
+		case "created":
+			mirrors = append(mirrors, e.JobID)
+		case "completed", "failed":
+			ended[e.JobID] = true
+		}
+	}
+	var running []int64
+	for _, id := range mirrors {
+		if !ended[id] {
+			running = append(running, id)
+		}
+	}
+	if len(mirrors) != 2 || len(running) != 1 {
+		t.Skipf("the jitter did not leave exactly one of %d mirror jobs running (%v); the case is not covered", len(mirrors), running)
+	}
+	var got []int64
+	for _, u := range s.Unfinished {
+		if u.Instance == "mirror@game" {
+			got = append(got, u.Job.ID)
+			if u.Job.StateName == "" || u.Job.StateName == "Completed" {
+				t.Errorf("unfinished job with state %q", u.Job.StateName)
+			}
+		}
+	}
+	if len(got) != 1 || got[0] != running[0] {
+		t.Fatalf("unfinished mirror jobs reported %v, want the running %v", got, running)
+	}
+}

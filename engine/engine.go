@@ -118,8 +118,13 @@ type Engine struct {
 	slots       int // of those, the ones holding a concurrency slot
 	ctx         context.Context
 
-	mu       sync.Mutex // guards lastJob
-	lastJob  map[string]JobInfo
+	mu      sync.Mutex // guards lastJob and jobs
+	lastJob map[string]JobInfo
+	// jobs keeps the last state of every job of every instance: an
+	// install instance drives several (a mirror job per location), and an
+	// interrupt must report each one still running, not only the last
+	// one reported.
+	jobs     map[string]map[int64]JobInfo
 	failures []Failure
 }
 
@@ -155,6 +160,7 @@ func (e *Engine) build() {
 	e.imageBusy = map[string]bool{}
 	e.stepFailed = map[string]int{}
 	e.lastJob = map[string]JobInfo{}
+	e.jobs = map[string]map[int64]JobInfo{}
 	add := func(in *plan.Instance, st status) *node {
 		n := &node{inst: in, index: len(e.nodes), status: st}
 		e.nodes = append(e.nodes, n)
@@ -444,12 +450,7 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 		g.Go(func() error {
 			e.obs.InstanceStarted(n.inst.ID, started)
 			out, err := e.runOne(ctx, n, in)
-			e.mu.Lock()
-			var job *JobInfo
-			if j, ok := e.lastJob[n.inst.ID]; ok {
-				job = &j
-			}
-			e.mu.Unlock()
+			job := e.instanceJob(n.inst.ID, out)
 			e.doneCh <- completion{n: n, out: out, err: err, job: job, at: e.now()}
 			// Failures are outcomes, not errors: returning one would
 			// mean a fault of the engine.
@@ -479,6 +480,12 @@ func (e *Engine) runOne(ctx context.Context, n *node, in steps.Inputs) (*plan.Ou
 		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: int(u.Job.State), StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.Job.ETA, Error: u.Job.Error}
 		e.mu.Lock()
 		e.lastJob[n.inst.ID] = ji
+		if ji.ID != 0 {
+			if e.jobs[n.inst.ID] == nil {
+				e.jobs[n.inst.ID] = map[int64]JobInfo{}
+			}
+			e.jobs[n.inst.ID][ji.ID] = ji
+		}
 		e.mu.Unlock()
 		e.obs.JobProgress(n.inst.ID, ji)
 	})
@@ -486,6 +493,42 @@ func (e *Engine) runOne(ctx context.Context, n *node, in steps.Inputs) (*plan.Ou
 		err = fmt.Errorf("timed out after %s: %w", st.Timeout, err)
 	}
 	return out, err
+}
+
+// instanceJob is the job an instance's result names: the one its output
+// names when it names one (an install's least advanced job still listed),
+// else the last one it reported.
+func (e *Engine) instanceJob(id string, out *plan.Output) *JobInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if out != nil && out.Job.ID != 0 {
+		if j, ok := e.jobs[id][out.Job.ID]; ok {
+			return &j
+		}
+	}
+	if j, ok := e.lastJob[id]; ok {
+		return &j
+	}
+	return nil
+}
+
+// unfinishedJobs lists the jobs of an instance that had not ended when it
+// stopped, by id.
+func (e *Engine) unfinishedJobs(n *node) []UnfinishedJob {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []UnfinishedJob
+	for _, j := range e.jobs[n.inst.ID] {
+		if !terminal(j.State) {
+			out = append(out, UnfinishedJob{Instance: n.inst.ID, Job: j})
+		}
+	}
+	if len(out) == 0 && n.result.Job != nil && n.result.Job.ID == 0 && !terminal(n.result.Job.State) {
+		// A job known only by its state (no id yet) is still worth naming.
+		out = append(out, UnfinishedJob{Instance: n.inst.ID, Job: *n.result.Job})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Job.ID < out[b].Job.ID })
+	return out
 }
 
 func (e *Engine) removeReady(i int) {
@@ -757,8 +800,8 @@ func (e *Engine) summary() *Summary {
 			continue
 		}
 		s.Counts[n.result.Outcome]++
-		if n.result.Outcome == Cancelled && n.result.Job != nil && !terminal(n.result.Job.State) {
-			s.Unfinished = append(s.Unfinished, UnfinishedJob{Instance: n.inst.ID, Job: *n.result.Job})
+		if n.result.Outcome == Cancelled {
+			s.Unfinished = append(s.Unfinished, e.unfinishedJobs(n)...)
 		}
 		key := machineName(n.inst) + "/" + n.inst.Image.Name
 		a := targets[key]
