@@ -213,8 +213,11 @@ func (l *listModel) View(s *state, st, bare Styles, w, h int) []string {
 	switch {
 	case !s.haveRun:
 		lines = append(lines, st.Faint.Render(fit("  waiting for the engine to start the run…", w)))
+	case len(l.vis) == 0 && l.builtFail && l.builtFilter == "":
+		// Say it plainly: an empty screen at 3 a.m. reads as "broken".
+		lines = append(lines, st.Faint.Render(fit("  no failed target so far — f shows every target again", w)))
 	case len(l.vis) == 0:
-		lines = append(lines, st.Faint.Render(fit("  no target matches", w)))
+		lines = append(lines, st.Faint.Render(fit("  no target matches — esc clears the filter", w)))
 	}
 	c := layout(w)
 	for i := l.offset; i < len(l.vis) && len(lines) < h; i++ {

@@ -175,3 +175,34 @@ func TestRowErrorShowsTheCauseAt80Columns(t *testing.T) {
 	}
 	h.checkFrame()
 }
+
+func TestWavesListedInPlanOrder(t *testing.T) {
+	h := newHarness(t, 120, 40, false)
+	info := fixture(2)
+	for _, in := range fixture(2).Instances {
+		in.Image = "game-c"
+		in.ID += "-c"
+		info.Instances = append(info.Instances, in)
+	}
+	h.ui.RunStarted(info)
+	h.ui.WaveStarted("install", "game-c", 0, 3, nil)
+	h.ui.WaveStarted("install", "game-b", 1, 3, nil)
+	h.flush()
+	if f := h.frame(); !strings.Contains(f, "waves install/game-b 2/3 · install/game-c 1/3") {
+		t.Fatalf("waves not in plan order:\n%s", f)
+	}
+}
+
+func TestEmptyListSaysWhy(t *testing.T) {
+	h := newHarness(t, 80, 24, false)
+	h.running(4)
+	h.press("f")
+	if f := h.frame(); !strings.Contains(f, "no failed target so far") {
+		t.Fatalf("failures only with no failure:\n%s", f)
+	}
+	h.press("f", "/")
+	h.typeText("nosuchmachine")
+	if f := h.frame(); !strings.Contains(f, "no target matches — esc clears the filter") {
+		t.Fatalf("a filter matching nothing:\n%s", f)
+	}
+}

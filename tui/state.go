@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,9 +110,12 @@ type state struct {
 	reqSamples  []reqSample
 	reqRate     float64
 	stepDur     map[string]durStat
-	eta         time.Duration
-	etaKnown    bool
-	now         time.Time
+	// planOrd is the first appearance of each image, and of each step
+	// (keyed "\x00"+step), in RunInfo.Instances: plan order.
+	planOrd  map[string]int
+	eta      time.Duration
+	etaKnown bool
+	now      time.Time
 
 	touched    []int32
 	touchedGen []uint32
@@ -136,6 +141,14 @@ func (s *state) reset(info engine.RunInfo) {
 		byID: make(map[string]int32, len(info.Instances)), stepDur: map[string]durStat{}}
 	s.insts = make([]instance, len(info.Instances))
 	rowByKey := make(map[string]int32, info.Targets+8)
+	s.planOrd = map[string]int{}
+	for _, in := range info.Instances {
+		for _, k := range []string{in.Image, "\x00" + in.Step} {
+			if _, ok := s.planOrd[k]; !ok {
+				s.planOrd[k] = len(s.planOrd)
+			}
+		}
+	}
 	for i, in := range info.Instances {
 		key := in.Machine + "\x00" + in.Image
 		r, ok := rowByKey[key]
@@ -261,6 +274,12 @@ func (s *state) applyEvent(e *event) {
 			}
 		}
 		s.waves = append(s.waves, waveState{step: e.id, image: e.image, wave: e.wave, waves: e.waves})
+		// Images start their waves in any order; the header lists them in
+		// plan order so that a glance finds the same image at the same place.
+		slices.SortStableFunc(s.waves, func(a, b waveState) int {
+			return cmp.Or(cmp.Compare(s.planOrd[a.image], s.planOrd[b.image]),
+				cmp.Compare(s.planOrd["\x00"+a.step], s.planOrd["\x00"+b.step]))
+		})
 	case evInstanceStarted:
 		i, ok := s.byID[e.id]
 		if !ok {
