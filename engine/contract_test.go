@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/engine"
@@ -261,7 +262,15 @@ failures:
 			src := fleetPlan("budget", []string{"game"}, 4, 4, "    waves: [\"50%\", \"100%\"]\n    max_failures: "+tc.budget+"\n", "", rejectOnFailure)
 			f := newFixture(t, src, scenario)
 			obs := &outcomes{}
-			s := f.run(t, context.Background(), obs)
+			rec := &recorder{}
+			s := f.run(t, context.Background(), multi{obs, rec})
+			wantWaves := "install/game/0:2"
+			if !tc.aborted {
+				wantWaves += " install/game/1:2"
+			}
+			if got := strings.Join(rec.waves, " "); got != wantWaves {
+				t.Errorf("waves announced: %q, want %q", got, wantWaves)
+			}
 			if s.Aborted != tc.aborted {
 				t.Fatalf("aborted = %v, want %v (%s)", s.Aborted, tc.aborted, s.AbortReason)
 			}
@@ -470,5 +479,49 @@ durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install
 	}
 	if len(got) != 1 || got[0] != running[0] {
 		t.Fatalf("unfinished mirror jobs reported %v, want the running %v", got, running)
+	}
+}
+
+// multi sends every event to each of its observers.
+type multi []engine.Observer
+
+func (m multi) RunStarted(i engine.RunInfo) {
+	for _, o := range m {
+		o.RunStarted(i)
+	}
+}
+func (m multi) WaveStarted(step, image string, wave, waves int, ids []string) {
+	for _, o := range m {
+		o.WaveStarted(step, image, wave, waves, ids)
+	}
+}
+func (m multi) InstanceStarted(id string, at time.Time) {
+	for _, o := range m {
+		o.InstanceStarted(id, at)
+	}
+}
+func (m multi) JobProgress(id string, j engine.JobInfo) {
+	for _, o := range m {
+		o.JobProgress(id, j)
+	}
+}
+func (m multi) InstanceFinished(id string, r engine.Result) {
+	for _, o := range m {
+		o.InstanceFinished(id, r)
+	}
+}
+func (m multi) Aborting(reason string) {
+	for _, o := range m {
+		o.Aborting(reason)
+	}
+}
+func (m multi) RequestCount(n int64) {
+	for _, o := range m {
+		o.RequestCount(n)
+	}
+}
+func (m multi) RunFinished(s engine.Summary) {
+	for _, o := range m {
+		o.RunFinished(s)
 	}
 }

@@ -681,6 +681,11 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 // still have instances, releasing the ones parked there. Empty waves are
 // stepped over; the first wave that cannot open yet stops the walk.
 func (e *Engine) openWavesAfter(k waveKey) {
+	if e.aborted || e.interrupted {
+		// Nothing of a later wave will start: announcing it would tell
+		// people it did.
+		return
+	}
 	last := e.wavesOf(k.step)
 	for w := k.wave + 1; w < last; w++ {
 		next := waveKey{k.step, k.image, w}
