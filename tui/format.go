@@ -76,16 +76,22 @@ func oneLine(s string) string {
 
 // shortErr shortens an error to w cells for a one-line cell. Errors read
 // "context: context: cause" and the cause is what someone paged at night
-// needs, so when the whole text does not fit, the cause after the last ": "
-// comes first and the context follows as far as it fits:
-// "disk full on /home/cf — install job 661206 on machine 812347 fo…".
+// needs, so when the whole text does not fit, the context is shortened
+// first and the cause after the last ": " is kept whole:
+// "install job 661206 on mach…: disk full on /home/cf". Only when the cause
+// alone leaves no room for a readable context does it come first.
 func shortErr(s string, w int) string {
+	const minContext = 8
 	s = oneLine(s)
 	if lenCells(s) <= w {
 		return s
 	}
 	if i := strings.LastIndex(s, ": "); i > 0 && i+2 < len(s) {
-		s = s[i+2:] + " — " + s[:i]
+		ctx, cause := s[:i], s[i+2:]
+		if room := w - lenCells(cause) - 2; room >= minContext {
+			return clip(ctx, room) + ": " + cause
+		}
+		s = cause + " — " + ctx
 	}
 	return clip(s, w)
 }

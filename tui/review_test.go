@@ -154,7 +154,9 @@ func TestShortErrPutsTheCauseFirst(t *testing.T) {
 		{"install job 661206 on machine 812347 failed: disk full on /home/cf", 80,
 			"install job 661206 on machine 812347 failed: disk full on /home/cf"},
 		{"install job 661206 on machine 812347 for version 48802 failed: disk full on /home/cf", 50,
-			"disk full on /home/cf — install job 661206 on mac…"},
+			"install job 661206 on mach…: disk full on /home/cf"},
+		// The cause alone nearly fills the cell: it comes first.
+		{"install job 661206 failed: disk full on /home/cf", 24, "disk full on /home/cf —…"},
 		{"dependency small-change@buildbox-1/game failed and more words", 20, "dependency small-ch…"},
 		{"line one: cause\nline two", 12, "cause … — l…"},
 	}
@@ -170,7 +172,7 @@ func TestRowErrorShowsTheCauseAt80Columns(t *testing.T) {
 	h.running(6)
 	h.fail(2, "install job 661206 on machine 812347 for version 48802 failed: disk full on /home/cf")
 	h.tick(time.Second)
-	if f := h.frame(); !strings.Contains(f, "└ disk full on /home/cf — install job") {
+	if f := h.frame(); !strings.Contains(f, ": disk full on /home/cf") {
 		t.Fatalf("the cause of the failure is cut off:\n%s", f)
 	}
 	h.checkFrame()
