@@ -525,3 +525,58 @@ func (m multi) RunFinished(s engine.Summary) {
 		o.RunFinished(s)
 	}
 }
+
+func TestUpdatesOfOneImageSerialized(t *testing.T) {
+	// Two build machines update the same image; an image runs one update
+	// or diff at a time (a running update locks it), while the other image
+	// proceeds in parallel.
+	src := `version: 1
+name: serial
+clanforge: {asid: 1234}
+concurrency: 8
+images:
+  - {name: game-a, id: 5530}
+  - {name: game-b, id: 5531}
+machines:
+  - {name: bb1, id: 770001, labels: {role: build}}
+  - {name: bb2, id: 770002, labels: {role: build}}
+  - {name: m000, id: 800000, labels: {role: fleet}}
+steps:
+  - name: update
+    type: update
+    where: machine.labels.role == "build"
+    desc: "build 1"
+    url: "s3://builds/game/1/"
+  - name: diff
+    type: diff
+    needs: [update]
+    where: machine.name == "bb1"
+`
+	f := newFixture(t, src, fast)
+	s := f.run(t, context.Background(), nil)
+	if len(s.Failures) != 0 {
+		t.Fatalf("failures: %+v", s.Failures)
+	}
+	byImage := map[int64][]interval{}
+	for _, iv := range instanceIntervals(f.sim.Timeline()) {
+		if strings.HasPrefix(iv.name, "update/") || strings.HasPrefix(iv.name, "diff/") {
+			for _, e := range f.sim.Timeline() {
+				if e.Seq == iv.seqS {
+					byImage[e.ImageID] = append(byImage[e.ImageID], iv)
+				}
+			}
+		}
+	}
+	all := append(append([]interval{}, byImage[5530]...), byImage[5531]...)
+	if len(byImage[5530]) != 3 || len(byImage[5531]) != 3 {
+		t.Fatalf("jobs per image: %d and %d, want 3 each (two updates, one diff)", len(byImage[5530]), len(byImage[5531]))
+	}
+	for img, iv := range byImage {
+		if got := maxOverlap(iv); got != 1 {
+			t.Errorf("image %d ran %d updates or diffs at once", img, got)
+		}
+	}
+	if maxOverlap(all) < 2 {
+		t.Errorf("the two images never ran in parallel")
+	}
+}
