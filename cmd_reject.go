@@ -111,14 +111,14 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 			return usageErr("%v", err)
 		}
 	}
+	// The simulator accepts exactly the credentials a client of it would
+	// send: those of the same environment variables.
 	access, secret := a.getenv("CLANFORGE_ACCESS_KEY"), a.getenv("CLANFORGE_SECRET_KEY")
-	credNote := "the credentials in CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY"
 	if access == "" || secret == "" {
-		// Demo credentials for a local simulator only; they are printed
-		// because they guard nothing real.
-		access, secret = "sim", "sim"
-		credNote = "the demo credentials sim:sim (set CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY to choose others)"
+		return usageErr("rollout sim: set CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY to the credentials the simulator should accept\n" +
+			"(any values will do for a local simulator, e.g. export CLANFORGE_ACCESS_KEY=demo CLANFORGE_SECRET_KEY=demo-secret)")
 	}
+	credNote := "the credentials in CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY"
 	inv := sim.InventoryFromPlan(p)
 	if id := a.asid(p); id != 0 {
 		inv.ASID = id
@@ -137,7 +137,7 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 	for _, img := range inv.Images {
 		fmt.Fprintf(a.stdout, "  image %s (id %d)\n", img.Name, img.ID)
 	}
-	fmt.Fprintf(a.stdout, "  %d machines; speed %gx\n  try: curl -u %s:*** 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), access, ln.Addr(), inv.ASID)
+	fmt.Fprintf(a.stdout, "  %d machines; speed %gx\n  try: curl -u \"$CLANFORGE_ACCESS_KEY:$CLANFORGE_SECRET_KEY\" 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), ln.Addr(), inv.ASID)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -184,7 +184,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		if f.stateDir != "" {
 			extra = " --state-dir " + f.stateDir
 		}
-		msg = fmt.Sprintf("interrupted: the journal in %s records every unfinished job; continue with: rollout run %s --resume%s", dir, path, extra)
+		msg = fmt.Sprintf("interrupted: the journal in %s records every unfinished job.\ncontinue with: rollout run %s --resume%s", dir, path, extra)
 	}
 	return &exitError{code: code, msg: msg}
 }
@@ -223,7 +223,7 @@ func (a *app) runWithTUI(ctx, runCtx context.Context, cancelRun context.CancelFu
 	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
 		fmt.Fprintf(a.stderr, "live view: %v\n", uiErr)
 	}
-	fmt.Fprint(a.stdout, tui.RenderSummary(*r.sum, 0, a.color(a.stdout)))
+	fmt.Fprint(a.stdout, tui.RenderSummary(*r.sum, ui.Width(), a.color(a.stdout)))
 	return r.sum, nil
 }
 

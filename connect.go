@@ -86,6 +86,10 @@ func (a *app) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*con
 				return nil, usageErr("%v", err)
 			}
 		}
+		// Our own runs meet the simulator in strict mode: it refuses
+		// anything a strict reading of the API reference refuses, so a
+		// client mistake shows up here rather than in production.
+		sc.Strict = true
 		srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: o.speed})
 		if err != nil {
 			return nil, fmt.Errorf("starting the simulator: %w", err)

@@ -160,10 +160,18 @@ func newFixture(t *testing.T, src, scenario string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Strict: the simulator refuses anything a strict reading of the API
+	// reference refuses, so the client is held to the documented API.
+	sc.Strict = true
 	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: testAccess, SecretKey: testSecret, Scenario: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		for _, r := range srv.StrictRefusals() {
+			t.Errorf("strict refusal of %s: %s", r.Path, r.Strict)
+		}
+	})
 	k := &killer{sim: srv}
 	hs := httptest.NewServer(k)
 	t.Cleanup(hs.Close)

@@ -79,10 +79,18 @@ func newSimRig(t *testing.T, src string, sc sim.Scenario) *simRig {
 	if sc.Speed == 0 {
 		sc.Speed = 400
 	}
+	// Strict: the simulator refuses anything a strict reading of the API
+	// reference refuses, so the client is held to the documented API.
+	sc.Strict = true
 	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: "AKIDSIM", SecretKey: "SECRETSIM", Scenario: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		for _, r := range srv.StrictRefusals() {
+			t.Errorf("strict refusal of %s: %s", r.Path, r.Strict)
+		}
+	})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	c, err := clanforge.New(clanforge.Config{BaseURL: hs.URL, ASID: 1234, AccessKey: "AKIDSIM", SecretKey: "SECRETSIM",

@@ -49,10 +49,18 @@ machines:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Strict: the simulator refuses anything a strict reading of the API
+	// reference refuses, so the client is held to the documented API.
+	sc.Strict = true
 	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: "a", SecretKey: "s", Scenario: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		for _, r := range srv.StrictRefusals() {
+			t.Errorf("strict refusal of %s: %s", r.Path, r.Strict)
+		}
+	})
 	base, err := srv.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
