@@ -192,6 +192,12 @@ func TestBrokenPlans(t *testing.T) {
 		{"retries on a gate", func(t *testing.T) string {
 			return edit(t, "    needs: [diff]\n", "    needs: [diff]\n    retries: 2\n")
 		}, Options{}, []want{{"19:14", "retries applies only to update and diff steps, not to a gate step", ""}}},
+		{"disable_timeout without disable_percentage", func(t *testing.T) string {
+			return edit(t, "    needs: [gate]\n", "    needs: [gate]\n    disable_timeout: 30\n")
+		}, Options{}, []want{{"23:22", "disable_timeout needs disable_percentage", "add disable_percentage"}}},
+		{"disable_percentage without disable_timeout", func(t *testing.T) string {
+			return edit(t, "    needs: [gate]\n", "    needs: [gate]\n    disable_percentage: 90\n")
+		}, Options{}, []want{{"23:25", "disable_percentage needs disable_timeout (minutes)", "add disable_timeout"}}},
 		{"bad timeout", func(t *testing.T) string {
 			return edit(t, "    desc: d\n", "    desc: d\n    timeout: 10 minutes\n")
 		}, Options{}, []want{{"12:14", "timeout must be a Go duration", ""}}},

@@ -407,7 +407,7 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 	}
 	if rs.DisableTimeout.Set {
 		if rs.DisableTimeout.V < 0 || rs.DisableTimeout.V > math.MaxInt32 {
-			l.errNode(rs.DisableTimeout.node, "", "disable_timeout must be a non-negative number of seconds")
+			l.errNode(rs.DisableTimeout.node, "", "disable_timeout must be a non-negative number of minutes")
 		} else {
 			s.DisableTimeout = int(rs.DisableTimeout.V)
 		}
@@ -418,6 +418,15 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 		} else {
 			s.DisablePercentage = rs.DisablePercentage.V
 		}
+	}
+	// The API uses the two together (disable slow machines once this share
+	// installed, after this many minutes): one alone means nothing, and a
+	// strict server refuses it.
+	switch {
+	case rs.DisableTimeout.Set && !rs.DisablePercentage.Set:
+		l.errNode(rs.DisableTimeout.node, "add disable_percentage", "disable_timeout needs disable_percentage: Clanforge disables slow machines only once that share of machines has installed")
+	case rs.DisablePercentage.Set && !rs.DisableTimeout.Set:
+		l.errNode(rs.DisablePercentage.node, "add disable_timeout", "disable_percentage needs disable_timeout (minutes): Clanforge disables slow machines only after that long")
 	}
 	s.Mirroring = rs.Mirroring.V
 	s.Reinstall = rs.Reinstall.V

@@ -74,7 +74,7 @@ func Describe(inst *plan.Instance, asid int64) []Call {
 		diffid := placeholder("diffid", inst.Diff)
 		full := boolParam(s.Full == plan.FullTrue)
 		if s.Full == plan.FullAuto {
-			full = "<1 if " + instName(inst.Diff) + " has no changes, else 0>"
+			full = "<1 if " + instName(inst.Diff) + " has no changes, else not sent>"
 		}
 		note := "turns the diff into a version (the diff's lock is released)"
 		if s.InstallAt == plan.InstallNow {

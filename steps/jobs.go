@@ -211,12 +211,18 @@ func (r *runner) versionOptions(diff *plan.Output) clanforge.VersionOptions {
 // versionParams are the create call's query parameters for the journal and
 // the preview, with display values.
 func versionParams(asid int64, diffid string, s *plan.Step, full string) map[string]string {
+	// full and force are sent only as 1, as the client does: the API
+	// describes no other value for them.
 	p := map[string]string{
 		"accountserviceid": itoa(asid),
 		"diffid":           diffid,
 		"restart":          boolParam(s.Restart),
-		"full":             full,
-		"force":            boolParam(s.Force),
+	}
+	if full != "0" {
+		p["full"] = full
+	}
+	if s.Force {
+		p["force"] = "1"
 	}
 	if s.GameBuild.Resolved != "" || s.GameBuild.Display != "" {
 		p["game_build"] = maskURL(s.GameBuild.Display)

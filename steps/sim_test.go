@@ -322,7 +322,7 @@ func TestDescribe(t *testing.T) {
 		t.Errorf("gate note %q", gate[0].Note)
 	}
 	v := Describe(byID["version@game-b"], 1234)[0].Params
-	if v["full"] != "<1 if diff@buildbox-1/game-b has no changes, else 0>" || v["game_build"] != "1.4.2" || v["install_at"] != "" {
+	if v["full"] != "<1 if diff@buildbox-1/game-b has no changes, else not sent>" || v["game_build"] != "1.4.2" || v["install_at"] != "" || v["force"] != "" {
 		t.Errorf("version params %v", v)
 	}
 	for _, fi := range p.FailureInstances {
