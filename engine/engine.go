@@ -590,6 +590,14 @@ func detail(in *plan.Instance, out *plan.Output) string {
 			return fmt.Sprintf("install job %d", out.JobIDs[0])
 		}
 		return fmt.Sprintf("%d install jobs", len(out.JobIDs))
+	case plan.TypeReject:
+		switch {
+		case out.DiffID == 0:
+			return "nothing to reject: no diff of this run was still open"
+		case out.Job.ID != 0:
+			return fmt.Sprintf("rejected diff %d; reinstall job %d started", out.DiffID, out.Job.ID)
+		}
+		return fmt.Sprintf("rejected diff %d", out.DiffID)
 	}
 	if out.Job.ID != 0 {
 		return fmt.Sprintf("job %d", out.Job.ID)
@@ -805,6 +813,10 @@ func (e *Engine) summary() *Summary {
 			continue
 		}
 		s.Counts[n.result.Outcome]++
+		if n.inst.Step.OnFailure {
+			s.OnFailure = append(s.OnFailure, OnFailureRun{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name,
+				Outcome: n.result.Outcome, Err: n.result.Err, Detail: n.result.Detail})
+		}
 		if n.result.Outcome == Cancelled {
 			s.Unfinished = append(s.Unfinished, e.unfinishedJobs(n)...)
 		}

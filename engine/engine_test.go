@@ -432,6 +432,14 @@ func TestFailedGateRejectsWithReinstall(t *testing.T) {
 	if len(rejected) != 1 || !strings.Contains(rejected[0].Detail, "reinstall") {
 		t.Fatalf("rejected events = %+v, want one with a reinstall", rejected)
 	}
+	// The summary says what on_failure cleaned up.
+	var ran []string
+	for _, o := range s.OnFailure {
+		ran = append(ran, o.Instance+": "+o.Detail)
+	}
+	if len(ran) != 1 || !strings.Contains(ran[0], fmt.Sprintf("rejected diff %d; reinstall job", rejected[0].JobID)) {
+		t.Fatalf("summary on_failure runs = %q", ran)
+	}
 }
 
 func TestInterruptLeavesNothingRunning(t *testing.T) {

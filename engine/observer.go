@@ -77,6 +77,20 @@ type Summary struct {
 	Unfinished []UnfinishedJob
 	Requests   int64
 	Targets    []TargetSummary
+	// OnFailure lists the on_failure instances that ran (a reject of an
+	// open diff, with or without reinstall), so that a person can tell
+	// what the rollout cleaned up.
+	OnFailure []OnFailureRun
+}
+
+// OnFailureRun is one on_failure instance that ran.
+type OnFailureRun struct {
+	Instance string
+	Machine  string
+	Image    string
+	Outcome  Outcome
+	Err      string
+	Detail   string
 }
 
 // Failure is one root-cause failure.

@@ -268,6 +268,16 @@ func (p *Plain) RunFinished(s engine.Summary) {
 			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(mask(f.Err)))
 		}
 	}
+	if len(s.OnFailure) > 0 {
+		b.WriteString("\nOn failure:\n")
+		for _, o := range s.OnFailure {
+			what := o.Detail
+			if o.Outcome != engine.Succeeded {
+				what = string(o.Outcome) + ": " + orUnknown(mask(o.Err))
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", o.Instance, what)
+		}
+	}
 	if len(s.Unfinished) > 0 {
 		b.WriteString("\nUnfinished jobs (they may still run on Clanforge):\n")
 		rows := [][]string{{"INSTANCE", "KIND", "JOB", "LAST STATE"}}

@@ -373,11 +373,16 @@ func (r *runner) runReject(ctx context.Context) error {
 		},
 	})
 	if errors.Is(err, errNothingToPoll) {
+		// An earlier run's reject took effect (settled from the lock).
+		r.out.DiffID = diffID
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("imagediff/%d/reject: %w", diffID, err)
 	}
+	// The output names the diff it rejected, so that the summary can say
+	// what the rollout cleaned up.
+	r.out.DiffID = diffID
 	if res != nil && res.Uninstall != nil {
 		r.report(KindUninstall, *res.Uninstall)
 	}

@@ -132,6 +132,14 @@ func TestGoldenSummary(t *testing.T) {
 	}
 	interrupted := testSummary()
 	interrupted.Aborted, interrupted.Interrupted = false, true
+	gate := engine.Summary{Plan: "gate-reject", Started: t0, Finished: t0.Add(5 * time.Second), Requests: 19,
+		Counts:   map[engine.Outcome]int{engine.Succeeded: 3, engine.Failed: 1, engine.Skipped: 4},
+		Failures: []engine.Failure{{Instance: "small-change@buildbox-1/game", Machine: "buildbox-1", Image: "game", Err: `gate "small-change" is false: steps.diff.changed <= vars.max_changed`}},
+		OnFailure: []engine.OnFailureRun{
+			{Instance: "reject@buildbox-1/game", Machine: "buildbox-1", Image: "game", Outcome: engine.Succeeded, Detail: "rejected diff 218591; reinstall job 33101 started"},
+			{Instance: "reject@eu-1/game", Machine: "eu-1", Image: "game", Outcome: engine.Failed, Err: "reading the lock of image 5531: clanforge: connection refused"},
+		},
+		Targets: []engine.TargetSummary{{Machine: "buildbox-1", Image: "game", Outcome: engine.Failed, Err: `gate "small-change" is false`}}}
 	tests := []struct {
 		name  string
 		s     engine.Summary
@@ -143,6 +151,7 @@ func TestGoldenSummary(t *testing.T) {
 		{"interrupted", interrupted, 100, false},
 		{"succeeded", ok, 80, false},
 		{"many_targets", many, 120, false},
+		{"on_failure", gate, 80, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,6 +94,21 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		}
 	}
 
+	if len(s.OnFailure) > 0 {
+		line("")
+		line(st.Title.Render("On failure"))
+		for _, o := range s.OnFailure {
+			g, what := st.Done.Render("✓"), o.Detail
+			if o.Outcome != engine.Succeeded {
+				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+o.Err
+			}
+			line("  " + g + " " + o.Instance)
+			for _, part := range wrapText(what, w-6) {
+				line("      " + st.Faint.Render(part))
+			}
+		}
+	}
+
 	if len(s.Unfinished) > 0 {
 		line("")
 		line(st.Title.Render(fmt.Sprintf("Unfinished remote jobs: %d (they may still run on Clanforge)", len(s.Unfinished))))
