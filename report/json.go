@@ -138,12 +138,21 @@ type (
 		Unfinished  []UnfinishedJSON `json:"unfinished"`
 		Requests    int64            `json:"requests"`
 		Targets     []TargetJSON     `json:"targets"`
+		OnFailure   []OnFailureJSON  `json:"on_failure"`
 	}
 	FailureJSON struct {
 		Instance string `json:"instance"`
 		Machine  string `json:"machine,omitempty"`
 		Image    string `json:"image"`
 		Error    string `json:"error"`
+	}
+	OnFailureJSON struct {
+		Instance string `json:"instance"`
+		Machine  string `json:"machine,omitempty"`
+		Image    string `json:"image"`
+		Outcome  string `json:"outcome"`
+		Error    string `json:"error,omitempty"`
+		Detail   string `json:"detail,omitempty"`
 	}
 	UnfinishedJSON struct {
 		Instance string  `json:"instance"`
@@ -265,7 +274,7 @@ func (j *JSON) RunFinished(s engine.Summary) {
 		Started: utc(s.Started), Finished: utc(s.Finished), Counts: map[string]int{},
 		Failures: []FailureJSON{}, Aborted: s.Aborted, AbortReason: mask(s.AbortReason),
 		Interrupted: s.Interrupted, Unfinished: []UnfinishedJSON{}, Requests: s.Requests,
-		Targets: []TargetJSON{}}
+		Targets: []TargetJSON{}, OnFailure: []OnFailureJSON{}}
 	if !s.Started.IsZero() && !s.Finished.IsZero() {
 		ev.ElapsedMS = s.Finished.Sub(s.Started).Milliseconds()
 	}
@@ -281,6 +290,10 @@ func (j *JSON) RunFinished(s engine.Summary) {
 	for _, t := range s.Targets {
 		ev.Targets = append(ev.Targets, TargetJSON{Machine: t.Machine, Image: t.Image, Outcome: string(t.Outcome),
 			Error: mask(t.Err), ElapsedMS: t.Elapsed.Milliseconds()})
+	}
+	for _, o := range s.OnFailure {
+		ev.OnFailure = append(ev.OnFailure, OnFailureJSON{Instance: o.Instance, Machine: o.Machine, Image: o.Image,
+			Outcome: string(o.Outcome), Error: mask(o.Err), Detail: mask(o.Detail)})
 	}
 	j.emit(ev)
 }

@@ -151,6 +151,8 @@ func aborted(o engine.Observer, c *fakeClock) int {
 				{Machine: "fleet-2", Image: "game-b", Outcome: engine.Skipped, Err: "the rollout aborted before it started"},
 				{Machine: "fleet-3", Image: "game-b", Outcome: engine.Skipped, Err: "the rollout aborted before it started"},
 			},
+			OnFailure: []engine.OnFailureRun{{Instance: "reject@build-1/game-b", Machine: "build-1", Image: "game-b",
+				Outcome: engine.Succeeded, Detail: "nothing to reject: no diff of this run was still open"}},
 		})
 	})
 	return calls
