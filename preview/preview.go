@@ -35,6 +35,9 @@ type Doc struct {
 	Plan        string         `json:"plan"`
 	File        string         `json:"file"`
 	Description string         `json:"description,omitempty"`
+	// Vars are the plan's variables as they may be shown: a value read
+	// with ${env:NAME} stays ${env:NAME}, URL credentials are masked.
+	Vars map[string]string `json:"vars,omitempty"`
 	API         string         `json:"api"`
 	ASID        int64          `json:"asid"`
 	Concurrency int            `json:"concurrency"`
@@ -108,7 +111,7 @@ type PreflightDoc struct {
 
 // Build assembles the preview of p.
 func Build(p *plan.Plan, opt Options) *Doc {
-	d := &Doc{Version: 1, Plan: p.Name, File: p.File, Description: p.Description, API: opt.BaseURL, ASID: opt.ASID, Concurrency: p.Concurrency, Targets: len(p.Targets), Counts: map[string]int{}}
+	d := &Doc{Version: 1, Plan: p.Name, File: p.File, Description: p.DescriptionDisplay, Vars: p.VarDisplay, API: opt.BaseURL, ASID: opt.ASID, Concurrency: p.Concurrency, Targets: len(p.Targets), Counts: map[string]int{}}
 	if d.API == "" {
 		d.API = "https://api.multiplay.co.uk"
 	}
@@ -228,6 +231,18 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 		fmt.Fprintf(b, "  %s\n", d.Description)
 	}
 	fmt.Fprintf(b, "  API %s, account service %d, concurrency %d\n", d.API, d.ASID, d.Concurrency)
+	if len(d.Vars) > 0 {
+		keys := make([]string, 0, len(d.Vars))
+		for k := range d.Vars {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		vs := make([]string, 0, len(keys))
+		for _, k := range keys {
+			vs = append(vs, k+"="+d.Vars[k])
+		}
+		fmt.Fprintf(b, "  vars: %s\n", strings.Join(vs, ", "))
+	}
 	fmt.Fprintf(b, "  Nothing below is sent by `rollout plan`: it shows what `rollout run` would do.\n\n")
 
 	fmt.Fprintf(b, "Targets: %d\n", d.Targets)

@@ -143,3 +143,44 @@ func TestJSONForm(t *testing.T) {
 		t.Errorf("%d state-changing calls described, want 13", mut)
 	}
 }
+
+// TestEnvValuesNeverShown: values read with ${env:NAME} appear as
+// ${env:NAME} in every form of the preview, whatever key holds them.
+func TestEnvValuesNeverShown(t *testing.T) {
+	const secret = "hunter2-secret-token"
+	src := `version: 1
+name: env
+description: "token ${env:ROLLOUT_TEST_TOKEN}"
+clanforge: {asid: 9}
+vars: {token: "${env:ROLLOUT_TEST_TOKEN}"}
+images: [{name: game, id: 1}]
+machines: [{name: b, id: 1}]
+steps:
+  - {name: update, type: update, desc: "with ${env:ROLLOUT_TEST_TOKEN}", url: "s3://${env:ROLLOUT_TEST_TOKEN}@b/x/"}
+`
+	p, err := plan.Parse("env.yaml", []byte(src), plan.Options{LookupEnv: func(n string) (string, bool) {
+		if n == "ROLLOUT_TEST_TOKEN" {
+			return secret, true
+		}
+		return "", false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text, js bytes.Buffer
+	d := Build(p, Options{ASID: 9})
+	if err := d.Text(&text, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.JSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{text.String(), js.String()} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("an environment value was shown:\n%s", out)
+		}
+		if !strings.Contains(out, "${env:ROLLOUT_TEST_TOKEN}") {
+			t.Errorf("the preview does not say where the value comes from:\n%s", out)
+		}
+	}
+}
