@@ -102,6 +102,9 @@ func cmdPlan(ctx context.Context, a *app, args []string) error {
 	if opt.BaseURL == "" {
 		opt.BaseURL = a.baseURL(p)
 	}
+	if ctx.Err() != nil {
+		return &exitError{code: exitInterrupted, msg: "interrupted during the pre-flight; nothing was changed"}
+	}
 	doc := preview.Build(p, opt)
 	if *asJSON {
 		return doc.JSON(a.stdout)

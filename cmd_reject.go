@@ -46,6 +46,9 @@ func cmdReject(ctx context.Context, a *app, args []string) error {
 	defer conn.Close()
 	c := conn.client
 	d, err := c.DiffStatus(ctx, *diff)
+	if err != nil && ctx.Err() != nil {
+		return &exitError{code: exitInterrupted, msg: "interrupted: nothing was sent"}
+	}
 	if err != nil {
 		return failErr("rollout reject: reading diff %d: %v", *diff, err)
 	}
@@ -60,8 +63,14 @@ func cmdReject(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
+	if ctx.Err() != nil {
+		return &exitError{code: exitInterrupted, msg: "interrupted: nothing was sent"}
+	}
 	res, err := c.RejectDiff(ctx, *diff, *reinstall)
 	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: exitInterrupted, msg: fmt.Sprintf("interrupted while rejecting diff %d: check it with rollout status --refresh or image/options before trying again", *diff)}
+		}
 		var ue *clanforge.OutcomeUnknownError
 		if errors.As(err, &ue) {
 			return failErr("rollout reject: the answer was lost and the outcome could not be settled; check with: rollout status --refresh, or image/options: %v", err)
@@ -148,5 +157,8 @@ func cmdSim(ctx context.Context, a *app, args []string) error {
 		return failErr("rollout sim: %v", err)
 	}
 	fmt.Fprintln(a.stdout, "simulator stopped")
+	if ctx.Err() != nil {
+		return &exitError{code: exitInterrupted}
+	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rollout/rollout/engine"
@@ -94,6 +95,10 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		return failErr("rollout run: %v", err)
 	}
 	defer j.Close()
+	if li, ok := j.StaleLock(); ok {
+		fmt.Fprintf(a.stderr, "rollout run: took over the lock of %s left by pid %d (started %s), which is no longer running\n",
+			dir, li.PID, li.Started.Format(time.RFC3339))
+	}
 	if err := saveFingerprint(dir, p); err != nil {
 		return failErr("rollout run: %v", err)
 	}
@@ -139,6 +144,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		Now:      time.Now,
 		Fleet:    steps.FleetOf(p),
 	}
+	defer env.Installs.Close()
 	if err := j.RunStart(f.resume); err != nil {
 		return failErr("rollout run: %v", err)
 	}
@@ -147,30 +153,59 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	// cancels it exactly like an interrupt.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
-	opts := engine.Options{Concurrency: f.concurrency, Env: env, Journal: journalAdapter{j}, Resumed: f.resume}
+	journal := &journalAdapter{j: j}
+	opts := engine.Options{Concurrency: f.concurrency, Env: env, Journal: journal, Resumed: f.resume}
 
 	var sum *engine.Summary
+	// outErr reports a reporter that could not write (a closed pipe, a
+	// full disk): the rollout goes on, but it must not end as a success
+	// that nobody saw.
+	var outErr func() error
 	useTUI := !f.json && !f.noTUI && a.isTerminal()
 	switch {
 	case useTUI:
 		sum, err = a.runWithTUI(ctx, runCtx, cancelRun, p, opts)
 	case f.json:
-		opts.Observer = report.NewJSON(a.stdout)
+		rep := report.NewJSON(a.stdout)
+		opts.Observer, outErr = rep, rep.Err
 		sum, err = engine.New(p, opts).Run(runCtx)
 	default:
-		opts.Observer = report.NewPlain(a.stdout)
+		rep := report.NewPlain(a.stdout)
+		opts.Observer, outErr = rep, rep.Err
 		sum, err = engine.New(p, opts).Run(runCtx)
 	}
 	if err != nil {
 		return failErr("rollout run: %v", err)
 	}
 	code := exitStatus(sum)
+	if outErr != nil {
+		if werr := outErr(); werr != nil {
+			fmt.Fprintf(a.stderr, "rollout run: writing the run's output failed: %v\n", werr)
+			if code == exitOK {
+				code = exitFailed
+			}
+		}
+	}
+	journalOK := true
 	if len(sum.Unfinished) > 0 {
 		var jobs []state.JobRecord
 		for _, u := range sum.Unfinished {
 			jobs = append(jobs, state.JobRecord{Kind: u.Job.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Instance: u.Instance})
 		}
-		_ = j.Unfinished(jobs)
+		if err := j.Unfinished(jobs); err != nil {
+			journalOK = false
+			fmt.Fprintf(a.stderr, "rollout run: WARNING: could not record the unfinished jobs in the journal: %v\n", err)
+			for _, u := range sum.Unfinished {
+				fmt.Fprintf(a.stderr, "  %s job %d (%s), %s\n", u.Job.Kind, u.Job.ID, u.Job.StateName, u.Instance)
+			}
+		}
+	}
+	if jerr := journal.err(); jerr != nil {
+		journalOK = false
+		fmt.Fprintf(a.stderr, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", dir, jerr)
+		if code == exitOK {
+			code = exitFailed
+		}
 	}
 	if err := j.Finish(code); err != nil {
 		return failErr("rollout run: %v", err)
@@ -179,7 +214,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 		return nil
 	}
 	msg := ""
-	if sum.Interrupted {
+	if sum.Interrupted && journalOK {
 		extra := ""
 		if f.stateDir != "" {
 			extra = " --state-dir " + f.stateDir
@@ -216,12 +251,15 @@ func (a *app) runWithTUI(ctx, runCtx context.Context, cancelRun context.CancelFu
 		done <- result{s, err}
 	}()
 	uiErr := ui.Run(ctx)
+	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
+		// The live view died (a terminal error): never let the rollout
+		// go on blind. Stop it as an interrupt would.
+		fmt.Fprintf(a.stderr, "live view failed (%v): stopping the rollout as an interrupt would\n", uiErr)
+		cancelRun()
+	}
 	r := <-done
 	if r.err != nil {
 		return nil, r.err
-	}
-	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
-		fmt.Fprintf(a.stderr, "live view: %v\n", uiErr)
 	}
 	fmt.Fprint(a.stdout, tui.RenderSummary(*r.sum, ui.Width(), a.color(a.stdout)))
 	return r.sum, nil
@@ -316,17 +354,35 @@ func scalePolicy(p steps.PollPolicy, speed float64) steps.PollPolicy {
 	return p
 }
 
-// journalAdapter lets the state journal serve as the engine's journal.
-type journalAdapter struct{ j *state.Journal }
+// journalAdapter lets the state journal serve as the engine's journal. It
+// keeps the first write error: the engine goes on (the remote jobs are
+// real either way), and the run reports it and does not end as a success.
+type journalAdapter struct {
+	j     *state.Journal
+	mu    sync.Mutex
+	first error
+}
 
-func (a journalAdapter) Restore(id string) (*plan.Output, bool) { return a.j.Succeeded(id) }
+func (a *journalAdapter) Restore(id string) (*plan.Output, bool) { return a.j.Succeeded(id) }
 
-func (a journalAdapter) Record(id string, r engine.Result, out *plan.Output) {
+func (a *journalAdapter) Record(id string, r engine.Result, out *plan.Output) {
 	var job *state.JobRecord
 	if r.Job != nil {
 		job = &state.JobRecord{Kind: r.Job.Kind, ID: r.Job.ID, State: r.Job.State, StateName: r.Job.StateName, Instance: id}
 	}
-	_ = a.j.Outcome(id, string(r.Outcome), r.Err, job, out)
+	if err := a.j.Outcome(id, string(r.Outcome), r.Err, job, out); err != nil {
+		a.mu.Lock()
+		if a.first == nil {
+			a.first = fmt.Errorf("recording the outcome of %s: %w", id, err)
+		}
+		a.mu.Unlock()
+	}
+}
+
+func (a *journalAdapter) err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.first
 }
 
 // ownLock tells the pre-flight which lock holders this rollout created: a job

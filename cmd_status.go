@@ -159,14 +159,15 @@ func liveState(ctx context.Context, c *clanforge.Client, j state.JobRecord) stri
 		return "(no status endpoint)"
 	}
 	if err != nil {
-		return "unknown: " + err.Error()
+		return "unknown: " + state.MaskCredentials(err.Error())
 	}
 	if job == nil {
 		return "unknown"
 	}
 	s := job.State.String()
 	if job.Error != "" {
-		s += ": " + job.Error
+		// joberror is the API's free text and may quote a build URL.
+		s += ": " + state.MaskCredentials(job.Error)
 	}
 	return s
 }

@@ -109,13 +109,17 @@ func (p *Plain) InstanceStarted(id string, at time.Time) {
 func (p *Plain) JobProgress(id string, job engine.JobInfo) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	prev, seen := p.jobs[id]
+	// Keyed by instance and job: a mirror instance drives one job per
+	// location and reports them in turn, which must not read as a change
+	// on every poll.
+	key := fmt.Sprintf("%s\x00%s/%d", id, job.Kind, job.ID)
+	prev, seen := p.jobs[key]
 	bucket := job.Progress / 25
-	changed := !seen || prev.kind != job.Kind || prev.id != job.ID || prev.state != job.State
+	changed := !seen || prev.state != job.State
 	if !changed && bucket <= prev.bucket {
 		return
 	}
-	p.jobs[id] = seenJob{kind: job.Kind, id: job.ID, state: job.State, bucket: bucket}
+	p.jobs[key] = seenJob{kind: job.Kind, id: job.ID, state: job.State, bucket: bucket}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", id, jobLabel(job))
 	if job.Progress > 0 && job.State < 5 {

@@ -416,3 +416,20 @@ func TestFormatting(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainInstanceWithSeveralJobs: a mirror instance reports each
+// location's job in turn on every read; only changes make lines.
+func TestPlainInstanceWithSeveralJobs(t *testing.T) {
+	var b bytes.Buffer
+	c := &fakeClock{t: time.Date(2026, 11, 22, 15, 4, 5, 0, time.UTC)}
+	p := NewPlain(&b, WithClock(c.Now))
+	p.RunStarted(engine.RunInfo{Plan: "p", Started: c.Now()})
+	for read := 0; read < 10; read++ {
+		for _, id := range []int64{661201, 661202} {
+			p.JobProgress("mirror@game", engine.JobInfo{Kind: "mirror", ID: id, State: 4, StateName: "Running", Progress: 10})
+		}
+	}
+	if n := strings.Count(b.String(), "mirror@game:"); n != 2 {
+		t.Fatalf("%d job lines for 2 jobs read 10 times, want 2:\n%s", n, b.String())
+	}
+}
