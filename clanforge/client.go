@@ -90,7 +90,11 @@ type Config struct {
 	Backoff time.Duration
 	// MaxBackoff caps a single backoff delay; 0: 30s.
 	MaxBackoff time.Duration
-	UserAgent  string
+	// MutatingTimeout bounds how long the answer of a state-changing
+	// request that has left is awaited after the caller's context ended;
+	// 0: 30s. See Do.
+	MutatingTimeout time.Duration
+	UserAgent       string
 	// GameID, when set, is sent with imageid on image/options, whose page
 	// says gameid and imageid go together (API §4.13). Left 0 only imageid
 	// is sent, which is what the lock lookup needs.
@@ -279,8 +283,23 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			// Nothing was sent in this attempt.
 			return nil, fmt.Errorf("clanforge: %s: %w", endpoint, err)
 		}
+		// Past this point the request leaves. A state-changing request is
+		// carried to its answer even if the caller is interrupted meanwhile
+		// (bounded by mutatingTimeout): an interrupt must stop new
+		// changes, and cutting off one already sent would only turn a
+		// known answer into a lost one.
+		sendCtx, cancelSend := ctx, context.CancelFunc(func() {})
+		if mutating {
+			sendCtx, cancelSend = c.detach(ctx)
+		}
 		c.requests.Add(1)
-		resp, err := hc.Do(req.Clone(ctx))
+		resp, err := hc.Do(req.Clone(sendCtx))
+		if err != nil {
+			cancelSend()
+		} else {
+			// The body is read below; cancel after that.
+			defer cancelSend()
+		}
 		if err != nil {
 			err = redactErr(err)
 			c.hook(req.Method, endpoint, 0)
@@ -599,4 +618,20 @@ var userinfoRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*(?::|%3A)(?://|%2F%2
 // percent-encoded.
 func redactUserinfo(s string) string {
 	return userinfoRE.ReplaceAllString(s, "${1}***${2}")
+}
+
+// detach returns a context for a state-changing request that has left: it
+// outlives the caller's cancellation by at most MutatingTimeout, and ends
+// with the caller's deadline otherwise never.
+func (c *Client) detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := c.cfg.MutatingTimeout
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(d, cancel)
+		context.AfterFunc(sendCtx, func() { t.Stop() })
+	})
+	return sendCtx, func() { stop(); cancel() }
 }
