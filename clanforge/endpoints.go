@@ -201,6 +201,18 @@ func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job
 		if err == nil {
 			return j, nil
 		}
+		var le *LockedError
+		if attempt > 1 && errors.As(err, &le) && le.HolderKind == "diff" && !(beforeKind == "diff" && beforeID == le.HolderID) {
+			// The resend was refused because a diff that was not there
+			// before the first send now locks the image: the first send
+			// made it after all (it was still being processed when the
+			// lock was read). It is ours.
+			d, serr := c.DiffStatus(ctx, le.HolderID)
+			if serr != nil {
+				return &Job{ID: le.HolderID}, nil
+			}
+			return &d.Job, nil
+		}
 		ou, ok := asOutcomeUnknown(err)
 		if !ok {
 			return nil, err
@@ -327,8 +339,11 @@ func decodeDiffImage(b []byte) (int64, error) {
 }
 
 // CreateVersion calls imageversion/create. Its lost answer cannot be settled
-// (the diff is consumed and the lock released), so it returns an
-// *OutcomeUnknownError and the caller must not resend (API §8).
+// from one read (the diff is consumed and the lock released, API §8), so it
+// returns an *OutcomeUnknownError and is not resent here. The caller may
+// settle it further: a diff that still locks the image proves the create
+// never took effect (steps does that, and finds a version that was made from
+// the install jobs it generates).
 //
 // restart is always sent, as 1 or 0 (API §7 #12: the docs mark it required).
 // full and force are optional and sent only as full=1 and force=1: their

@@ -451,3 +451,43 @@ func failFirst(status int, body string) http.HandlerFunc {
 		writeJSON(w, 200, body)
 	}
 }
+
+// TestDiffResendRefusedByItsOwnFirstSend: the first create's answer is lost
+// and the lock read right after still shows nothing (the server is slow), so
+// the create is sent once more; that one is refused as locked by the diff
+// the first send made, which is then ours.
+func TestDiffResendRefusedByItsOwnFirstSend(t *testing.T) {
+	var mu sync.Mutex
+	creates, lockReads := 0, 0
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/image/options": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			lockReads++
+			if creates >= 2 {
+				writeJSON(w, 200, `{"games":[],"diffid":42}`)
+				return
+			}
+			writeJSON(w, 200, `{"games":[]}`)
+		},
+		"/cfp/v1/imagediff/create": func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			creates++
+			n := creates
+			mu.Unlock()
+			if n == 1 {
+				dropConnection(t, w)
+				return
+			}
+			writeJSON(w, 200, `{"success":false,"error":true,"error_code":1,"error_message":"image locked by diffid: 42"}`)
+		},
+		"/cfp/v1/imagediff/42/status": respond(200, `{"diffid":42,"jobstateid":2,"jobstatename":"Pending","added":{},"modified":{},"removed":{}}`),
+	})
+	j, err := f.client(t, nil).CreateDiff(ctx(t), 5531, 770001)
+	if err != nil || j.ID != 42 {
+		t.Fatalf("job %+v, err %v: want diff 42 adopted", j, err)
+	}
+	if creates != 2 {
+		t.Errorf("creates = %d, want 2 (one resend after a proof that nothing was made)", creates)
+	}
+}

@@ -240,8 +240,9 @@ func versionParams(asid int64, diffid string, s *plan.Step, full string) map[str
 }
 
 // runVersion turns the diff in scope into a version and polls its packaging
-// job. A lost create answer is never resent: the diff may already be
-// consumed.
+// job. A lost create answer is never resent blindly: it is settled (see
+// settleLostVersion), and sent again only when the diff provably still
+// locks the image, which a consumed diff would not.
 func (r *runner) runVersion(ctx context.Context) error {
 	c := r.env.Client
 	diff := r.in.Diff
@@ -279,7 +280,7 @@ func (r *runner) runVersion(ctx context.Context) error {
 	}
 	if err != nil {
 		if errors.As(err, &ou) {
-			return fmt.Errorf("outcome unknown: the answer to imageversion/create for diff %d was lost and it is not resent; check imageversion for diff %d: %w", diffID, diffID, err)
+			return fmt.Errorf("outcome unknown: the answer to imageversion/create for diff %d was lost and could not be settled, so it was not sent again; check imageversion for diff %d: %w", diffID, diffID, err)
 		}
 		return fmt.Errorf("imageversion/create for diff %d: %w", diffID, err)
 	}
