@@ -37,7 +37,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +44,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/rollout/rollout/redact"
 )
 
 // DefaultBaseURL is the documented API host.
@@ -593,32 +594,32 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// redactURL drops the query, fragment and user info of a URL string.
+// redactURL drops the query, fragment and user info of a URL string. The
+// result goes through redact.Text as well: a secret with a raw "/" makes
+// url.Parse read part of it as host and path, where u.User = nil cannot
+// reach it.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		if i := strings.IndexAny(s, "?#"); i >= 0 {
 			s = s[:i]
 		}
-		return redactUserinfo(s)
+		return redact.Text(s)
 	}
 	u.User = nil
 	if u.RawQuery != "" {
 		u.RawQuery = ""
 		u.ForceQuery = false
-		return u.String() + "?…"
+		u.Fragment, u.RawFragment = "", ""
+		return redact.Text(u.String()) + "?…"
 	}
 	u.Fragment, u.RawFragment = "", ""
-	return u.String()
+	return redact.Text(u.String())
 }
 
-var userinfoRE = regexp.MustCompile(`(?i)([a-z][a-z0-9+.\-]*(?::|%3A)(?://|%2F%2F))[^/\s@]*?(@|%40)`)
-
-// redactUserinfo masks "scheme://user:password@" in free text, plain or
-// percent-encoded.
-func redactUserinfo(s string) string {
-	return userinfoRE.ReplaceAllString(s, "${1}***${2}")
-}
+// redactUserinfo masks credentials in free text, plain or percent-encoded,
+// by the rules of package redact.
+func redactUserinfo(s string) string { return redact.Text(s) }
 
 // detach returns a context for a state-changing request that has left: it
 // outlives the caller's cancellation by at most MutatingTimeout, and ends

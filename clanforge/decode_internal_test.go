@@ -219,6 +219,9 @@ func TestRedaction(t *testing.T) {
 		{"bad url s3://AKIAX:sEcReT@bucket/folder/", []string{"AKIAX", "sEcReT"}},
 		{"bad url s3%3A%2F%2FAKIAX%3AsEcReT%40bucket", []string{"AKIAX", "sEcReT"}},
 		{"steam://user:hunter2@install/123/", []string{"hunter2"}},
+		{"bad url s3://AKIAX:abc/def+ghi@builds/x/", []string{"AKIAX", "abc", "def+ghi"}},
+		{`bad url "s3%3A%2F%2FAKIAX%3Aabc%252Fdef%40builds"`, []string{"AKIAX", "abc", "def"}},
+		{"gs://b/d?credentials=%7B%22private_key%22%7D", []string{"private_key"}},
 	}
 	for _, tt := range tests {
 		got := redactUserinfo(tt.in)
@@ -231,6 +234,13 @@ func TestRedaction(t *testing.T) {
 	u := redactURL("https://user:pw@api.example/cfp/v1/imageupdate/create?url=s3%3A%2F%2Fk%3As%40b&accountserviceid=1")
 	if strings.Contains(u, "pw") || strings.Contains(u, "url=") || strings.Contains(u, "accountserviceid") {
 		t.Errorf("redactURL kept secrets: %q", u)
+	}
+	// A raw "/" in the password makes url.Parse read "u:12" as host and
+	// port and the rest of the secret as path.
+	for _, in := range []string{"https://u:12/xyz@api.example/cfp/v1/x?y=1", "https://u:ab/xyz@api.example/cfp/v1/x"} {
+		if u := redactURL(in); strings.Contains(u, "xyz") || !strings.Contains(u, "api.example/cfp/v1/x") {
+			t.Errorf("redactURL(%q) = %q", in, u)
+		}
 	}
 }
 

@@ -2,9 +2,10 @@ package plan
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/rollout/rollout/redact"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
@@ -194,10 +195,9 @@ func scalarString(v any) (string, bool) {
 	return "", false
 }
 
-var urlCreds = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^/@\s]+)@`)
-
-// MaskURLs hides the user-info part of every URL in s
-// ("s3://key:secret@bucket/x" becomes "s3://***@bucket/x").
+// MaskURLs hides credentials in s by the rules of package redact: the
+// user-info of every URL ("s3://key:sec/ret@bucket/x" becomes
+// "s3://***@bucket/x"), secret query parameters and bare user:pass@host.
 func MaskURLs(s string) string {
-	return urlCreds.ReplaceAllString(s, "${1}***@")
+	return redact.Text(s)
 }

@@ -318,6 +318,9 @@ func TestSecretsNeverEchoed(t *testing.T) {
 	if MaskURLs("steam://user:pass@host/x and https://a.b/c") != "steam://***@host/x and https://a.b/c" {
 		t.Errorf("steam credentials not masked")
 	}
+	if got := MaskURLs("s3://AKIAX:abc/def+ghi@builds/x/ and more"); got != "s3://***@builds/x/ and more" {
+		t.Errorf("raw / in a secret: MaskURLs = %q", got)
+	}
 	// Errors near secrets: a type error on an env-typed var, an unknown var
 	// next to an env value, a --var on it: none may print the value.
 	bad := edit(t, "name: t\n", "name: t\nvars: {tok: \"${env:TOKEN}\"}\n",

@@ -388,6 +388,8 @@ func TestCredentialsNeverWritten(t *testing.T) {
 		secret string
 	}{
 		{"url userinfo", map[string]string{"url": "s3://AKIAXYZ:s3cr3tKey@bucket/build.zip"}, "", "s3cr3tKey"},
+		{"raw slash in the secret", map[string]string{"url": "s3://AKIAXYZ:abc/def+ghi@bucket/build.zip"}, "", "def+ghi"},
+		{"raw slash in error text", nil, `update: url s3://AKIAXYZ:abc/def+ghi@bucket/x refused`, "def+ghi"},
 		{"url user", map[string]string{"url": "https://deploy:hunter2@ci.example/x"}, "", "deploy:hunter2"},
 		{"bare userinfo", map[string]string{"desc": "from key:pw123@host"}, "", "pw123"},
 		{"secret-named param", map[string]string{"secretkey": "plainvalue"}, "", "plainvalue"},
@@ -424,8 +426,13 @@ func TestMaskCredentials(t *testing.T) {
 		{"s3://key:secret@bucket/x", "s3://***@bucket/x"},
 		{"https://user:pa55@host:8080/p?q=1", "https://***@host:8080/p?q=1"},
 		{"see key:secret@host now", "see ***@host now"},
+		{"s3://AKIAX:abc/def+ghi@builds/x/", "s3://***@builds/x/"},
+		{"see AKIAX:abc/def@host now", "see ***@host now"},
+		{"gs://b/d?credentials=%7B%7D&handlers=4", "gs://b/d?credentials=***&handlers=4"},
+		// A user-info without a password may still be a token, so it is
+		// masked too.
+		{"s3://bucket@region/x", "s3://***@region/x"},
 		// Left alone: nothing that looks like credentials.
-		{"s3://bucket@region/x", "s3://bucket@region/x"},
 		{"https://host:8080/path", "https://host:8080/path"},
 		{"error: mail me@example.com", "error: mail me@example.com"},
 		{"image locked by diffid: 218595", "image locked by diffid: 218595"},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/redact"
 )
 
 // Key returns the journal key of a state-changing call: the instance id,
@@ -112,9 +113,14 @@ func (r *runner) do(ctx context.Context, c call) (job *clanforge.Job, adopted bo
 }
 
 // lockSettle adopts the image's lock holder when it is of kind: after a lost
-// create answer, the holder is the job the call made (the engine's
-// pre-flight ensured no foreign lock existed when the rollout first
-// started, and the journal remembers that start).
+// create answer, a holder of that kind is the job the call made (the
+// engine's pre-flight ensured no foreign lock existed when the rollout first
+// started, and updates and diffs of one image are serialized). No holder
+// means the call made nothing, with one exception this cannot see: an
+// update that was made and already finished leaves no lock, and is then
+// sent again. An interrupt cannot cause that (the client awaits the answer
+// of a request that has left); only a kill between the intent and the
+// answer followed by a resume after the update ended can.
 func (r *runner) lockSettle(kind string) func(context.Context) settlement {
 	return func(ctx context.Context) settlement {
 		k, id, err := r.env.Client.LockHolder(ctx, r.inst.Image.ID)
@@ -128,52 +134,9 @@ func (r *runner) lockSettle(kind string) func(context.Context) settlement {
 	}
 }
 
-// maskURL hides credentials in a URL-like value: the user:password@ part
-// and the values of credential-bearing query parameters.
-func maskURL(s string) string {
-	i := strings.Index(s, "://")
-	if i < 0 {
-		return maskQuery(s)
-	}
-	rest := s[i+3:]
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
-		rest = "***@" + rest[at+1:]
-	}
-	return s[:i+3] + maskQuery(rest)
-}
-
-var secretParams = map[string]bool{
-	"credentials": true, "password": true, "betapassword": true, "secret": true,
-	"secretkey": true, "secret_key": true, "token": true, "guardcode": true,
-	"accesskey": true, "access_key": true, "key": true,
-}
-
-// maskQuery replaces the values of secret query parameters with ***.
-func maskQuery(s string) string {
-	q := strings.IndexByte(s, '?')
-	if q < 0 {
-		return s
-	}
-	parts := strings.Split(s[q+1:], "&")
-	for i, p := range parts {
-		name, _, ok := strings.Cut(p, "=")
-		if !ok {
-			continue
-		}
-		n, err := url.QueryUnescape(name)
-		if err != nil {
-			n = name
-		}
-		if secretParams[strings.ToLower(n)] {
-			parts[i] = name + "=***"
-		}
-	}
-	return s[:q+1] + strings.Join(parts, "&")
-}
+// maskURL hides credentials in a URL-like value (the user-info, secret
+// query parameters); the rules live in package redact.
+func maskURL(s string) string { return redact.Text(s) }
 
 // maskedError hides secrets in an error's text but keeps its chain, so
 // errors.Is and errors.As still see the original.
@@ -214,30 +177,7 @@ func (r *runner) maskText(s string) string {
 			}
 		}
 	}
-	return maskURLsIn(s)
-}
-
-// maskURLsIn masks every URL-like word of free text.
-func maskURLsIn(s string) string {
-	if !strings.Contains(s, "://") {
-		return s
-	}
-	words := strings.Fields(s)
-	changed := false
-	for i, w := range words {
-		if strings.Contains(w, "://") {
-			if m := maskURL(w); m != w {
-				words[i] = m
-				changed = true
-			}
-		}
-	}
-	if !changed {
-		return s
-	}
-	// Rebuild with single spaces: exact whitespace of an error message is
-	// not worth keeping at the price of leaking a secret.
-	return strings.Join(words, " ")
+	return redact.Text(s)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
