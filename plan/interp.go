@@ -62,6 +62,20 @@ type varState struct {
 // writes a literal ${. The Display of the result never contains a value read
 // from the environment, and URL credentials are masked in it.
 func (l *loader) interpolate(s pv[string], what string, vs *varState) (Value, bool) {
+	return l.interpolateSpans(s, what, vs, nil)
+}
+
+// span records which bytes of a Resolved value a reference produced, so a
+// check on the value can name the ${env:NAME} or ${vars.x} responsible
+// instead of echoing what it holds.
+type span struct {
+	start, end int
+	label      string // safe to show: "${env:NAME}" or "${vars.x}"
+}
+
+// interpolateSpans is interpolate that also appends to *spans (when not
+// nil) the span of every reference it expanded.
+func (l *loader) interpolateSpans(s pv[string], what string, vs *varState, spans *[]span) (Value, bool) {
 	if !s.Set {
 		return Value{}, true
 	}
@@ -104,6 +118,9 @@ func (l *loader) interpolate(s pv[string], what string, vs *varState) (Value, bo
 				ok = false
 				break
 			}
+			if spans != nil {
+				*spans = append(*spans, span{res.Len(), res.Len() + len(v), "${env:" + name + "}"})
+			}
 			res.WriteString(v)
 			disp.WriteString("${env:" + name + "}")
 		case strings.HasPrefix(ref, "vars."):
@@ -127,6 +144,13 @@ func (l *loader) interpolate(s pv[string], what string, vs *varState) (Value, bo
 				l.errAt(p, width, "", "variable %q is a list or mapping and cannot be put into a string", name)
 				ok = false
 				break
+			}
+			if spans != nil {
+				label := "${vars." + name + "}"
+				if vs.fromEnv[name] {
+					label += " (" + d + ")"
+				}
+				*spans = append(*spans, span{res.Len(), res.Len() + len(str), label})
 			}
 			res.WriteString(str)
 			disp.WriteString(d)

@@ -213,6 +213,12 @@ func TestBrokenPlans(t *testing.T) {
 		{"unknown --var", func(t *testing.T) string {
 			return edit(t, "name: t\n", "name: t\nvars: {build: \"1\"}\n")
 		}, Options{Vars: map[string]string{"buidl": "2"}}, []want{{"0:0", `unknown plan variable "buidl"`, `did you mean "build"?`}}},
+		{"raw / in URL credentials", func(t *testing.T) string {
+			return edit(t, "    desc: d\n", "    url: \"s3://AKIAX:abc/def+ghi@builds/x/\"\n    desc: d\n")
+		}, Options{}, []want{{"11:10", `url of step "update" (s3://***@builds/x/) has a raw "/" in its credentials`, `write "/" in a credential as %2F (and an "@" in the path as %40)`}}},
+		{"raw / in URL credentials from the environment", func(t *testing.T) string {
+			return edit(t, "    desc: d\n", "    url: \"s3://AKIAX:${env:AWS_SECRET}@builds/x/\"\n    desc: d\n")
+		}, Options{LookupEnv: func(string) (string, bool) { return "abc/def+ghi", true }}, []want{{"11:10", `gets a raw "/" in its credentials from ${env:AWS_SECRET}`, `set ${env:AWS_SECRET} URL-encoded: write "/" in a credential as %2F`}}},
 		{"multiple errors at once", func(t *testing.T) string {
 			return edit(t, "{name: f, id: 2", "{name: b, id: 2", "needs: [version]", "needs: [verison]", "    mirroring: false\n", "    mirroring: false\n    wavess: [1]\n")
 		}, Options{}, []want{
@@ -620,5 +626,56 @@ func BenchmarkLoad10k(b *testing.B) {
 		if err != nil || len(p.Instances) != 10_005 {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestURLCredentialsMustBeEncoded: a raw "/" in the user-info of an update
+// URL is refused wherever it comes from, without echoing the secret;
+// encoded credentials and URLs without credentials load.
+func TestURLCredentialsMustBeEncoded(t *testing.T) {
+	const secret = "def+ghi"
+	env := func(name string) (string, bool) {
+		switch name {
+		case "RAW":
+			return "abc/" + secret, true
+		case "ENCODED":
+			return "abc%2F" + secret, true
+		}
+		return "", false
+	}
+	tests := []struct {
+		name, url, vars string
+		frag            string // "" means the plan loads
+	}{
+		{"literal", "s3://AKIAX:abc/def+ghi@builds/x/", "", `has a raw "/" in its credentials`},
+		{"steam password", "steam://user:pa/def+ghi@install/740/", "", `has a raw "/" in its credentials`},
+		{"env", "s3://AKIAX:${env:RAW}@builds/x/", "", "from ${env:RAW}"},
+		{"var from env", "s3://AKIAX:${vars.key}@builds/x/", `vars: {key: "${env:RAW}"}`, "from ${vars.key} (${env:RAW})"},
+		{"literal encoded", "s3://AKIAX:abc%2Fdef+ghi@builds/x/", "", ""},
+		{"env encoded", "s3://AKIAX:${env:ENCODED}@builds/x/", "", ""},
+		{"no credentials", "s3://builds/x/?region=eu-west-1", "", ""},
+		{"@ only in the query", "gs://builds/x?credentials=a/b@c", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pairs := []string{"    desc: d\n", "    url: \"" + tt.url + "\"\n    desc: d\n"}
+			if tt.vars != "" {
+				pairs = append(pairs, "name: t\n", "name: t\n"+tt.vars+"\n")
+			}
+			src := edit(t, pairs...)
+			if tt.frag == "" {
+				if _, err := Parse("t.yaml", []byte(src), Options{LookupEnv: env}); err != nil {
+					t.Fatalf("plan refused: %v", err)
+				}
+				return
+			}
+			errs := parseErrs(t, src, Options{LookupEnv: env})
+			if !strings.Contains(errs.Error(), tt.frag) {
+				t.Errorf("want an error containing %q, got:\n%v", tt.frag, errs)
+			}
+			if out := errs.Render(true) + errs.Error(); strings.Contains(out, secret) {
+				t.Errorf("the error echoes the secret:\n%s", out)
+			}
+		})
 	}
 }

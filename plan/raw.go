@@ -161,7 +161,9 @@ func (l *loader) errAt(p Pos, width int, hint string, format string, args ...any
 	l.seen[key] = true
 	line := ""
 	if p.Line >= 1 && p.Line <= len(l.lines) {
-		line = strings.TrimRight(l.lines[p.Line-1], "\r")
+		// The quoted source line may hold a credential written straight
+		// into the plan; show it masked like every other output.
+		line = MaskURLs(strings.TrimRight(l.lines[p.Line-1], "\r"))
 	}
 	l.errs = append(l.errs, &Error{Pos: p, Msg: msg, Hint: hint, Line: line, Width: width})
 }

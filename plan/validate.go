@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rollout/rollout/redact"
 )
 
 // stepInfo is a step template with what the loader learns while expanding it.
@@ -388,8 +390,12 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 	if v, ok := l.interpolate(rs.Desc, "desc", vs); ok {
 		s.Desc = v
 	}
-	if v, ok := l.interpolate(rs.URL, "url", vs); ok {
+	var urlSpans []span
+	if v, ok := l.interpolateSpans(rs.URL, "url", vs, &urlSpans); ok {
 		s.URL = v
+		if s.Type == TypeUpdate {
+			l.checkURLCredentials(rs.URL, v, urlSpans, name)
+		}
 	}
 	if v, ok := l.interpolate(rs.GameBuild, "game_build", vs); ok {
 		s.GameBuild = v
@@ -505,3 +511,32 @@ func (l *loader) waves(rs *rawStep, s *Step) {
 }
 
 func fmtPct(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) + "%" }
+
+// checkURLCredentials refuses an update URL whose credentials hold a raw
+// "/": the API needs credentials inside a build URL URL-encoded (clanforge
+// API 4.1.1), and a raw "/" would be read as the end of the host, so the
+// update would fail on the server with a confusing error, or worse, fetch
+// from the wrong place. The user-info is everything between "://" and the
+// last "@" before any "?" or "#". The message shows the masked URL and names
+// the ${env:} or ${vars.} reference that brought the "/", never the secret.
+func (l *loader) checkURLCredentials(raw pv[string], v Value, spans []span, step string) {
+	start, end, ok := redact.UserinfoSpan(v.Resolved)
+	if !ok {
+		return
+	}
+	slash := strings.IndexByte(v.Resolved[start:end], '/')
+	if slash < 0 {
+		return
+	}
+	slash += start
+	const hint = `write "/" in a credential as %2F (and an "@" in the path as %40)`
+	for _, sp := range spans {
+		if slash >= sp.start && slash < sp.end {
+			l.errNode(raw.node, "set "+sp.label+` URL-encoded: write "/" in a credential as %2F`,
+				"url of step %q (%s) gets a raw \"/\" in its credentials from %s: credentials in a build URL must be URL-encoded",
+				step, v.Display, sp.label)
+			return
+		}
+	}
+	l.errNode(raw.node, hint, "url of step %q (%s) has a raw \"/\" in its credentials: credentials in a build URL must be URL-encoded", step, v.Display)
+}
