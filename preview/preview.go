@@ -31,23 +31,23 @@ type Options struct {
 
 // Doc is the preview, as serialized by --json (schema version 1).
 type Doc struct {
-	Version     int            `json:"v"`
-	Plan        string         `json:"plan"`
-	File        string         `json:"file"`
-	Description string         `json:"description,omitempty"`
+	Version     int    `json:"v"`
+	Plan        string `json:"plan"`
+	File        string `json:"file"`
+	Description string `json:"description,omitempty"`
 	// Vars are the plan's variables as they may be shown: a value read
 	// with ${env:NAME} stays ${env:NAME}, URL credentials are masked.
-	Vars map[string]string `json:"vars,omitempty"`
-	API         string         `json:"api"`
-	ASID        int64          `json:"asid"`
-	Concurrency int            `json:"concurrency"`
-	Images      []ImageDoc     `json:"images"`
-	Targets     int            `json:"targets"`
-	Steps       []StepDoc      `json:"steps"`
-	OnFailure   []StepDoc      `json:"on_failure,omitempty"`
-	Warnings    []string       `json:"warnings,omitempty"`
-	Preflight   *PreflightDoc  `json:"preflight,omitempty"`
-	Counts      map[string]int `json:"instances_by_type"`
+	Vars        map[string]string `json:"vars,omitempty"`
+	API         string            `json:"api"`
+	ASID        int64             `json:"asid"`
+	Concurrency int               `json:"concurrency"`
+	Images      []ImageDoc        `json:"images"`
+	Targets     int               `json:"targets"`
+	Steps       []StepDoc         `json:"steps"`
+	OnFailure   []StepDoc         `json:"on_failure,omitempty"`
+	Warnings    []string          `json:"warnings,omitempty"`
+	Preflight   *PreflightDoc     `json:"preflight,omitempty"`
+	Counts      map[string]int    `json:"instances_by_type"`
 }
 
 // ImageDoc lists an image's machines.
