@@ -210,6 +210,10 @@ func noReuseClient(read *http.Client) *http.Client {
 	}
 }
 
+// CloseIdleConnections closes the read transport's idle keep-alive
+// connections (state-changing calls never keep one), for a clean shutdown.
+func (c *Client) CloseIdleConnections() { c.read.CloseIdleConnections() }
+
 // ASID returns the account service id the client is scoped to.
 func (c *Client) ASID() int64 { return c.cfg.ASID }
 

@@ -485,6 +485,10 @@ durations: {startup: 1s, update: 2s, diff: 2s, version: 2s, mirror: 2s, install:
 			t.Errorf("state-changing %s sent after the interrupt", r.Endpoint)
 		}
 	}
+	// Keep-alive connections of the client and the simulator's server
+	// are not the engine's: close them, then count.
+	f.env.Client.CloseIdleConnections()
+	f.sim.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
