@@ -512,3 +512,40 @@ func TestResumeRefusesAChangedPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanPreviewSendsNothingThatChangesState: `rollout plan` against a
+// reachable API makes its read-only pre-flight and names every machine and
+// step of a two-image rollout, and not one state-changing call is sent.
+func TestPlanPreviewSendsNothingThatChangesState(t *testing.T) {
+	src, err := os.ReadFile("examples/ab-rollout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, string(src), fastScenario)
+	for _, args := range [][]string{{"plan", f.planPath}, {"plan", f.planPath, "--all"}, {"plan", f.planPath, "--json"}} {
+		cmd, out := f.start(args...)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: exit %d\n%s", args, exitCode(err), out)
+		}
+		for _, w := range []string{"buildbox-1", "eu-1", "eu-2", "eu-3", "us-1", "us-2", "us-3", "update", "diff", "sane", "version", "mirror", "install"} {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v does not name %q", args, w)
+			}
+		}
+		if len(args) == 2 { // the plain text preview
+			if !strings.Contains(out.String(), "Pre-flight (read-only):") || !strings.Contains(out.String(), "not locked") {
+				t.Errorf("no pre-flight in the preview:\n%s", out)
+			}
+		}
+	}
+	reads := 0
+	for _, r := range f.sim.Requests() {
+		if r.Mutating {
+			t.Errorf("the preview sent %s", r.Endpoint)
+		}
+		reads++
+	}
+	if reads == 0 {
+		t.Fatal("the preview made no pre-flight read at all")
+	}
+}
