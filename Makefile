@@ -26,10 +26,13 @@ schema: build
 	$(GO) test ./schema/...
 	./$(BIN) schema > /dev/null
 
-# Short fuzz runs of the plan loader and the API response decoder.
+# Short fuzz runs of the plan loader, the API response decoder, the
+# scenario parser and the credential masker.
 fuzz:
-	$(GO) test ./plan -run '^$$' -fuzz FuzzParse -fuzztime 30s
-	$(GO) test ./clanforge -run '^$$' -fuzz FuzzDecode -fuzztime 30s
+	$(GO) test ./plan -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
+	$(GO) test ./clanforge -run '^$$' -fuzz '^FuzzDecodeResponses$$' -fuzztime 30s
+	$(GO) test ./clanforge/sim -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime 30s
+	$(GO) test ./redact -run '^$$' -fuzz '^FuzzSecretNeverLeaks$$' -fuzztime 30s
 
 clean:
 	rm -rf bin
