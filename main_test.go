@@ -17,6 +17,7 @@ import (
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
 )
 
@@ -143,6 +144,8 @@ type fixture struct {
 	sim      *sim.Server
 	k        *killer
 	url      string
+	// client talks to the simulator through k.
+	client *clanforge.Client
 }
 
 func newFixture(t *testing.T, src, scenario string) *fixture {
@@ -156,26 +159,13 @@ func newFixture(t *testing.T, src, scenario string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := sim.ParseScenario([]byte(scenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Strict: the simulator refuses anything a strict reading of the API
-	// reference refuses, so the client is held to the documented API.
-	sc.Strict = true
-	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: testAccess, SecretKey: testSecret, Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, r := range srv.StrictRefusals() {
-			t.Errorf("strict refusal of %s: %s", r.Path, r.Strict)
-		}
-	})
-	k := &killer{sim: srv}
-	hs := httptest.NewServer(k)
-	t.Cleanup(hs.Close)
-	return &fixture{t: t, dir: dir, planPath: planPath, sim: srv, k: k, url: hs.URL}
+	var k *killer
+	e := simtest.Start(t, p, simtest.Scenario(t, scenario), simtest.Credentials(testAccess, testSecret),
+		simtest.Front(func(srv *sim.Server) http.Handler {
+			k = &killer{sim: srv}
+			return k
+		}))
+	return &fixture{t: t, dir: dir, planPath: planPath, sim: e.Server, k: k, url: e.URL, client: e.Client}
 }
 
 // start runs the binary against the fixture's server.
@@ -321,12 +311,8 @@ func checkOneJobPerIntent(t *testing.T, s *sim.Server) {
 // locks the image; run changes nothing and names the lock.
 func TestForeignLockStopsPreflight(t *testing.T) {
 	f := newFixture(t, killPlan, fastScenario)
-	c, err := clanforge.New(clanforge.Config{BaseURL: f.url, ASID: 4321, AccessKey: testAccess, SecretKey: testSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	d, err := c.CreateDiff(ctx, 5531, 770001)
+	d, err := f.client.CreateDiff(ctx, 5531, 770001)
 	if err != nil {
 		t.Fatal(err)
 	}

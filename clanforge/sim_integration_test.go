@@ -8,7 +8,7 @@ import (
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
-	"golang.org/x/time/rate"
+	"github.com/rollout/rollout/internal/simtest"
 )
 
 // These tests run the client against the simulator over HTTP. The simulator
@@ -48,26 +48,15 @@ type simEnv struct {
 	url   string // the simulator's base URL
 }
 
-func newSim(t *testing.T, scn sim.Scenario) *simEnv {
+// newSim serves simInventory on a fake clock with scenario scn as it is
+// (strict mode only if scn says so); opts go to simtest.Start.
+func newSim(t *testing.T, scn sim.Scenario, opts ...simtest.Option) *simEnv {
 	t.Helper()
 	clock := sim.NewFakeClock(time.Unix(1717400000, 0))
-	srv, err := sim.New(sim.Config{Inventory: simInventory(), AccessKey: testAccess, SecretKey: testSecret, Scenario: scn, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	c, err := clanforge.New(clanforge.Config{
-		BaseURL: base, ASID: simASID, AccessKey: testAccess, SecretKey: testSecret,
-		RateLimit: rate.Inf, MaxReadAttempts: 5, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &simEnv{srv: srv, clock: clock, c: c, url: base}
+	opts = append([]simtest.Option{simtest.Lenient(), simtest.Inventory(simInventory()), simtest.Clock(clock),
+		simtest.Credentials(testAccess, testSecret), simtest.ReadAttempts(5)}, opts...)
+	e := simtest.Start(t, nil, scn, opts...)
+	return &simEnv{srv: e.Server, clock: clock, c: e.Client, url: e.URL}
 }
 
 // poll reads a job until it is terminal, advancing the simulated clock by

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/internal/simtest"
 )
 
 // These tests drive whole rollouts through the client against the simulator
@@ -19,10 +20,12 @@ import (
 // project is an independent strict stand-in of the API, so a single strict
 // refusal here is a request the real thing may refuse too.
 
+// newStrictSim is newSim in strict mode. The tests check the refusals
+// themselves (assertStrictClean, or a refusal they expect).
 func newStrictSim(t *testing.T, scn sim.Scenario) *simEnv {
 	t.Helper()
 	scn.Strict = true
-	return newSim(t, scn)
+	return newSim(t, scn, simtest.OwnRefusals())
 }
 
 // assertStrictClean fails on any strict refusal, then proves that strict

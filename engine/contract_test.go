@@ -11,6 +11,7 @@ import (
 
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/internal/simtest"
 )
 
 // These tests check the plan-format contract's scheduling and failure
@@ -29,7 +30,7 @@ func insertAfter(t *testing.T, src, anchor, text string) string {
 	return strings.Replace(src, anchor, anchor+text, 1)
 }
 
-// Anchors in fleetPlan's steps after which a step's own keys may go.
+// Anchors in simtest.FleetPlan's steps after which a step's own keys may go.
 const (
 	atUpdate  = "    url: \"s3://builds/game/${vars.build}/\"\n"
 	atDiff    = "    needs: [update]\n    where: machine.labels.role == \"build\"\n"
@@ -109,7 +110,7 @@ func failedInstances(s *engine.Summary) []string {
 func TestMaxParallelPerStep(t *testing.T) {
 	// concurrency 8 would let all six installs run together; max_parallel
 	// 2 on the install step must hold them to two at a time.
-	f := newFixture(t, fleetPlan("maxpar", []string{"game"}, 6, 8, "    max_parallel: 2\n", "", ""), fast)
+	f := newFixture(t, simtest.FleetPlan("maxpar", []string{"game"}, 6, 8, "    max_parallel: 2\n", "", ""), fast)
 	s := f.run(t, context.Background(), nil)
 	if len(s.Failures) != 0 || s.Aborted {
 		t.Fatalf("run failed: %+v", s.Failures)
@@ -154,7 +155,7 @@ func TestWhenFalseSkipsAndStillSucceeds(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := insertAfter(t, fleetPlan("when", []string{"game"}, 3, 4, "", "", rejectOnFailure), tc.anchor, tc.when)
+			src := insertAfter(t, simtest.FleetPlan("when", []string{"game"}, 3, 4, "", "", rejectOnFailure), tc.anchor, tc.when)
 			f := newFixture(t, src, fast)
 			obs := &outcomes{}
 			s := f.run(t, context.Background(), obs)
@@ -197,7 +198,7 @@ func TestFailedDiffIsRejected(t *testing.T) {
 		{name: "retries exhausted", retries: "    retries: 1\n", times: 0, failures: []string{"diff@buildbox-1/game"}, retried: 1, rejects: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := fleetPlan("faildiff", []string{"game"}, 2, 4, "", "", rejectOnFailure)
+			src := simtest.FleetPlan("faildiff", []string{"game"}, 2, 4, "", "", rejectOnFailure)
 			if tc.retries != "" {
 				src = insertAfter(t, src, atDiff, tc.retries)
 			}
@@ -259,7 +260,7 @@ failures:
 		{name: "within a count", budget: "2", wave2Queue: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := fleetPlan("budget", []string{"game"}, 4, 4, "    waves: [\"50%\", \"100%\"]\n    max_failures: "+tc.budget+"\n", "", rejectOnFailure)
+			src := simtest.FleetPlan("budget", []string{"game"}, 4, 4, "    waves: [\"50%\", \"100%\"]\n    max_failures: "+tc.budget+"\n", "", rejectOnFailure)
 			f := newFixture(t, src, scenario)
 			obs := &outcomes{}
 			rec := &recorder{}
@@ -304,7 +305,7 @@ func TestEmptyMiddleWaveStillOrders(t *testing.T) {
 	// Two machines and [1, "50%", "100%"] give waves of 1, 0 and 1: the
 	// empty second wave must not let the third start before the first
 	// ended.
-	f := newFixture(t, fleetPlan("gap", []string{"game"}, 2, 4, "    waves: [1, \"50%\", \"100%\"]\n", "", ""), fast)
+	f := newFixture(t, simtest.FleetPlan("gap", []string{"game"}, 2, 4, "    waves: [1, \"50%\", \"100%\"]\n", "", ""), fast)
 	s := f.run(t, context.Background(), nil)
 	if len(s.Failures) != 0 {
 		t.Fatalf("failures: %+v", s.Failures)
@@ -333,7 +334,7 @@ func TestStepTimeout(t *testing.T) {
 	// The diff takes 300 ms; its 100 ms timeout fails it with a message
 	// naming the job, and on_failure waits for the diff to end before
 	// rejecting it (a running diff cannot be rejected).
-	src := insertAfter(t, fleetPlan("timeout", []string{"game"}, 1, 4, "", "", rejectOnFailure), atDiff, "    timeout: 100ms\n")
+	src := insertAfter(t, simtest.FleetPlan("timeout", []string{"game"}, 1, 4, "", "", rejectOnFailure), atDiff, "    timeout: 100ms\n")
 	f := newFixture(t, src, `
 speed: 100
 durations: {startup: 3s, update: 5s, diff: 30s, version: 5s, mirror: 5s, install: 5s}
@@ -357,7 +358,7 @@ durations: {startup: 3s, update: 5s, diff: 30s, version: 5s, mirror: 5s, install
 }
 
 func TestInstallAtNowOnlyWatches(t *testing.T) {
-	src := insertAfter(t, fleetPlan("now", []string{"game"}, 4, 4, "", "", ""), atVersion, "    install_at: now\n")
+	src := insertAfter(t, simtest.FleetPlan("now", []string{"game"}, 4, 4, "", "", ""), atVersion, "    install_at: now\n")
 	f := newFixture(t, src, fast)
 	obs := &outcomes{}
 	s := f.run(t, context.Background(), obs)
@@ -379,7 +380,7 @@ func TestFullAutoOnEmptyDiff(t *testing.T) {
 	// The build changes nothing, so full: auto sends full=1; the image's
 	// current version is already full, so the API refuses. The version
 	// fails, and the diff, still open, is rejected.
-	f := newFixture(t, fleetPlan("empty", []string{"game"}, 2, 4, "", "", rejectOnFailure), fast+`
+	f := newFixture(t, simtest.FleetPlan("empty", []string{"game"}, 2, 4, "", "", rejectOnFailure), fast+`
 builds:
   - {url: "s3://builds/game/9.9.9/", added: [], modified: [], removed: []}
 `)
@@ -407,7 +408,7 @@ func TestInstallAtNowWithFewSlots(t *testing.T) {
 	// install_at now: the platform runs every install by itself while the
 	// one slot lets the rollout watch a single instance at a time, so most
 	// jobs end (and leave the list) before their instance first looks.
-	src := insertAfter(t, fleetPlan("nowslow", []string{"game"}, 6, 1, "", "", ""), atVersion, "    install_at: now\n")
+	src := insertAfter(t, simtest.FleetPlan("nowslow", []string{"game"}, 6, 1, "", "", ""), atVersion, "    install_at: now\n")
 	f := newFixture(t, src, `
 speed: 100
 jitter: 0.8
@@ -428,7 +429,7 @@ func TestInterruptReportsEveryUnfinishedJob(t *testing.T) {
 	// when the first has completed, so the instance's last report is a
 	// finished job while the other still runs. That one must be reported,
 	// with its id and last state.
-	f := newFixture(t, fleetPlan("mirrors", []string{"game"}, 2, 4, "", "", ""), `
+	f := newFixture(t, simtest.FleetPlan("mirrors", []string{"game"}, 2, 4, "", "", ""), `
 speed: 20
 jitter: 0.9
 seed: 3

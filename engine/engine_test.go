@@ -10,63 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
 	"github.com/rollout/rollout/steps"
 )
-
-// fleetPlan writes a plan with one build machine and n fleet machines per
-// image. extra is appended to the install step.
-func fleetPlan(name string, images []string, n, concurrency int, install string, gate string, onFailure string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nname: %s\nclanforge: {asid: 1234}\nconcurrency: %d\nvars: {build: \"9.9.9\"}\nimages:\n", name, concurrency)
-	for i, img := range images {
-		fmt.Fprintf(&b, "  - {name: %s, id: %d}\n", img, 5530+i)
-	}
-	b.WriteString("machines:\n  - {name: buildbox-1, id: 770001, labels: {role: build}}\n")
-	for i := 0; i < n; i++ {
-		region := "eu"
-		if i%2 == 1 {
-			region = "us"
-		}
-		fmt.Fprintf(&b, "  - {name: m%03d, id: %d, labels: {role: fleet, region: %s}}\n", i, 800000+i, region)
-	}
-	b.WriteString(`steps:
-  - name: update
-    type: update
-    where: machine.labels.role == "build"
-    desc: "build ${vars.build}"
-    url: "s3://builds/game/${vars.build}/"
-  - name: diff
-    type: diff
-    needs: [update]
-    where: machine.labels.role == "build"
-`)
-	versionNeeds := "diff"
-	if gate != "" {
-		fmt.Fprintf(&b, "  - name: gate\n    type: gate\n    needs: [diff]\n    expr: %s\n", gate)
-		versionNeeds = "gate"
-	}
-	fmt.Fprintf(&b, `  - name: version
-    type: version
-    needs: [%s]
-    restart: true
-    full: auto
-  - name: mirror
-    type: install
-    needs: [version]
-    mirroring: true
-  - name: install
-    type: install
-    needs: [mirror]
-    where: machine.labels.role == "fleet"
-    mirroring: false
-%s`, versionNeeds, install)
-	b.WriteString(onFailure)
-	return b.String()
-}
 
 // fixture is a plan, a simulator serving it over real HTTP, and the step
 // environment of a run against it.
@@ -78,39 +27,10 @@ type fixture struct {
 
 func newFixture(t testing.TB, src, scenario string) *fixture {
 	t.Helper()
-	p, err := plan.Parse(t.Name()+".yaml", []byte(src), plan.Options{})
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	sc := sim.Scenario{}
-	if scenario != "" {
-		if sc, err = sim.ParseScenario([]byte(scenario)); err != nil {
-			t.Fatalf("scenario: %v", err)
-		}
-	}
-	// Strict: the simulator refuses anything a strict reading of the API
-	// reference refuses, so the client is held to the documented API.
-	sc.Strict = true
-	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: "ak", SecretKey: "sk", Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, r := range srv.StrictRefusals() {
-			t.Errorf("strict refusal of %s: %s", r.Path, r.Strict)
-		}
-	})
-	base, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	c, err := clanforge.New(clanforge.Config{BaseURL: base, ASID: 1234, AccessKey: "ak", SecretKey: "sk", RateLimit: 1000, Burst: 100, Backoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := simtest.Plan(t, src)
+	e := simtest.Start(t, p, simtest.Scenario(t, scenario))
 	pol := steps.PollPolicy{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond, Factor: 1.5}
-	return &fixture{p: p, sim: srv, env: &steps.Env{Client: c, Installs: steps.NewInstallWatcher(c, pol), Journal: steps.NopJournal{}, Poll: pol, Now: time.Now, Fleet: steps.FleetOf(p)}}
+	return &fixture{p: p, sim: e.Server, env: &steps.Env{Client: e.Client, Installs: steps.NewInstallWatcher(e.Client, pol), Journal: steps.NopJournal{}, Poll: pol, Now: time.Now, Fleet: steps.FleetOf(p)}}
 }
 
 func (f *fixture) run(t testing.TB, ctx context.Context, obs engine.Observer) *engine.Summary {
@@ -198,7 +118,7 @@ func maxOverlap(iv []interval) int {
 func TestConcurrencyNeverExceeded(t *testing.T) {
 	for _, limit := range []int{1, 3} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			f := newFixture(t, fleetPlan("conc", []string{"game-a", "game-b"}, 8, limit, "", "", ""), fast)
+			f := newFixture(t, simtest.FleetPlan("conc", []string{"game-a", "game-b"}, 8, limit, "", "", ""), fast)
 			s := f.run(t, context.Background(), nil)
 			if len(s.Failures) != 0 || s.Aborted {
 				t.Fatalf("run failed: %+v", s.Failures)
@@ -220,7 +140,7 @@ func TestConcurrencyNeverExceeded(t *testing.T) {
 }
 
 func TestExactlyOneJobPerIntent(t *testing.T) {
-	f := newFixture(t, fleetPlan("two", []string{"game-a", "game-b"}, 6, 4, `    waves: [1, "50%", "100%"]
+	f := newFixture(t, simtest.FleetPlan("two", []string{"game-a", "game-b"}, 6, 4, `    waves: [1, "50%", "100%"]
 `, "", ""), fast)
 	s := f.run(t, context.Background(), nil)
 	if len(s.Failures) != 0 || s.Aborted || s.Counts[engine.Succeeded] != 2*(1+1+1+1+6) {
@@ -257,7 +177,7 @@ func TestExactlyOneJobPerIntent(t *testing.T) {
 func TestFaultyAPINeverDuplicatesAJob(t *testing.T) {
 	for _, seed := range []int{1, 2, 3, 4} {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-			f := newFixture(t, fleetPlan("chaos", []string{"game-a", "game-b"}, 4, 4, `    waves: ["50%", "100%"]
+			f := newFixture(t, simtest.FleetPlan("chaos", []string{"game-a", "game-b"}, 4, 4, `    waves: ["50%", "100%"]
 `, "", ""), fmt.Sprintf(`
 seed: %d
 speed: 100
@@ -312,7 +232,7 @@ faults:
 
 func TestWavesInOrder(t *testing.T) {
 	// 6 machines and [1, "50%", "100%"] give waves of 1, 2 and 3.
-	f := newFixture(t, fleetPlan("waves", []string{"game"}, 6, 6, `    waves: [1, "50%", "100%"]
+	f := newFixture(t, simtest.FleetPlan("waves", []string{"game"}, 6, 6, `    waves: [1, "50%", "100%"]
 `, "", ""), fast)
 	s := f.run(t, context.Background(), nil)
 	if len(s.Failures) != 0 {
@@ -382,7 +302,7 @@ failures:
   - {kind: install, machine: m001, error: disk full}
   - {kind: install, machine: m002, error: disk full}
 `
-	f := newFixture(t, fleetPlan("budget", []string{"game"}, 6, 6, `    waves: [1, "50%", "100%"]
+	f := newFixture(t, simtest.FleetPlan("budget", []string{"game"}, 6, 6, `    waves: [1, "50%", "100%"]
     max_failures: 1
 `, "", ""), scenario)
 	rec := &recorder{}
@@ -409,7 +329,7 @@ failures:
 }
 
 func TestFailedGateRejectsWithReinstall(t *testing.T) {
-	f := newFixture(t, fleetPlan("gate", []string{"game"}, 2, 4, "", "steps.diff.changed < 0", `on_failure:
+	f := newFixture(t, simtest.FleetPlan("gate", []string{"game"}, 2, 4, "", "steps.diff.changed < 0", `on_failure:
   - {name: reject, type: reject, reinstall: true}
 `), fast)
 	s := f.run(t, context.Background(), nil)
@@ -444,7 +364,7 @@ func TestFailedGateRejectsWithReinstall(t *testing.T) {
 
 func TestInterruptLeavesNothingRunning(t *testing.T) {
 	before := runtime.NumGoroutine()
-	f := newFixture(t, fleetPlan("cancel", []string{"game"}, 4, 4, "", "", `on_failure:
+	f := newFixture(t, simtest.FleetPlan("cancel", []string{"game"}, 4, 4, "", "", `on_failure:
   - {name: reject, type: reject, reinstall: true}
 `), `
 speed: 20
@@ -507,7 +427,7 @@ func TestStatusReadsFewerThanOnePerSecond(t *testing.T) {
 	// every second makes one read per job per simulated second of its
 	// life.
 	const speed = 10
-	f := newFixture(t, fleetPlan("reads", []string{"game"}, 20, 20, "", "", ""), `
+	f := newFixture(t, simtest.FleetPlan("reads", []string{"game"}, 20, 20, "", "", ""), `
 speed: 10
 durations: {startup: 3s, update: 20s, diff: 10s, version: 15s, mirror: 10s, install: 15s}
 `)
@@ -540,7 +460,7 @@ durations: {startup: 3s, update: 20s, diff: 10s, version: 15s, mirror: 10s, inst
 // in-process simulator with near-zero job durations, and reports the API
 // requests made per remote job.
 func BenchmarkRollout1000(b *testing.B) {
-	src := fleetPlan("bench", []string{"game"}, 1000, 64, `    waves: ["10%", "100%"]
+	src := simtest.FleetPlan("bench", []string{"game"}, 1000, 64, `    waves: ["10%", "100%"]
 `, "", "")
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

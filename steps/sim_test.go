@@ -2,16 +2,14 @@ package steps
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
 )
 
@@ -72,35 +70,15 @@ type simRig struct {
 
 func newSimRig(t *testing.T, src string, sc sim.Scenario) *simRig {
 	t.Helper()
-	p, err := plan.Parse("sim.yaml", []byte(src), plan.Options{LookupEnv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
+	p := simtest.Plan(t, src)
 	if sc.Speed == 0 {
 		sc.Speed = 400
 	}
-	// Strict: the simulator refuses anything a strict reading of the API
-	// reference refuses, so the client is held to the documented API.
-	sc.Strict = true
-	srv, err := sim.New(sim.Config{Inventory: sim.InventoryFromPlan(p), AccessKey: "AKIDSIM", SecretKey: "SECRETSIM", Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, r := range srv.StrictRefusals() {
-			t.Errorf("strict refusal of %s: %s", r.Path, r.Strict)
-		}
-	})
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	c, err := clanforge.New(clanforge.Config{BaseURL: hs.URL, ASID: 1234, AccessKey: "AKIDSIM", SecretKey: "SECRETSIM",
-		RateLimit: rate.Inf, MaxReadAttempts: 3, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := simtest.Start(t, p, sc, simtest.ReadAttempts(3))
+	c := e.Client
 	pol := PollPolicy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
 	j := newJournal()
-	return &simRig{p: p, srv: srv, client: c, j: j, outs: map[string]*plan.Output{},
+	return &simRig{p: p, srv: e.Server, client: c, j: j, outs: map[string]*plan.Output{},
 		env: &Env{Client: c, Journal: j, Poll: pol, Installs: NewInstallWatcher(c, pol)}}
 }
 
