@@ -261,6 +261,17 @@ func TestKillAndResume(t *testing.T) {
 				t.Fatalf("resume: exit %d\n--- first run\n%s\n--- resume\n%s", exitCode(err), out, rout2)
 			}
 			checkOneJobPerIntent(t, f.sim)
+			// Each instance starts at most once in the resumed run.
+			seen := map[string]bool{}
+			for _, line := range strings.Split(rout2.String(), "\n") {
+				if i := strings.Index(line, "] "); i >= 0 && strings.HasSuffix(line, " started") && !strings.Contains(line, "wave") {
+					id := strings.TrimSuffix(line[i+2:], " started")
+					if seen[id] {
+						t.Errorf("%s started twice in the resumed run:\n%s", id, rout2)
+					}
+					seen[id] = true
+				}
+			}
 			for _, b := range [][]byte{out.Bytes(), rout2.Bytes()} {
 				if bytes.Contains(b, []byte("s3cr3tvalue")) || bytes.Contains(b, []byte(testSecret)) {
 					t.Fatalf("a credential was printed:\n%s", b)

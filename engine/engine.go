@@ -53,6 +53,7 @@ type status int
 
 const (
 	waiting status = iota // dependencies not done
+	parked                // dependencies done, its wave not open yet
 	ready                 // may start once limits allow
 	running
 	ended
@@ -269,7 +270,7 @@ func (e *Engine) Run(ctx context.Context) (*Summary, error) {
 	// Whatever never became ready (its dependencies ended otherwise) has
 	// already been marked; waiting nodes left here mean a broken DAG.
 	for _, n := range e.nodes {
-		if n.status == waiting || n.status == ready {
+		if n.status == waiting || n.status == parked || n.status == ready {
 			e.finish(n, Result{Outcome: Skipped, Err: "not reached"}, nil, e.now())
 		}
 	}
@@ -316,6 +317,13 @@ func (e *Engine) client() *clanforge.Client {
 // or parks it behind its wave, or ends it at once when it was restored from
 // the journal.
 func (e *Engine) makeReady(n *node) {
+	// Only once per node: on a resume, restored instances end inside the
+	// first scan over the nodes and release their dependents, which the
+	// same scan then meets again; a second call would queue (or park) the
+	// node twice and start it twice.
+	if n.status != waiting && n.status != parked {
+		return
+	}
 	if e.opt.Journal != nil {
 		if out, ok := e.opt.Journal.Restore(n.inst.ID); ok {
 			n.status = running // finish expects a started node
@@ -331,7 +339,10 @@ func (e *Engine) makeReady(n *node) {
 	if n.inst.Wave >= 0 {
 		k := waveOf(n.inst)
 		if !e.waveIsOpen(k) {
-			e.waveParked[k] = append(e.waveParked[k], n)
+			if n.status != parked {
+				n.status = parked
+				e.waveParked[k] = append(e.waveParked[k], n)
+			}
 			return
 		}
 	}

@@ -484,3 +484,79 @@ durations: {startup: 3ms, update: 5ms, diff: 5ms, version: 5ms, mirror: 5ms, ins
 		b.StartTimer()
 	}
 }
+
+// memJournal keeps outcomes in memory and restores the successes, as the
+// state directory does for a resumed run.
+type memJournal struct {
+	mu  sync.Mutex
+	out map[string]*plan.Output
+}
+
+func (j *memJournal) Restore(id string) (*plan.Output, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	o, ok := j.out[id]
+	return o, ok
+}
+
+func (j *memJournal) Record(id string, r engine.Result, out *plan.Output) {
+	if r.Outcome != engine.Succeeded {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.out[id] = out
+}
+
+// starts counts InstanceStarted per instance.
+type starts struct {
+	engine.NopObserver
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *starts) InstanceStarted(id string, _ time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n[id]++
+}
+
+// TestResumedRunStartsEachInstanceOnce: on a resume, the restored instances
+// end during the engine's first scan and release their dependents, which
+// the scan meets again; instances of a later wave must still be queued and
+// started exactly once.
+func TestResumedRunStartsEachInstanceOnce(t *testing.T) {
+	f := newFixture(t, simtest.FleetPlan("resume", []string{"game"}, 4, 4, `    waves: [1, "50%", "100%"]
+`, "", ""), fast)
+	j := &memJournal{out: map[string]*plan.Output{}}
+	// The first run stops at the first install, as a crash would.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := &recorder{onJob: func(id string, job engine.JobInfo) {
+		if strings.HasPrefix(id, "install@") {
+			cancel()
+		}
+	}}
+	s1, err := engine.New(f.p, engine.Options{Env: f.env, Observer: first, Journal: j}).Run(ctx)
+	if err != nil || !s1.Interrupted {
+		t.Fatalf("first run: %v %+v", err, s1)
+	}
+	st := &starts{n: map[string]int{}}
+	s2, err := engine.New(f.p, engine.Options{Env: f.env, Observer: st, Journal: j, Resumed: true}).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.Failures) != 0 || s2.Counts[engine.Succeeded] != len(f.p.Instances) {
+		t.Fatalf("resumed run: %v %+v", s2.Counts, s2.Failures)
+	}
+	for id, n := range st.n {
+		if n != 1 {
+			t.Errorf("%s started %d times", id, n)
+		}
+	}
+	for _, in := range f.p.Instances {
+		if in.Step.Type == plan.TypeInstall && !in.PerImage() && st.n[in.ID] != 1 && j.out[in.ID] == nil {
+			t.Errorf("%s never ran", in.ID)
+		}
+	}
+}
