@@ -493,7 +493,15 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	}
 	all, err := read(ctx, c, pathImageOptions, url.Values{}, decodeImageOptions)
 	if err != nil {
-		return 0, err
+		// Credentials and interrupts are answers in themselves. Any other
+		// refusal of the unfiltered listing (a server that wants filters)
+		// is not worth failing over: imageid alone is what older clients
+		// send, and the lock read itself will say if it is refused too.
+		var ae *APIError
+		if errors.Is(err, ErrAuth) || ctx.Err() != nil || !errors.As(err, &ae) {
+			return 0, err
+		}
+		all = &ImageOptions{}
 	}
 	switch len(all.Games) {
 	case 0:

@@ -491,3 +491,25 @@ func TestDiffResendRefusedByItsOwnFirstSend(t *testing.T) {
 		t.Errorf("creates = %d, want 2 (one resend after a proof that nothing was made)", creates)
 	}
 }
+
+// TestImageOptionsWithoutAGameList: a server that refuses the unfiltered
+// listing still answers the lock read with imageid alone.
+func TestImageOptionsWithoutAGameList(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/image/options": func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("imageid") == "" {
+				writeJSON(w, 400, `{"success":false,"error":true,"error_code":1,"error_message":"imageid is required"}`)
+				return
+			}
+			writeJSON(w, 200, `{"games":[],"updateid":12}`)
+		},
+	})
+	kind, id, err := f.client(t, nil).LockHolder(ctx(t), 5531)
+	if err != nil || kind != "update" || id != 12 {
+		t.Fatalf("%q %d %v", kind, id, err)
+	}
+	last := f.all()[len(f.all())-1]
+	if last.Query.Get("imageid") != "5531" || last.Query.Get("gameid") != "" {
+		t.Errorf("last query %v", last.Query)
+	}
+}
