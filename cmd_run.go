@@ -136,9 +136,11 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	if policy.Max < policy.Min {
 		return usageErr("rollout run: --poll-max %s is shorter than --poll-min %s", policy.Max, policy.Min)
 	}
+	watcher := steps.NewInstallWatcher(conn.client, policy)
+	watcher.SetMachineNames(steps.MachineIDs(p))
 	env := &steps.Env{
 		Client:   conn.client,
-		Installs: steps.NewInstallWatcher(conn.client, policy),
+		Installs: watcher,
 		Journal:  j,
 		Poll:     policy,
 		Now:      time.Now,

@@ -48,6 +48,9 @@ type fakeAPI struct {
 	counters        clanforge.Counters
 	versionParams   url.Values
 	dropVersion     bool // act on imageversion/create, then drop the connection
+	// machineNames, when set, makes install entries name their machine
+	// instead of giving its id (the field's type is undocumented).
+	machineNames map[int64]string
 	statusReadTimes []time.Time
 }
 
@@ -272,6 +275,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				m["mirroring"] = in.mirroring
 				m["mirror"] = in.mirror
 				m["machine"] = in.machine
+				if name, ok := f.machineNames[in.machine]; ok {
+					m["machine"] = name
+				}
 				m["location"] = in.location
 				m["target_imageversionid"] = in.version
 				list = append(list, m)

@@ -74,6 +74,16 @@ type Env struct {
 	Fleet map[int64][]int64
 }
 
+// MachineIDs maps the plan's machine names to their ids, for
+// InstallWatcher.SetMachineNames.
+func MachineIDs(p *plan.Plan) map[string]int64 {
+	out := make(map[string]int64, len(p.Machines))
+	for _, m := range p.Machines {
+		out[m.Name] = m.ID
+	}
+	return out
+}
+
 // FleetOf returns the plan's fleet machines per image, for Env.Fleet.
 func FleetOf(p *plan.Plan) map[int64][]int64 {
 	out := map[int64][]int64{}

@@ -309,6 +309,32 @@ func TestInstallQueuesOnceAndWatches(t *testing.T) {
 	}
 }
 
+// TestInstallMatchesAMachineGivenByName: install entries that name their
+// machine instead of giving its id are matched through the plan's names.
+func TestInstallMatchesAMachineGivenByName(t *testing.T) {
+	f, c := newFake(t)
+	ms := fleet(2)
+	f.machineNames = map[int64]string{ms[0].ID: ms[0].Name, ms[1].ID: ms[1].Name}
+	v := listVersion(f, machineInstalls(ms, 1), false)
+	env := newEnv(c, newJournal(), testPol)
+	env.Installs.SetMachineNames(map[string]int64{ms[0].Name: ms[0].ID, ms[1].Name: ms[1].ID})
+	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallManual),
+		Inputs{Version: &plan.Output{VersionID: v}}, nil)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if f.hit("imageinstall/queue") != 1 || len(out.JobIDs) != 1 {
+		t.Fatalf("queue calls %d, output %+v", f.hit("imageinstall/queue"), out)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, in := range f.all {
+		if in.id == out.JobIDs[0] && in.machine != ms[1].ID {
+			t.Errorf("queued the job of machine %d, want %d", in.machine, ms[1].ID)
+		}
+	}
+}
+
 func TestInstallFailedStaysListed(t *testing.T) {
 	f, c := newFake(t)
 	f.installScript = []step{{st: clanforge.StateQueued}, sRun, sFail("disk full on machine")}

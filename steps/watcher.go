@@ -81,6 +81,9 @@ type InstallWatcher struct {
 	// still waits for a slot; the watcher, reading for other instances,
 	// saw it, and the instance learns from known that it existed.
 	known map[InstallInterest]map[int64]clanforge.Install
+	// names resolves a machine job's machine given by name; see
+	// SetMachineNames.
+	names map[string]int64
 }
 
 type installRead struct {
@@ -106,6 +109,16 @@ func newWatcher(p PollPolicy) *InstallWatcher {
 		wake:   make(chan struct{}, 1),
 		known:  map[InstallInterest]map[int64]clanforge.Install{},
 	}
+}
+
+// SetMachineNames lets the watcher match machine jobs whose `machine` field
+// arrives as a name rather than an id (its type is undocumented, API §7
+// #17): names maps machine names to ids, normally from the plan. Call it
+// before the first subscription.
+func (w *InstallWatcher) SetMachineNames(names map[string]int64) {
+	w.mu.Lock()
+	w.names = names
+	w.mu.Unlock()
 }
 
 // SetClock makes the watcher compare job ETAs with now instead of the wall
@@ -290,6 +303,9 @@ func (w *InstallWatcher) publish(gen int, list []clanforge.Install, err error) {
 	index := make(map[InstallInterest][]clanforge.Install)
 	if err == nil {
 		for i := range list {
+			if in := &list[i]; in.Machine == 0 && in.MachineName != "" {
+				in.Machine = w.names[in.MachineName]
+			}
 			k := interestOf(&list[i])
 			index[k] = append(index[k], list[i])
 			if w.known[k] == nil {
