@@ -45,12 +45,12 @@ type fakeAPI struct {
 	genInstalls   func(versionID int64, now bool) []*finst
 	installScript []step // states a queued (or install_at=NOW()) job walks
 
-	counters        clanforge.Counters
-	versionParams   url.Values
-	dropVersion     bool // act on imageversion/create, then drop the connection
+	counters      clanforge.Counters
+	versionParams url.Values
+	dropVersion   bool // act on imageversion/create, then drop the connection
 	// machineNames, when set, makes install entries name their machine
 	// instead of giving its id (the field's type is undocumented).
-	machineNames map[int64]string
+	machineNames    map[int64]string
 	statusReadTimes []time.Time
 }
 
