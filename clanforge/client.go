@@ -319,6 +319,17 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 		}
 		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			// Hold back every request of this client, not only this one:
+			// the limit is the account's, and the others would be refused
+			// too. The hold starts before anyone (the hook included)
+			// learns of the 429.
+			d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+			if !ok {
+				d = c.backoff(attempt)
+			}
+			c.holdUntil(time.Now().Add(d))
+		}
 		c.hook(req.Method, endpoint, resp.StatusCode)
 		resp.Body = io.NopCloser(bytes.NewReader(body))
 		if rerr != nil {
@@ -342,13 +353,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 		}
 
 		if resp.StatusCode == http.StatusTooManyRequests {
-			d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-			if !ok {
-				d = c.backoff(attempt)
-			}
-			// Hold back every request of this client, not only this one:
-			// the limit is the account's, and the others would be refused too.
-			c.holdUntil(time.Now().Add(d))
+			// The client-wide hold was set above, before the hook ran.
 			apiErr := c.apiError(endpoint, resp.StatusCode, body)
 			// A state-changing call refused with 429 is sent again too: the
 			// server rejected it before doing any work (that is what 429
