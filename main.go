@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/rollout/rollout/plan"
 )
 
 // Exit statuses of plan format v1.
@@ -130,8 +132,8 @@ func (a *app) main(args []string) int {
 	}
 	if cmd == nil {
 		msg := fmt.Sprintf("rollout: unknown command %q", args[0])
-		if s := closest(args[0], commandNames()); s != "" {
-			msg += fmt.Sprintf("; did you mean %q?", s)
+		if hint := plan.DidYouMean(args[0], commandNames()); hint != "" {
+			msg += "; " + hint
 		}
 		fmt.Fprintln(a.stderr, msg)
 		fmt.Fprintln(a.stderr, "run 'rollout help' for the list of commands")
@@ -176,37 +178,6 @@ func (a *app) usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nEnvironment: CLANFORGE_ACCESS_KEY, CLANFORGE_SECRET_KEY, CLANFORGE_ASID, CLANFORGE_URL, NO_COLOR.")
 	fmt.Fprintln(w, "Exit status: 0 success, 1 rollout failed or aborted, 2 invalid plan or command line, 130 interrupted.")
-}
-
-// closest returns the candidate within a small edit distance of s.
-func closest(s string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // sortedKeys returns a map's keys in order.

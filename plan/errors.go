@@ -90,9 +90,10 @@ func (e Errors) sort() {
 	})
 }
 
-// didYouMean returns a hint naming the closest candidate to s, or "" when no
-// candidate is close enough to be a likely typo.
-func didYouMean(s string, candidates []string) string {
+// DidYouMean returns a hint such as `did you mean "install"?` naming the
+// candidate closest to s, or "" when none is close enough to be a likely
+// typo. The command line uses it too, so that every suggestion reads alike.
+func DidYouMean(s string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
 		if c == s {

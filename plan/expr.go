@@ -303,7 +303,7 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 				hint = fmt.Sprintf("add %q to needs", field)
 			default:
 				msg = fmt.Sprintf("unknown step %q in %s", field, where)
-				hint = didYouMean(field, x.stepNames)
+				hint = DidYouMean(field, x.stepNames)
 				for _, s := range x.stepNames {
 					if strings.HasPrefix(s, field+"-") {
 						hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
@@ -312,11 +312,11 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 			}
 		case x.varsType.String():
 			msg = fmt.Sprintf("unknown variable %q in %s", field, where)
-			hint = didYouMean(field, x.varNames)
+			hint = DidYouMean(field, x.varNames)
 		default:
 			if vf, ok := typeByString(typ); ok {
 				msg = fmt.Sprintf("%s has no field %q (it has %s)", vf.name, field, strings.Join(vf.fields, ", "))
-				hint = didYouMean(field, vf.fields)
+				hint = DidYouMean(field, vf.fields)
 			} else {
 				msg = fmt.Sprintf("unknown field %q", field)
 			}
@@ -332,7 +332,7 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 			msg = fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where)
 		} else {
 			msg = fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", "))
-			hint = didYouMean(name, roots)
+			hint = DidYouMean(name, roots)
 			if hint == "" && contains(x.varNames, name) {
 				hint = fmt.Sprintf("write vars.%s", name)
 			} else if hint == "" && contains(x.stepNames, name) {

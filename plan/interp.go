@@ -130,7 +130,7 @@ func (l *loader) interpolateSpans(s pv[string], what string, vs *varState, spans
 				if vs != nil {
 					names = vs.names
 				}
-				l.errAt(p, width, didYouMean(name, names), "unknown variable %q in %s", name, what)
+				l.errAt(p, width, DidYouMean(name, names), "unknown variable %q in %s", name, what)
 				ok = false
 				break
 			}

@@ -341,7 +341,7 @@ func (l *loader) mapping(n ast.Node, what string, allowed []string, misplaced fu
 			if msg != "" {
 				l.errAt(e.keyPos, e.keyW, "", "%s", msg)
 			} else {
-				l.errAt(e.keyPos, e.keyW, didYouMean(name, allowed), "unknown key %q in %s", name, what)
+				l.errAt(e.keyPos, e.keyW, DidYouMean(name, allowed), "unknown key %q in %s", name, what)
 			}
 			continue
 		}
@@ -743,7 +743,7 @@ func (l *loader) step(n ast.Node, onFailure bool) *rawStep {
 	s.Name = l.str(m["name"], "step name")
 	s.Type = l.str(m["type"], "step type")
 	if s.Type.Set && !contains(stepTypes, s.Type.V) {
-		l.errNode(s.Type.node, didYouMean(s.Type.V, stepTypes), "unknown step type %q (one of %s)", s.Type.V, strings.Join(stepTypes, ", "))
+		l.errNode(s.Type.node, DidYouMean(s.Type.V, stepTypes), "unknown step type %q (one of %s)", s.Type.V, strings.Join(stepTypes, ", "))
 	}
 	if items, ok := l.list(m["needs"], "needs"); ok {
 		for _, it := range items {
@@ -767,7 +767,7 @@ func (l *loader) step(n ast.Node, onFailure bool) *rawStep {
 			if x.Value == "auto" {
 				s.Full = pv[string]{V: "auto", Set: true, Pos: l.pos(x), node: x}
 			} else {
-				l.errNode(x, didYouMean(x.Value, []string{"auto"}), "full must be true, false or auto, not %q", x.Value)
+				l.errNode(x, DidYouMean(x.Value, []string{"auto"}), "full must be true, false or auto, not %q", x.Value)
 			}
 		default:
 			l.errNode(orNode(e.val, e), "", "full must be true, false or auto, not %s", kindName(e.val))
@@ -777,7 +777,7 @@ func (l *loader) step(n ast.Node, onFailure bool) *rawStep {
 	s.Force = l.bool(m["force"], "force")
 	s.InstallAt = l.str(m["install_at"], "install_at")
 	if s.InstallAt.Set && s.InstallAt.V != "manual" && s.InstallAt.V != "now" {
-		l.errNode(s.InstallAt.node, didYouMean(s.InstallAt.V, []string{"manual", "now"}), "install_at must be manual or now, not %q", s.InstallAt.V)
+		l.errNode(s.InstallAt.node, DidYouMean(s.InstallAt.V, []string{"manual", "now"}), "install_at must be manual or now, not %q", s.InstallAt.V)
 		s.InstallAt.Set = false
 	}
 	s.DisableTimeout = l.int(m["disable_timeout"], "disable_timeout")

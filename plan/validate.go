@@ -124,7 +124,7 @@ func (l *loader) vars(rp *rawPlan, p *Plan) *varState {
 		pos := Pos{File: "--var " + k}
 		rv := vs.raw[k]
 		if rv == nil {
-			l.errAt(pos, 0, didYouMean(k, vs.names), "unknown plan variable %q (a --var can only override a variable the plan declares under vars)", k)
+			l.errAt(pos, 0, DidYouMean(k, vs.names), "unknown plan variable %q (a --var can only override a variable the plan declares under vars)", k)
 			continue
 		}
 		nv := &rawVar{Name: k, Pos: rv.Pos, node: nil}
@@ -250,7 +250,7 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 				}
 				im := imgByName[in.V]
 				if im == nil {
-					l.errNode(in.node, didYouMean(in.V, imgNames), "machine %q carries unknown image %q", m.Name, in.V)
+					l.errNode(in.node, DidYouMean(in.V, imgNames), "machine %q carries unknown image %q", m.Name, in.V)
 					continue
 				}
 				if carried[im] {
@@ -334,7 +334,7 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 			seen[nd.V] = true
 			dep := byName[nd.V]
 			if dep == nil || dep.s.OnFailure {
-				l.errNode(nd.node, didYouMean(nd.V, names), "step %q needs unknown step %q", in.s.Name, nd.V)
+				l.errNode(nd.node, DidYouMean(nd.V, names), "step %q needs unknown step %q", in.s.Name, nd.V)
 				in.badNeeds = true
 				continue
 			}
