@@ -112,7 +112,7 @@ func TestMaxParallelPerStep(t *testing.T) {
 	// 2 on the install step must hold them to two at a time.
 	f := newFixture(t, simtest.FleetPlan("maxpar", []string{"game"}, 6, 8, "    max_parallel: 2\n", "", ""), fast)
 	s := f.run(t, context.Background(), nil)
-	if len(s.Failures) != 0 || s.Aborted {
+	if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) {
 		t.Fatalf("run failed: %+v", s.Failures)
 	}
 	var installs []interval
@@ -161,8 +161,8 @@ func TestWhenFalseSkipsAndStillSucceeds(t *testing.T) {
 			s := f.run(t, context.Background(), obs)
 			// Exit status 0 needs exactly this: no failure, no abort, no
 			// interrupt.
-			if len(s.Failures) != 0 || s.Aborted || s.Interrupted {
-				t.Fatalf("a false when must not fail the run: failures %+v aborted %v", s.Failures, s.Aborted)
+			if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) || (s.Verdict == engine.VerdictInterrupted) {
+				t.Fatalf("a false when must not fail the run: failures %+v aborted %v", s.Failures, (s.Verdict == engine.VerdictAborted))
 			}
 			if got := obs.byPrefix("", engine.SkippedWhen); strings.Join(got, " ") != strings.Join(tc.skipped, " ") {
 				t.Fatalf("skipped by when: %v, want %v", got, tc.skipped)
@@ -272,8 +272,8 @@ failures:
 			if got := strings.Join(rec.waves, " "); got != wantWaves {
 				t.Errorf("waves announced: %q, want %q", got, wantWaves)
 			}
-			if s.Aborted != tc.aborted {
-				t.Fatalf("aborted = %v, want %v (%s)", s.Aborted, tc.aborted, s.AbortReason)
+			if (s.Verdict == engine.VerdictAborted) != tc.aborted {
+				t.Fatalf("aborted = %v, want %v (%s)", (s.Verdict == engine.VerdictAborted), tc.aborted, s.AbortReason)
 			}
 			if got := failedInstances(s); strings.Join(got, " ") != "install@m000/game install@m001/game" {
 				t.Fatalf("failures %v, want the two installs of wave 1 (exit status 1 either way)", got)
@@ -348,7 +348,7 @@ durations: {startup: 3s, update: 5s, diff: 30s, version: 5s, mirror: 5s, install
 	if !strings.Contains(msg, "timed out after 100ms") || !strings.Contains(msg, "diff job") {
 		t.Fatalf("timeout message %q does not say what timed out", msg)
 	}
-	if s.Interrupted || s.Aborted {
+	if (s.Verdict == engine.VerdictInterrupted) || (s.Verdict == engine.VerdictAborted) {
 		t.Fatalf("a timeout is neither an interrupt nor an abort: %+v", s)
 	}
 	rejected := events(f.sim, sim.KindDiff, "rejected")
@@ -362,7 +362,7 @@ func TestInstallAtNowOnlyWatches(t *testing.T) {
 	f := newFixture(t, src, fast)
 	obs := &outcomes{}
 	s := f.run(t, context.Background(), obs)
-	if len(s.Failures) != 0 || s.Aborted {
+	if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) {
 		t.Fatalf("failures: %+v", s.Failures)
 	}
 	if n := sent(f.sim)[sim.EPInstallQueue]; n != 0 {
@@ -416,7 +416,7 @@ seed: 7
 durations: {startup: 3s, update: 5s, diff: 5s, version: 5s, mirror: 5s, install: 10s}
 `)
 	s := f.run(t, context.Background(), nil)
-	if len(s.Failures) != 0 || s.Aborted {
+	if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) {
 		t.Fatalf("failures: %+v", s.Failures)
 	}
 	if n := sent(f.sim)[sim.EPInstallQueue]; n != 0 {
@@ -443,7 +443,7 @@ durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install
 		}
 	}}
 	s := f.run(t, ctx, rec)
-	if !s.Interrupted {
+	if s.Verdict != engine.VerdictInterrupted {
 		t.Fatalf("not interrupted: %+v", s)
 	}
 	// The simulator knows which mirror jobs had not ended at the end.

@@ -15,9 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/plan"
-	"github.com/rollout/rollout/steps"
 )
 
 // Journal is the engine's view of the state directory: it restores the
@@ -28,20 +26,28 @@ type Journal interface {
 	Record(instanceID string, r Result, out *plan.Output)
 }
 
-// Executor runs one instance. steps.Run is the production executor; the type
-// exists so that the scheduler's own tests can drive it without a server.
-type Executor func(ctx context.Context, env *steps.Env, inst *plan.Instance, in steps.Inputs, progress func(steps.JobUpdate)) (*plan.Output, error)
+// Executor does the work of one instance; the engine only decides when.
+// Execute runs inst to its end with the outputs it may read and returns its
+// output; a returned error is the instance's failure (or, when ctx was
+// cancelled, an interrupt: the error then matches context.Canceled). It
+// calls progress for every state of a remote job it drives; progress never
+// blocks. steps.Executor is the production implementation.
+type Executor interface {
+	Execute(ctx context.Context, inst *plan.Instance, in plan.Inputs, progress func(plan.JobUpdate)) (*plan.Output, error)
+}
 
 // Options configure a run.
 type Options struct {
 	// Concurrency overrides the plan's limit when > 0.
 	Concurrency int
 	Observer    Observer
-	Env         *steps.Env
-	Journal     Journal // nil: nothing is restored or recorded
-	// Execute defaults to steps.Run.
-	Execute Executor
-	Now     func() time.Time
+	// Executor does each instance's work. Required.
+	Executor Executor
+	Journal  Journal // nil: nothing is restored or recorded
+	Now      func() time.Time
+	// Requests, when set, counts the API requests sent so far; the engine
+	// samples it for RequestCount events and the summary.
+	Requests func() int64
 	// RequestInterval is how often RequestCount events are sent; default 1s.
 	RequestInterval time.Duration
 	// Resumed tells observers that this run continues an earlier one.
@@ -116,8 +122,10 @@ type Engine struct {
 	abortReason string
 	interrupted bool
 	runningN    int // instances started and not yet completed
-	slots       int // of those, the ones holding a concurrency slot
-	ctx         context.Context
+	// slots counts the running instances that hold a concurrency slot.
+	// It is the only count of the limit: the errgroup only waits.
+	slots int
+	ctx   context.Context
 
 	mu      sync.Mutex // guards lastJob and jobs
 	lastJob map[string]JobInfo
@@ -131,15 +139,12 @@ type Engine struct {
 
 // New prepares a run of p.
 func New(p *plan.Plan, opt Options) *Engine {
-	e := &Engine{p: p, opt: opt, obs: opt.Observer, now: opt.Now, exec: opt.Execute}
+	e := &Engine{p: p, opt: opt, obs: opt.Observer, now: opt.Now, exec: opt.Executor}
 	if e.obs == nil {
 		e.obs = NopObserver{}
 	}
 	if e.now == nil {
 		e.now = time.Now
-	}
-	if e.exec == nil {
-		e.exec = steps.Run
 	}
 	e.limit = p.Concurrency
 	if opt.Concurrency > 0 {
@@ -224,8 +229,12 @@ func (e *Engine) Run(ctx context.Context) (*Summary, error) {
 	stopTicker := e.requestTicker()
 	defer stopTicker()
 
+	if e.exec == nil {
+		return nil, errors.New("engine: no executor")
+	}
+	// The errgroup only waits for the instances' goroutines; the limit is
+	// counted in e.slots alone, by the scheduler.
 	var g errgroup.Group
-	g.SetLimit(e.limit)
 	e.doneCh = make(chan completion, len(e.nodes))
 
 	// Instances with no dependencies are ready at once; restored ones end
@@ -280,8 +289,8 @@ func (e *Engine) Run(ctx context.Context) (*Summary, error) {
 }
 
 func (e *Engine) requestTicker() func() {
-	c := e.client()
-	if c == nil {
+	requests := e.opt.Requests
+	if requests == nil {
 		return func() {}
 	}
 	iv := e.opt.RequestInterval
@@ -299,18 +308,11 @@ func (e *Engine) requestTicker() func() {
 			case <-stop:
 				return
 			case <-t.C:
-				e.obs.RequestCount(c.Requests())
+				e.obs.RequestCount(requests())
 			}
 		}
 	}()
-	return func() { close(stop); <-done; e.obs.RequestCount(c.Requests()) }
-}
-
-func (e *Engine) client() *clanforge.Client {
-	if e.opt.Env == nil {
-		return nil
-	}
-	return e.opt.Env.Client
+	return func() { close(stop); <-done; e.obs.RequestCount(requests()) }
 }
 
 // makeReady moves a node whose dependencies all ended into the ready list,
@@ -328,7 +330,7 @@ func (e *Engine) makeReady(n *node) {
 		if out, ok := e.opt.Journal.Restore(n.inst.ID); ok {
 			n.status = running // finish expects a started node
 			now := e.now()
-			e.finish(n, Result{Outcome: Succeeded, Started: now, Finished: now, Detail: "done in an earlier run"}, out, now)
+			e.finish(n, Result{Outcome: Succeeded, Started: now, Finished: now, Detail: "done in an earlier run", Restored: true}, out, now)
 			return
 		}
 	}
@@ -434,7 +436,7 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 				e.removeReady(i)
 				n.status = running
 				now := e.now()
-				e.finish(n, Result{Outcome: SkippedWhen, Err: "when is false: " + st.When.Source, Started: now, Finished: now}, &plan.Output{State: "skipped"}, now)
+				e.finish(n, Result{Outcome: SkippedWhen, Err: "when is false: " + st.When.Source, Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
 				continue
 			}
 		}
@@ -444,7 +446,7 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 			n.status = running
 			e.runningN++
 			e.obs.InstanceStarted(n.inst.ID, e.now())
-			out, err := e.exec(ctx, e.opt.Env, n.inst, e.inputs(n), func(steps.JobUpdate) {})
+			out, err := e.exec.Execute(ctx, n.inst, e.inputs(n), func(plan.JobUpdate) {})
 			e.complete(completion{n: n, out: out, err: err, at: e.now()})
 			continue
 		}
@@ -479,7 +481,7 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 	}
 }
 
-func (e *Engine) runOne(ctx context.Context, n *node, in steps.Inputs) (*plan.Output, error) {
+func (e *Engine) runOne(ctx context.Context, n *node, in plan.Inputs) (*plan.Output, error) {
 	st := n.inst.Step
 	rctx := ctx
 	var cancel context.CancelFunc
@@ -487,8 +489,8 @@ func (e *Engine) runOne(ctx context.Context, n *node, in steps.Inputs) (*plan.Ou
 		rctx, cancel = context.WithTimeout(ctx, st.Timeout)
 		defer cancel()
 	}
-	out, err := e.exec(rctx, e.opt.Env, n.inst, in, func(u steps.JobUpdate) {
-		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: int(u.Job.State), StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.Job.ETA, Error: u.Job.Error}
+	out, err := e.exec.Execute(rctx, n.inst, in, func(u plan.JobUpdate) {
+		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.ETA, Error: u.Job.Error, Done: u.Done}
 		e.mu.Lock()
 		e.lastJob[n.inst.ID] = ji
 		if ji.ID != 0 {
@@ -530,11 +532,11 @@ func (e *Engine) unfinishedJobs(n *node) []UnfinishedJob {
 	defer e.mu.Unlock()
 	var out []UnfinishedJob
 	for _, j := range e.jobs[n.inst.ID] {
-		if !terminal(j.State) {
+		if !j.Done {
 			out = append(out, UnfinishedJob{Instance: n.inst.ID, Job: j})
 		}
 	}
-	if len(out) == 0 && n.result.Job != nil && n.result.Job.ID == 0 && !terminal(n.result.Job.State) {
+	if len(out) == 0 && n.result.Job != nil && n.result.Job.ID == 0 && !n.result.Job.Done {
 		// A job known only by its state (no id yet) is still worth naming.
 		out = append(out, UnfinishedJob{Instance: n.inst.ID, Job: *n.result.Job})
 	}
@@ -570,23 +572,23 @@ func (e *Engine) complete(c completion) {
 	switch {
 	case c.err == nil:
 		r.Outcome = Succeeded
-		out.State = "succeeded"
+		out.State = plan.OutputSucceeded
 		r.Detail = detail(n.inst, out)
 	case e.ctx.Err() != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, e.ctx.Err())):
 		r.Outcome = Cancelled
 		r.Err = "interrupted"
-		out.State = "failed"
+		out.State = plan.OutputFailed
 	default:
 		r.Outcome = Failed
 		r.Err = c.err.Error()
-		out.State = "failed"
+		out.State = plan.OutputFailed
 	}
 	e.finish(n, r, out, c.at)
 }
 
 func (e *Engine) failNow(n *node, err error) {
 	now := e.now()
-	e.finish(n, Result{Outcome: Failed, Err: err.Error(), Started: now, Finished: now}, &plan.Output{State: "failed"}, now)
+	e.finish(n, Result{Outcome: Failed, Err: err.Error(), Started: now, Finished: now}, &plan.Output{State: plan.OutputFailed}, now)
 }
 
 // detail summarizes an instance's output for people.
@@ -628,13 +630,16 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 	}
 	n.result = r
 	if out == nil {
-		out = &plan.Output{State: string(r.Outcome)}
-		if r.Outcome == Skipped || r.Outcome == SkippedWhen {
-			out.State = "skipped"
+		out = &plan.Output{State: plan.OutputFailed}
+		switch r.Outcome {
+		case Succeeded:
+			out.State = plan.OutputSucceeded
+		case Skipped, SkippedWhen:
+			out.State = plan.OutputSkipped
 		}
 	}
 	n.out = out
-	if e.opt.Journal != nil && !(r.Outcome == Succeeded && r.Detail == "done in an earlier run") {
+	if e.opt.Journal != nil && !r.Restored {
 		e.opt.Journal.Record(n.inst.ID, r, out)
 	}
 	e.obs.InstanceFinished(n.inst.ID, r)
@@ -778,8 +783,8 @@ func (e *Engine) evalInput(n *node) plan.EvalInput {
 }
 
 // inputs collects the outputs an instance may read.
-func (e *Engine) inputs(n *node) steps.Inputs {
-	in := steps.Inputs{Scope: map[string]*plan.Output{}}
+func (e *Engine) inputs(n *node) plan.Inputs {
+	in := plan.Inputs{Scope: map[string]*plan.Output{}}
 	for name, si := range n.inst.Scope {
 		if sn := e.byID[si.ID]; sn != nil && sn.out != nil {
 			in.Scope[name] = sn.out
@@ -805,12 +810,10 @@ func (e *Engine) summary() *Summary {
 		Finished:    e.now(),
 		Counts:      map[Outcome]int{},
 		Failures:    e.failures,
-		Aborted:     e.aborted,
 		AbortReason: e.abortReason,
-		Interrupted: e.interrupted,
 	}
-	if c := e.client(); c != nil {
-		s.Requests = c.Requests()
+	if e.opt.Requests != nil {
+		s.Requests = e.opt.Requests()
 	}
 	type agg struct {
 		ts    TargetSummary
@@ -856,7 +859,24 @@ func (e *Engine) summary() *Summary {
 		}
 		s.Targets = append(s.Targets, a.ts)
 	}
+	s.Verdict = e.verdict(s)
 	return s
+}
+
+// verdict decides how the run ended. It is the one place that does: the
+// reporters, the live view and the command all read Summary.Verdict. A
+// skipped instance counts against success because only a failure, an abort
+// or an interrupt skips one (a false when is SkippedWhen, a success).
+func (e *Engine) verdict(s *Summary) Verdict {
+	switch {
+	case e.interrupted:
+		return VerdictInterrupted
+	case e.aborted:
+		return VerdictAborted
+	case len(s.Failures) > 0 || s.Counts[Failed] > 0 || s.Counts[Cancelled] > 0 || s.Counts[Skipped] > 0:
+		return VerdictFailed
+	}
+	return VerdictSucceeded
 }
 
 // rank orders outcomes by how much a person needs to see them.
@@ -873,5 +893,3 @@ func rank(o Outcome) int {
 	}
 	return 0
 }
-
-func terminal(state int) bool { return clanforge.JobState(state).Terminal() }

@@ -35,7 +35,7 @@ func newFixture(t testing.TB, src, scenario string) *fixture {
 
 func (f *fixture) run(t testing.TB, ctx context.Context, obs engine.Observer) *engine.Summary {
 	t.Helper()
-	s, err := engine.New(f.p, engine.Options{Env: f.env, Observer: obs}).Run(ctx)
+	s, err := engine.New(f.p, engine.Options{Executor: steps.Executor{Env: f.env}, Requests: f.env.Client.Requests, Observer: obs}).Run(ctx)
 	if err != nil {
 		t.Fatalf("engine: %v", err)
 	}
@@ -120,7 +120,7 @@ func TestConcurrencyNeverExceeded(t *testing.T) {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			f := newFixture(t, simtest.FleetPlan("conc", []string{"game-a", "game-b"}, 8, limit, "", "", ""), fast)
 			s := f.run(t, context.Background(), nil)
-			if len(s.Failures) != 0 || s.Aborted {
+			if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) {
 				t.Fatalf("run failed: %+v", s.Failures)
 			}
 			iv := instanceIntervals(f.sim.Timeline())
@@ -143,7 +143,7 @@ func TestExactlyOneJobPerIntent(t *testing.T) {
 	f := newFixture(t, simtest.FleetPlan("two", []string{"game-a", "game-b"}, 6, 4, `    waves: [1, "50%", "100%"]
 `, "", ""), fast)
 	s := f.run(t, context.Background(), nil)
-	if len(s.Failures) != 0 || s.Aborted || s.Counts[engine.Succeeded] != 2*(1+1+1+1+6) {
+	if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) || s.Counts[engine.Succeeded] != 2*(1+1+1+1+6) {
 		t.Fatalf("summary: %+v", s)
 	}
 	count := map[string]int{}
@@ -195,7 +195,7 @@ faults:
     - {endpoint: imageinstall/status, fault: server_error, count: 3}
 `, seed))
 			s := f.run(t, context.Background(), nil)
-			if len(s.Failures) != 0 || s.Aborted {
+			if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) {
 				t.Fatalf("failures: %+v", s.Failures)
 			}
 			kinds := map[sim.Kind]int{}
@@ -307,8 +307,8 @@ failures:
 `, "", ""), scenario)
 	rec := &recorder{}
 	s := f.run(t, context.Background(), rec)
-	if !s.Aborted || len(rec.aborting) != 1 {
-		t.Fatalf("aborted=%v aborting events=%v", s.Aborted, rec.aborting)
+	if (s.Verdict != engine.VerdictAborted) || len(rec.aborting) != 1 {
+		t.Fatalf("aborted=%v aborting events=%v", (s.Verdict == engine.VerdictAborted), rec.aborting)
 	}
 	var failed []string
 	for _, fl := range s.Failures {
@@ -386,7 +386,7 @@ durations: {startup: 1s, update: 2s, diff: 2s, version: 2s, mirror: 2s, install:
 		}
 	}}
 	s := f.run(t, ctx, rec)
-	if !s.Interrupted {
+	if s.Verdict != engine.VerdictInterrupted {
 		t.Fatalf("summary not interrupted: %+v", s)
 	}
 	if len(s.Unfinished) == 0 {
@@ -537,12 +537,12 @@ func TestResumedRunStartsEachInstanceOnce(t *testing.T) {
 			cancel()
 		}
 	}}
-	s1, err := engine.New(f.p, engine.Options{Env: f.env, Observer: first, Journal: j}).Run(ctx)
-	if err != nil || !s1.Interrupted {
+	s1, err := engine.New(f.p, engine.Options{Executor: steps.Executor{Env: f.env}, Requests: f.env.Client.Requests, Observer: first, Journal: j}).Run(ctx)
+	if err != nil || (s1.Verdict != engine.VerdictInterrupted) {
 		t.Fatalf("first run: %v %+v", err, s1)
 	}
 	st := &starts{n: map[string]int{}}
-	s2, err := engine.New(f.p, engine.Options{Env: f.env, Observer: st, Journal: j, Resumed: true}).Run(context.Background())
+	s2, err := engine.New(f.p, engine.Options{Executor: steps.Executor{Env: f.env}, Requests: f.env.Client.Requests, Observer: st, Journal: j, Resumed: true}).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,9 @@ import (
 // Outcome is how an instance ended.
 type Outcome string
 
+// String returns the outcome as reporters and the journal spell it.
+func (o Outcome) String() string { return string(o) }
+
 // Outcomes.
 const (
 	Succeeded Outcome = "succeeded"
@@ -40,6 +43,8 @@ type JobInfo struct {
 	Progress  int
 	ETA       time.Time // zero: unknown
 	Error     string
+	// Done is true once the job reached an end state.
+	Done bool
 }
 
 // RunInfo is sent once when a run starts.
@@ -61,18 +66,58 @@ type Result struct {
 	Job      *JobInfo // last job state, if any
 	// Detail is a short human summary, e.g. "3 added, 1 modified, 0 removed".
 	Detail string
+	// Restored is true for an instance that succeeded in an earlier run
+	// of a resumed rollout: it was not executed again.
+	Restored bool
 }
+
+// Verdict is how a whole run ended. The engine decides it once, in its
+// summary; reporters, the live view and the command read it, and main maps
+// it to an exit status.
+type Verdict int
+
+// Verdicts.
+const (
+	// Succeeded: every instance succeeded or was skipped by a when.
+	VerdictSucceeded Verdict = iota
+	// Failed: some instance failed (within the budget or not), was
+	// cancelled, or was skipped because something failed.
+	VerdictFailed
+	// Aborted: the failure budget was exceeded (or a person aborted).
+	VerdictAborted
+	// Interrupted: a signal or a confirmed cancel stopped the run.
+	VerdictInterrupted
+)
+
+// String returns the verdict as reporters spell it.
+func (v Verdict) String() string {
+	switch v {
+	case VerdictSucceeded:
+		return "succeeded"
+	case VerdictFailed:
+		return "failed"
+	case VerdictAborted:
+		return "aborted"
+	case VerdictInterrupted:
+		return "interrupted"
+	}
+	return "unknown"
+}
+
+// Success reports whether the run succeeded.
+func (v Verdict) Success() bool { return v == VerdictSucceeded }
 
 // Summary is sent once when the run ends.
 type Summary struct {
-	Plan        string
-	Started     time.Time
-	Finished    time.Time
-	Counts      map[Outcome]int
-	Failures    []Failure // root causes only
-	Aborted     bool
+	// Verdict is how the run ended; decided by the engine alone.
+	Verdict  Verdict
+	Plan     string
+	Started  time.Time
+	Finished time.Time
+	Counts   map[Outcome]int
+	Failures []Failure // root causes only
+	// AbortReason says why the run aborted (Verdict VerdictAborted).
 	AbortReason string
-	Interrupted bool
 	// Unfinished lists remote jobs that had not ended when the run stopped.
 	Unfinished []UnfinishedJob
 	Requests   int64

@@ -91,13 +91,13 @@ func viewValue(t StepType, o *Output) reflect.Value {
 	}
 	switch t {
 	case TypeDiff:
-		return reflect.ValueOf(diffView{State: o.State, Job: jobOf(o), DiffID: o.DiffID, Added: nonNil(o.Added), Modified: nonNil(o.Modified), Removed: nonNil(o.Removed), Changed: o.Changed})
+		return reflect.ValueOf(diffView{State: string(o.State), Job: jobOf(o), DiffID: o.DiffID, Added: nonNil(o.Added), Modified: nonNil(o.Modified), Removed: nonNil(o.Removed), Changed: o.Changed})
 	case TypeVersion:
-		return reflect.ValueOf(versionView{State: o.State, Job: jobOf(o), VersionID: o.VersionID})
+		return reflect.ValueOf(versionView{State: string(o.State), Job: jobOf(o), VersionID: o.VersionID})
 	case TypeInstall:
-		return reflect.ValueOf(installView{State: o.State, Job: jobOf(o), JobIDs: o.JobIDs})
+		return reflect.ValueOf(installView{State: string(o.State), Job: jobOf(o), JobIDs: o.JobIDs})
 	}
-	return reflect.ValueOf(basicView{State: o.State, Job: jobOf(o)})
+	return reflect.ValueOf(basicView{State: string(o.State), Job: jobOf(o)})
 }
 
 func nonNil(s []string) []string {

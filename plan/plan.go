@@ -191,7 +191,7 @@ func (in *Instance) PerImage() bool { return in.Machine == nil }
 // steps.<name>. Fields a step kind does not produce stay zero; each
 // expression is type-checked against a kind-specific view of it.
 type Output struct {
-	State string // "succeeded", "failed", "skipped"
+	State OutputState
 	Job   JobOutput
 	// diff
 	DiffID   int64

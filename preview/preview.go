@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
 	"github.com/rollout/rollout/steps"
 )
@@ -24,7 +23,7 @@ type Options struct {
 	BaseURL string
 	ASID    int64
 	// Preflight is the read-only check's report when the API was reachable.
-	Preflight *engine.PreflightReport
+	Preflight *steps.PreflightReport
 	// PreflightErr says why no pre-flight could be made, when it could not.
 	PreflightErr string
 }
@@ -102,11 +101,11 @@ type CallDoc struct {
 
 // PreflightDoc is the pre-flight result.
 type PreflightDoc struct {
-	OK       bool                `json:"ok"`
-	Error    string              `json:"error,omitempty"`
-	Problems []string            `json:"problems,omitempty"`
-	Images   []engine.ImageFacts `json:"images,omitempty"`
-	Installs int                 `json:"installs_listed"`
+	OK       bool               `json:"ok"`
+	Error    string             `json:"error,omitempty"`
+	Problems []string           `json:"problems,omitempty"`
+	Images   []steps.ImageFacts `json:"images,omitempty"`
+	Installs int                `json:"installs_listed"`
 }
 
 // Build assembles the preview of p.

@@ -272,8 +272,8 @@ func (j *JSON) RunFinished(s engine.Summary) {
 	defer j.mu.Unlock()
 	ev := RunFinishedEvent{Header: j.header(EventRunFinished), Plan: s.Plan, Status: runStatus(s),
 		Started: utc(s.Started), Finished: utc(s.Finished), Counts: map[string]int{},
-		Failures: []FailureJSON{}, Aborted: s.Aborted, AbortReason: mask(s.AbortReason),
-		Interrupted: s.Interrupted, Unfinished: []UnfinishedJSON{}, Requests: s.Requests,
+		Failures: []FailureJSON{}, Aborted: s.Verdict == engine.VerdictAborted, AbortReason: mask(s.AbortReason),
+		Interrupted: s.Verdict == engine.VerdictInterrupted, Unfinished: []UnfinishedJSON{}, Requests: s.Requests,
 		Targets: []TargetJSON{}, OnFailure: []OnFailureJSON{}}
 	if !s.Started.IsZero() && !s.Finished.IsZero() {
 		ev.ElapsedMS = s.Finished.Sub(s.Started).Milliseconds()

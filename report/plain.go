@@ -248,10 +248,10 @@ func (p *Plain) RunFinished(s engine.Summary) {
 	fmt.Fprintf(&b, "\nSummary of rollout %q: %s\n", s.Plan, status)
 	fmt.Fprintf(&b, "  outcomes: %s\n", counts(s.Counts))
 	fmt.Fprintf(&b, "  time: %s, API requests: %d\n", formatDuration(took), requests)
-	if s.Aborted {
+	if s.Verdict == engine.VerdictAborted {
 		fmt.Fprintf(&b, "  aborted: %s\n", orUnknown(mask(s.AbortReason)))
 	}
-	if s.Interrupted {
+	if s.Verdict == engine.VerdictInterrupted {
 		b.WriteString("  interrupted: nothing more was sent that changes state\n")
 	}
 	if len(s.Targets) > 0 {
@@ -313,19 +313,8 @@ func table(b *strings.Builder, rows [][]string) {
 	}
 }
 
-// runStatus is one word for how the run ended.
-func runStatus(s engine.Summary) string {
-	switch {
-	case s.Interrupted:
-		return "interrupted"
-	case s.Aborted:
-		return "aborted"
-	case s.Counts[engine.Failed] > 0 || s.Counts[engine.Cancelled] > 0 || len(s.Failures) > 0:
-		return "failed"
-	default:
-		return "succeeded"
-	}
-}
+// runStatus is one word for how the run ended: the engine's verdict.
+func runStatus(s engine.Summary) string { return s.Verdict.String() }
 
 // counts renders outcome counts in a fixed order, leaving out zeros.
 func counts(c map[engine.Outcome]int) string {

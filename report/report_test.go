@@ -141,7 +141,7 @@ func aborted(o engine.Observer, c *fakeClock) int {
 			Plan: "weekly", Started: start, Finished: end,
 			Counts:      map[engine.Outcome]int{engine.Succeeded: 4, engine.Failed: 1, engine.Skipped: 2},
 			Failures:    []engine.Failure{{Instance: "install@fleet-1/game-b", Machine: "fleet-1", Image: "game-b", Err: r.Err}},
-			Aborted:     true,
+			Verdict:     engine.VerdictAborted,
 			AbortReason: "1 install failure exceeds max_failures 0",
 			Requests:    57,
 			Targets: []engine.TargetSummary{
@@ -198,10 +198,10 @@ func interrupted(o engine.Observer, c *fakeClock) int {
 	call(func() {
 		o.RunFinished(engine.Summary{
 			Plan: "weekly", Started: start, Finished: end,
-			Counts:      map[engine.Outcome]int{engine.Succeeded: 4, engine.Cancelled: 2, engine.Skipped: 1},
-			Interrupted: true,
-			Unfinished:  unfinished,
-			Requests:    61,
+			Counts:     map[engine.Outcome]int{engine.Succeeded: 4, engine.Cancelled: 2, engine.Skipped: 1},
+			Verdict:    engine.VerdictInterrupted,
+			Unfinished: unfinished,
+			Requests:   61,
 			Targets: []engine.TargetSummary{
 				{Machine: "build-1", Image: "game-b", Outcome: engine.Succeeded, Elapsed: 56 * time.Second},
 				{Image: "game-b", Outcome: engine.Succeeded, Elapsed: 20 * time.Second},
@@ -344,7 +344,7 @@ func TestNoCredentialsAdded(t *testing.T) {
 				o.JobProgress("update@b/g", failed)
 				o.InstanceFinished("update@b/g", engine.Result{Outcome: engine.Failed, Err: e, Job: &failed})
 				o.Aborting(e)
-				o.RunFinished(engine.Summary{Plan: "p", AbortReason: e, Aborted: true,
+				o.RunFinished(engine.Summary{Plan: "p", AbortReason: e, Verdict: engine.VerdictAborted,
 					Failures: []engine.Failure{{Instance: "update@b/g", Err: e}},
 					Targets:  []engine.TargetSummary{{Machine: "b", Image: "g", Outcome: engine.Failed, Err: e}}})
 			}

@@ -61,7 +61,12 @@ type Record struct {
 	// run_start
 	PID     int    `json:"pid,omitempty"`
 	Host    string `json:"host,omitempty"`
+	User    string `json:"user,omitempty"`
 	Resumed bool   `json:"resumed,omitempty"`
+	// API is the base URL the run talks to (never with credentials); Sim
+	// marks a run against the built-in simulator, whose jobs end with it.
+	API string `json:"api,omitempty"`
+	Sim bool   `json:"sim,omitempty"`
 
 	// preflight
 	Facts []Fact `json:"facts,omitempty"`
@@ -84,8 +89,11 @@ type Record struct {
 	// unfinished
 	Jobs []JobRecord `json:"jobs,omitempty"`
 
-	// finish
-	Exit *int `json:"exit,omitempty"`
+	// finish: the run's verdict (succeeded, failed, aborted,
+	// interrupted). Journals written before verdicts were recorded carry
+	// the exit status instead.
+	Verdict string `json:"verdict,omitempty"`
+	Exit    *int   `json:"exit,omitempty"`
 }
 
 // Fact is something the pre-flight checks found, e.g. a lock on an image:
@@ -293,8 +301,7 @@ func (j *Journal) write(rec *Record) error {
 // RunStart records that a run began (its pid, host, and whether it resumes
 // an earlier one).
 func (j *Journal) RunStart(resumed bool) error {
-	host, _ := os.Hostname()
-	return j.write(&Record{Type: TypeRunStart, PID: os.Getpid(), Host: host, Resumed: resumed})
+	return j.Start(RunStartInfo{Resumed: resumed})
 }
 
 // Preflight records what the checks before the first call found.
@@ -386,11 +393,6 @@ func (j *Journal) Unfinished(jobs []JobRecord) error {
 		js[i] = jr
 	}
 	return j.write(&Record{Type: TypeUnfinished, Jobs: js})
-}
-
-// Finish records the run's exit status.
-func (j *Journal) Finish(exitCode int) error {
-	return j.write(&Record{Type: TypeFinish, Exit: &exitCode})
 }
 
 // Succeeded reports whether the last recorded outcome of the instance, in an

@@ -20,10 +20,11 @@ type Summary struct {
 	PlanHash string
 	Created  time.Time // time of the plan record
 	Runs     []Run
-	// Finished is true when the last run wrote its finish record; ExitCode
-	// is then its exit status. An unfinished last run crashed or was killed.
+	// Finished is true when the last run wrote its finish record; Verdict
+	// is then how it ended (succeeded, failed, aborted, interrupted). An
+	// unfinished last run crashed or was killed.
 	Finished bool
-	ExitCode int
+	Verdict  string
 	// Preflight is what the last run's pre-flight checks found.
 	Preflight []Fact
 	// Instances holds the last recorded outcome of each instance.
@@ -48,10 +49,13 @@ type Summary struct {
 type Run struct {
 	PID      int
 	Host     string
+	User     string
 	Started  time.Time
 	Resumed  bool
+	API      string    // base URL the run talked to
+	Sim      bool      // against the built-in simulator
 	Finished time.Time // zero when the run never wrote its finish record
-	ExitCode int
+	Verdict  string    // how it ended, once Finished is set
 }
 
 // InstanceOutcome is how an instance last ended.
@@ -258,8 +262,8 @@ func (r *replayer) apply(rec *Record) {
 	case TypePlan:
 		r.s.Plan, r.s.PlanHash, r.s.Created = rec.Plan, rec.Hash, rec.Time
 	case TypeRunStart:
-		r.s.Runs = append(r.s.Runs, Run{PID: rec.PID, Host: rec.Host, Started: rec.Time, Resumed: rec.Resumed})
-		r.s.Finished, r.s.ExitCode = false, 0
+		r.s.Runs = append(r.s.Runs, Run{PID: rec.PID, Host: rec.Host, User: rec.User, Started: rec.Time, Resumed: rec.Resumed, API: rec.API, Sim: rec.Sim})
+		r.s.Finished, r.s.Verdict = false, ""
 		r.s.Preflight, r.s.Unfinished = nil, nil
 	case TypePreflight:
 		r.s.Preflight = append(r.s.Preflight, rec.Facts...)
@@ -296,12 +300,13 @@ func (r *replayer) apply(rec *Record) {
 		}
 	case TypeFinish:
 		r.s.Finished = true
-		if rec.Exit != nil {
-			r.s.ExitCode = *rec.Exit
+		r.s.Verdict = rec.Verdict
+		if r.s.Verdict == "" && rec.Exit != nil {
+			r.s.Verdict = verdictOfExit(*rec.Exit)
 		}
 		if n := len(r.s.Runs); n > 0 {
 			r.s.Runs[n-1].Finished = rec.Time
-			r.s.Runs[n-1].ExitCode = r.s.ExitCode
+			r.s.Runs[n-1].Verdict = r.s.Verdict
 		}
 	}
 }

@@ -80,7 +80,7 @@ func TestHeaderAndVersionedRecords(t *testing.T) {
 	if err := j.RunStart(false); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Finish(0); err != nil {
+	if err := j.FinishVerdict("succeeded"); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()
@@ -107,7 +107,7 @@ func TestHeaderAndVersionedRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Finished || s.ExitCode != 0 || len(s.Runs) != 1 || s.Runs[0].PID != os.Getpid() || s.Plan != "demo" {
+	if !s.Finished || s.Verdict != "succeeded" || len(s.Runs) != 1 || s.Runs[0].PID != os.Getpid() || s.Plan != "demo" {
 		t.Errorf("summary = %+v", s)
 	}
 }
@@ -361,7 +361,7 @@ func TestEachRecordIsOnDiskWhenTheCallReturns(t *testing.T) {
 		{TypeResult, func() error { return j.Result("k", 9, nil) }},
 		{TypeOutcome, func() error { return j.Outcome("update@b/g", "succeeded", "", nil, nil) }},
 		{TypeUnfinished, func() error { return j.Unfinished([]JobRecord{{Kind: "update", ID: 9, State: 4}}) }},
-		{TypeFinish, func() error { return j.Finish(130) }},
+		{TypeFinish, func() error { return j.FinishVerdict("interrupted") }},
 	}
 	for i, c := range calls {
 		if err := c.do(); err != nil {
@@ -458,7 +458,7 @@ func TestOutcomesAndOutputsReplayed(t *testing.T) {
 	j.Outcome("gate@b1/g", "failed", "gate false: steps.diff.changed < 3", nil, &plan.Output{State: "failed"})
 	j.Outcome("install@f1/g", "failed", "timeout", nil, nil)
 	j.Outcome("install@f1/g", "succeeded", "", nil, nil) // a later run's outcome wins
-	j.Finish(1)
+	j.FinishVerdict("failed")
 	j.Close()
 
 	j = mustOpen(t, dir, "h1")
@@ -480,8 +480,8 @@ func TestOutcomesAndOutputsReplayed(t *testing.T) {
 		}
 	}
 	s := j.Summary()
-	if !s.Finished || s.ExitCode != 1 {
-		t.Errorf("finished %v exit %d", s.Finished, s.ExitCode)
+	if !s.Finished || s.Verdict != "failed" {
+		t.Errorf("finished %v verdict %q", s.Finished, s.Verdict)
 	}
 	targets := s.Targets()
 	var got []string
@@ -536,7 +536,7 @@ func TestOpenJobs(t *testing.T) {
 	})
 	j.Outcome("update@b1/g4", "cancelled", "interrupted", &JobRecord{Kind: "update", ID: 300, State: 4}, nil)
 	j.Outcome("install@f1/g1", "cancelled", "interrupted", &JobRecord{Kind: "install", ID: 400, State: 3}, nil)
-	j.Finish(130)
+	j.FinishVerdict("interrupted")
 
 	s, err := Replay(dir)
 	if err != nil {
@@ -556,8 +556,8 @@ func TestOpenJobs(t *testing.T) {
 	if len(s.Unfinished) != 2 || s.Unfinished[0].ID != 300 || s.Unfinished[0].StateName != "Running" {
 		t.Errorf("Unfinished = %+v", s.Unfinished)
 	}
-	if !s.Finished || s.ExitCode != 130 {
-		t.Errorf("finished %v exit %d", s.Finished, s.ExitCode)
+	if !s.Finished || s.Verdict != "interrupted" {
+		t.Errorf("finished %v verdict %q", s.Finished, s.Verdict)
 	}
 }
 

@@ -82,10 +82,10 @@ func newSimRig(t *testing.T, src string, sc sim.Scenario) *simRig {
 		env: &Env{Client: c, Journal: j, Poll: pol, Installs: NewInstallWatcher(c, pol)}}
 }
 
-func (r *simRig) inputs(in *plan.Instance) Inputs {
+func (r *simRig) inputs(in *plan.Instance) plan.Inputs {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	x := Inputs{Scope: map[string]*plan.Output{}}
+	x := plan.Inputs{Scope: map[string]*plan.Output{}}
 	for name, s := range in.Scope {
 		x.Scope[name] = r.outs[s.ID]
 	}
@@ -236,7 +236,7 @@ func TestSimInstallFailure(t *testing.T) {
 		t.Fatalf("failed %v: %v", failed, err)
 	}
 	for _, id := range []string{"install@eu-1/game-b", "install@us-1/game-b"} {
-		if out := r.outs[id]; out == nil || out.State != StateSucceeded {
+		if out := r.outs[id]; out == nil || out.State != plan.OutputSucceeded {
 			t.Errorf("%s: %+v", id, out)
 		}
 	}

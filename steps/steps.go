@@ -95,20 +95,18 @@ func FleetOf(p *plan.Plan) map[int64][]int64 {
 	return out
 }
 
-// Inputs are the outputs an instance may read: Scope maps step name to the
-// output of the instance named by inst.Scope; Diff and Version are the
-// outputs of inst.Diff and inst.Version.
-type Inputs struct {
-	Scope   map[string]*plan.Output
-	Diff    *plan.Output
-	Version *plan.Output
-}
+// Executor runs instances for the engine with one Env; it implements
+// engine.Executor without steps knowing the engine.
+type Executor struct{ Env *Env }
 
-// Output states set by Run.
-const (
-	StateSucceeded = "succeeded"
-	StateFailed    = "failed"
-)
+// Execute runs one instance with Run and reports its jobs as plan.JobUpdate.
+func (x Executor) Execute(ctx context.Context, inst *plan.Instance, in plan.Inputs, progress func(plan.JobUpdate)) (*plan.Output, error) {
+	return Run(ctx, x.Env, inst, in, func(u JobUpdate) {
+		if progress != nil {
+			progress(plan.JobUpdate{Kind: u.Kind, Job: jobOutput(u.Job), ETA: u.Job.ETA, Done: u.Job.State.Terminal()})
+		}
+	})
+}
 
 // Run executes one instance to its end and returns its output. A returned
 // error is the instance's failure (the output still carries the last job
@@ -118,10 +116,10 @@ const (
 // apart with errors.Is(err, context.Canceled). The caller applies the step's
 // timeout as a ctx deadline; when it passes, the error names the job that was
 // still running and wraps context.DeadlineExceeded.
-func Run(ctx context.Context, env *Env, inst *plan.Instance, in Inputs, progress func(JobUpdate)) (*plan.Output, error) {
+func Run(ctx context.Context, env *Env, inst *plan.Instance, in plan.Inputs, progress func(JobUpdate)) (*plan.Output, error) {
 	out := &plan.Output{}
 	if inst == nil || inst.Step == nil {
-		out.State = StateFailed
+		out.State = plan.OutputFailed
 		return out, errors.New("steps: no instance to run")
 	}
 	if env == nil {
@@ -148,7 +146,7 @@ func Run(ctx context.Context, env *Env, inst *plan.Instance, in Inputs, progress
 		r.progress = func(JobUpdate) {}
 	}
 	if r.step.Type != plan.TypeGate && env.Client == nil {
-		out.State = StateFailed
+		out.State = plan.OutputFailed
 		return out, fmt.Errorf("steps: %s step %q needs a Clanforge client", r.step.Type, r.step.Name)
 	}
 
@@ -181,10 +179,10 @@ func Run(ctx context.Context, env *Env, inst *plan.Instance, in Inputs, progress
 			// engine sees an interrupt, not a failure of the step.
 			err = ctx.Err()
 		}
-		out.State = StateFailed
+		out.State = plan.OutputFailed
 		return out, r.mask(err)
 	}
-	out.State = StateSucceeded
+	out.State = plan.OutputSucceeded
 	return out, nil
 }
 
@@ -193,7 +191,7 @@ type runner struct {
 	env      *Env
 	inst     *plan.Instance
 	step     *plan.Step
-	in       Inputs
+	in       plan.Inputs
 	out      *plan.Output
 	journal  Journal
 	policy   PollPolicy

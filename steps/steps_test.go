@@ -43,7 +43,7 @@ func TestUpdate(t *testing.T) {
 			j := newJournal()
 			var u updates
 			inst := instFor(updateStep(tt.retries), build1)
-			out, err := Run(context.Background(), newEnv(c, j, testPol), inst, Inputs{}, u.add)
+			out, err := Run(context.Background(), newEnv(c, j, testPol), inst, plan.Inputs{}, u.add)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("Run: %v", err)
 			}
@@ -72,9 +72,9 @@ func TestUpdate(t *testing.T) {
 			if st := u.states(KindUpdate); st[0] != clanforge.StateCreated || st[len(st)-1] != clanforge.JobState(out.Job.State) {
 				t.Errorf("progress states = %v, output job state %d", st, out.Job.State)
 			}
-			want := StateSucceeded
+			want := plan.OutputSucceeded
 			if tt.wantErr != "" {
-				want = StateFailed
+				want = plan.OutputFailed
 			}
 			if out.State != want {
 				t.Errorf("output state = %q, want %q", out.State, want)
@@ -89,7 +89,7 @@ func TestDiffRetryUsesRetryEndpointSameID(t *testing.T) {
 	j := newJournal()
 	var u updates
 	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
-	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), Inputs{}, u.add)
+	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{}, u.add)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestDiffFailureKeepsDiffID(t *testing.T) {
 	f, c := newFake(t)
 	f.diffScripts = [][]step{{sFail("bad")}, {sFail("worse")}}
 	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
-	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), Inputs{}, nil)
+	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "worse") || !strings.Contains(err.Error(), "after 1 retries") {
 		t.Fatalf("err = %v", err)
 	}
@@ -162,7 +162,7 @@ func TestVersionOptions(t *testing.T) {
 			d := completedDiff(t, f, tt.changed)
 			s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: tt.full, InstallAt: tt.at, Restart: true,
 				GameBuild: plan.Value{Resolved: "1.4.2", Display: "1.4.2"}}
-			out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), Inputs{Diff: d}, nil)
+			out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 			if f.hit("imageversion/create") != 1 {
 				t.Fatalf("creates = %d, want 1", f.hit("imageversion/create"))
 			}
@@ -198,11 +198,11 @@ func TestVersionFailedAndNoDiff(t *testing.T) {
 	f.versionScript = []step{sRun, sFail("packaging failed")}
 	d := completedDiff(t, f, 3)
 	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-	_, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), Inputs{Diff: d}, nil)
+	_, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 	if err == nil || !strings.Contains(err.Error(), "packaging failed") {
 		t.Fatalf("err = %v", err)
 	}
-	_, err = Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), Inputs{}, nil)
+	_, err = Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), plan.Inputs{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "no diff id") {
 		t.Fatalf("without a diff: err = %v", err)
 	}
@@ -214,7 +214,7 @@ func TestVersionLostAnswerIsNotResent(t *testing.T) {
 	d := completedDiff(t, f, 3)
 	j := newJournal()
 	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-	_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), Inputs{Diff: d}, nil)
+	_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 	if !errors.Is(err, clanforge.ErrOutcomeUnknown) || !strings.Contains(err.Error(), fmt.Sprintf("check imageversion for diff %d", d.DiffID)) {
 		t.Fatalf("err = %v", err)
 	}
@@ -225,7 +225,7 @@ func TestVersionLostAnswerIsNotResent(t *testing.T) {
 
 func TestGateWithoutExpressionFails(t *testing.T) {
 	s := &plan.Step{Name: "small", Type: plan.TypeGate}
-	_, err := Run(context.Background(), &Env{}, instFor(s, nil), Inputs{}, nil)
+	_, err := Run(context.Background(), &Env{}, instFor(s, nil), plan.Inputs{}, nil)
 	if err == nil || !strings.Contains(err.Error(), `gate "small"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -279,7 +279,7 @@ func TestInstallQueuesOnceAndWatches(t *testing.T) {
 	j := newJournal()
 	var u updates
 	out, err := Run(context.Background(), newEnv(c, j, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		Inputs{Version: &plan.Output{VersionID: v}}, u.add)
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, u.add)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -319,7 +319,7 @@ func TestInstallMatchesAMachineGivenByName(t *testing.T) {
 	env := newEnv(c, newJournal(), testPol)
 	env.Installs.SetMachineNames(map[string]int64{ms[0].Name: ms[0].ID, ms[1].Name: ms[1].ID})
 	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallManual),
-		Inputs{Version: &plan.Output{VersionID: v}}, nil)
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -341,7 +341,7 @@ func TestInstallFailedStaysListed(t *testing.T) {
 	ms := fleet(1)
 	v := listVersion(f, machineInstalls(ms, 0), false)
 	out, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		Inputs{Version: &plan.Output{VersionID: v}}, nil)
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "disk full on machine") || !strings.Contains(err.Error(), fmt.Sprint(ms[0].ID)) {
 		t.Fatalf("err = %v", err)
 	}
@@ -360,7 +360,7 @@ func TestInstallMirrorWaitsForEveryLocation(t *testing.T) {
 	f.mu.Unlock()
 	var u updates
 	out, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(true), nil, plan.InstallManual),
-		Inputs{Version: &plan.Output{VersionID: v}}, u.add)
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, u.add)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -380,7 +380,7 @@ func TestInstallAtNowOnlyWatches(t *testing.T) {
 	ms := fleet(1)
 	v := listVersion(f, machineInstalls(ms, 0), true)
 	_, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallNow),
-		Inputs{Version: &plan.Output{VersionID: v}}, nil)
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -407,7 +407,7 @@ func TestInstallAtNowJobEndedBeforeItsTurn(t *testing.T) {
 	env := newEnv(c, nil, testPol)
 	defer env.Installs.Close()
 	if _, err := Run(context.Background(), env, installInst(installStep(false), ms[0], plan.InstallNow),
-		Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
 		t.Fatalf("first machine: %v", err)
 	}
 	f.mu.Lock()
@@ -419,7 +419,7 @@ func TestInstallAtNowJobEndedBeforeItsTurn(t *testing.T) {
 	}
 	f.mu.Unlock()
 	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallNow),
-		Inputs{Version: &plan.Output{VersionID: v}}, nil)
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
 	if err != nil {
 		t.Fatalf("second machine, whose job ended before its turn: %v", err)
 	}
@@ -436,7 +436,7 @@ func TestInstallNotFound(t *testing.T) {
 	f.counters = clanforge.Counters{Pending: 3, Completed: 1}
 	ms := fleet(1)
 	_, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		Inputs{Version: &plan.Output{VersionID: 99}}, nil)
+		plan.Inputs{Version: &plan.Output{VersionID: 99}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "no machine install job for version 99") {
 		t.Fatalf("err = %v", err)
 	}
@@ -447,7 +447,7 @@ func TestInstallNotFound(t *testing.T) {
 	// job completed before anyone looked.
 	f.counters = clanforge.Counters{Completed: 4}
 	if _, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		Inputs{Version: &plan.Output{VersionID: 99}}, nil); err != nil {
+		plan.Inputs{Version: &plan.Output{VersionID: 99}}, nil); err != nil {
 		t.Fatalf("with nothing pending: %v", err)
 	}
 }
@@ -470,7 +470,7 @@ func TestSharedWatcherReadsOncePerInterval(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			_, err := Run(context.Background(), env, installInst(installStep(false), m, plan.InstallManual),
-				Inputs{Version: &plan.Output{VersionID: v}}, nil)
+				plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
 			errs <- err
 		}()
 	}
@@ -507,7 +507,7 @@ func TestPollingNeverTighterThanMin(t *testing.T) {
 			f.updateScripts = [][]step{{run, run, run, run, run, run, sDone}}
 			pol := PollPolicy{Min: 15 * time.Millisecond, Max: 30 * time.Millisecond, Factor: 2}
 			start := time.Now()
-			if _, err := Run(context.Background(), newEnv(c, nil, pol), instFor(updateStep(0), build1), Inputs{}, nil); err != nil {
+			if _, err := Run(context.Background(), newEnv(c, nil, pol), instFor(updateStep(0), build1), plan.Inputs{}, nil); err != nil {
 				t.Fatal(err)
 			}
 			elapsed := time.Since(start)
@@ -568,7 +568,7 @@ func TestResumeReattachesWithoutCreate(t *testing.T) {
 	id := f.addJob("update", imgB.ID, []step{sRun, sDone})
 	j := newJournal()
 	j.prior["update@buildbox-1/game-b imageupdate/create#1"] = priorRec{intent: true, result: true, job: id}
-	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), Inputs{}, nil)
+	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +585,7 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		j := newJournal()
 		key := "diff@buildbox-1/game-b imagediff/create#1"
 		j.prior[key] = priorRec{intent: true}
-		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), Inputs{}, nil)
+		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), plan.Inputs{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -597,7 +597,7 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		f, c := newFake(t)
 		j := newJournal()
 		j.prior["update@buildbox-1/game-b imageupdate/create#1"] = priorRec{intent: true}
-		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), Inputs{}, nil); err != nil {
+		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if f.hit("imageupdate/create") != 1 {
@@ -610,7 +610,7 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		j := newJournal()
 		j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
 		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), Inputs{Diff: d}, nil); err != nil {
+		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if f.hit("imageversion/create") != 1 {
@@ -626,7 +626,7 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		j := newJournal()
 		j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
 		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-		_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), Inputs{Diff: d}, nil)
+		_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 		if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !strings.Contains(err.Error(), fmt.Sprintf("diff %d", d.DiffID)) {
 			t.Fatalf("err = %v", err)
 		}
@@ -643,7 +643,7 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		j := newJournal()
 		j.prior["reject@buildbox-1/game-b imagediff/reject#1"] = priorRec{intent: true}
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), Inputs{Diff: d}, nil); err != nil {
+		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if f.hit("imagediff/reject") != 0 {
@@ -668,7 +668,7 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 			j := newJournal()
 			j.prior[QueueKey("install@m0/game-b", in.id)] = priorRec{intent: true}
 			if _, err := Run(context.Background(), newEnv(c, j, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-				Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
+				plan.Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if f.hit("imageinstall/queue") != tc.wantCalls {
@@ -685,7 +685,7 @@ func TestReject(t *testing.T) {
 		j := newJournal()
 		var u updates
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, Reinstall: true, OnFailure: true}
-		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), Inputs{Diff: d}, u.add)
+		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{Diff: d}, u.add)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -705,7 +705,7 @@ func TestReject(t *testing.T) {
 	t.Run("no diff in scope", func(t *testing.T) {
 		f, c := newFake(t)
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), Inputs{}, nil); err != nil {
+		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if len(f.hits) != 0 {
@@ -719,7 +719,7 @@ func TestReject(t *testing.T) {
 		delete(f.locks, imgB.ID)
 		f.mu.Unlock()
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), Inputs{Diff: d}, nil); err != nil {
+		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if f.hit("imagediff/reject") != 0 {
@@ -731,7 +731,7 @@ func TestReject(t *testing.T) {
 		id := f.addJob("diff", imgB.ID, []step{sRun, sRun, sFail("x")})
 		f.setLock(imgB.ID, "diff", id)
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), Inputs{Diff: &plan.Output{DiffID: id}}, nil); err != nil {
+		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{Diff: &plan.Output{DiffID: id}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if f.hit("imagediff/reject") != 1 {
@@ -757,7 +757,7 @@ func TestCancelReturnsPromptlyWithLastState(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			env := newEnv(c, nil, testPol)
 			inst := instFor(updateStep(0), build1)
-			in := Inputs{}
+			in := plan.Inputs{}
 			if kind == "install" {
 				inst = installInst(installStep(false), ms[0], plan.InstallManual)
 				in.Version = &plan.Output{VersionID: v}
@@ -787,7 +787,7 @@ func TestCancelledBeforeStartSendsNothing(t *testing.T) {
 	f, c := newFake(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), Inputs{}, nil)
+	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -864,7 +864,7 @@ func TestSecretsMaskedInErrors(t *testing.T) {
 	f, c := newFake(t)
 	f.updateScripts = [][]step{{sFail("cannot fetch s3://AKIAXX:TOPSECRETVALUE@builds/game/1.4.2/")}}
 	var u updates
-	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(updateStep(0), build1), Inputs{}, u.add)
+	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(updateStep(0), build1), plan.Inputs{}, u.add)
 	if err == nil {
 		t.Fatal("want an error")
 	}
@@ -886,7 +886,7 @@ func TestDeadlineNamesRunningJob(t *testing.T) {
 	f.updateScripts = [][]step{{{st: clanforge.StateRunning, prog: 30}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), Inputs{}, nil)
+	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "update job") || !strings.Contains(err.Error(), "Running (30%)") {
 		t.Fatalf("err = %v", err)
 	}

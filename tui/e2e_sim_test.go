@@ -30,7 +30,7 @@ func TestEndToEndAgainstSimulator(t *testing.T) {
 		teatest.WithProgramOptions(tea.WithoutSignalHandler()))
 	done := make(chan *engine.Summary, 1)
 	go func() {
-		s, err := engine.New(p, engine.Options{Env: env, Observer: u}).Run(context.Background())
+		s, err := engine.New(p, engine.Options{Executor: steps.Executor{Env: env}, Requests: env.Client.Requests, Observer: u}).Run(context.Background())
 		if err != nil {
 			t.Error(err)
 		}
@@ -53,7 +53,7 @@ func TestEndToEndAgainstSimulator(t *testing.T) {
 		t.Fatal("final model is not *Model")
 	}
 	s := <-done
-	if len(s.Failures) != 0 || s.Aborted || s.Interrupted {
+	if len(s.Failures) != 0 || (s.Verdict == engine.VerdictAborted) || (s.Verdict == engine.VerdictInterrupted) {
 		t.Fatalf("rollout did not succeed: %+v", s)
 	}
 	if c := fm.st.cnt; c.succeeded != 12 || c.failed != 0 || c.running != 0 || c.waiting != 0 {

@@ -50,7 +50,7 @@ func fakeEngine(ctx context.Context, obs engine.Observer) {
 	}
 	wg.Wait()
 	obs.RunFinished(engine.Summary{
-		Plan: info.Plan, Started: info.Started, Finished: time.Now(), Interrupted: true,
+		Plan: info.Plan, Started: info.Started, Finished: time.Now(), Verdict: engine.VerdictInterrupted,
 		Counts: map[engine.Outcome]int{engine.Succeeded: 5, engine.Cancelled: 3, engine.Skipped: 5},
 		Unfinished: []engine.UnfinishedJob{
 			{Instance: installID(1), Job: engine.JobInfo{Kind: "install", ID: 9101, StateName: "Running", Progress: 50}},
@@ -100,7 +100,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("cancels=%d userQuit=%v forceQuit=%v", cancels, fm.userQuit, fm.forceQuit)
 	}
 	s, done := u.Summary()
-	if !done || !s.Interrupted {
+	if !done || (s.Verdict != engine.VerdictInterrupted) {
 		t.Fatalf("summary not received: %v %+v", done, s)
 	}
 	if c := fm.st.cnt; c.cancelled != 3 || c.succeeded != 5 {

@@ -96,7 +96,7 @@ func testSummary() engine.Summary {
 		Plan:        "game-b-1.4.2",
 		Started:     t0,
 		Finished:    t0.Add(14*time.Minute + 3*time.Second),
-		Aborted:     true,
+		Verdict:     engine.VerdictAborted,
 		AbortReason: "install: 2 targets failed, max_failures is 1",
 		Counts: map[engine.Outcome]int{
 			engine.Succeeded: 9, engine.Failed: 2, engine.Skipped: 6, engine.SkippedWhen: 1,
@@ -131,8 +131,8 @@ func TestGoldenSummary(t *testing.T) {
 		many.Targets = append(many.Targets, engine.TargetSummary{Machine: fleetName(i), Image: "game-b", Outcome: engine.Skipped, Err: "aborted"})
 	}
 	interrupted := testSummary()
-	interrupted.Aborted, interrupted.Interrupted = false, true
-	gate := engine.Summary{Plan: "gate-reject", Started: t0, Finished: t0.Add(5 * time.Second), Requests: 19,
+	interrupted.Verdict = engine.VerdictInterrupted
+	gate := engine.Summary{Plan: "gate-reject", Verdict: engine.VerdictFailed, Started: t0, Finished: t0.Add(5 * time.Second), Requests: 19,
 		Counts:   map[engine.Outcome]int{engine.Succeeded: 3, engine.Failed: 1, engine.Skipped: 4},
 		Failures: []engine.Failure{{Instance: "small-change@buildbox-1/game", Machine: "buildbox-1", Image: "game", Err: `gate "small-change" is false: steps.diff.changed <= vars.max_changed`}},
 		OnFailure: []engine.OnFailureRun{

@@ -3,6 +3,8 @@ package tui
 import (
 	"fmt"
 	"strings"
+
+	"github.com/rollout/rollout/engine"
 )
 
 // headerModel renders the top lines: plan, clock, overall progress, counts,
@@ -14,9 +16,9 @@ type headerModel struct{}
 // bannerText is the abort/interrupt banner, or "" when there is none.
 func (headerModel) bannerText(s *state, cancelling bool) string {
 	switch {
-	case s.finished && s.summary.Interrupted:
+	case s.finished && s.summary.Verdict == engine.VerdictInterrupted:
 		return "INTERRUPTED — the rollout was cancelled"
-	case s.finished && s.summary.Aborted:
+	case s.finished && s.summary.Verdict == engine.VerdictAborted:
 		reason := s.summary.AbortReason
 		if reason == "" {
 			reason = s.abortReason

@@ -205,7 +205,7 @@ func TestCtrlCConfirmsThenCancelsThenForceQuits(t *testing.T) {
 	if cmd := h.tick(time.Second); isQuit(cmd) {
 		t.Fatal("program quit before RunFinished")
 	}
-	h.ui.RunFinished(engine.Summary{Plan: "game-b-1.4.2", Interrupted: true})
+	h.ui.RunFinished(engine.Summary{Plan: "game-b-1.4.2", Verdict: engine.VerdictInterrupted})
 	if cmd := h.tick(time.Second); !isQuit(cmd) {
 		t.Fatal("RunFinished must end the program")
 	}

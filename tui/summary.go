@@ -29,15 +29,7 @@ func RenderSummary(s engine.Summary, width int, color bool) string {
 
 // summaryVerdict is the one-word outcome and whether it is bad news.
 func summaryVerdict(s engine.Summary) (string, bool) {
-	switch {
-	case s.Interrupted:
-		return "INTERRUPTED", true
-	case s.Aborted:
-		return "ABORTED", true
-	case s.Counts[engine.Failed] > 0 || len(s.Failures) > 0 || s.Counts[engine.Cancelled] > 0:
-		return "FAILED", true
-	}
-	return "SUCCEEDED", false
+	return strings.ToUpper(s.Verdict.String()), !s.Verdict.Success()
 }
 
 func renderSummary(s engine.Summary, w int, st Styles) string {
@@ -56,7 +48,7 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 
 	verdict, bad := summaryVerdict(s)
 	head := fmt.Sprintf("rollout %s: %s", s.Plan, verdict)
-	if s.Aborted && s.AbortReason != "" {
+	if s.Verdict == engine.VerdictAborted && s.AbortReason != "" {
 		head += " — " + s.AbortReason
 	}
 	if bad {

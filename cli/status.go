@@ -1,9 +1,10 @@
-package main
+package cli
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,28 +12,47 @@ import (
 	"text/tabwriter"
 
 	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
 	"github.com/rollout/rollout/state"
 )
 
-func cmdStatus(ctx context.Context, a *app, args []string) error {
-	fs := newFlags("status")
-	vars := varFlags{}
-	fs.Var(vars, "var", "override a plan variable (name=value), repeatable")
-	dir := fs.String("state-dir", "", "state directory (default .rollout/<plan name>)")
-	refresh := fs.Bool("refresh", false, "read the live state of open jobs from the API")
-	asJSON := fs.Bool("json", false, "print the journal summary as JSON")
-	simFlag := fs.Bool("sim", false, "with --refresh: ask a fresh built-in simulator (shows only what it knows)")
-	pos, err := parseArgs(fs, "status", args)
-	if err != nil {
-		return err
+// StatusOptions are what `rollout status` is asked to show.
+type StatusOptions struct {
+	Plan     string // a plan file, or "" to find the only journal
+	Vars     map[string]string
+	StateDir string
+	Refresh  bool
+	JSON     bool
+	Sim      bool
+}
+
+func statusFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
+	o := &StatusOptions{}
+	vars := addVarFlag(fs)
+	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>)")
+	fs.BoolVar(&o.Refresh, "refresh", false, "read the live state of open jobs from the API")
+	fs.BoolVar(&o.JSON, "json", false, "print the journal summary as JSON")
+	fs.BoolVar(&o.Sim, "sim", false, "with --refresh: ask a fresh built-in simulator (shows only what it knows)")
+	return func(ctx context.Context, env *Env, args []string) error {
+		if len(args) > 1 {
+			return usageErr("rollout status: at most one plan file\nusage: rollout %s", Find("status").Usage)
+		}
+		if len(args) == 1 {
+			o.Plan = args[0]
+		}
+		o.Vars = vars
+		return Status(ctx, env, *o)
 	}
-	if len(pos) > 1 {
-		return usageErr("rollout status: at most one plan file\nusage: rollout %s", usageOf("status"))
-	}
+}
+
+// Status prints the journal's view of a plan's last run.
+func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	var p *plan.Plan
-	if len(pos) == 1 {
-		if p, err = a.loadPlan(pos[0], vars); err != nil {
+	var err error
+	dir := &o.StateDir
+	if o.Plan != "" {
+		if p, err = env.loadPlan(o.Plan, o.Vars); err != nil {
 			return err
 		}
 		if *dir == "" {
@@ -61,17 +81,17 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return failErr("rollout status: %v", err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(a.stdout)
+	if o.JSON {
+		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(sum)
 	}
-	w := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	w := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Plan %s (journal %s)\n", sum.Plan, filepath.Join(*dir, state.JournalName))
 	for i, r := range sum.Runs {
 		end := "did not finish (crashed, killed or still running)"
 		if !r.Finished.IsZero() {
-			end = fmt.Sprintf("finished %s, exit %d", r.Finished.Format("2006-01-02 15:04:05"), r.ExitCode)
+			end = fmt.Sprintf("finished %s, %s", r.Finished.Format("2006-01-02 15:04:05"), r.Verdict)
 		}
 		kind := "run"
 		if r.Resumed {
@@ -87,11 +107,11 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(w, "  %s\t%s\t%s\n", t.Target, t.Outcome, t.Error)
 	}
 	var live *clanforge.Client
-	if *refresh {
+	if o.Refresh {
 		if p == nil {
 			return usageErr("rollout status --refresh: name the plan, so that the API address and account are known")
 		}
-		conn, err := a.connect(ctx, p, connectOptions{sim: *simFlag})
+		conn, err := env.connect(ctx, p, connectOptions{sim: o.Sim})
 		if err != nil {
 			return err
 		}
@@ -118,7 +138,7 @@ func cmdStatus(ctx context.Context, a *app, args []string) error {
 	switch {
 	case len(sum.Runs) > 0 && !sum.Finished:
 		fmt.Fprintln(w, "\nThe last run did not finish (crashed or killed). Continue it with: rollout run PLAN --resume")
-	case len(sum.Runs) > 0 && sum.ExitCode == exitInterrupted:
+	case len(sum.Runs) > 0 && sum.Verdict == engine.VerdictInterrupted.String():
 		fmt.Fprintln(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: rollout run PLAN --resume")
 	}
 	return w.Flush()

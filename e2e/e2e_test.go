@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "rollout")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	build := exec.Command("go", "build", "-o", binary, "github.com/rollout/rollout")
+	build.Dir = ".."
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building rollout: %v\n%s", err, out)
 		os.Exit(1)
@@ -80,6 +82,14 @@ steps:
     mirroring: false
     waves: [1, "100%"]
 `
+
+// Exit statuses of plan format v1, as the binary must return them.
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
 
 const (
 	testAccess = "AKtest-access"
@@ -454,14 +464,14 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 	}{
 		{"quickstart.yaml", nil, exitOK, []string{`rollout "quickstart" succeeded`}, []string{"failed after"}},
 		{"ab-rollout.yaml", nil, exitOK, []string{`rollout "ab-rollout" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}, nil},
-		{"canary.yaml", []string{"--scenario", "examples/scenarios/canary.yaml"}, exitFailed,
+		{"canary.yaml", []string{"--scenario", "../examples/scenarios/canary.yaml"}, exitFailed,
 			[]string{"aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"}, []string{"install@us-5/game started"}},
 		{"gate-reject.yaml", nil, exitFailed, []string{`gate "small-change" is false`, "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"}, []string{"version@game started"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.plan, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"run", filepath.Join("examples", tt.plan), "--sim", "--speed", "20", "--no-tui", "--state-dir", t.TempDir()}, tt.args...)
+			args := append([]string{"run", filepath.Join("..", "examples", tt.plan), "--sim", "--speed", "20", "--no-tui", "--state-dir", t.TempDir()}, tt.args...)
 			cmd := exec.Command(binary, args...)
 			cmd.Env = append(os.Environ(), "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=", "NO_COLOR=1")
 			out, err := cmd.CombinedOutput()
@@ -514,7 +524,7 @@ func TestResumeRefusesAChangedPlan(t *testing.T) {
 // reachable API makes its read-only pre-flight and names every machine and
 // step of a two-image rollout, and not one state-changing call is sent.
 func TestPlanPreviewSendsNothingThatChangesState(t *testing.T) {
-	src, err := os.ReadFile("examples/ab-rollout.yaml")
+	src, err := os.ReadFile("../examples/ab-rollout.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

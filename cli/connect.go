@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -26,6 +26,7 @@ type connectOptions struct {
 type conn struct {
 	client  *clanforge.Client
 	sim     *sim.Server
+	base    string // base URL the client talks to
 	display string // base URL as shown to people
 }
 
@@ -35,8 +36,8 @@ func (c *conn) Close() {
 	}
 }
 
-func (a *app) baseURL(p *plan.Plan) string {
-	if u := a.getenv("CLANFORGE_URL"); u != "" {
+func (env *Env) baseURL(p *plan.Plan) string {
+	if u := env.Getenv("CLANFORGE_URL"); u != "" {
 		return u
 	}
 	if p.ClanforgeURL != "" {
@@ -45,11 +46,11 @@ func (a *app) baseURL(p *plan.Plan) string {
 	return clanforge.DefaultBaseURL
 }
 
-func (a *app) asid(p *plan.Plan) int64 {
+func (env *Env) asid(p *plan.Plan) int64 {
 	if p.ASID != 0 {
 		return p.ASID
 	}
-	if s := a.getenv("CLANFORGE_ASID"); s != "" {
+	if s := env.Getenv("CLANFORGE_ASID"); s != "" {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return n
 		}
@@ -60,16 +61,16 @@ func (a *app) asid(p *plan.Plan) int64 {
 // connect builds the client. With --sim it starts the simulator on a
 // loopback port, ignoring clanforge.url and CLANFORGE_URL; without
 // credentials in the environment the two share generated ones.
-func (a *app) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*conn, error) {
-	access, secret := a.getenv("CLANFORGE_ACCESS_KEY"), a.getenv("CLANFORGE_SECRET_KEY")
-	asid := a.asid(p)
-	if s := a.getenv("CLANFORGE_ASID"); s != "" && p.ASID == 0 {
+func (env *Env) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*conn, error) {
+	access, secret := env.Getenv("CLANFORGE_ACCESS_KEY"), env.Getenv("CLANFORGE_SECRET_KEY")
+	asid := env.asid(p)
+	if s := env.Getenv("CLANFORGE_ASID"); s != "" && p.ASID == 0 {
 		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
 			return nil, usageErr("CLANFORGE_ASID must be an integer account service id")
 		}
 	}
 	c := &conn{}
-	base := a.baseURL(p)
+	base := env.baseURL(p)
 	if o.sim {
 		if access == "" || secret == "" {
 			access, secret = "sim-"+randomHex(8), randomHex(16)
@@ -114,7 +115,7 @@ func (a *app) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*con
 		c.Close()
 		return nil, usageErr("%v", err)
 	}
-	c.client = cl
+	c.client, c.base = cl, base
 	return c, nil
 }
 
@@ -128,8 +129,8 @@ func stdoutIsTerminal() bool { return term.IsTerminal(os.Stdout.Fd()) }
 
 // color reports whether output to w may be colored: a terminal, and no
 // NO_COLOR in the environment.
-func (a *app) color(w any) bool {
-	if a.getenv("NO_COLOR") != "" {
+func (env *Env) color(w any) bool {
+	if env.Getenv("NO_COLOR") != "" {
 		return false
 	}
 	f, ok := w.(*os.File)

@@ -1,0 +1,197 @@
+// Package cli owns what each rollout command does once its command line is
+// parsed: loading the plan, connecting to the API or the built-in simulator,
+// the rules for resuming or starting over, the journal, the reporters and
+// the live view. It is the layer main calls, and it is testable without
+// building the binary.
+//
+// cli never decides an exit status and never exits: a command returns nil,
+// or an error that says what kind of end it was (an invalid command line or
+// plan, an interrupt, a run's verdict, or a plain failure), and main maps
+// that to the process's exit status.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/plan"
+)
+
+// Env is the process's outside world, injectable for tests.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// IsTerminal reports whether stdout is an interactive terminal.
+	IsTerminal func() bool
+}
+
+// Command is one subcommand. Flags declares the command's flags on fs and
+// returns the function that runs the command once fs has parsed the
+// command line; args are the positional arguments.
+type Command struct {
+	Name  string
+	Usage string // after "rollout "
+	Short string
+	Flags func(fs *flag.FlagSet) func(ctx context.Context, env *Env, args []string) error
+}
+
+// Commands lists every subcommand in the order help shows them.
+func Commands() []*Command {
+	return []*Command{
+		{"validate", "validate PLAN [--var name=value]...", "check a plan and report every error", validateFlags},
+		{"plan", "plan PLAN [--all] [--json] [--sim] [--offline] [--var name=value]...", "preview what run would do, changing nothing", planFlags},
+		{"run", "run PLAN [--sim] [--no-tui] [--json] [--resume|--fresh] [--yes] [--state-dir DIR] [--speed N] [--scenario FILE] [--concurrency N] [--poll-min D] [--poll-max D] [--var name=value]...", "roll the plan out", runFlags},
+		{"status", "status [PLAN] [--state-dir DIR] [--refresh] [--json] [--sim]", "show the journal's view of the last run", statusFlags},
+		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN]", "reject an open diff (the manual escape hatch)", rejectFlags},
+		{"sim", "sim --listen ADDR --plan PLAN [--speed N] [--scenario FILE]", "serve the built-in Clanforge simulator", simFlags},
+		{"schema", "schema", "print the plan JSON Schema", schemaFlags},
+	}
+}
+
+// Find returns the command called name, or nil.
+func Find(name string) *Command {
+	for _, c := range Commands() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// ErrUsage matches every error about an invalid command line or plan.
+var ErrUsage = errors.New("invalid command line or plan")
+
+// ErrInterrupted matches every error of a command that stopped because it
+// was interrupted (a signal, or a cancel confirmed in the live view).
+var ErrInterrupted = errors.New("interrupted")
+
+// Error is a command's end with a message for the person who ran it. Kind
+// is ErrUsage, ErrInterrupted or nil (a plain failure); errors.Is matches
+// it.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is matches the error's kind.
+func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+
+// RunError is the end of a run whose verdict is not a success. Msg may be
+// empty: the reporter has already said everything.
+type RunError struct {
+	Verdict engine.Verdict
+	Msg     string
+}
+
+// Error is the message for the person, which may be empty: the reporter or
+// the live view has already said how the run ended.
+func (e *RunError) Error() string { return e.Msg }
+
+// Is matches ErrInterrupted for an interrupted run.
+func (e *RunError) Is(target error) bool {
+	return target == ErrInterrupted && e.Verdict == engine.VerdictInterrupted
+}
+
+func usageErr(format string, a ...any) error {
+	return &Error{Kind: ErrUsage, Msg: fmt.Sprintf(format, a...)}
+}
+
+func failErr(format string, a ...any) error {
+	return &Error{Msg: fmt.Sprintf(format, a...)}
+}
+
+func interruptedErr(format string, a ...any) error {
+	return &Error{Kind: ErrInterrupted, Msg: fmt.Sprintf(format, a...)}
+}
+
+// varFlags collects repeated --var name=value overrides.
+type varFlags map[string]string
+
+func (v varFlags) String() string { return "" }
+
+func (v varFlags) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	v[name] = value
+	return nil
+}
+
+func addVarFlag(fs *flag.FlagSet) varFlags {
+	v := varFlags{}
+	fs.Var(v, "var", "override a plan variable (name=value), repeatable")
+	return v
+}
+
+// onePlan checks that exactly one plan path was given.
+func onePlan(cmd string, pos []string) (string, error) {
+	switch len(pos) {
+	case 1:
+		return pos[0], nil
+	case 0:
+		return "", usageErr("rollout %s: missing the plan file\nusage: rollout %s", cmd, Find(cmd).Usage)
+	}
+	return "", usageErr("rollout %s: one plan file expected, got %d (%s)\nusage: rollout %s", cmd, len(pos), strings.Join(pos, " "), Find(cmd).Usage)
+}
+
+// loadPlan loads a plan; every plan error is an ErrUsage error listing all
+// the errors, positioned.
+func (env *Env) loadPlan(path string, vars varFlags) (*plan.Plan, error) {
+	p, err := plan.Load(path, plan.Options{Vars: vars})
+	if err == nil {
+		return p, nil
+	}
+	var pe plan.Errors
+	if errors.As(err, &pe) {
+		return nil, &Error{Kind: ErrUsage, Msg: pe.Render(env.color(env.Stderr))}
+	}
+	return nil, usageErr("%v", err)
+}
+
+// confirm asks a yes/no question on the terminal; without a terminal it
+// refuses, so that scripts must say --yes.
+func (env *Env) confirm(question string) error {
+	if f, ok := env.Stdin.(*os.File); !ok || !isTerminalFile(f) {
+		return usageErr("%s\nrefusing without a terminal to confirm on: add --yes", question)
+	}
+	fmt.Fprintf(env.Stderr, "%s [y/N] ", question)
+	line, err := bufio.NewReader(env.Stdin).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return failErr("no answer: %v", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return failErr("cancelled; nothing was changed")
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/plan"
+)
+
+// RejectOptions name the diff `rollout reject` rejects.
+type RejectOptions struct {
+	Diff      int64
+	Reinstall bool
+	Yes       bool
+	Plan      string // whose clanforge settings to use; "" : the environment's
+	Vars      map[string]string
+}
+
+func rejectFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
+	o := &RejectOptions{}
+	vars := addVarFlag(fs)
+	fs.Int64Var(&o.Diff, "diff", 0, "the diff to reject (required)")
+	fs.BoolVar(&o.Reinstall, "reinstall", false, "also reinstall the diff's machine to the image's last good version")
+	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
+	fs.StringVar(&o.Plan, "plan", "", "plan whose clanforge settings (url, asid) to use; else CLANFORGE_URL and CLANFORGE_ASID")
+	return func(ctx context.Context, env *Env, args []string) error {
+		if len(args) == 1 && o.Plan == "" {
+			o.Plan = args[0]
+		} else if len(args) > 0 {
+			return usageErr("rollout reject: unexpected arguments %v\nusage: rollout %s", args, Find("reject").Usage)
+		}
+		o.Vars = vars
+		return Reject(ctx, env, *o)
+	}
+}
+
+// Reject rejects one open diff, after a confirmation: the manual escape
+// hatch for a diff that locks an image.
+func Reject(ctx context.Context, env *Env, o RejectOptions) error {
+	diff, reinstall, yes, planPath := &o.Diff, &o.Reinstall, &o.Yes, &o.Plan
+	var err error
+	if *diff <= 0 {
+		return usageErr("rollout reject: --diff N is required\nusage: rollout %s", Find("reject").Usage)
+	}
+	p := &plan.Plan{}
+	if *planPath != "" {
+		if p, err = env.loadPlan(*planPath, o.Vars); err != nil {
+			return err
+		}
+	}
+	conn, err := env.connect(ctx, p, connectOptions{})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := conn.client
+	d, err := c.DiffStatus(ctx, *diff)
+	if err != nil && ctx.Err() != nil {
+		return interruptedErr("interrupted: nothing was sent")
+	}
+	if err != nil {
+		return failErr("rollout reject: reading diff %d: %v", *diff, err)
+	}
+	what := "reject"
+	if *reinstall {
+		what = "reject, and reinstall its machine to the image's last good version,"
+	}
+	if !*yes {
+		q := fmt.Sprintf("About to %s diff %d (state %s; %d added, %d modified, %d removed) on account service %d at %s.",
+			what, *diff, d.State, len(d.Added), len(d.Modified), len(d.Removed), c.ASID(), conn.display)
+		if err := env.confirm(q); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return interruptedErr("interrupted: nothing was sent")
+	}
+	res, err := c.RejectDiff(ctx, *diff, *reinstall)
+	if err != nil {
+		if ctx.Err() != nil {
+			return interruptedErr("interrupted while rejecting diff %d: check it with rollout status --refresh or image/options before trying again", *diff)
+		}
+		var ue *clanforge.OutcomeUnknownError
+		if errors.As(err, &ue) {
+			return failErr("rollout reject: the answer was lost and the outcome could not be settled; check with: rollout status --refresh, or image/options: %v", err)
+		}
+		return failErr("rollout reject: %v", err)
+	}
+	fmt.Fprintf(env.Stdout, "diff %d rejected; its image is unlocked\n", res.DiffID)
+	if res.Uninstall != nil {
+		fmt.Fprintf(env.Stdout, "reinstall job %d started (%s)\n", res.Uninstall.ID, res.Uninstall.State)
+	}
+	return nil
+}
+
+// SimOptions are what `rollout sim` serves.
+type SimOptions struct {
+	Listen   string
+	Plan     string
+	Vars     map[string]string
+	Speed    float64
+	Scenario string
+}
+
+func simFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
+	o := &SimOptions{}
+	vars := addVarFlag(fs)
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&o.Plan, "plan", "", "plan whose images and machines make the inventory (required)")
+	fs.Float64Var(&o.Speed, "speed", 0, "speed factor for every job duration (default 1)")
+	fs.StringVar(&o.Scenario, "scenario", "", "scenario file: durations, injected failures and API faults")
+	return func(ctx context.Context, env *Env, args []string) error {
+		if len(args) == 1 && o.Plan == "" {
+			o.Plan = args[0]
+		} else if len(args) > 0 {
+			return usageErr("rollout sim: unexpected arguments %v\nusage: rollout %s", args, Find("sim").Usage)
+		}
+		if o.Plan == "" {
+			return usageErr("rollout sim: --plan PLAN is required\nusage: rollout %s", Find("sim").Usage)
+		}
+		o.Vars = vars
+		return Sim(ctx, env, *o)
+	}
+}
+
+// Sim serves the built-in simulator until ctx ends.
+func Sim(ctx context.Context, env *Env, o SimOptions) error {
+	listen, planPath, speed, scenario := &o.Listen, &o.Plan, &o.Speed, &o.Scenario
+	var err error
+	if *speed < 0 {
+		return usageErr("rollout sim: --speed must be positive")
+	}
+	if _, _, err := net.SplitHostPort(*listen); err != nil {
+		return usageErr("rollout sim: --listen %q: want host:port, e.g. 127.0.0.1:8080", *listen)
+	}
+	p, err := env.loadPlan(*planPath, o.Vars)
+	if err != nil {
+		return err
+	}
+	var sc sim.Scenario
+	if *scenario != "" {
+		if sc, err = sim.LoadScenario(*scenario); err != nil {
+			return usageErr("%v", err)
+		}
+	}
+	// The simulator accepts exactly the credentials a client of it would
+	// send: those of the same environment variables.
+	access, secret := env.Getenv("CLANFORGE_ACCESS_KEY"), env.Getenv("CLANFORGE_SECRET_KEY")
+	if access == "" || secret == "" {
+		return usageErr("rollout sim: set CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY to the credentials the simulator should accept\n" +
+			"(any values will do for a local simulator, e.g. export CLANFORGE_ACCESS_KEY=demo CLANFORGE_SECRET_KEY=demo-secret)")
+	}
+	credNote := "the credentials in CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY"
+	inv := sim.InventoryFromPlan(p)
+	if id := env.asid(p); id != 0 {
+		inv.ASID = id
+	}
+	srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: *speed})
+	if err != nil {
+		return failErr("rollout sim: %v", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return failErr("rollout sim: %v", err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(env.Stdout, "Clanforge simulator for plan %q listening on http://%s\n", p.Name, ln.Addr())
+	fmt.Fprintf(env.Stdout, "  account service id %d; accepts %s over Basic auth\n", inv.ASID, credNote)
+	for _, img := range inv.Images {
+		fmt.Fprintf(env.Stdout, "  image %s (id %d)\n", img.Name, img.ID)
+	}
+	fmt.Fprintf(env.Stdout, "  %d machines; speed %gx\n  try: curl -u \"$CLANFORGE_ACCESS_KEY:$CLANFORGE_SECRET_KEY\" 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), ln.Addr(), inv.ASID)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return failErr("rollout sim: %v", err)
+	}
+	fmt.Fprintln(env.Stdout, "simulator stopped")
+	if ctx.Err() != nil {
+		return interruptedErr("")
+	}
+	return nil
+}

@@ -1,0 +1,300 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/report"
+	"github.com/rollout/rollout/state"
+	"github.com/rollout/rollout/steps"
+	"github.com/rollout/rollout/tui"
+)
+
+// RunOptions are what `rollout run` is asked to do.
+type RunOptions struct {
+	Path        string
+	Vars        map[string]string
+	Sim         bool
+	NoTUI       bool
+	JSON        bool
+	Resume      bool
+	Fresh       bool
+	Yes         bool
+	StateDir    string // "" : the plan's default
+	Speed       float64
+	Scenario    string
+	Concurrency int
+	PollMin     time.Duration
+	PollMax     time.Duration
+	// set names the flags given on the command line, so that an explicit
+	// zero can be told from an absent flag.
+	set map[string]bool
+}
+
+func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
+	o := &RunOptions{}
+	vars := addVarFlag(fs)
+	fs.BoolVar(&o.Sim, "sim", false, "run against the built-in Clanforge simulator")
+	fs.BoolVar(&o.NoTUI, "no-tui", false, "print plain lines instead of the live view")
+	fs.BoolVar(&o.JSON, "json", false, "print one JSON event per line")
+	fs.BoolVar(&o.Resume, "resume", false, "continue an unfinished run from its journal")
+	fs.BoolVar(&o.Fresh, "fresh", false, "start over, setting an unfinished journal aside")
+	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
+	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>)")
+	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1)")
+	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency")
+	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
+	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
+	return func(ctx context.Context, env *Env, args []string) error {
+		path, err := onePlan("run", args)
+		if err != nil {
+			return err
+		}
+		o.Path, o.Vars = path, vars
+		o.set = map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+		return Run(ctx, env, *o)
+	}
+}
+
+// check refuses contradictory or meaningless options before anything is
+// loaded or touched.
+func (o *RunOptions) check() error {
+	switch {
+	case o.Resume && o.Fresh:
+		return usageErr("rollout run: --resume and --fresh exclude each other")
+	case !o.Sim && (o.Speed != 0 || o.Scenario != ""):
+		return usageErr("rollout run: --speed and --scenario need --sim")
+	case o.Speed < 0 || o.Concurrency < 0 || o.PollMin < 0 || o.PollMax < 0:
+		return usageErr("rollout run: --speed, --concurrency, --poll-min and --poll-max must not be negative")
+	}
+	return nil
+}
+
+// Run rolls a plan out: it loads and checks the plan, connects, applies the
+// state directory's rules (resume, start over, refuse), makes the read-only
+// pre-flight, runs the engine with the live view or a reporter, and records
+// how the run ended. A run whose verdict is not a success returns a
+// *RunError.
+func Run(ctx context.Context, env *Env, o RunOptions) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	p, err := env.loadPlan(o.Path, o.Vars)
+	if err != nil {
+		return err
+	}
+	policy, err := o.pollPolicy()
+	if err != nil {
+		return err
+	}
+	// Credentials and the simulator come first: a run that cannot reach
+	// the API leaves no trace in the state directory.
+	conn, err := env.connect(ctx, p, connectOptions{sim: o.Sim, speed: o.Speed, scenario: o.Scenario})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sd, err := env.openState(p, &o, conn)
+	if err != nil {
+		return err
+	}
+	defer sd.close()
+
+	if err := env.preflight(ctx, conn, p, sd.j); err != nil {
+		return err
+	}
+
+	watcher := steps.NewInstallWatcher(conn.client, policy)
+	watcher.SetMachineNames(steps.MachineIDs(p))
+	defer watcher.Close()
+	senv := &steps.Env{
+		Client:   conn.client,
+		Installs: watcher,
+		Journal:  sd.j,
+		Poll:     policy,
+		Now:      time.Now,
+		Fleet:    steps.FleetOf(p),
+	}
+	if err := sd.j.Start(state.RunStartInfo{Resumed: o.Resume, API: conn.base, Sim: o.Sim}); err != nil {
+		return failErr("rollout run: %v", err)
+	}
+	opts := engine.Options{
+		Concurrency: o.Concurrency,
+		Executor:    steps.Executor{Env: senv},
+		Journal:     sd.adapter,
+		Requests:    conn.client.Requests,
+		Resumed:     o.Resume,
+	}
+	sum, outErr, err := env.execute(ctx, p, o, opts)
+	if err != nil {
+		return failErr("rollout run: %v", err)
+	}
+	return env.finishRun(sd, o, sum, outErr)
+}
+
+// pollPolicy is the default policy, scaled for a faster simulator and
+// overridden by the flags.
+func (o *RunOptions) pollPolicy() (steps.PollPolicy, error) {
+	policy := steps.DefaultPollPolicy()
+	if o.Sim {
+		policy = scalePolicy(policy, max(o.Speed, 1))
+	}
+	if o.PollMin > 0 {
+		policy.Min = o.PollMin
+	}
+	if o.PollMax > 0 {
+		policy.Max = o.PollMax
+	}
+	if policy.Max < policy.Min {
+		return policy, usageErr("rollout run: --poll-max %s is shorter than --poll-min %s", policy.Max, policy.Min)
+	}
+	return policy, nil
+}
+
+// scalePolicy shortens polling for a faster simulator.
+func scalePolicy(p steps.PollPolicy, speed float64) steps.PollPolicy {
+	if speed <= 1 {
+		return p
+	}
+	p.Min = max(time.Duration(float64(p.Min)/speed), 20*time.Millisecond)
+	p.Max = max(time.Duration(float64(p.Max)/speed), 100*time.Millisecond)
+	return p
+}
+
+// preflight makes the read-only checks. A lock held by anyone but this
+// rollout stops the run before anything changes.
+func (env *Env) preflight(ctx context.Context, conn *conn, p *plan.Plan, j *state.Journal) error {
+	rep, err := steps.Preflight(ctx, conn.client, p, j.OwnsLock)
+	if err != nil {
+		if ctx.Err() != nil {
+			return interruptedErr("interrupted during the pre-flight check; nothing was changed")
+		}
+		return failErr("rollout run: pre-flight: %v\nnothing was changed", err)
+	}
+	if err := j.Preflight(facts(rep)); err != nil {
+		return failErr("rollout run: %v", err)
+	}
+	if !rep.OK() {
+		return failErr("rollout run: %v\nnothing was changed", &steps.PreflightError{Report: rep})
+	}
+	return nil
+}
+
+func facts(r *steps.PreflightReport) []state.Fact {
+	var out []state.Fact
+	for _, img := range r.Images {
+		if img.LockKind != "" {
+			detail := "foreign lock"
+			if img.Own {
+				detail = "lock held by this rollout"
+			}
+			out = append(out, state.Fact{Kind: img.LockKind + "-lock", Image: img.Name, JobID: img.LockID, Detail: detail})
+		}
+	}
+	return out
+}
+
+// execute runs the engine with the live view on a terminal, JSON events
+// with --json, and plain lines otherwise. outErr, when set, reports a
+// reporter that could not write.
+func (env *Env) execute(ctx context.Context, p *plan.Plan, o RunOptions, opts engine.Options) (sum *engine.Summary, outErr func() error, err error) {
+	// The run has its own context so that the live view's confirmed quit
+	// cancels it exactly like an interrupt.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	switch {
+	case !o.JSON && !o.NoTUI && env.IsTerminal():
+		sum, err = env.runWithTUI(ctx, runCtx, cancelRun, p, opts)
+		return sum, nil, err
+	case o.JSON:
+		rep := report.NewJSON(env.Stdout)
+		opts.Observer = rep
+		sum, err = engine.New(p, opts).Run(runCtx)
+		return sum, rep.Err, err
+	default:
+		rep := report.NewPlain(env.Stdout)
+		opts.Observer = rep
+		sum, err = engine.New(p, opts).Run(runCtx)
+		return sum, rep.Err, err
+	}
+}
+
+// runWithTUI runs the engine while the live view shows it. The view stays
+// up until the engine finished, then the summary is printed so that it
+// stays on the terminal.
+func (env *Env) runWithTUI(ctx, runCtx context.Context, cancelRun context.CancelFunc, p *plan.Plan, opts engine.Options) (*engine.Summary, error) {
+	ui := tui.New(tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun})
+	opts.Observer = ui
+	type result struct {
+		sum *engine.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := engine.New(p, opts).Run(runCtx)
+		done <- result{s, err}
+	}()
+	uiErr := ui.Run(ctx)
+	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
+		// The live view died (a terminal error): never let the rollout
+		// go on blind. Stop it as an interrupt would.
+		fmt.Fprintf(env.Stderr, "live view failed (%v): stopping the rollout as an interrupt would\n", uiErr)
+		cancelRun()
+	}
+	r := <-done
+	if r.err != nil {
+		return nil, r.err
+	}
+	fmt.Fprint(env.Stdout, tui.RenderSummary(*r.sum, ui.Width(), env.color(env.Stdout)))
+	return r.sum, nil
+}
+
+// finishRun records how the run ended and turns its verdict into the
+// command's result. A reporter or journal that failed makes an otherwise
+// successful run fail: nobody saw it, or a resume could redo its work.
+func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outErr func() error) error {
+	v := sum.Verdict
+	if outErr != nil {
+		if werr := outErr(); werr != nil {
+			fmt.Fprintf(env.Stderr, "rollout run: writing the run's output failed: %v\n", werr)
+			if v.Success() {
+				v = engine.VerdictFailed
+			}
+		}
+	}
+	journalOK := sd.recordUnfinished(env, sum)
+	if jerr := sd.adapter.err(); jerr != nil {
+		journalOK = false
+		fmt.Fprintf(env.Stderr, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", sd.dir, jerr)
+		if v.Success() {
+			v = engine.VerdictFailed
+		}
+	}
+	if err := sd.j.FinishVerdict(v.String()); err != nil {
+		return failErr("rollout run: %v", err)
+	}
+	if v.Success() {
+		return nil
+	}
+	msg := ""
+	if v == engine.VerdictInterrupted && journalOK {
+		msg = fmt.Sprintf("interrupted: the journal in %s records every unfinished job.\ncontinue with: %s", sd.dir, resumeCommand(o))
+	}
+	return &RunError{Verdict: v, Msg: msg}
+}
+
+// resumeCommand is the exact command that continues the run.
+func resumeCommand(o RunOptions) string {
+	s := "rollout run " + o.Path + " --resume"
+	if o.StateDir != "" {
+		s += " --state-dir " + o.StateDir
+	}
+	return s
+}
