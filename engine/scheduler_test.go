@@ -1,0 +1,293 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/internal/simtest"
+	"github.com/rollout/rollout/plan"
+)
+
+// scripted is an executor whose instances end when the test says so. It
+// records how many ran at once and what started when, so that the
+// scheduler's own rules are tested without a server.
+type scripted struct {
+	mu      sync.Mutex
+	running int
+	peak    int
+	started []string
+	// release ends one running instance per token.
+	release chan struct{}
+	// fail lists the instances that end failed.
+	fail map[string]bool
+	// hold lists instances that wait for their own channel to close
+	// rather than for a release token.
+	hold map[string]chan struct{}
+	// startedCh receives every instance id as it starts.
+	startedCh chan string
+	// ctxAtStart records whether each instance's context was already
+	// cancelled when it started.
+	cancelledAtStart []string
+}
+
+func newScripted() *scripted {
+	return &scripted{release: make(chan struct{}), fail: map[string]bool{}, hold: map[string]chan struct{}{}, startedCh: make(chan string, 1000)}
+}
+
+func (x *scripted) Execute(ctx context.Context, inst *plan.Instance, in plan.Inputs, progress func(plan.JobUpdate)) (*plan.Output, error) {
+	x.mu.Lock()
+	x.running++
+	x.peak = max(x.peak, x.running)
+	x.started = append(x.started, inst.ID)
+	if ctx.Err() != nil {
+		x.cancelledAtStart = append(x.cancelledAtStart, inst.ID)
+	}
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		x.running--
+		x.mu.Unlock()
+	}()
+	x.startedCh <- inst.ID
+	out := &plan.Output{DiffID: 1, VersionID: 1}
+	if inst.Step.Type == plan.TypeGate {
+		return out, nil
+	}
+	wait := x.release
+	if h, ok := x.hold[inst.ID]; ok {
+		wait = h
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if x.fail[inst.ID] {
+		return nil, errors.New("scripted failure")
+	}
+	return out, nil
+}
+
+// waitStarted waits until n instances (in all) have started.
+func (x *scripted) waitStarted(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		x.mu.Lock()
+		got := len(x.started)
+		x.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-x.startedCh:
+		case <-deadline:
+			t.Fatalf("only %d instances started, want %d", got, n)
+		}
+	}
+}
+
+// drain releases instances until the run ends.
+func (x *scripted) drain(done <-chan struct{}) {
+	for {
+		select {
+		case x.release <- struct{}{}:
+		case <-done:
+			return
+		}
+	}
+}
+
+type eventLog struct {
+	engine.NopObserver
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *eventLog) add(s string) { r.mu.Lock(); r.events = append(r.events, s); r.mu.Unlock() }
+func (r *eventLog) WaveStarted(step, image string, wave, waves int, ids []string) {
+	r.add(fmt.Sprintf("wave %s %s %d", step, image, wave))
+}
+func (r *eventLog) Aborting(reason string) { r.add("aborting") }
+
+// TestConcurrencyLimitIsExact: with concurrency N and many independent
+// install instances ready at once, exactly N run at a time, never N+1. The
+// scheduler is the only place that counts slots, so an off-by-one there
+// would show here.
+func TestConcurrencyLimitIsExact(t *testing.T) {
+	for _, limit := range []int{1, 2, 3, 5} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			p := simtest.Plan(t, simtest.FleetPlan("limit", []string{"game"}, 12, limit, "", "", ""))
+			x := newScripted()
+			done := make(chan struct{})
+			var sum *engine.Summary
+			go func() {
+				defer close(done)
+				sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
+			}()
+			// update, diff, version and mirror run one by one; then the
+			// 12 installs are all ready at once.
+			for i := 0; i < 4; i++ {
+				x.waitStarted(t, i+1)
+				x.release <- struct{}{}
+			}
+			x.waitStarted(t, 4+limit)
+			// Give the scheduler every chance to start one too many.
+			time.Sleep(50 * time.Millisecond)
+			x.mu.Lock()
+			running := x.running
+			x.mu.Unlock()
+			if running != limit {
+				t.Fatalf("%d instances running with concurrency %d", running, limit)
+			}
+			x.drain(done)
+			if x.peak != limit {
+				t.Fatalf("peak %d instances at once, want exactly %d", x.peak, limit)
+			}
+			if sum == nil || !sum.Verdict.Success() {
+				t.Fatalf("run did not succeed: %+v", sum)
+			}
+		})
+	}
+}
+
+// TestInterruptStartsNothingNew: once the run's context is cancelled, no
+// ready instance is started, not even on the already cancelled context.
+func TestInterruptStartsNothingNew(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("interrupt", []string{"game"}, 8, 2, "", "", ""))
+	x := newScripted()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x}).Run(ctx)
+	}()
+	for i := 0; i < 4; i++ {
+		x.waitStarted(t, i+1)
+		x.release <- struct{}{}
+	}
+	x.waitStarted(t, 6) // two installs run, six are ready
+	cancel()
+	<-done
+	if len(x.cancelledAtStart) != 0 {
+		t.Fatalf("started on a cancelled context: %v", x.cancelledAtStart)
+	}
+	if len(x.started) != 6 {
+		t.Fatalf("%d instances started, want 6 (nothing after the interrupt): %v", len(x.started), x.started)
+	}
+	if sum.Verdict != engine.VerdictInterrupted {
+		t.Fatalf("verdict %s, want interrupted", sum.Verdict)
+	}
+}
+
+// TestCancelledRunStartsNothing: a run whose context is cancelled before
+// it starts (a signal during the pre-flight) starts no instance at all.
+func TestCancelledRunStartsNothing(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("cancelled", []string{"game"}, 2, 2, "", "", ""))
+	x := newScripted()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sum, err := engine.New(p, engine.Options{Executor: x}).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(x.started) != 0 {
+		t.Fatalf("started %v on a cancelled context", x.started)
+	}
+	if sum.Verdict != engine.VerdictInterrupted {
+		t.Fatalf("verdict %s, want interrupted", sum.Verdict)
+	}
+}
+
+// TestNoWaveAnnouncedAfterAborting: when the failure budget aborts the run,
+// no wave_started event follows the aborting event, not even for another
+// image whose installs become ready (and are skipped) only after the abort.
+func TestNoWaveAnnouncedAfterAborting(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("abort", []string{"game-a", "game-b"}, 6, 8, "    waves: [2, 4, \"100%\"]\n    max_failures: 0\n", "", ""))
+	x := newScripted()
+	x.fail["install@m000/game-a"] = true
+	holdB := make(chan struct{})
+	x.hold["mirror@game-b"] = holdB
+	rec := &eventLog{}
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x, Observer: rec}).Run(context.Background())
+	}()
+	go x.drain(done)
+	// Wait for the abort, and for everything but game-b's mirror to end.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec.mu.Lock()
+		aborted := len(rec.events) > 0 && rec.events[len(rec.events)-1] == "aborting"
+		for _, ev := range rec.events {
+			aborted = aborted || ev == "aborting"
+		}
+		rec.mu.Unlock()
+		x.mu.Lock()
+		running := x.running
+		x.mu.Unlock()
+		if aborted && running == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no abort with only game-b's mirror left running: %v", rec.events)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(holdB)
+	<-done
+	if sum.Verdict != engine.VerdictAborted {
+		t.Fatalf("verdict %s, want aborted", sum.Verdict)
+	}
+	aborting := -1
+	for i, ev := range rec.events {
+		if ev == "aborting" && aborting < 0 {
+			aborting = i
+		}
+		if aborting >= 0 && i > aborting && strings.HasPrefix(ev, "wave") {
+			t.Fatalf("%q announced after aborting: %v", ev, rec.events)
+		}
+	}
+}
+
+// TestVerdict: the engine decides the verdict once, the way every reader
+// must see it.
+func TestVerdict(t *testing.T) {
+	tests := []struct {
+		name string
+		fail string
+		want engine.Verdict
+	}{
+		{"all succeed", "", engine.VerdictSucceeded},
+		{"a failure within no budget", "install@m001/game", engine.VerdictFailed},
+		{"a failure skips its dependents", "version@game", engine.VerdictFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := simtest.Plan(t, simtest.FleetPlan("verdict", []string{"game"}, 3, 2, "", "", ""))
+			x := newScripted()
+			if tt.fail != "" {
+				x.fail[tt.fail] = true
+			}
+			done := make(chan struct{})
+			var sum *engine.Summary
+			go func() {
+				defer close(done)
+				sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
+			}()
+			x.drain(done)
+			if sum.Verdict != tt.want {
+				t.Fatalf("verdict %s, want %s (counts %v)", sum.Verdict, tt.want, sum.Counts)
+			}
+		})
+	}
+}
