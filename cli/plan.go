@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -47,6 +48,8 @@ type PlanOptions struct {
 	JSON    bool
 	Sim     bool
 	Offline bool
+	// PreflightTimeout bounds the read-only pre-flight; 0: a minute.
+	PreflightTimeout time.Duration
 }
 
 func planFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
@@ -56,6 +59,7 @@ func planFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the preview as JSON")
 	fs.BoolVar(&o.Sim, "sim", false, "run the pre-flight against the built-in simulator")
 	fs.BoolVar(&o.Offline, "offline", false, "do not contact the API for the read-only pre-flight")
+	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight after this long")
 	return func(ctx context.Context, env *Env, args []string) error {
 		path, err := onePlan("plan", args)
 		if err != nil {
@@ -70,6 +74,9 @@ func planFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 // the pre-flight, made when credentials are there (or with --sim), only
 // reads, so that the preview shows locks and counters.
 func Plan(ctx context.Context, env *Env, o PlanOptions) error {
+	if o.PreflightTimeout <= 0 {
+		o.PreflightTimeout = DefaultPreflightTimeout
+	}
 	p, err := env.loadPlan(o.Path, o.Vars)
 	if err != nil {
 		return err
@@ -83,12 +90,15 @@ func Plan(ctx context.Context, env *Env, o PlanOptions) error {
 		default:
 			defer conn.Close()
 			opt.BaseURL, opt.ASID = conn.display, conn.client.ASID()
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			pctx, cancel := context.WithTimeout(ctx, o.PreflightTimeout)
 			rep, perr := steps.Preflight(pctx, conn.client, p, nil)
 			cancel()
 			opt.Preflight = rep
 			if perr != nil {
 				opt.PreflightErr = perr.Error()
+				if errors.Is(perr, context.DeadlineExceeded) && ctx.Err() == nil {
+					opt.PreflightErr = fmt.Sprintf("%s did not answer within %s (--preflight-timeout): %v", conn.display, o.PreflightTimeout, perr)
+				}
 			}
 		}
 	}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/state"
 )
 
 // RejectOptions name the diff `rollout reject` rejects.
@@ -21,6 +23,9 @@ type RejectOptions struct {
 	Yes       bool
 	Plan      string // whose clanforge settings to use; "" : the environment's
 	Vars      map[string]string
+	// StateDir is the journal the reject is recorded in; "" : the plan's,
+	// when a plan is named.
+	StateDir string
 }
 
 func rejectFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
@@ -30,6 +35,7 @@ func rejectFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.Reinstall, "reinstall", false, "also reinstall the diff's machine to the image's last good version")
 	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
 	fs.StringVar(&o.Plan, "plan", "", "plan whose clanforge settings (url, asid) to use; else CLANFORGE_URL and CLANFORGE_ASID")
+	fs.StringVar(&o.StateDir, "state-dir", "", "journal to record the reject in (default: the plan's, .rollout/<plan name>)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) == 1 && o.Plan == "" {
 			o.Plan = args[0]
@@ -82,7 +88,13 @@ func Reject(ctx context.Context, env *Env, o RejectOptions) error {
 	if ctx.Err() != nil {
 		return interruptedErr("interrupted: nothing was sent")
 	}
+	rec := env.rejectRecorder(o, p, *diff)
+	defer rec.close()
+	if err := rec.intent(); err != nil {
+		return err
+	}
 	res, err := c.RejectDiff(ctx, *diff, *reinstall)
+	rec.result(err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return interruptedErr("interrupted while rejecting diff %d: check it with rollout status --refresh or image/options before trying again", *diff)
@@ -98,6 +110,77 @@ func Reject(ctx context.Context, env *Env, o RejectOptions) error {
 		fmt.Fprintf(env.Stdout, "reinstall job %d started (%s)\n", res.Uninstall.ID, res.Uninstall.State)
 	}
 	return nil
+}
+
+// rejectJournal records a manual reject in the journal of the run that
+// made the diff, with the same discipline as a run (intent before the call,
+// result after), so that status no longer lists the diff as open. Without a
+// journal, or while a run holds it, the reject is still made and that is
+// said.
+type rejectJournal struct {
+	env  *Env
+	j    *state.Journal
+	key  string
+	diff int64
+	// params are the call's parameters as recorded.
+	params map[string]string
+}
+
+func (env *Env) rejectRecorder(o RejectOptions, p *plan.Plan, diff int64) *rejectJournal {
+	r := &rejectJournal{env: env, diff: diff}
+	dir := o.StateDir
+	if dir == "" && p != nil && p.Name != "" {
+		dir = defaultStateDir(p, false)
+	}
+	if dir == "" {
+		return r
+	}
+	j, err := state.OpenExisting(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return r
+	case err != nil:
+		fmt.Fprintf(env.Stderr, "rollout reject: not recorded in the journal in %s: %v\n", dir, err)
+		return r
+	}
+	r.j = j
+	r.key = fmt.Sprintf("manual-reject@%d imagediff/reject#%d", diff, time.Now().UnixNano())
+	r.params = map[string]string{"diffid": fmt.Sprint(diff), "reinstall": boolParam(o.Reinstall)}
+	return r
+}
+
+func (r *rejectJournal) intent() error {
+	if r.j == nil {
+		return nil
+	}
+	if err := r.j.Intent(r.key, fmt.Sprintf("/cfp/v1/imagediff/%d/reject", r.diff), r.params); err != nil {
+		return failErr("rollout reject: recording the reject in the journal: %v; nothing was sent", err)
+	}
+	return nil
+}
+
+func (r *rejectJournal) result(callErr error) {
+	if r.j == nil {
+		return
+	}
+	// The reinstall job is not recorded: it has no status endpoint, so a
+	// journal could never see it end and would list it as open forever.
+	if err := r.j.Result(r.key, 0, callErr); err != nil {
+		fmt.Fprintf(r.env.Stderr, "rollout reject: recording the answer in the journal: %v\n", err)
+	}
+}
+
+func (r *rejectJournal) close() {
+	if r.j != nil {
+		r.j.Close()
+	}
+}
+
+func boolParam(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // SimOptions are what `rollout sim` serves.

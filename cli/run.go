@@ -31,10 +31,17 @@ type RunOptions struct {
 	Concurrency int
 	PollMin     time.Duration
 	PollMax     time.Duration
+	// PreflightTimeout bounds the read-only checks before anything
+	// changes; 0 means the default of a minute.
+	PreflightTimeout time.Duration
 	// set names the flags given on the command line, so that an explicit
 	// zero can be told from an absent flag.
 	set map[string]bool
 }
+
+// DefaultPreflightTimeout bounds the pre-flight when no flag says otherwise:
+// an API that does not answer within it is reported, and nothing changes.
+const DefaultPreflightTimeout = time.Minute
 
 func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	o := &RunOptions{}
@@ -42,15 +49,16 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.Sim, "sim", false, "run against the built-in Clanforge simulator")
 	fs.BoolVar(&o.NoTUI, "no-tui", false, "print plain lines instead of the live view")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON event per line")
-	fs.BoolVar(&o.Resume, "resume", false, "continue an unfinished run from its journal")
-	fs.BoolVar(&o.Fresh, "fresh", false, "start over, setting an unfinished journal aside")
+	fs.BoolVar(&o.Resume, "resume", false, "continue an unfinished or interrupted run from its journal")
+	fs.BoolVar(&o.Fresh, "fresh", false, "start over, setting the old journal aside (kept, not deleted)")
 	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
-	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>)")
+	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>, .rollout/<plan name>.sim with --sim)")
 	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1)")
 	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency")
 	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
+	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight checks after this long")
 	return func(ctx context.Context, env *Env, args []string) error {
 		path, err := onePlan("run", args)
 		if err != nil {
@@ -71,8 +79,13 @@ func (o *RunOptions) check() error {
 		return usageErr("rollout run: --resume and --fresh exclude each other")
 	case !o.Sim && (o.Speed != 0 || o.Scenario != ""):
 		return usageErr("rollout run: --speed and --scenario need --sim")
+	case o.Sim && o.Resume:
+		return usageErr("rollout run: a --sim run cannot be resumed: its simulator, and every job it knew, ended with the process.\n"+
+			"  start over:  rollout run %s --sim (the old journal is set aside)", o.Path)
 	case o.Speed < 0 || o.Concurrency < 0 || o.PollMin < 0 || o.PollMax < 0:
 		return usageErr("rollout run: --speed, --concurrency, --poll-min and --poll-max must not be negative")
+	case o.PreflightTimeout < 0 || (o.set["preflight-timeout"] && o.PreflightTimeout == 0):
+		return usageErr("rollout run: --preflight-timeout must be a positive duration, e.g. 30s or 2m")
 	}
 	return nil
 }
@@ -85,6 +98,9 @@ func (o *RunOptions) check() error {
 func Run(ctx context.Context, env *Env, o RunOptions) error {
 	if err := o.check(); err != nil {
 		return err
+	}
+	if o.PreflightTimeout == 0 {
+		o.PreflightTimeout = DefaultPreflightTimeout
 	}
 	p, err := env.loadPlan(o.Path, o.Vars)
 	if err != nil {
@@ -107,7 +123,7 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 	}
 	defer sd.close()
 
-	if err := env.preflight(ctx, conn, p, sd.j); err != nil {
+	if err := env.preflight(ctx, conn, p, sd.j, o.PreflightTimeout); err != nil {
 		return err
 	}
 
@@ -122,7 +138,7 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		Now:      time.Now,
 		Fleet:    steps.FleetOf(p),
 	}
-	if err := sd.j.Start(state.RunStartInfo{Resumed: o.Resume, API: conn.base, Sim: o.Sim}); err != nil {
+	if err := sd.j.Start(state.RunStartInfo{Resumed: o.Resume, API: conn.base, Sim: o.Sim, PlanFile: o.Path}); err != nil {
 		return failErr("rollout run: %v", err)
 	}
 	opts := engine.Options{
@@ -168,13 +184,18 @@ func scalePolicy(p steps.PollPolicy, speed float64) steps.PollPolicy {
 	return p
 }
 
-// preflight makes the read-only checks. A lock held by anyone but this
-// rollout stops the run before anything changes.
-func (env *Env) preflight(ctx context.Context, conn *conn, p *plan.Plan, j *state.Journal) error {
-	rep, err := steps.Preflight(ctx, conn.client, p, j.OwnsLock)
+// preflight makes the read-only checks, bounded by timeout. A lock held by
+// anyone but this rollout stops the run before anything changes.
+func (env *Env) preflight(ctx context.Context, conn *conn, p *plan.Plan, j *state.Journal, timeout time.Duration) error {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rep, err := steps.Preflight(pctx, conn.client, p, j.OwnsLock)
 	if err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return interruptedErr("interrupted during the pre-flight check; nothing was changed")
+		case errors.Is(err, context.DeadlineExceeded):
+			return failErr("rollout run: pre-flight: %s did not answer within %s (--preflight-timeout): %v\nnothing was changed", conn.display, timeout, err)
 		}
 		return failErr("rollout run: pre-flight: %v\nnothing was changed", err)
 	}
@@ -286,6 +307,9 @@ func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outEr
 	msg := ""
 	if v == engine.VerdictInterrupted && journalOK {
 		msg = fmt.Sprintf("interrupted: the journal in %s records every unfinished job.\ncontinue with: %s", sd.dir, resumeCommand(o))
+		if o.Sim {
+			msg = fmt.Sprintf("interrupted: the journal in %s records what ran. A --sim run cannot be resumed (its simulator ended with it);\nrun it again with: rollout run %s --sim", sd.dir, o.Path)
+		}
 	}
 	return &RunError{Verdict: v, Msg: msg}
 }

@@ -46,32 +46,46 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	}
 }
 
-// Status prints the journal's view of a plan's last run.
+// Status prints the journal's view of a plan's last run. The plan may be
+// named by its file or by its name (as in .rollout/<name>); with neither,
+// the only state directory under .rollout/ is shown.
 func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	var p *plan.Plan
-	var err error
 	dir := &o.StateDir
 	if o.Plan != "" {
-		if p, err = env.loadPlan(o.Plan, o.Vars); err != nil {
-			return err
-		}
-		if *dir == "" {
-			*dir = state.DefaultDir(p.Name)
+		if _, err := os.Stat(o.Plan); err != nil && !strings.ContainsAny(o.Plan, "/\\") {
+			// Not a file: a plan's name, as the state directory has it.
+			if *dir == "" {
+				*dir = findStateDir(o.Plan, o.Sim)
+			}
+		} else {
+			var err error
+			if p, err = env.loadPlan(o.Plan, o.Vars); err != nil {
+				return err
+			}
+			if *dir == "" {
+				*dir = defaultStateDir(p, o.Sim)
+				if _, err := os.Stat(*dir); err != nil && !o.Sim {
+					if alt := defaultStateDir(p, true); dirExists(alt) {
+						*dir = alt
+					}
+				}
+			}
 		}
 	}
 	if *dir == "" {
 		found, _ := filepath.Glob(filepath.Join(".rollout", "*", state.JournalName))
 		switch len(found) {
 		case 0:
-			return failErr("rollout status: no journal under .rollout/: name the plan or --state-dir")
+			return failErr("rollout status: no journal under .rollout/: name the plan (its file or its name) or --state-dir")
 		case 1:
 			*dir = filepath.Dir(found[0])
 		default:
 			var names []string
 			for _, f := range found {
-				names = append(names, filepath.Dir(f))
+				names = append(names, filepath.Base(filepath.Dir(f)))
 			}
-			return usageErr("rollout status: several state directories: %s; name the plan or --state-dir", strings.Join(names, ", "))
+			return usageErr("rollout status: several plans have run here: %s; name one (rollout status NAME) or give --state-dir", strings.Join(names, ", "))
 		}
 	}
 	sum, err := state.Replay(*dir)
@@ -104,7 +118,14 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	}
 	fmt.Fprintln(w, "\nTargets:")
 	for _, t := range sum.Targets() {
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", t.Target, t.Outcome, t.Error)
+		why := t.Error
+		if t.OpenDiff != 0 {
+			why = strings.TrimPrefix(why+"; ", "; ") + fmt.Sprintf("diff %d still locks the image", t.OpenDiff)
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", t.Target, t.Outcome, why)
+	}
+	if len(sum.AllInstances) == 0 && len(sum.Instances) > 0 {
+		fmt.Fprintln(w, "  (targets nothing was recorded for are not listed: this journal predates that record)")
 	}
 	var live *clanforge.Client
 	if o.Refresh {
@@ -132,14 +153,14 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	if diffs := sum.OpenDiffs(); len(diffs) > 0 {
 		fmt.Fprintln(w, "\nOpen diffs (each locks its image until rejected or turned into a version):")
 		for _, d := range diffs {
-			fmt.Fprintf(w, "  diff %d\t%s\treject with: rollout reject --diff %d --plan PLAN [--reinstall]\n", d.ID, d.Instance, d.ID)
+			fmt.Fprintf(w, "  diff %d\t%s\treject with: rollout reject --diff %d --state-dir %s%s [--reinstall]\n", d.ID, d.Instance, d.ID, *dir, planArg(sum))
 		}
 	}
 	switch {
 	case len(sum.Runs) > 0 && !sum.Finished:
-		fmt.Fprintln(w, "\nThe last run did not finish (crashed or killed). Continue it with: rollout run PLAN --resume")
+		fmt.Fprintf(w, "\nThe last run did not finish (crashed or killed, or still running). Continue it with: %s\n", continueCommand(sum, *dir))
 	case len(sum.Runs) > 0 && sum.Verdict == engine.VerdictInterrupted.String():
-		fmt.Fprintln(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: rollout run PLAN --resume")
+		fmt.Fprintf(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: %s\n", continueCommand(sum, *dir))
 	}
 	return w.Flush()
 }
@@ -190,4 +211,50 @@ func liveState(ctx context.Context, c *clanforge.Client, j state.JobRecord) stri
 		s += ": " + state.MaskCredentials(job.Error)
 	}
 	return s
+}
+
+// findStateDir is the state directory of a plan named name: the real runs',
+// or, with sim or when only it exists, the simulated runs'.
+func findStateDir(name string, sim bool) string {
+	p := &plan.Plan{Name: name}
+	real, simulated := defaultStateDir(p, false), defaultStateDir(p, true)
+	if sim || (!dirExists(real) && dirExists(simulated)) {
+		return simulated
+	}
+	return real
+}
+
+func dirExists(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, state.JournalName))
+	return err == nil && !st.IsDir()
+}
+
+// planArg is " --plan FILE" when the journal knows the plan's file.
+func planArg(sum *state.Summary) string {
+	if f := lastPlanFile(sum); f != "" {
+		return " --plan " + f
+	}
+	return ""
+}
+
+func lastPlanFile(sum *state.Summary) string {
+	for i := len(sum.Runs) - 1; i >= 0; i-- {
+		if sum.Runs[i].PlanFile != "" {
+			return sum.Runs[i].PlanFile
+		}
+	}
+	return ""
+}
+
+// continueCommand is the exact command that resumes the journal's run.
+func continueCommand(sum *state.Summary, dir string) string {
+	f := lastPlanFile(sum)
+	if f == "" {
+		f = "PLAN"
+	}
+	cmd := "rollout run " + f + " --resume"
+	if dir != defaultStateDir(&plan.Plan{Name: sum.Plan}, false) {
+		cmd += " --state-dir " + dir
+	}
+	return cmd
 }

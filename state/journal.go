@@ -57,6 +57,9 @@ type Record struct {
 	// plan (the first record)
 	Plan string `json:"plan,omitempty"`
 	Hash string `json:"hash,omitempty"`
+	// Instances lists every instance id of the plan, so that a status
+	// shows the targets nothing was recorded for yet.
+	Instances []string `json:"instances,omitempty"`
 
 	// run_start
 	PID     int    `json:"pid,omitempty"`
@@ -67,6 +70,9 @@ type Record struct {
 	// marks a run against the built-in simulator, whose jobs end with it.
 	API string `json:"api,omitempty"`
 	Sim bool   `json:"sim,omitempty"`
+	// PlanFile is the plan's path as the run was given it, so that
+	// status can print commands that work.
+	PlanFile string `json:"plan_file,omitempty"`
 
 	// preflight
 	Facts []Fact `json:"facts,omitempty"`
@@ -125,7 +131,9 @@ func (j JobRecord) Terminal() bool { return j.State >= 5 && j.State <= 7 }
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now       func() time.Time
+	instances []string
+	existing  bool
 }
 
 // WithClock sets the clock that stamps records (tests).
@@ -190,14 +198,14 @@ func Open(dir, planName, planHash string, opts ...Option) (*Journal, error) {
 		return nil, err
 	}
 	j := &Journal{dir: dir, path: filepath.Join(dir, JournalName), now: o.now, lock: lock}
-	if err := j.open(planName, planHash); err != nil {
+	if err := j.open(planName, planHash, o); err != nil {
 		lock.release()
 		return nil, err
 	}
 	return j, nil
 }
 
-func (j *Journal) open(planName, planHash string) error {
+func (j *Journal) open(planName, planHash string, o options) error {
 	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("open journal: %w", err)
@@ -227,8 +235,16 @@ func (j *Journal) open(planName, planHash string) error {
 		}
 	}
 	j.f, j.size, j.live = f, good, r
+	if o.existing {
+		if r.records == 0 {
+			f.Close()
+			return fmt.Errorf("no journal in %s: %w", j.dir, fs.ErrNotExist)
+		}
+		j.prior = r.summary()
+		return nil
+	}
 	if r.records == 0 {
-		if err := j.append(&Record{Type: TypePlan, Plan: planName, Hash: planHash}); err != nil {
+		if err := j.append(&Record{Type: TypePlan, Plan: planName, Hash: planHash, Instances: o.instances}); err != nil {
 			f.Close()
 			return err
 		}

@@ -19,7 +19,10 @@ type Summary struct {
 	Plan     string
 	PlanHash string
 	Created  time.Time // time of the plan record
-	Runs     []Run
+	// AllInstances is every instance id of the plan, when the journal
+	// recorded them (journals of older versions did not).
+	AllInstances []string
+	Runs         []Run
 	// Finished is true when the last run wrote its finish record; Verdict
 	// is then how it ended (succeeded, failed, aborted, interrupted). An
 	// unfinished last run crashed or was killed.
@@ -54,6 +57,7 @@ type Run struct {
 	Resumed  bool
 	API      string    // base URL the run talked to
 	Sim      bool      // against the built-in simulator
+	PlanFile string    // the plan's path as the run was given it
 	Finished time.Time // zero when the run never wrote its finish record
 	Verdict  string    // how it ended, once Finished is set
 }
@@ -137,35 +141,72 @@ func (s *Summary) Succeeded(instanceID string) (*plan.Output, bool) {
 
 // TargetStatus is the outcome of a target's instances: the worst of them.
 type TargetStatus struct {
-	Target    string // "machine/image", or "image" for per-image instances
-	Outcome   string
-	Error     string // of the instance that decided Outcome
+	Target  string // "machine/image", or "image" for per-image instances
+	Outcome string
+	Error   string // of the instance that decided Outcome
+	// Missing counts the target's instances with no recorded outcome:
+	// not started, or still running when the journal was read.
+	Missing int
+	// OpenDiff is a diff of this target that still locks its image.
+	OpenDiff int64
+	// Instances are the recorded outcomes, by instance id.
 	Instances []*InstanceOutcome
 }
 
 var severity = map[string]int{"failed": 5, "cancelled": 4, "skipped": 3, "skipped-when": 1, "succeeded": 0}
 
+// targetOf is the target an instance id names: the part after '@'.
+func targetOf(id string) string {
+	if _, t, ok := strings.Cut(id, "@"); ok {
+		return t
+	}
+	return id
+}
+
 // Targets groups the recorded outcomes by target (the part of an instance id
-// after '@'), sorted by target.
+// after '@'), sorted by target. Every target of the plan is listed when the
+// journal recorded the plan's instances, also those nothing was recorded
+// for. A target whose instances have not all ended is "unfinished" unless
+// one of them failed; one whose diff still locks its image is never
+// "succeeded".
 func (s *Summary) Targets() []TargetStatus {
 	by := map[string]*TargetStatus{}
-	for _, o := range s.Instances {
-		_, t, ok := strings.Cut(o.ID, "@")
-		if !ok {
-			t = o.ID
-		}
+	get := func(t string) *TargetStatus {
 		ts := by[t]
 		if ts == nil {
-			ts = &TargetStatus{Target: t, Outcome: o.Outcome, Error: o.Error}
+			ts = &TargetStatus{Target: t}
 			by[t] = ts
-		} else if severity[o.Outcome] > severity[ts.Outcome] {
+		}
+		return ts
+	}
+	for _, id := range s.AllInstances {
+		if _, ok := s.Instances[id]; !ok {
+			get(targetOf(id)).Missing++
+		}
+	}
+	for _, o := range s.Instances {
+		ts := get(targetOf(o.ID))
+		if ts.Outcome == "" || severity[o.Outcome] > severity[ts.Outcome] {
 			ts.Outcome, ts.Error = o.Outcome, o.Error
 		}
 		ts.Instances = append(ts.Instances, o)
 	}
+	for _, d := range s.OpenDiffs() {
+		get(targetOf(d.Instance)).OpenDiff = d.ID
+	}
 	out := make([]TargetStatus, 0, len(by))
 	for _, ts := range by {
 		sort.Slice(ts.Instances, func(a, b int) bool { return ts.Instances[a].ID < ts.Instances[b].ID })
+		switch {
+		case ts.Outcome == "failed" || ts.Outcome == "cancelled":
+		case ts.Missing > 0 && len(ts.Instances) == 0:
+			ts.Outcome = "not started"
+		case ts.Missing > 0:
+			ts.Outcome, ts.Error = "unfinished", fmt.Sprintf("%d of %d steps not ended", ts.Missing, ts.Missing+len(ts.Instances))
+		}
+		if ts.OpenDiff != 0 && ts.Outcome == "succeeded" {
+			ts.Outcome = "unfinished"
+		}
 		out = append(out, *ts)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Target < out[b].Target })
@@ -261,8 +302,9 @@ func (r *replayer) apply(rec *Record) {
 	switch rec.Type {
 	case TypePlan:
 		r.s.Plan, r.s.PlanHash, r.s.Created = rec.Plan, rec.Hash, rec.Time
+		r.s.AllInstances = rec.Instances
 	case TypeRunStart:
-		r.s.Runs = append(r.s.Runs, Run{PID: rec.PID, Host: rec.Host, User: rec.User, Started: rec.Time, Resumed: rec.Resumed, API: rec.API, Sim: rec.Sim})
+		r.s.Runs = append(r.s.Runs, Run{PID: rec.PID, Host: rec.Host, User: rec.User, Started: rec.Time, Resumed: rec.Resumed, API: rec.API, Sim: rec.Sim, PlanFile: rec.PlanFile})
 		r.s.Finished, r.s.Verdict = false, ""
 		r.s.Preflight, r.s.Unfinished = nil, nil
 	case TypePreflight:

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/rollout/rollout/plan"
@@ -10,9 +11,10 @@ import (
 
 // RunStartInfo describes a run as it starts.
 type RunStartInfo struct {
-	Resumed bool
-	API     string // base URL, without credentials
-	Sim     bool
+	Resumed  bool
+	API      string // base URL, without credentials
+	Sim      bool
+	PlanFile string // the plan's path as given
 }
 
 // Start records that a run began: its pid, host and user, the API it talks
@@ -20,7 +22,24 @@ type RunStartInfo struct {
 func (j *Journal) Start(info RunStartInfo) error {
 	host, _ := os.Hostname()
 	return j.write(&Record{Type: TypeRunStart, PID: os.Getpid(), Host: host, User: currentUser(),
-		Resumed: info.Resumed, API: MaskCredentials(info.API), Sim: info.Sim})
+		Resumed: info.Resumed, API: MaskCredentials(info.API), Sim: info.Sim, PlanFile: info.PlanFile})
+}
+
+// WithInstances lists the plan's instance ids in a new journal's first
+// record, so that `rollout status` can show what never ran.
+func WithInstances(ids []string) Option {
+	return func(o *options) { o.instances = ids }
+}
+
+// OpenExisting opens and locks the journal already in dir, whatever plan
+// wrote it, to record an action taken outside a run (a manual reject). It
+// fails with *LockedError while a rollout holds the directory, and with an
+// error wrapping fs.ErrNotExist when there is no journal.
+func OpenExisting(dir string, opts ...Option) (*Journal, error) {
+	if _, err := os.Stat(filepath.Join(dir, JournalName)); err != nil {
+		return nil, fmt.Errorf("no journal in %s: %w", dir, err)
+	}
+	return Open(dir, "", "", append(opts, func(o *options) { o.existing = true })...)
 }
 
 // FinishVerdict records how the run ended: its verdict, as the engine
