@@ -4,8 +4,10 @@ BIN := bin/rollout
 
 .PHONY: build test demo bench lint schema fuzz clean
 
+# -buildvcs=auto stamps the git revision that rollout --version shows (some
+# environments set GOFLAGS=-buildvcs=false).
 build:
-	$(GO) build -o $(BIN) .
+	$(GO) build -buildvcs=auto -o $(BIN) .
 
 test:
 	$(GO) test -race ./...

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -57,25 +58,23 @@ func main() {
 
 // run dispatches one command line and returns the exit status.
 func run(ctx context.Context, env *cli.Env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
+		usage(env.Stderr)
+		return exitUsage
+	case args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1):
 		usage(env.Stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
 		return exitOK
-	}
-	if args[0] == "--version" || args[0] == "version" {
-		fmt.Fprintln(env.Stdout, "rollout (plan format v1)")
+	case args[0] == "--version" || args[0] == "version":
+		fmt.Fprintln(env.Stdout, version())
 		return exitOK
+	case args[0] == "help":
+		// `rollout help run` is `rollout run --help`.
+		args = []string{args[1], "--help"}
 	}
 	cmd := cli.Find(args[0])
 	if cmd == nil {
-		msg := fmt.Sprintf("rollout: unknown command %q", args[0])
-		if hint := plan.DidYouMean(args[0], commandNames()); hint != "" {
-			msg += "; " + hint
-		}
-		fmt.Fprintln(env.Stderr, msg)
-		fmt.Fprintln(env.Stderr, "run 'rollout help' for the list of commands")
+		fmt.Fprintf(env.Stderr, "rollout: unknown command %q%s\nrun 'rollout help' for the list of commands\n", args[0], hint(args[0], commandNames()))
 		return exitUsage
 	}
 	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
@@ -83,14 +82,59 @@ func run(ctx context.Context, env *cli.Env, args []string) int {
 	exec := cmd.Flags(fs)
 	pos, err := parseArgs(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(env.Stdout, "usage: rollout %s\n%s", cmd.Usage, flagHelp(fs))
+		fmt.Fprintf(env.Stdout, "usage: rollout %s\n%s\n\nflags:\n%s", cmd.Usage, cmd.Short, flagHelp(fs))
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "rollout %s: %v\nusage: rollout %s\n", cmd.Name, err, cmd.Usage)
+		fmt.Fprintf(env.Stderr, "rollout %s: %s\nusage: rollout %s\n", cmd.Name, flagError(fs, err), cmd.Usage)
 		return exitUsage
 	}
 	return exitCode(env, exec(ctx, env, pos))
+}
+
+// hint is "; did you mean ...?" when a close name exists.
+func hint(got string, names []string) string {
+	if h := plan.DidYouMean(got, names); h != "" {
+		return "; " + h
+	}
+	return ""
+}
+
+// flagError says what was wrong with a flag, suggesting the closest one
+// for an unknown flag.
+func flagError(fs *flag.FlagSet, err error) string {
+	name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: ")
+	if !ok {
+		return strings.Replace(err.Error(), " flag -", " flag --", 1)
+	}
+	name = "--" + strings.TrimLeft(name, "-")
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
+	return "unknown flag " + name + hint(name, names)
+}
+
+// version names the build: the module version when installed with go
+// install from a tag, else the VCS revision it was built from.
+func version() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" && !strings.HasPrefix(bi.Main.Version, "v0.0.0-") {
+			return "rollout " + strings.TrimSuffix(bi.Main.Version, "+dirty") + ", plan format v1"
+		}
+		modified := false
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				v += " revision " + s.Value[:min(12, len(s.Value))]
+			case s.Key == "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified {
+			v += " (modified)"
+		}
+	}
+	return "rollout " + v + ", plan format v1"
 }
 
 // exitCode prints a command's error and maps it to plan format v1's exit

@@ -55,6 +55,7 @@ func Commands() []*Command {
 		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN]", "reject an open diff (the manual escape hatch)", rejectFlags},
 		{"sim", "sim --listen ADDR --plan PLAN [--speed N] [--scenario FILE]", "serve the built-in Clanforge simulator", simFlags},
 		{"schema", "schema", "print the plan JSON Schema", schemaFlags},
+		{"completion", "completion bash|zsh|fish", "print a shell completion script (commands, flags, plan files)", completionFlags},
 	}
 }
 

@@ -208,6 +208,11 @@ func simFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 		if o.Plan == "" {
 			return usageErr("rollout sim: --plan PLAN is required\nusage: rollout %s", Find("sim").Usage)
 		}
+		speedSet := false
+		fs.Visit(func(f *flag.Flag) { speedSet = speedSet || f.Name == "speed" })
+		if speedSet && o.Speed <= 0 {
+			return usageErr("rollout sim: --speed must be greater than 0 (1 is real time, 10 ten times faster)")
+		}
 		o.Vars = vars
 		return Sim(ctx, env, *o)
 	}

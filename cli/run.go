@@ -55,7 +55,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>, .rollout/<plan name>.sim with --sim)")
 	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1)")
 	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
-	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency (at least 1)")
 	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
 	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight checks after this long")
@@ -77,13 +77,17 @@ func (o *RunOptions) check() error {
 	switch {
 	case o.Resume && o.Fresh:
 		return usageErr("rollout run: --resume and --fresh exclude each other")
-	case !o.Sim && (o.Speed != 0 || o.Scenario != ""):
+	case !o.Sim && (o.set["speed"] || o.Speed != 0 || o.Scenario != ""):
 		return usageErr("rollout run: --speed and --scenario need --sim")
 	case o.Sim && o.Resume:
 		return usageErr("rollout run: a --sim run cannot be resumed: its simulator, and every job it knew, ended with the process.\n"+
 			"  start over:  rollout run %s --sim (the old journal is set aside)", o.Path)
-	case o.Speed < 0 || o.Concurrency < 0 || o.PollMin < 0 || o.PollMax < 0:
-		return usageErr("rollout run: --speed, --concurrency, --poll-min and --poll-max must not be negative")
+	case o.set["speed"] && o.Speed <= 0 || o.Speed < 0:
+		return usageErr("rollout run: --speed must be greater than 0 (1 is real time, 10 ten times faster)")
+	case o.set["concurrency"] && o.Concurrency <= 0 || o.Concurrency < 0:
+		return usageErr("rollout run: --concurrency must be at least 1")
+	case o.PollMin < 0 || o.PollMax < 0 || (o.set["poll-min"] && o.PollMin == 0) || (o.set["poll-max"] && o.PollMax == 0):
+		return usageErr("rollout run: --poll-min and --poll-max must be positive durations, e.g. 500ms or 2s")
 	case o.PreflightTimeout < 0 || (o.set["preflight-timeout"] && o.PreflightTimeout == 0):
 		return usageErr("rollout run: --preflight-timeout must be a positive duration, e.g. 30s or 2m")
 	}

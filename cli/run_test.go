@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,5 +313,67 @@ func TestStatusListsTargetsNothingWasRecordedFor(t *testing.T) {
 	}
 	if !strings.Contains(out, "rollout run") || !strings.Contains(out, "--resume") {
 		t.Errorf("no continue command:\n%s", out)
+	}
+}
+
+// TestRunFlagsRefused: meaningless values are refused before anything is
+// loaded, like negative ones (exit 2).
+func TestRunFlagsRefused(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--sim", "--speed", "0"}, "--speed must be greater than 0"},
+		{[]string{"--sim", "--speed", "-1"}, "--speed must be greater than 0"},
+		{[]string{"--concurrency", "0"}, "--concurrency must be at least 1"},
+		{[]string{"--concurrency", "-2"}, "--concurrency must be at least 1"},
+		{[]string{"--poll-min", "0s"}, "--poll-min and --poll-max must be positive"},
+		{[]string{"--preflight-timeout", "0s"}, "--preflight-timeout must be a positive duration"},
+		{[]string{"--speed", "2"}, "--speed and --scenario need --sim"},
+		{[]string{"--resume", "--fresh"}, "exclude each other"},
+		{[]string{"--sim", "--resume"}, "cannot be resumed"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			fs := flag.NewFlagSet("run", flag.ContinueOnError)
+			exec := Find("run").Flags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			env := &Env{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }, IsTerminal: func() bool { return false }}
+			err := exec(context.Background(), env, []string{"does-not-matter.yaml"})
+			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a usage error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestStatusJSONIsAVersionedDocument: status --json is the documented
+// document, not a dump of internal structs.
+func TestStatusJSONIsAVersionedDocument(t *testing.T) {
+	r := newRig(t, rigPlan)
+	if err := r.run(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Status(context.Background(), r.env(), StatusOptions{StateDir: r.state, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(r.out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, r.out.String())
+	}
+	if doc["v"] != float64(1) || doc["status"] != "succeeded" || doc["plan"] != "rig" {
+		t.Fatalf("document: %s", r.out.String())
+	}
+	targets, _ := doc["targets"].([]any)
+	if len(targets) != 5 { // buildbox-1/game, game (per-image steps), m000-m002
+		t.Fatalf("targets: %v", targets)
+	}
+	for k := range doc {
+		if k != strings.ToLower(k) {
+			t.Errorf("key %q is not lower case", k)
+		}
 	}
 }

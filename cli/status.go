@@ -6,10 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/engine"
@@ -95,42 +97,10 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	if err != nil {
 		return failErr("rollout status: %v", err)
 	}
-	if o.JSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
-	}
-	w := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Plan %s (journal %s)\n", sum.Plan, filepath.Join(*dir, state.JournalName))
-	for i, r := range sum.Runs {
-		end := "did not finish (crashed, killed or still running)"
-		if !r.Finished.IsZero() {
-			end = fmt.Sprintf("finished %s, %s", r.Finished.Format("2006-01-02 15:04:05"), r.Verdict)
-		}
-		kind := "run"
-		if r.Resumed {
-			kind = "resumed run"
-		}
-		fmt.Fprintf(w, "  %s %d: pid %d, started %s, %s\n", kind, i+1, r.PID, r.Started.Format("2006-01-02 15:04:05"), end)
-	}
-	if sum.TornTail {
-		fmt.Fprintln(w, "  (the journal ended in a torn line, written when the process was killed; it was ignored)")
-	}
-	fmt.Fprintln(w, "\nTargets:")
-	for _, t := range sum.Targets() {
-		why := t.Error
-		if t.OpenDiff != 0 {
-			why = strings.TrimPrefix(why+"; ", "; ") + fmt.Sprintf("diff %d still locks the image", t.OpenDiff)
-		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", t.Target, t.Outcome, why)
-	}
-	if len(sum.AllInstances) == 0 && len(sum.Instances) > 0 {
-		fmt.Fprintln(w, "  (targets nothing was recorded for are not listed: this journal predates that record)")
-	}
 	var live *clanforge.Client
 	if o.Refresh {
 		if p == nil {
-			return usageErr("rollout status --refresh: name the plan, so that the API address and account are known")
+			return usageErr("rollout status --refresh: name the plan file, so that the API address and account are known")
 		}
 		conn, err := env.connect(ctx, p, connectOptions{sim: o.Sim})
 		if err != nil {
@@ -139,28 +109,171 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 		defer conn.Close()
 		live = conn.client
 	}
-	fmt.Fprintln(w, "\nOpen remote jobs:")
-	if len(sum.OpenJobs) == 0 {
-		fmt.Fprintln(w, "  none")
+	doc := statusDocument(ctx, sum, *dir, live)
+	if o.JSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	return doc.text(env.Stdout)
+}
+
+// StatusDoc is `rollout status --json`: version 1 of the document, built
+// from the journal (and, with --refresh, the API). New fields may be added
+// within version 1; a change of meaning bumps V.
+type StatusDoc struct {
+	V        int    `json:"v"`
+	Plan     string `json:"plan"`
+	StateDir string `json:"state_dir"`
+	Journal  string `json:"journal"`
+	// Status is how the last run stands: running, unfinished (crashed or
+	// killed), interrupted, succeeded, failed or aborted; "not run" when
+	// the journal holds no run.
+	Status     string         `json:"status"`
+	Runs       []StatusRun    `json:"runs"`
+	Targets    []StatusTarget `json:"targets"`
+	OpenJobs   []StatusJob    `json:"open_jobs"`
+	OpenDiffs  []StatusJob    `json:"open_diffs"`
+	Unfinished []StatusJob    `json:"unfinished"`
+	Next       string         `json:"next,omitempty"` // the command to continue, when there is one
+	TornTail   bool           `json:"torn_tail,omitempty"`
+	Complete   bool           `json:"targets_complete"` // every target of the plan is listed
+}
+
+// StatusRun is one run recorded in the journal.
+type StatusRun struct {
+	PID      int        `json:"pid"`
+	Host     string     `json:"host,omitempty"`
+	User     string     `json:"user,omitempty"`
+	Started  time.Time  `json:"started"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Verdict  string     `json:"verdict,omitempty"`
+	Resumed  bool       `json:"resumed"`
+	Sim      bool       `json:"sim,omitempty"`
+	API      string     `json:"api,omitempty"`
+}
+
+// StatusTarget is one target's outcome.
+type StatusTarget struct {
+	Target   string `json:"target"`
+	Outcome  string `json:"outcome"`
+	Error    string `json:"error,omitempty"`
+	OpenDiff int64  `json:"open_diff,omitempty"`
+}
+
+// StatusJob is one remote job.
+type StatusJob struct {
+	Kind      string `json:"kind"`
+	ID        int64  `json:"id"`
+	Instance  string `json:"instance,omitempty"`
+	StateName string `json:"state_name,omitempty"`
+	Now       string `json:"now,omitempty"` // with --refresh: what the API says now
+	Reject    string `json:"reject,omitempty"`
+}
+
+func statusDocument(ctx context.Context, sum *state.Summary, dir string, live *clanforge.Client) *StatusDoc {
+	d := &StatusDoc{V: 1, Plan: sum.Plan, StateDir: dir, Journal: filepath.Join(dir, state.JournalName),
+		Runs: []StatusRun{}, Targets: []StatusTarget{}, OpenJobs: []StatusJob{}, OpenDiffs: []StatusJob{}, Unfinished: []StatusJob{},
+		TornTail: sum.TornTail, Complete: len(sum.AllInstances) > 0 || len(sum.Instances) == 0}
+	for _, r := range sum.Runs {
+		sr := StatusRun{PID: r.PID, Host: r.Host, User: r.User, Started: r.Started.UTC(), Verdict: r.Verdict, Resumed: r.Resumed, Sim: r.Sim, API: r.API}
+		if !r.Finished.IsZero() {
+			f := r.Finished.UTC()
+			sr.Finished = &f
+		}
+		d.Runs = append(d.Runs, sr)
+	}
+	switch {
+	case len(sum.Runs) == 0:
+		d.Status = "not run"
+	case !sum.Finished && state.CheckFree(dir) != nil:
+		d.Status = "running"
+	case !sum.Finished:
+		d.Status = "unfinished"
+		d.Next = continueCommand(sum, dir)
+	default:
+		d.Status = sum.Verdict
+		if sum.Verdict == engine.VerdictInterrupted.String() {
+			d.Next = continueCommand(sum, dir)
+		}
+	}
+	for _, t := range sum.Targets() {
+		d.Targets = append(d.Targets, StatusTarget{Target: t.Target, Outcome: t.Outcome, Error: t.Error, OpenDiff: t.OpenDiff})
 	}
 	for _, j := range sum.OpenJobs {
-		line := fmt.Sprintf("  %s %d\t%s\tlast seen %s", j.Kind, j.ID, j.Instance, stateName(j.StateName))
+		sj := StatusJob{Kind: j.Kind, ID: j.ID, Instance: j.Instance, StateName: j.StateName}
 		if live != nil {
-			line += "\tnow " + liveState(ctx, live, j)
+			sj.Now = liveState(ctx, live, j)
+		}
+		d.OpenJobs = append(d.OpenJobs, sj)
+	}
+	for _, j := range sum.OpenDiffs() {
+		d.OpenDiffs = append(d.OpenDiffs, StatusJob{Kind: j.Kind, ID: j.ID, Instance: j.Instance, StateName: j.StateName,
+			Reject: fmt.Sprintf("rollout reject --diff %d --state-dir %s%s", j.ID, dir, planArg(sum))})
+	}
+	for _, j := range sum.Unfinished {
+		d.Unfinished = append(d.Unfinished, StatusJob{Kind: j.Kind, ID: j.ID, Instance: j.Instance, StateName: j.StateName})
+	}
+	return d
+}
+
+// text renders the document for people.
+func (d *StatusDoc) text(out io.Writer) error {
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Plan %s (journal %s): %s\n", d.Plan, d.Journal, d.Status)
+	for i, r := range d.Runs {
+		end := "did not finish (crashed, killed or still running)"
+		if r.Finished != nil {
+			end = fmt.Sprintf("finished %s, %s", r.Finished.Local().Format(time.DateTime), r.Verdict)
+		}
+		kind := "run"
+		if r.Resumed {
+			kind = "resumed run"
+		}
+		who := ""
+		if r.User != "" {
+			who = " by " + r.User
+		}
+		fmt.Fprintf(w, "  %s %d: pid %d%s, started %s, %s\n", kind, i+1, r.PID, who, r.Started.Local().Format(time.DateTime), end)
+	}
+	if d.TornTail {
+		fmt.Fprintln(w, "  (the journal ended in a torn line, written when the process was killed; it was ignored)")
+	}
+	fmt.Fprintln(w, "\nTargets:")
+	for _, t := range d.Targets {
+		why := t.Error
+		if t.OpenDiff != 0 {
+			why = strings.TrimPrefix(why+"; ", "; ") + fmt.Sprintf("diff %d still locks the image", t.OpenDiff)
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", t.Target, t.Outcome, why)
+	}
+	if !d.Complete {
+		fmt.Fprintln(w, "  (targets nothing was recorded for are not listed: this journal predates that record)")
+	}
+	fmt.Fprintln(w, "\nOpen remote jobs:")
+	if len(d.OpenJobs) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	for _, j := range d.OpenJobs {
+		line := fmt.Sprintf("  %s %d\t%s\tlast seen %s", j.Kind, j.ID, j.Instance, stateName(j.StateName))
+		if j.Now != "" {
+			line += "\tnow " + j.Now
 		}
 		fmt.Fprintln(w, line)
 	}
-	if diffs := sum.OpenDiffs(); len(diffs) > 0 {
+	if len(d.OpenDiffs) > 0 {
 		fmt.Fprintln(w, "\nOpen diffs (each locks its image until rejected or turned into a version):")
-		for _, d := range diffs {
-			fmt.Fprintf(w, "  diff %d\t%s\treject with: rollout reject --diff %d --state-dir %s%s [--reinstall]\n", d.ID, d.Instance, d.ID, *dir, planArg(sum))
+		for _, j := range d.OpenDiffs {
+			fmt.Fprintf(w, "  diff %d\t%s\treject with: %s [--reinstall]\n", j.ID, j.Instance, j.Reject)
 		}
 	}
-	switch {
-	case len(sum.Runs) > 0 && !sum.Finished:
-		fmt.Fprintf(w, "\nThe last run did not finish (crashed or killed, or still running). Continue it with: %s\n", continueCommand(sum, *dir))
-	case len(sum.Runs) > 0 && sum.Verdict == engine.VerdictInterrupted.String():
-		fmt.Fprintf(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: %s\n", continueCommand(sum, *dir))
+	switch d.Status {
+	case "running":
+		fmt.Fprintln(w, "\nA rollout is running in this state directory now.")
+	case "unfinished":
+		fmt.Fprintf(w, "\nThe last run did not finish (crashed or killed). Continue it with: %s\n", d.Next)
+	case "interrupted":
+		fmt.Fprintf(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: %s\n", d.Next)
 	}
 	return w.Flush()
 }

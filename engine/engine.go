@@ -591,6 +591,11 @@ func (e *Engine) failNow(n *node, err error) {
 	e.finish(n, Result{Outcome: Failed, Err: err.Error(), Started: now, Finished: now}, &plan.Output{State: plan.OutputFailed}, now)
 }
 
+// noop reports whether an instance succeeded with nothing to do.
+func noop(n *node) bool {
+	return n.result.Outcome == Succeeded && n.inst.Step.Type == plan.TypeReject && (n.out == nil || n.out.DiffID == 0)
+}
+
 // detail summarizes an instance's output for people.
 func detail(in *plan.Instance, out *plan.Output) string {
 	switch in.Step.Type {
@@ -828,8 +833,8 @@ func (e *Engine) summary() *Summary {
 		}
 		s.Counts[n.result.Outcome]++
 		if n.inst.Step.OnFailure {
-			s.OnFailure = append(s.OnFailure, OnFailureRun{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name,
-				Outcome: n.result.Outcome, Err: n.result.Err, Detail: n.result.Detail})
+			s.OnFailure = append(s.OnFailure, OnFailureRun{Instance: n.inst.ID, Step: n.inst.Step.Name, Machine: machineName(n.inst), Image: n.inst.Image.Name,
+				Outcome: n.result.Outcome, Err: n.result.Err, Detail: n.result.Detail, Noop: noop(n)})
 		}
 		if n.result.Outcome == Cancelled {
 			s.Unfinished = append(s.Unfinished, e.unfinishedJobs(n)...)

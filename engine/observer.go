@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -131,11 +132,16 @@ type Summary struct {
 // OnFailureRun is one on_failure instance that ran.
 type OnFailureRun struct {
 	Instance string
+	Step     string
 	Machine  string
 	Image    string
 	Outcome  Outcome
 	Err      string
 	Detail   string
+	// Noop is true when it succeeded with nothing to do (a reject with no
+	// open diff of this run in scope), so that reporters can say it once
+	// for all such instances rather than once per failed target.
+	Noop bool
 }
 
 // Failure is one root-cause failure.
@@ -188,3 +194,42 @@ func (NopObserver) InstanceFinished(string, Result)                {}
 func (NopObserver) Aborting(string)                                {}
 func (NopObserver) RequestCount(int64)                             {}
 func (NopObserver) RunFinished(Summary)                            {}
+
+// NoopGroup is the on_failure instances of one step that had nothing to do,
+// with what they said, so that it is said once.
+type NoopGroup struct {
+	Step      string
+	Detail    string
+	Instances []string
+}
+
+// Label is "reject@buildbox-1/game" for one instance, and "reject on 5
+// targets" for more.
+func (g NoopGroup) Label() string {
+	if len(g.Instances) == 1 {
+		return g.Instances[0]
+	}
+	return fmt.Sprintf("%s on %d targets", g.Step, len(g.Instances))
+}
+
+// SplitNoops separates the on_failure runs that did something (or failed)
+// from those that had nothing to do, grouped by step and what they said,
+// in order of first appearance.
+func SplitNoops(runs []OnFailureRun) (ran []OnFailureRun, noops []NoopGroup) {
+	at := map[[2]string]int{}
+	for _, o := range runs {
+		if !o.Noop {
+			ran = append(ran, o)
+			continue
+		}
+		k := [2]string{o.Step, o.Detail}
+		i, ok := at[k]
+		if !ok {
+			i = len(noops)
+			at[k] = i
+			noops = append(noops, NoopGroup{Step: o.Step, Detail: o.Detail})
+		}
+		noops[i].Instances = append(noops[i].Instances, o.Instance)
+	}
+	return ran, noops
+}

@@ -56,6 +56,9 @@ func (x *scripted) Execute(ctx context.Context, inst *plan.Instance, in plan.Inp
 	}()
 	x.startedCh <- inst.ID
 	out := &plan.Output{DiffID: 1, VersionID: 1}
+	if inst.Step.Type == plan.TypeReject && inst.Machine != nil && !inst.Machine.Build {
+		out.DiffID = 0 // no diff in scope on a fleet machine: nothing to reject
+	}
 	if inst.Step.Type == plan.TypeGate {
 		return out, nil
 	}
@@ -289,5 +292,34 @@ func TestVerdict(t *testing.T) {
 				t.Fatalf("verdict %s, want %s (counts %v)", sum.Verdict, tt.want, sum.Counts)
 			}
 		})
+	}
+}
+
+// TestOnFailureNoop: a reject that found nothing to reject is marked, so
+// that reporters say it once.
+func TestOnFailureNoop(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("noop", []string{"game"}, 3, 4, "", "", "on_failure:\n  - type: reject\n"))
+	x := newScripted()
+	x.fail["install@m000/game"] = true
+	x.fail["install@m001/game"] = true
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
+	}()
+	x.drain(done)
+	noops := 0
+	for _, o := range sum.OnFailure {
+		if o.Noop {
+			noops++
+		}
+	}
+	if noops != 2 {
+		t.Fatalf("%d no-op on_failure runs, want 2: %+v", noops, sum.OnFailure)
+	}
+	_, groups := engine.SplitNoops(sum.OnFailure)
+	if len(groups) != 1 || len(groups[0].Instances) != 2 {
+		t.Fatalf("groups %+v", groups)
 	}
 }

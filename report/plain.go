@@ -274,12 +274,16 @@ func (p *Plain) RunFinished(s engine.Summary) {
 	}
 	if len(s.OnFailure) > 0 {
 		b.WriteString("\nOn failure:\n")
-		for _, o := range s.OnFailure {
+		ran, noops := engine.SplitNoops(s.OnFailure)
+		for _, o := range ran {
 			what := o.Detail
 			if o.Outcome != engine.Succeeded {
 				what = string(o.Outcome) + ": " + orUnknown(mask(o.Err))
 			}
 			fmt.Fprintf(&b, "  %s: %s\n", o.Instance, what)
+		}
+		for _, g := range noops {
+			fmt.Fprintf(&b, "  %s: %s\n", g.Label(), mask(g.Detail))
 		}
 	}
 	if len(s.Unfinished) > 0 {

@@ -433,3 +433,27 @@ func TestPlainInstanceWithSeveralJobs(t *testing.T) {
 		t.Fatalf("%d job lines for 2 jobs read 10 times, want 2:\n%s", n, b.String())
 	}
 }
+
+// TestNothingToRejectSaidOnce: on_failure rejects that found no open diff
+// (one per failed install) are said once, not once per failed target.
+func TestNothingToRejectSaidOnce(t *testing.T) {
+	nothing := "nothing to reject: no diff of this run was still open"
+	s := engine.Summary{Plan: "p", Verdict: engine.VerdictFailed, Started: t0, Finished: t0.Add(time.Minute),
+		OnFailure: []engine.OnFailureRun{
+			{Instance: "reject@buildbox-1/game", Step: "reject", Outcome: engine.Succeeded, Detail: "rejected diff 7"},
+			{Instance: "reject@eu-1/game", Step: "reject", Outcome: engine.Succeeded, Detail: nothing, Noop: true},
+			{Instance: "reject@eu-2/game", Step: "reject", Outcome: engine.Succeeded, Detail: nothing, Noop: true},
+			{Instance: "reject@eu-3/game", Step: "reject", Outcome: engine.Succeeded, Detail: nothing, Noop: true},
+		}}
+	var buf bytes.Buffer
+	NewPlain(&buf, WithClock((&fakeClock{t: t0}).Now)).RunFinished(s)
+	out := buf.String()
+	if n := strings.Count(out, "nothing to reject"); n != 1 {
+		t.Fatalf("said %d times:\n%s", n, out)
+	}
+	for _, want := range []string{"reject on 3 targets: " + nothing, "reject@buildbox-1/game: rejected diff 7"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -67,4 +67,12 @@ func TestEndToEndAgainstSimulator(t *testing.T) {
 	if !strings.Contains(out, "SUCCEEDED") || !strings.Contains(out, "m007") {
 		t.Fatalf("summary:\n%s", out)
 	}
+	// The summary counts targets as validate and the plain reporter do:
+	// (machine, image) pairs, not an image's own steps.
+	if want := fmt.Sprintf("targets %d", len(p.Targets)); !strings.Contains(out, want) {
+		t.Fatalf("summary does not say %q:\n%s", want, out)
+	}
+	if want := fmt.Sprintf("succeeded %d", len(p.Targets)); !strings.Contains(out, want) {
+		t.Fatalf("summary does not say %q:\n%s", want, out)
+	}
 }

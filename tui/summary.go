@@ -62,7 +62,7 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		elapsed = fmtDur(s.Finished.Sub(s.Started))
 	}
 	line(st.Label.Render("elapsed ") + elapsed + st.Label.Render(" · API requests ") + fmt.Sprint(s.Requests) +
-		st.Label.Render(" · targets ") + fmt.Sprint(len(s.Targets)))
+		st.Label.Render(" · targets ") + fmt.Sprint(machineTargets(s)))
 
 	parts := make([]string, 0, 5)
 	for _, o := range []engine.Outcome{engine.Succeeded, engine.Failed, engine.Skipped, engine.SkippedWhen, engine.Cancelled} {
@@ -89,13 +89,20 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 	if len(s.OnFailure) > 0 {
 		line("")
 		line(st.Title.Render("On failure"))
-		for _, o := range s.OnFailure {
+		ran, noops := engine.SplitNoops(s.OnFailure)
+		for _, o := range ran {
 			g, what := st.Done.Render("✓"), o.Detail
 			if o.Outcome != engine.Succeeded {
 				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+o.Err
 			}
 			line("  " + g + " " + o.Instance)
 			for _, part := range wrapText(what, w-6) {
+				line("      " + st.Faint.Render(part))
+			}
+		}
+		for _, n := range noops {
+			line("  " + st.Faint.Render("· "+n.Label()))
+			for _, part := range wrapText(n.Detail, w-6) {
 				line("      " + st.Faint.Render(part))
 			}
 		}
@@ -122,7 +129,11 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 	byOutcome := map[engine.Outcome]int{}
 	listAll := len(s.Targets) <= maxSummaryTargets
 	for _, t := range s.Targets {
-		byOutcome[t.Outcome]++
+		if t.Machine != "" {
+			// Counted as validate and the plain reporter count targets:
+			// (machine, image) pairs, not an image's own steps.
+			byOutcome[t.Outcome]++
+		}
 		if listAll || (t.Outcome != engine.Succeeded && t.Outcome != engine.SkippedWhen) {
 			bad2 = append(bad2, t)
 		}
@@ -187,4 +198,17 @@ func durOrDash(d time.Duration) string {
 		return "—"
 	}
 	return fmtDur(d)
+}
+
+// machineTargets counts the summary's (machine, image) targets, leaving out
+// the rows of per-image steps, so that the count agrees with validate's and
+// the plain reporter's.
+func machineTargets(s engine.Summary) int {
+	n := 0
+	for _, t := range s.Targets {
+		if t.Machine != "" {
+			n++
+		}
+	}
+	return n
 }
