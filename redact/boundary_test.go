@@ -294,3 +294,23 @@ func FuzzTerminalHidesSecrets(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkTerminal is the cost of the boundary on a typical short string
+// and on a long error, with Basic credentials and a token registered.
+func BenchmarkTerminal(b *testing.B) {
+	ResetSecrets()
+	b.Cleanup(ResetSecrets)
+	AddBasicAuth(testUser, testSecret)
+	AddBearer(testToken)
+	for name, s := range map[string]string{
+		"state name": "Running",
+		"error":      "install job 661206 on machine 812345 failed: disk full on /home/cf (code 28); " + strings.Repeat("x", 200),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = Terminal(s)
+			}
+		})
+	}
+}
