@@ -2,16 +2,22 @@
 // in DAG and wave order, with the exact API calls it would make, without
 // sending any of them. It owns both the readable text form and the JSON form
 // for tooling.
+//
+// Both go through the output boundary of package redact: the text form shows
+// every string of the preview (names, values, expressions, parameters, the
+// pre-flight's findings) through redact.Terminal, the JSON form encodes it
+// with redact.JSONEncoder, so neither a plan nor an API answer can put an
+// escape sequence or a known secret on the terminal.
 package preview
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/redact"
 	"github.com/rollout/rollout/steps"
 )
 
@@ -211,9 +217,9 @@ func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64) StepDoc {
 	return sd
 }
 
-// JSON writes the preview as one JSON document.
+// JSON writes the preview as one JSON document, every string masked.
 func (d *Doc) JSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	enc := redact.NewJSONEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(d)
 }
@@ -222,8 +228,9 @@ func (d *Doc) JSON(w io.Writer) error {
 // the rest are summarized (without --all).
 const summarizeAfter = 3
 
-// Text writes the readable preview.
+// Text writes the readable preview, every string of d masked and escaped.
 func (d *Doc) Text(w io.Writer, all bool) error {
+	d = redact.Copy(d, redact.Terminal)
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "Plan %s (%s)\n", d.Plan, d.File)
 	if d.Description != "" {
@@ -326,7 +333,9 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 	}
 	sort.Strings(keys)
 	fmt.Fprintf(b, "\n%d step instances (%s).\n", total, strings.Join(keys, ", "))
-	_, err := io.WriteString(w, b.String())
+	// The strings of d are escaped; escaping the whole once more keeps a
+	// string a future change adds outside d from reaching the terminal raw.
+	_, err := io.WriteString(w, redact.EscapeLines(b.String()))
 	return err
 }
 

@@ -1,9 +1,22 @@
-// Package redact owns the one set of rules that hides credentials in text
-// before it is shown, logged, journaled or returned in an error. Every
-// package that masks secrets calls it, so a fix to a rule reaches every
-// output at once.
+// Package redact is the program's output boundary. It owns the one set of
+// rules that hides credentials in text before it is shown, logged,
+// journaled or returned in an error, and the one way of making text from
+// outside the program (API answers, plan names, errors) safe to print.
+// Every printer goes through it, so a fix to a rule reaches every output at
+// once:
 //
-// The rules, applied in this order by Text:
+//   - Terminal (one line) and TerminalLines (text with meant line breaks)
+//     for anything shown on a terminal: String, then Escape;
+//   - String for files and logs: the known secrets, then the URL rules;
+//   - JSONEncoder for JSON output: String on every string value, and the
+//     characters encoding/json leaves raw (DEL, C1, bidi) as \u escapes;
+//   - Copy to apply one of them to every string of a value at once.
+//
+// Known secrets live in a process-wide registry that the command fills at
+// startup (Register, AddSecret, AddBasicAuth, AddBearer): each is masked in
+// every encoding a printer could meet (see Set).
+//
+// The URL rules, applied in this order by Text:
 //
 //  1. User-info of a URL. For every "scheme://" (written plainly or
 //     percent-encoded any number of times, e.g. "s3%3A%2F%2F" or

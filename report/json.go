@@ -1,12 +1,12 @@
 package report
 
 import (
-	"encoding/json"
 	"io"
 	"sync"
 	"time"
 
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/redact"
 )
 
 // EventVersion is the version of the events JSON writes, in every event's
@@ -27,10 +27,13 @@ const (
 
 // JSON writes one JSON object per line for every observer call. Every
 // object has "v" (EventVersion), "type" and "time" (RFC 3339, UTC); the
-// other fields depend on the type and use snake_case names.
+// other fields depend on the type and use snake_case names. Every string
+// value is masked by the output boundary (redact.JSONEncoder): the known
+// secrets in every encoding, URL credentials; characters a terminal would
+// act on are \u escapes even where encoding/json leaves them raw.
 type JSON struct {
 	mu  sync.Mutex
-	enc *json.Encoder
+	enc *redact.JSONEncoder
 	now func() time.Time
 	err error
 }
@@ -38,7 +41,7 @@ type JSON struct {
 // NewJSON returns a reporter writing to w.
 func NewJSON(w io.Writer, opts ...Option) *JSON {
 	c := newConfig(opts)
-	enc := json.NewEncoder(w)
+	enc := redact.NewJSONEncoder(w)
 	enc.SetEscapeHTML(false)
 	return &JSON{enc: enc, now: c.now}
 }
@@ -190,7 +193,7 @@ func utc(t time.Time) time.Time {
 
 func jobJSON(job engine.JobInfo) JobJSON {
 	out := JobJSON{Kind: job.Kind, ID: job.ID, State: job.State, StateName: job.StateName,
-		Progress: job.Progress, Error: mask(job.Error)}
+		Progress: job.Progress, Error: job.Error}
 	if !job.ETA.IsZero() {
 		out.ETA = job.ETA.UTC().Format(time.RFC3339)
 	}
@@ -241,7 +244,7 @@ func (j *JSON) InstanceFinished(id string, r engine.Result) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	ev := InstanceFinishedEvent{Header: j.header(EventInstanceFinished), ID: id, Outcome: string(r.Outcome),
-		Error: mask(r.Err), Started: utc(r.Started), Finished: utc(r.Finished), Detail: mask(r.Detail)}
+		Error: r.Err, Started: utc(r.Started), Finished: utc(r.Finished), Detail: r.Detail}
 	if !r.Started.IsZero() && !r.Finished.IsZero() {
 		ev.ElapsedMS = r.Finished.Sub(r.Started).Milliseconds()
 	}
@@ -256,7 +259,7 @@ func (j *JSON) InstanceFinished(id string, r engine.Result) {
 func (j *JSON) Aborting(reason string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.emit(AbortingEvent{Header: j.header(EventAborting), Reason: mask(reason)})
+	j.emit(AbortingEvent{Header: j.header(EventAborting), Reason: reason})
 }
 
 // RequestCount implements engine.Observer.
@@ -272,7 +275,7 @@ func (j *JSON) RunFinished(s engine.Summary) {
 	defer j.mu.Unlock()
 	ev := RunFinishedEvent{Header: j.header(EventRunFinished), Plan: s.Plan, Status: runStatus(s),
 		Started: utc(s.Started), Finished: utc(s.Finished), Counts: map[string]int{},
-		Failures: []FailureJSON{}, Aborted: s.Verdict == engine.VerdictAborted, AbortReason: mask(s.AbortReason),
+		Failures: []FailureJSON{}, Aborted: s.Verdict == engine.VerdictAborted, AbortReason: s.AbortReason,
 		Interrupted: s.Verdict == engine.VerdictInterrupted, Unfinished: []UnfinishedJSON{}, Requests: s.Requests,
 		Targets: []TargetJSON{}, OnFailure: []OnFailureJSON{}}
 	if !s.Started.IsZero() && !s.Finished.IsZero() {
@@ -282,18 +285,18 @@ func (j *JSON) RunFinished(s engine.Summary) {
 		ev.Counts[string(o)] = n
 	}
 	for _, f := range s.Failures {
-		ev.Failures = append(ev.Failures, FailureJSON{Instance: f.Instance, Machine: f.Machine, Image: f.Image, Error: mask(f.Err)})
+		ev.Failures = append(ev.Failures, FailureJSON{Instance: f.Instance, Machine: f.Machine, Image: f.Image, Error: f.Err})
 	}
 	for _, u := range s.Unfinished {
 		ev.Unfinished = append(ev.Unfinished, UnfinishedJSON{Instance: u.Instance, Job: jobJSON(u.Job)})
 	}
 	for _, t := range s.Targets {
 		ev.Targets = append(ev.Targets, TargetJSON{Machine: t.Machine, Image: t.Image, Outcome: string(t.Outcome),
-			Error: mask(t.Err), ElapsedMS: t.Elapsed.Milliseconds()})
+			Error: t.Err, ElapsedMS: t.Elapsed.Milliseconds()})
 	}
 	for _, o := range s.OnFailure {
 		ev.OnFailure = append(ev.OnFailure, OnFailureJSON{Instance: o.Instance, Machine: o.Machine, Image: o.Image,
-			Outcome: string(o.Outcome), Error: mask(o.Err), Detail: mask(o.Detail)})
+			Outcome: string(o.Outcome), Error: o.Err, Detail: o.Detail})
 	}
 	j.emit(ev)
 }

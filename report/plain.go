@@ -11,12 +11,16 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/redact"
 )
 
 // Plain writes one line per meaningful event, prefixed with the time elapsed
 // since the run started ("[01:02]"), and a summary when the run finishes.
 // Job progress is reported when a job's state changes and, within a state,
-// at each 25% step, never on every poll.
+// at each 25% step, never on every poll. Every string from the engine is
+// shown through redact.Terminal, one field at a time, so that a newline or
+// an escape sequence in an API answer or a plan name cannot forge or
+// rewrite a line.
 type Plain struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -58,11 +62,14 @@ func (p *Plain) linef(format string, args ...any) {
 	p.write(stamp(now.Sub(p.start)) + " " + fmt.Sprintf(format, args...) + "\n")
 }
 
+// write writes s, whose fields have been through term. Escaping s as a
+// whole as well costs one scan, and keeps a field a future change forgets
+// from reaching the terminal raw.
 func (p *Plain) write(s string) {
 	if p.err != nil {
 		return
 	}
-	if _, err := io.WriteString(p.w, s); err != nil {
+	if _, err := io.WriteString(p.w, redact.EscapeLines(s)); err != nil {
 		p.err = err
 	}
 }
@@ -86,7 +93,7 @@ func (p *Plain) RunStarted(info engine.RunInfo) {
 	if standby > 0 {
 		onFail = fmt.Sprintf(" (and %d on_failure on standby)", standby)
 	}
-	p.linef("rollout %q started: %s%s on %s, concurrency %d%s", info.Plan,
+	p.linef("rollout \"%s\" started: %s%s on %s, concurrency %d%s", term(info.Plan),
 		plural(len(info.Instances)-standby, "instance"), onFail, plural(info.Targets, "target"), info.Concurrency, resumed)
 }
 
@@ -94,7 +101,7 @@ func (p *Plain) RunStarted(info engine.RunInfo) {
 func (p *Plain) WaveStarted(step, image string, wave, waves int, instances []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.linef("%s %s: wave %d/%d started, %s: %s", step, image, wave+1, waves,
+	p.linef("%s %s: wave %d/%d started, %s: %s", term(step), term(image), wave+1, waves,
 		plural(len(instances), "instance"), list(instances, 5))
 }
 
@@ -102,7 +109,7 @@ func (p *Plain) WaveStarted(step, image string, wave, waves int, instances []str
 func (p *Plain) InstanceStarted(id string, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.linef("%s started", id)
+	p.linef("%s started", term(id))
 }
 
 // JobProgress implements engine.Observer.
@@ -120,8 +127,9 @@ func (p *Plain) JobProgress(id string, job engine.JobInfo) {
 		return
 	}
 	p.jobs[key] = seenJob{kind: job.Kind, id: job.ID, state: job.State, bucket: bucket}
+	job = redact.Copy(job, redact.Terminal)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s", id, jobLabel(job))
+	fmt.Fprintf(&b, "%s: %s", term(id), jobLabel(job))
 	if job.Progress > 0 && job.State < 5 {
 		fmt.Fprintf(&b, " %d%%", job.Progress)
 	}
@@ -131,7 +139,7 @@ func (p *Plain) JobProgress(id string, job engine.JobInfo) {
 		}
 	}
 	if job.Error != "" {
-		fmt.Fprintf(&b, ": %s", mask(job.Error))
+		fmt.Fprintf(&b, ": %s", job.Error)
 	}
 	p.linef("%s", b.String())
 }
@@ -157,11 +165,12 @@ func (p *Plain) InstanceFinished(id string, r engine.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.jobs, id)
+	id, r = term(id), redact.Copy(r, redact.Terminal)
 	took := ""
 	if !r.Started.IsZero() && !r.Finished.IsZero() {
 		took = formatDuration(r.Finished.Sub(r.Started))
 	}
-	errText := mask(r.Err)
+	errText := r.Err
 	switch r.Outcome {
 	case engine.Succeeded:
 		line := id + " succeeded"
@@ -169,7 +178,7 @@ func (p *Plain) InstanceFinished(id string, r engine.Result) {
 			line += " in " + took
 		}
 		if r.Detail != "" {
-			line += " (" + mask(r.Detail) + ")"
+			line += " (" + r.Detail + ")"
 		}
 		p.linef("%s", line)
 	case engine.Failed:
@@ -217,7 +226,7 @@ func orUnknown(s string) string {
 func (p *Plain) Aborting(reason string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.linef("aborting: %s; starting nothing new, letting running instances end", mask(reason))
+	p.linef("aborting: %s; starting nothing new, letting running instances end", term(reason))
 }
 
 // RequestCount implements engine.Observer.
@@ -231,6 +240,7 @@ func (p *Plain) RequestCount(n int64) {
 func (p *Plain) RunFinished(s engine.Summary) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	s = redact.Copy(s, redact.Terminal)
 	requests := s.Requests
 	if requests == 0 {
 		requests = p.requests
@@ -242,14 +252,14 @@ func (p *Plain) RunFinished(s engine.Summary) {
 		took = p.now().Sub(p.start)
 	}
 	status := runStatus(s)
-	p.linef("rollout %q %s after %s (%s)", s.Plan, status, formatDuration(took), plural(int(requests), "API request"))
+	p.linef("rollout \"%s\" %s after %s (%s)", s.Plan, status, formatDuration(took), plural(int(requests), "API request"))
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nSummary of rollout %q: %s\n", s.Plan, status)
+	fmt.Fprintf(&b, "\nSummary of rollout \"%s\": %s\n", s.Plan, status)
 	fmt.Fprintf(&b, "  outcomes: %s\n", counts(s.Counts))
 	fmt.Fprintf(&b, "  time: %s, API requests: %d\n", formatDuration(took), requests)
 	if s.Verdict == engine.VerdictAborted {
-		fmt.Fprintf(&b, "  aborted: %s\n", orUnknown(mask(s.AbortReason)))
+		fmt.Fprintf(&b, "  aborted: %s\n", orUnknown(s.AbortReason))
 	}
 	if s.Verdict == engine.VerdictInterrupted {
 		b.WriteString("  interrupted: nothing more was sent that changes state\n")
@@ -262,14 +272,14 @@ func (p *Plain) RunFinished(s engine.Summary) {
 			if t.Elapsed > 0 {
 				took = formatDuration(t.Elapsed)
 			}
-			rows = append(rows, []string{targetName(t.Machine, t.Image), string(t.Outcome), took, mask(t.Err)})
+			rows = append(rows, []string{targetName(t.Machine, t.Image), string(t.Outcome), took, t.Err})
 		}
 		table(&b, rows)
 	}
 	if len(s.Failures) > 0 {
 		b.WriteString("\nFailures:\n")
 		for _, f := range s.Failures {
-			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(mask(f.Err)))
+			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(f.Err))
 		}
 	}
 	if len(s.OnFailure) > 0 {
@@ -278,12 +288,12 @@ func (p *Plain) RunFinished(s engine.Summary) {
 		for _, o := range ran {
 			what := o.Detail
 			if o.Outcome != engine.Succeeded {
-				what = string(o.Outcome) + ": " + orUnknown(mask(o.Err))
+				what = string(o.Outcome) + ": " + orUnknown(o.Err)
 			}
 			fmt.Fprintf(&b, "  %s: %s\n", o.Instance, what)
 		}
 		for _, g := range noops {
-			fmt.Fprintf(&b, "  %s: %s\n", g.Label(), mask(g.Detail))
+			fmt.Fprintf(&b, "  %s: %s\n", g.Label(), g.Detail)
 		}
 	}
 	if len(s.Unfinished) > 0 {
@@ -350,10 +360,16 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
-// list shows up to max items and how many more there are.
+// list shows up to max items, through term, and how many more there are.
 func list(items []string, max int) string {
-	if len(items) <= max {
-		return strings.Join(items, ", ")
+	n := min(len(items), max)
+	shown := make([]string, n)
+	for i, it := range items[:n] {
+		shown[i] = term(it)
 	}
-	return strings.Join(items[:max], ", ") + fmt.Sprintf(" and %d more", len(items)-max)
+	s := strings.Join(shown, ", ")
+	if len(items) > max {
+		s += fmt.Sprintf(" and %d more", len(items)-max)
+	}
+	return s
 }

@@ -2,9 +2,14 @@
 // events: Plain, one human line per meaningful event for logs and
 // non-terminals, ending in a summary; and JSON, one versioned JSON object
 // per event for machines. Both implement engine.Observer, are safe for
-// concurrent calls, and write to the io.Writer they are given. Neither adds
-// anything to the strings the engine hands over beyond masking, as a last
-// line of defence, anything that still looks like user:password@.
+// concurrent calls, and write to the io.Writer they are given.
+//
+// Every string the engine hands over came from outside the program (plan
+// names, API answers, errors) and goes through the output boundary of
+// package redact before it is written: Plain shows it with redact.Terminal
+// (every known secret masked in every encoding, control characters
+// escaped), JSON encodes it with redact.JSONEncoder (masked, and no raw
+// DEL or C1 character in the output).
 package report
 
 import (
@@ -12,7 +17,7 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/engine"
-	"github.com/rollout/rollout/state"
+	"github.com/rollout/rollout/redact"
 )
 
 // Option tunes a reporter.
@@ -41,7 +46,9 @@ var (
 	_ engine.Observer = (*JSON)(nil)
 )
 
-func mask(s string) string { return state.MaskCredentials(s) }
+// term makes one string from outside the program safe to show as part of
+// a line.
+func term(s string) string { return redact.Terminal(s) }
 
 // formatDuration renders d rounded to the second: 9s, 1m02s, 1h02m03s.
 func formatDuration(d time.Duration) string {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/redact"
@@ -163,21 +161,18 @@ func (r *runner) mask(err error) error {
 	return &maskedError{msg: masked, err: err}
 }
 
+// maskText hides, in free text from the API or the client, every secret
+// the step's values carry (plan.Step.Secrets: each ${env:NAME} value shown
+// as ${env:NAME}, each whole value as its Display, in every encoding the
+// output boundary knows), then whatever else the boundary masks (the
+// process's registered secrets, URL credentials). The step does not rely on
+// the command having registered its values: an error leaving a step is
+// already safe to show.
 func (r *runner) maskText(s string) string {
-	for _, v := range []struct{ resolved, display string }{
-		{r.step.URL.Resolved, r.step.URL.Display},
-		{r.step.Desc.Resolved, r.step.Desc.Display},
-		{r.step.GameBuild.Resolved, r.step.GameBuild.Display},
-	} {
-		if v.resolved != "" && v.resolved != v.display {
-			s = strings.ReplaceAll(s, v.resolved, v.display)
-			// The client may have query-escaped the value in its error.
-			if esc := url.QueryEscape(v.resolved); esc != v.resolved {
-				s = strings.ReplaceAll(s, esc, url.QueryEscape(v.display))
-			}
-		}
+	if secrets := r.step.Secrets(); len(secrets) > 0 {
+		s = redact.NewSet(secrets...).Mask(s)
 	}
-	return redact.Text(s)
+	return redact.String(s)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/internal/hostile"
 )
 
 // bigRun is a 5,000-target run in full swing: a quarter finished, some
@@ -90,4 +91,12 @@ func BenchmarkJobProgress(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkBatch10000ProgressSecrets is BenchmarkBatch10000Progress with
+// credentials and an ${env:} value registered, as in a real run: every
+// string entering the view is checked against every form of each.
+func BenchmarkBatch10000ProgressSecrets(b *testing.B) {
+	hostile.Register(b)
+	BenchmarkBatch10000Progress(b)
 }

@@ -90,7 +90,8 @@ type durStat struct {
 }
 
 // state is everything the view knows about the run. Only the program's
-// goroutine touches it.
+// goroutine touches it. Every string it holds for display has been through
+// clean (see cleaner); instance ids are looked up by the engine's own id.
 type state struct {
 	plan        string
 	run         engine.RunInfo
@@ -117,6 +118,8 @@ type state struct {
 	etaKnown bool
 	now      time.Time
 
+	clean cleaner
+
 	touched    []int32
 	touchedGen []uint32
 	gen        uint32
@@ -128,16 +131,24 @@ type state struct {
 }
 
 func newState(plan string) *state {
-	return &state{plan: plan, byID: map[string]int32{}, stepDur: map[string]durStat{}}
+	s := &state{byID: map[string]int32{}, stepDur: map[string]durStat{}}
+	s.plan = s.clean.str(plan)
+	return s
 }
 
 // reset rebuilds the rows from a RunStarted event.
 func (s *state) reset(info engine.RunInfo) {
 	plan := s.plan
 	if info.Plan != "" {
-		plan = info.Plan
+		plan = s.clean.str(info.Plan)
 	}
-	*s = state{plan: plan, run: info, haveRun: true, now: s.now,
+	raw := info.Instances
+	info.Plan = plan
+	info.Instances = make([]engine.InstanceInfo, len(raw))
+	for i, in := range raw {
+		info.Instances[i] = s.clean.instance(in)
+	}
+	*s = state{plan: plan, run: info, haveRun: true, now: s.now, clean: s.clean,
 		byID: make(map[string]int32, len(info.Instances)), stepDur: map[string]durStat{}}
 	s.insts = make([]instance, len(info.Instances))
 	rowByKey := make(map[string]int32, info.Targets+8)
@@ -150,7 +161,9 @@ func (s *state) reset(info engine.RunInfo) {
 		}
 	}
 	for i, in := range info.Instances {
-		key := in.Machine + "\x00" + in.Image
+		// Rows and ids are keyed by the engine's own strings: two names
+		// that differ only in what cleaning hides stay apart.
+		key := raw[i].Machine + "\x00" + raw[i].Image
 		r, ok := rowByKey[key]
 		if !ok {
 			r = int32(len(s.rows))
@@ -165,7 +178,7 @@ func (s *state) reset(info engine.RunInfo) {
 			s.insts[i].status = stStandby
 		}
 		s.rows[r].insts = append(s.rows[r].insts, int32(i))
-		s.byID[in.ID] = int32(i)
+		s.byID[raw[i].ID] = int32(i)
 	}
 	for i := range s.insts {
 		if s.insts[i].status == stWaiting {
@@ -237,7 +250,7 @@ func (s *state) apply(b batch, now time.Time) {
 		if in.status == stWaiting || in.status == stStandby {
 			s.setStatus(in, stRunning, "")
 		}
-		in.job, in.hasJob = job, true
+		in.job, in.hasJob = s.clean.job(job), true
 		s.touch(in.row)
 	}
 	if b.hasReq {
@@ -266,6 +279,7 @@ func (s *state) applyEvent(e *event) {
 		s.reset(*e.run)
 		s.gen = 1
 	case evWaveStarted:
+		e.id, e.image = s.clean.str(e.id), s.clean.str(e.image)
 		for i := range s.waves {
 			w := &s.waves[i]
 			if w.step == e.id && w.image == e.image {
@@ -306,10 +320,10 @@ func (s *state) applyEvent(e *event) {
 			in.started = r.Started
 		}
 		in.finished = r.Finished
-		in.err = r.Err
-		in.detail = r.Detail
+		in.err = s.clean.text(r.Err)
+		in.detail = s.clean.str(r.Detail)
 		if r.Job != nil {
-			in.job, in.hasJob = *r.Job, true
+			in.job, in.hasJob = s.clean.job(*r.Job), true
 		}
 		if r.Outcome == engine.Succeeded && !in.started.IsZero() && in.finished.After(in.started) {
 			d := s.stepDur[in.info.Step]
@@ -320,10 +334,10 @@ func (s *state) applyEvent(e *event) {
 		s.touch(in.row)
 	case evAborting:
 		s.aborting = true
-		s.abortReason = e.reason
+		s.abortReason = s.clean.str(e.reason)
 	case evRunFinished:
 		s.finished = true
-		s.summary = *e.summary
+		s.summary = cleanSummary(*e.summary)
 		if e.summary.Requests > s.requests {
 			s.requests = e.summary.Requests
 		}

@@ -20,6 +20,9 @@ const maxSummaryTargets = 20
 // the terminal width (0 means 80); color=false renders plain text. The result
 // ends with a newline.
 func RenderSummary(s engine.Summary, width int, color bool) string {
+	// The summary comes straight from the engine: every string goes through
+	// the output boundary before any style is added.
+	s = cleanSummary(s)
 	if !color {
 		// Printed text may go to a file or a pipe: no escape sequence at all.
 		return renderSummary(s, width, bareStyles())
