@@ -20,6 +20,7 @@ import (
 
 	"github.com/rollout/rollout/cli"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/redact"
 )
 
 // Exit statuses of plan format v1.
@@ -38,6 +39,7 @@ func main() {
 		Getenv:     os.Getenv,
 		IsTerminal: func() bool { return term.IsTerminal(os.Stdout.Fd()) },
 	}
+	env.RegisterSecrets()
 	// The first SIGINT or SIGTERM cancels ctx: a run then sends nothing
 	// more that changes state, records what is unfinished and exits 130.
 	// A second one exits at once.
@@ -74,7 +76,7 @@ func run(ctx context.Context, env *cli.Env, args []string) int {
 	}
 	cmd := cli.Find(args[0])
 	if cmd == nil {
-		fmt.Fprintf(env.Stderr, "rollout: unknown command %q%s\nrun 'rollout help' for the list of commands\n", args[0], hint(args[0], commandNames()))
+		fmt.Fprintf(env.Stderr, "rollout: unknown command \"%s\"%s\nrun 'rollout help' for the list of commands\n", redact.Terminal(args[0]), hint(args[0], commandNames()))
 		return exitUsage
 	}
 	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
@@ -86,7 +88,7 @@ func run(ctx context.Context, env *cli.Env, args []string) int {
 		return exitOK
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "rollout %s: %s\nusage: rollout %s\n", cmd.Name, flagError(fs, err), cmd.Usage)
+		fmt.Fprintf(env.Stderr, "rollout %s: %s\nusage: rollout %s\n", cmd.Name, redact.Terminal(flagError(fs, err)), cmd.Usage)
 		return exitUsage
 	}
 	return exitCode(env, exec(ctx, env, pos))
@@ -145,6 +147,10 @@ func exitCode(env *cli.Env, err error) int {
 		return exitOK
 	}
 	if msg := strings.TrimRight(err.Error(), "\n"); msg != "" {
+		var ce *cli.Error
+		if !errors.As(err, &ce) || !ce.Rendered {
+			msg = redact.TerminalLines(msg)
+		}
 		fmt.Fprintln(env.Stderr, msg)
 	}
 	switch {

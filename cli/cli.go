@@ -23,6 +23,7 @@ import (
 
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/redact"
 )
 
 // Env is the process's outside world, injectable for tests.
@@ -82,6 +83,10 @@ var ErrInterrupted = errors.New("interrupted")
 type Error struct {
 	Kind error
 	Msg  string
+	// Rendered is true when Msg was rendered by a printer that escapes and
+	// colours it itself (plan errors); otherwise the caller shows Msg
+	// through the output boundary.
+	Rendered bool
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -106,15 +111,57 @@ func (e *RunError) Is(target error) bool {
 }
 
 func usageErr(format string, a ...any) error {
-	return &Error{Kind: ErrUsage, Msg: fmt.Sprintf(format, a...)}
+	return &Error{Kind: ErrUsage, Msg: sprintf(format, a...)}
 }
 
 func failErr(format string, a ...any) error {
-	return &Error{Msg: fmt.Sprintf(format, a...)}
+	return &Error{Msg: sprintf(format, a...)}
 }
 
 func interruptedErr(format string, a ...any) error {
-	return &Error{Kind: ErrInterrupted, Msg: fmt.Sprintf(format, a...)}
+	return &Error{Kind: ErrInterrupted, Msg: sprintf(format, a...)}
+}
+
+// sprintf is fmt.Sprintf through the output boundary: every string, error
+// or Stringer argument (a plan name, a path, an API error) is masked and
+// escaped on its own, so that a newline or an escape sequence in it cannot
+// forge or rewrite a line; the format is ours. The result is masked once
+// more as a whole, for a secret split across arguments.
+func sprintf(format string, a ...any) string {
+	safe := make([]any, len(a))
+	for i, v := range a {
+		switch x := v.(type) {
+		case string:
+			safe[i] = redact.Terminal(x)
+		case error:
+			safe[i] = redact.Terminal(x.Error())
+		case fmt.Stringer:
+			safe[i] = redact.Terminal(x.String())
+		default:
+			safe[i] = v
+		}
+	}
+	return redact.String(fmt.Sprintf(format, safe...))
+}
+
+// printf writes sprintf's result to w.
+func printf(w io.Writer, format string, a ...any) {
+	_, _ = io.WriteString(w, sprintf(format, a...))
+}
+
+// RegisterSecrets registers the credentials in the environment with the
+// output boundary, so that no printer shows them in any encoding. main
+// calls it before anything is printed.
+func (env *Env) RegisterSecrets() {
+	access, secret := env.Getenv("CLANFORGE_ACCESS_KEY"), env.Getenv("CLANFORGE_SECRET_KEY")
+	if access != "" && secret != "" {
+		redact.AddBasicAuth(access, secret)
+	} else {
+		redact.AddSecret(access, secret)
+	}
+	if tok := env.Getenv("CLANFORGE_TOKEN"); tok != "" {
+		redact.AddBearer(tok)
+	}
 }
 
 // varFlags collects repeated --var name=value overrides.
@@ -153,11 +200,14 @@ func onePlan(cmd string, pos []string) (string, error) {
 func (env *Env) loadPlan(path string, vars varFlags) (*plan.Plan, error) {
 	p, err := plan.Load(path, plan.Options{Vars: vars})
 	if err == nil {
+		// Every value the plan read from the environment is a secret to
+		// every printer from here on.
+		redact.Register(p.Secrets()...)
 		return p, nil
 	}
 	var pe plan.Errors
 	if errors.As(err, &pe) {
-		return nil, &Error{Kind: ErrUsage, Msg: pe.Render(env.color(env.Stderr))}
+		return nil, &Error{Kind: ErrUsage, Msg: pe.Render(env.color(env.Stderr)), Rendered: true}
 	}
 	return nil, usageErr("%v", err)
 }
@@ -168,7 +218,7 @@ func (env *Env) confirm(question string) error {
 	if f, ok := env.Stdin.(*os.File); !ok || !isTerminalFile(f) {
 		return usageErr("%s\nrefusing without a terminal to confirm on: add --yes", question)
 	}
-	fmt.Fprintf(env.Stderr, "%s [y/N] ", question)
+	printf(env.Stderr, "%s [y/N] ", question)
 	line, err := bufio.NewReader(env.Stdin).ReadString('\n')
 	if err != nil && err != io.EOF {
 		return failErr("no answer: %v", err)

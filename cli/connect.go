@@ -13,6 +13,7 @@ import (
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/redact"
 )
 
 // connectOptions choose between the real API and the built-in simulator.
@@ -74,6 +75,7 @@ func (env *Env) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*c
 	if o.sim {
 		if access == "" || secret == "" {
 			access, secret = "sim-"+randomHex(8), randomHex(16)
+			redact.AddBasicAuth(access, secret)
 		}
 		inv := sim.InventoryFromPlan(p)
 		if asid == 0 {

@@ -34,7 +34,7 @@ func Validate(env *Env, path string, vars map[string]string) error {
 	for _, in := range p.Instances {
 		counts[in.Step.Type]++
 	}
-	fmt.Fprintf(env.Stdout, "%s: ok: plan %q, %s, %s, %s, %s (%s), concurrency %d\n",
+	printf(env.Stdout, "%s: ok: plan %q, %s, %s, %s, %s (%s), concurrency %d\n",
 		path, p.Name, plural(len(p.Images), "image"), plural(len(p.Machines), "machine"), plural(len(p.Targets), "target"),
 		plural(len(p.Instances), "step instance"), plural(counts[plan.TypeInstall], "install"), p.Concurrency)
 	return nil

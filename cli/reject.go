@@ -105,9 +105,9 @@ func Reject(ctx context.Context, env *Env, o RejectOptions) error {
 		}
 		return failErr("rollout reject: %v", err)
 	}
-	fmt.Fprintf(env.Stdout, "diff %d rejected; its image is unlocked\n", res.DiffID)
+	printf(env.Stdout, "diff %d rejected; its image is unlocked\n", res.DiffID)
 	if res.Uninstall != nil {
-		fmt.Fprintf(env.Stdout, "reinstall job %d started (%s)\n", res.Uninstall.ID, res.Uninstall.State)
+		printf(env.Stdout, "reinstall job %d started (%s)\n", res.Uninstall.ID, res.Uninstall.State)
 	}
 	return nil
 }
@@ -140,7 +140,7 @@ func (env *Env) rejectRecorder(o RejectOptions, p *plan.Plan, diff int64) *rejec
 	case errors.Is(err, os.ErrNotExist):
 		return r
 	case err != nil:
-		fmt.Fprintf(env.Stderr, "rollout reject: not recorded in the journal in %s: %v\n", dir, err)
+		printf(env.Stderr, "rollout reject: not recorded in the journal in %s: %v\n", dir, err)
 		return r
 	}
 	r.j = j
@@ -166,7 +166,7 @@ func (r *rejectJournal) result(callErr error) {
 	// The reinstall job is not recorded: it has no status endpoint, so a
 	// journal could never see it end and would list it as open forever.
 	if err := r.j.Result(r.key, 0, callErr); err != nil {
-		fmt.Fprintf(r.env.Stderr, "rollout reject: recording the answer in the journal: %v\n", err)
+		printf(r.env.Stderr, "rollout reject: recording the answer in the journal: %v\n", err)
 	}
 }
 
@@ -259,12 +259,12 @@ func Sim(ctx context.Context, env *Env, o SimOptions) error {
 		return failErr("rollout sim: %v", err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(env.Stdout, "Clanforge simulator for plan %q listening on http://%s\n", p.Name, ln.Addr())
-	fmt.Fprintf(env.Stdout, "  account service id %d; accepts %s over Basic auth\n", inv.ASID, credNote)
+	printf(env.Stdout, "Clanforge simulator for plan %q listening on http://%s\n", p.Name, ln.Addr())
+	printf(env.Stdout, "  account service id %d; accepts %s over Basic auth\n", inv.ASID, credNote)
 	for _, img := range inv.Images {
-		fmt.Fprintf(env.Stdout, "  image %s (id %d)\n", img.Name, img.ID)
+		printf(env.Stdout, "  image %s (id %d)\n", img.Name, img.ID)
 	}
-	fmt.Fprintf(env.Stdout, "  %d machines; speed %gx\n  try: curl -u \"$CLANFORGE_ACCESS_KEY:$CLANFORGE_SECRET_KEY\" 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), ln.Addr(), inv.ASID)
+	printf(env.Stdout, "  %d machines; speed %gx\n  try: curl -u \"$CLANFORGE_ACCESS_KEY:$CLANFORGE_SECRET_KEY\" 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), ln.Addr(), inv.ASID)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -274,7 +274,7 @@ func Sim(ctx context.Context, env *Env, o SimOptions) error {
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return failErr("rollout sim: %v", err)
 	}
-	fmt.Fprintln(env.Stdout, "simulator stopped")
+	printf(env.Stdout, "simulator stopped\n")
 	if ctx.Err() != nil {
 		return interruptedErr("")
 	}

@@ -270,7 +270,7 @@ func (env *Env) runWithTUI(ctx, runCtx context.Context, cancelRun context.Cancel
 	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
 		// The live view died (a terminal error): never let the rollout
 		// go on blind. Stop it as an interrupt would.
-		fmt.Fprintf(env.Stderr, "live view failed (%v): stopping the rollout as an interrupt would\n", uiErr)
+		printf(env.Stderr, "live view failed (%v): stopping the rollout as an interrupt would\n", uiErr)
 		cancelRun()
 	}
 	r := <-done
@@ -288,7 +288,7 @@ func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outEr
 	v := sum.Verdict
 	if outErr != nil {
 		if werr := outErr(); werr != nil {
-			fmt.Fprintf(env.Stderr, "rollout run: writing the run's output failed: %v\n", werr)
+			printf(env.Stderr, "rollout run: writing the run's output failed: %v\n", werr)
 			if v.Success() {
 				v = engine.VerdictFailed
 			}
@@ -297,7 +297,7 @@ func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outEr
 	journalOK := sd.recordUnfinished(env, sum)
 	if jerr := sd.adapter.err(); jerr != nil {
 		journalOK = false
-		fmt.Fprintf(env.Stderr, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", sd.dir, jerr)
+		printf(env.Stderr, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", sd.dir, jerr)
 		if v.Success() {
 			v = engine.VerdictFailed
 		}

@@ -73,7 +73,7 @@ func (env *Env) openState(p *plan.Plan, o *RunOptions, c *conn) (*stateDir, erro
 		return nil, failErr("rollout run: %v", err)
 	}
 	if li, ok := j.StaleLock(); ok {
-		fmt.Fprintf(env.Stderr, "rollout run: took over the lock of %s left by pid %d (started %s), which is no longer running\n",
+		printf(env.Stderr, "rollout run: took over the lock of %s left by pid %d (started %s), which is no longer running\n",
 			dir, li.PID, li.Started.Format(time.RFC3339))
 	}
 	if err := saveFingerprint(dir, p); err != nil {
@@ -162,9 +162,9 @@ func (sd *stateDir) recordUnfinished(env *Env, sum *engine.Summary) bool {
 		jobs = append(jobs, state.JobRecord{Kind: u.Job.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Instance: u.Instance})
 	}
 	if err := sd.j.Unfinished(jobs); err != nil {
-		fmt.Fprintf(env.Stderr, "rollout run: WARNING: could not record the unfinished jobs in the journal: %v\n", err)
+		printf(env.Stderr, "rollout run: WARNING: could not record the unfinished jobs in the journal: %v\n", err)
 		for _, u := range sum.Unfinished {
-			fmt.Fprintf(env.Stderr, "  %s job %d (%s), %s\n", u.Job.Kind, u.Job.ID, u.Job.StateName, u.Instance)
+			printf(env.Stderr, "  %s job %d (%s), %s\n", u.Job.Kind, u.Job.ID, u.Job.StateName, u.Instance)
 		}
 		return false
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/redact"
 	"github.com/rollout/rollout/state"
 )
 
@@ -111,11 +111,13 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	}
 	doc := statusDocument(ctx, sum, *dir, live)
 	if o.JSON {
-		enc := json.NewEncoder(env.Stdout)
+		enc := redact.NewJSONEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(doc)
 	}
-	return doc.text(env.Stdout)
+	// Names, errors and states come from the plan and the API: every
+	// string goes through the output boundary before it is laid out.
+	return redact.Copy(doc, redact.Terminal).text(env.Stdout)
 }
 
 // StatusDoc is `rollout status --json`: version 1 of the document, built
@@ -313,7 +315,7 @@ func liveState(ctx context.Context, c *clanforge.Client, j state.JobRecord) stri
 		return "(no status endpoint)"
 	}
 	if err != nil {
-		return "unknown: " + state.MaskCredentials(err.Error())
+		return "unknown: " + err.Error()
 	}
 	if job == nil {
 		return "unknown"
@@ -321,7 +323,7 @@ func liveState(ctx context.Context, c *clanforge.Client, j state.JobRecord) stri
 	s := job.State.String()
 	if job.Error != "" {
 		// joberror is the API's free text and may quote a build URL.
-		s += ": " + state.MaskCredentials(job.Error)
+		s += ": " + job.Error
 	}
 	return s
 }

@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEchoingServerLeaksNoCredentials: a server that echoes the request's
+// Authorization header and query (URL-encoded secrets included) and sends
+// escape sequences in its error text gets none of it printed raw, by run or
+// by plan, on stdout or stderr.
+func TestEchoingServerLeaksNoCredentials(t *testing.T) {
+	const access, secret, token = "AKECHOACCESS01", "echo/Secret+Value=7", "echo-bearer-token-99"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msg := "refused \x1b[2J\x1b]52;c;Zm9v\x07 auth=" + r.Header.Get("Authorization") + " query=" + r.URL.RawQuery +
+			" raw=" + secret + "\nrollout succeeded (forged)"
+		_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "error": true, "error_code": 1, "error_message": msg})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(planPath, []byte(killPlan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	forms := []string{secret, url.QueryEscape(secret), url.PathEscape(secret), access, token,
+		base64.StdEncoding.EncodeToString([]byte(access + ":" + secret))}
+	for _, env := range [][]string{
+		{"CLANFORGE_ACCESS_KEY=" + access, "CLANFORGE_SECRET_KEY=" + secret},
+		{"CLANFORGE_TOKEN=" + token, "CLANFORGE_ACCESS_KEY=" + access, "CLANFORGE_SECRET_KEY=" + secret},
+	} {
+		for _, args := range [][]string{
+			{"run", planPath, "--no-tui", "--state-dir", filepath.Join(dir, "state"), "--preflight-timeout", "5s"},
+			{"plan", planPath},
+			{"plan", planPath, "--json"},
+		} {
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), append(env, "CLANFORGE_URL="+srv.URL)...)
+			out, _ := cmd.CombinedOutput()
+			s := string(out)
+			for _, f := range forms {
+				if strings.Contains(s, f) {
+					t.Errorf("%v printed a credential form %q:\n%s", args, f, s)
+				}
+			}
+			if strings.ContainsAny(s, "\x1b\x07") || strings.Contains(s, "\nrollout succeeded (forged)") {
+				t.Errorf("%v printed raw control characters or a forged line:\n%q", args, s)
+			}
+		}
+	}
+}
