@@ -187,7 +187,7 @@ func (a *journalAdapter) Record(id string, r engine.Result, out *plan.Output) {
 	if r.Job != nil {
 		job = &state.JobRecord{Kind: r.Job.Kind, ID: r.Job.ID, State: r.Job.State, StateName: r.Job.StateName, Instance: id}
 	}
-	if err := a.j.Outcome(id, r.Outcome.String(), r.Err, job, out); err != nil {
+	if err := a.j.Outcome(id, r.Outcome.String(), engine.ErrText(r.Err), job, out); err != nil {
 		a.mu.Lock()
 		if a.first == nil {
 			a.first = fmt.Errorf("recording the outcome of %s: %w", id, err)

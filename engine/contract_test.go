@@ -226,7 +226,7 @@ func TestFailedDiffIsRejected(t *testing.T) {
 				}
 				// Only the root cause is a failure: what depends on the diff
 				// is skipped naming it.
-				if r, _ := obs.get("version@game"); r.Outcome != engine.Skipped || !strings.Contains(r.Err, "diff@buildbox-1/game") {
+				if r, _ := obs.get("version@game"); r.Outcome != engine.Skipped || !strings.Contains(engine.ErrText(r.Err), "diff@buildbox-1/game") {
 					t.Fatalf("version: %+v, want skipped naming the diff", r)
 				}
 				if r, _ := obs.get("reject@buildbox-1/game"); r.Outcome != engine.Succeeded {
@@ -344,7 +344,7 @@ durations: {startup: 3s, update: 5s, diff: 30s, version: 5s, mirror: 5s, install
 	if got := failedInstances(s); strings.Join(got, " ") != "diff@buildbox-1/game" {
 		t.Fatalf("failures %v, want the diff", got)
 	}
-	msg := s.Failures[0].Err
+	msg := engine.ErrText(s.Failures[0].Err)
 	if !strings.Contains(msg, "timed out after 100ms") || !strings.Contains(msg, "diff job") {
 		t.Fatalf("timeout message %q does not say what timed out", msg)
 	}
@@ -389,7 +389,7 @@ builds:
 	if got := failedInstances(s); strings.Join(got, " ") != "version@game" {
 		t.Fatalf("failures %v, want the version", got)
 	}
-	if msg := s.Failures[0].Err; !strings.Contains(msg, "already full") {
+	if msg := engine.ErrText(s.Failures[0].Err); !strings.Contains(msg, "already full") {
 		t.Fatalf("version error %q: full=1 was not sent, or the refusal is not reported", msg)
 	}
 	if r, _ := obs.get("diff@buildbox-1/game"); r.Outcome != engine.Succeeded || !strings.Contains(r.Detail, "0 added, 0 modified, 0 removed") {

@@ -280,7 +280,7 @@ func (e *Engine) Run(ctx context.Context) (*Summary, error) {
 	// already been marked; waiting nodes left here mean a broken DAG.
 	for _, n := range e.nodes {
 		if n.status == waiting || n.status == parked || n.status == ready {
-			e.finish(n, Result{Outcome: Skipped, Err: "not reached"}, nil, e.now())
+			e.finish(n, Result{Outcome: Skipped, Err: skip("not reached")}, nil, e.now())
 		}
 	}
 	s := e.summary()
@@ -335,7 +335,7 @@ func (e *Engine) makeReady(n *node) {
 		}
 	}
 	if e.stopped(n) {
-		e.finish(n, Result{Outcome: Skipped, Err: e.stopReason()}, nil, e.now())
+		e.finish(n, Result{Outcome: Skipped, Err: skip(e.stopReason())}, nil, e.now())
 		return
 	}
 	if n.inst.Wave >= 0 {
@@ -409,7 +409,7 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 		n := e.readyList[i]
 		if e.stopped(n) {
 			e.removeReady(i)
-			e.finish(n, Result{Outcome: Skipped, Err: e.stopReason()}, nil, e.now())
+			e.finish(n, Result{Outcome: Skipped, Err: skip(e.stopReason())}, nil, e.now())
 			continue
 		}
 		st := n.inst.Step
@@ -436,7 +436,7 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 				e.removeReady(i)
 				n.status = running
 				now := e.now()
-				e.finish(n, Result{Outcome: SkippedWhen, Err: "when is false: " + st.When.Source, Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
+				e.finish(n, Result{Outcome: SkippedWhen, Err: skip("when is false: " + st.When.Source), Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
 				continue
 			}
 		}
@@ -576,11 +576,11 @@ func (e *Engine) complete(c completion) {
 		r.Detail = detail(n.inst, out)
 	case e.ctx.Err() != nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, e.ctx.Err())):
 		r.Outcome = Cancelled
-		r.Err = "interrupted"
+		r.Err = skip("interrupted")
 		out.State = plan.OutputFailed
 	default:
 		r.Outcome = Failed
-		r.Err = c.err.Error()
+		r.Err = c.err
 		out.State = plan.OutputFailed
 	}
 	e.finish(n, r, out, c.at)
@@ -588,7 +588,7 @@ func (e *Engine) complete(c completion) {
 
 func (e *Engine) failNow(n *node, err error) {
 	now := e.now()
-	e.finish(n, Result{Outcome: Failed, Err: err.Error(), Started: now, Finished: now}, &plan.Output{State: plan.OutputFailed}, now)
+	e.finish(n, Result{Outcome: Failed, Err: err, Started: now, Finished: now}, &plan.Output{State: plan.OutputFailed}, now)
 }
 
 // noop reports whether an instance succeeded with nothing to do.
@@ -689,17 +689,19 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 		case SkippedWhen:
 			// A false when skips the instance and its dependents, and
 			// that is still a success for the exit status.
-			e.finish(u, Result{Outcome: SkippedWhen, Err: "skipped: " + n.inst.ID + " was skipped by when"}, nil, at)
+			e.finish(u, Result{Outcome: SkippedWhen, Err: skip("skipped: " + n.inst.ID + " was skipped by when")}, nil, at)
 		default:
 			// Dependents of a failure are skipped, naming the root cause
 			// rather than failing in a chain: a skip passes its own
 			// reason on, which already names the root.
-			reason := r.Err
+			var reason error
 			switch {
 			case r.Outcome == Cancelled:
-				reason = "interrupted"
-			case r.Outcome == Failed || reason == "":
-				reason = "dependency " + n.inst.ID + " " + string(r.Outcome)
+				reason = skip("interrupted")
+			case r.Outcome == Failed || r.Err == nil:
+				reason = &SkipError{Reason: "dependency " + n.inst.ID + " " + string(r.Outcome), Cause: r.Err}
+			default:
+				reason = r.Err
 			}
 			e.finish(u, Result{Outcome: Skipped, Err: reason}, nil, at)
 		}
@@ -769,12 +771,12 @@ func (e *Engine) skipAllNotStarted(reason string) {
 			e.readyList = append(e.readyList, n)
 			continue
 		}
-		e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, now)
+		e.finish(n, Result{Outcome: Skipped, Err: skip(reason)}, nil, now)
 	}
 	for k, parked := range e.waveParked {
 		delete(e.waveParked, k)
 		for _, n := range parked {
-			e.finish(n, Result{Outcome: Skipped, Err: reason}, nil, now)
+			e.finish(n, Result{Outcome: Skipped, Err: skip(reason)}, nil, now)
 		}
 	}
 	// Waiting nodes whose dependencies all ended cannot exist; the rest

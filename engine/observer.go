@@ -60,8 +60,11 @@ type RunInfo struct {
 
 // Result is how one instance ended.
 type Result struct {
-	Outcome  Outcome
-	Err      string // root cause for Failed; why, for Skipped
+	Outcome Outcome
+	// Err is the root cause for Failed (the step's own error, typed errors
+	// of the client included), and why for Skipped, SkippedWhen and
+	// Cancelled (a *SkipError wrapping the root cause when there is one).
+	Err      error
 	Started  time.Time
 	Finished time.Time
 	Job      *JobInfo // last job state, if any
@@ -136,7 +139,7 @@ type OnFailureRun struct {
 	Machine  string
 	Image    string
 	Outcome  Outcome
-	Err      string
+	Err      error
 	Detail   string
 	// Noop is true when it succeeded with nothing to do (a reject with no
 	// open diff of this run in scope), so that reporters can say it once
@@ -149,7 +152,7 @@ type Failure struct {
 	Instance string
 	Machine  string
 	Image    string
-	Err      string
+	Err      error
 }
 
 // UnfinishedJob is a remote job left running by an interrupt.
@@ -164,7 +167,7 @@ type TargetSummary struct {
 	Machine string
 	Image   string
 	Outcome Outcome
-	Err     string
+	Err     error
 	Elapsed time.Duration
 }
 
@@ -233,3 +236,26 @@ func SplitNoops(runs []OnFailureRun) (ran []OnFailureRun, noops []NoopGroup) {
 	}
 	return ran, noops
 }
+
+// ErrText is err's text, "" for nil: what reporters show.
+func ErrText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// SkipError says why an instance was skipped: Reason names the root cause
+// in words ("dependency diff@b/game failed", "rollout aborted"), and Cause,
+// when there is one, is the root failure's own error, for errors.Is and
+// errors.As.
+type SkipError struct {
+	Reason string
+	Cause  error
+}
+
+func (e *SkipError) Error() string { return e.Reason }
+func (e *SkipError) Unwrap() error { return e.Cause }
+
+// skip is a *SkipError without a cause.
+func skip(reason string) error { return &SkipError{Reason: reason} }

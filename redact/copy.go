@@ -43,6 +43,13 @@ func copyValue(dst, src reflect.Value, f func(string) string) {
 		if src.IsNil() {
 			return
 		}
+		if err, ok := src.Interface().(error); ok && src.Type().Implements(errorType) {
+			// An error's text is what a printer shows; its chain is what a
+			// caller branches on. Keep both: the copy says f(text) and
+			// unwraps to the original.
+			dst.Set(reflect.ValueOf(error(&copiedError{msg: f(err.Error()), err: err})))
+			return
+		}
 		e := src.Elem()
 		n := reflect.New(e.Type()).Elem()
 		copyValue(n, e, f)
@@ -101,3 +108,15 @@ func holdsStrings(t reflect.Type) bool {
 	}
 	return true
 }
+
+var errorType = reflect.TypeFor[error]()
+
+// copiedError is an error whose text went through Copy's function; errors.Is
+// and errors.As still see the original.
+type copiedError struct {
+	msg string
+	err error
+}
+
+func (e *copiedError) Error() string { return e.msg }
+func (e *copiedError) Unwrap() error { return e.err }

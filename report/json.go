@@ -244,7 +244,7 @@ func (j *JSON) InstanceFinished(id string, r engine.Result) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	ev := InstanceFinishedEvent{Header: j.header(EventInstanceFinished), ID: id, Outcome: string(r.Outcome),
-		Error: r.Err, Started: utc(r.Started), Finished: utc(r.Finished), Detail: r.Detail}
+		Error: engine.ErrText(r.Err), Started: utc(r.Started), Finished: utc(r.Finished), Detail: r.Detail}
 	if !r.Started.IsZero() && !r.Finished.IsZero() {
 		ev.ElapsedMS = r.Finished.Sub(r.Started).Milliseconds()
 	}
@@ -285,18 +285,18 @@ func (j *JSON) RunFinished(s engine.Summary) {
 		ev.Counts[string(o)] = n
 	}
 	for _, f := range s.Failures {
-		ev.Failures = append(ev.Failures, FailureJSON{Instance: f.Instance, Machine: f.Machine, Image: f.Image, Error: f.Err})
+		ev.Failures = append(ev.Failures, FailureJSON{Instance: f.Instance, Machine: f.Machine, Image: f.Image, Error: engine.ErrText(f.Err)})
 	}
 	for _, u := range s.Unfinished {
 		ev.Unfinished = append(ev.Unfinished, UnfinishedJSON{Instance: u.Instance, Job: jobJSON(u.Job)})
 	}
 	for _, t := range s.Targets {
 		ev.Targets = append(ev.Targets, TargetJSON{Machine: t.Machine, Image: t.Image, Outcome: string(t.Outcome),
-			Error: t.Err, ElapsedMS: t.Elapsed.Milliseconds()})
+			Error: engine.ErrText(t.Err), ElapsedMS: t.Elapsed.Milliseconds()})
 	}
 	for _, o := range s.OnFailure {
 		ev.OnFailure = append(ev.OnFailure, OnFailureJSON{Instance: o.Instance, Machine: o.Machine, Image: o.Image,
-			Outcome: string(o.Outcome), Error: o.Err, Detail: o.Detail})
+			Outcome: string(o.Outcome), Error: engine.ErrText(o.Err), Detail: o.Detail})
 	}
 	j.emit(ev)
 }

@@ -170,7 +170,7 @@ func (p *Plain) InstanceFinished(id string, r engine.Result) {
 	if !r.Started.IsZero() && !r.Finished.IsZero() {
 		took = formatDuration(r.Finished.Sub(r.Started))
 	}
-	errText := r.Err
+	errText := engine.ErrText(r.Err)
 	switch r.Outcome {
 	case engine.Succeeded:
 		line := id + " succeeded"
@@ -272,14 +272,14 @@ func (p *Plain) RunFinished(s engine.Summary) {
 			if t.Elapsed > 0 {
 				took = formatDuration(t.Elapsed)
 			}
-			rows = append(rows, []string{targetName(t.Machine, t.Image), string(t.Outcome), took, t.Err})
+			rows = append(rows, []string{targetName(t.Machine, t.Image), string(t.Outcome), took, engine.ErrText(t.Err)})
 		}
 		table(&b, rows)
 	}
 	if len(s.Failures) > 0 {
 		b.WriteString("\nFailures:\n")
 		for _, f := range s.Failures {
-			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(f.Err))
+			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(engine.ErrText(f.Err)))
 		}
 	}
 	if len(s.OnFailure) > 0 {
@@ -288,7 +288,7 @@ func (p *Plain) RunFinished(s engine.Summary) {
 		for _, o := range ran {
 			what := o.Detail
 			if o.Outcome != engine.Succeeded {
-				what = string(o.Outcome) + ": " + orUnknown(o.Err)
+				what = string(o.Outcome) + ": " + orUnknown(engine.ErrText(o.Err))
 			}
 			fmt.Fprintf(&b, "  %s: %s\n", o.Instance, what)
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -120,12 +121,12 @@ func aborted(o engine.Observer, c *fakeClock) int {
 	failed := job("install", 4242, 6, 40)
 	failed.Error = "disk full"
 	call(func() { o.JobProgress("install@fleet-1/game-b", failed) })
-	r := engine.Result{Outcome: engine.Failed, Err: "install job 4242 failed: disk full", Started: s, Finished: c.Now(), Job: &failed}
+	r := engine.Result{Outcome: engine.Failed, Err: errors.New("install job 4242 failed: disk full"), Started: s, Finished: c.Now(), Job: &failed}
 	call(func() { o.InstanceFinished("install@fleet-1/game-b", r) })
 	call(func() { o.Aborting("1 install failure exceeds max_failures 0") })
 	for _, id := range []string{"install@fleet-2/game-b", "install@fleet-3/game-b"} {
 		call(func() {
-			o.InstanceFinished(id, engine.Result{Outcome: engine.Skipped, Err: "the rollout aborted before it started"})
+			o.InstanceFinished(id, engine.Result{Outcome: engine.Skipped, Err: errors.New("the rollout aborted before it started")})
 		})
 	}
 	rs := c.Advance(time.Second)
@@ -148,8 +149,8 @@ func aborted(o engine.Observer, c *fakeClock) int {
 				{Machine: "build-1", Image: "game-b", Outcome: engine.Succeeded, Elapsed: 56 * time.Second},
 				{Image: "game-b", Outcome: engine.Succeeded, Elapsed: 20 * time.Second},
 				{Machine: "fleet-1", Image: "game-b", Outcome: engine.Failed, Err: r.Err, Elapsed: 30 * time.Second},
-				{Machine: "fleet-2", Image: "game-b", Outcome: engine.Skipped, Err: "the rollout aborted before it started"},
-				{Machine: "fleet-3", Image: "game-b", Outcome: engine.Skipped, Err: "the rollout aborted before it started"},
+				{Machine: "fleet-2", Image: "game-b", Outcome: engine.Skipped, Err: errors.New("the rollout aborted before it started")},
+				{Machine: "fleet-3", Image: "game-b", Outcome: engine.Skipped, Err: errors.New("the rollout aborted before it started")},
 			},
 			OnFailure: []engine.OnFailureRun{{Instance: "reject@build-1/game-b", Machine: "build-1", Image: "game-b",
 				Outcome: engine.Succeeded, Detail: "nothing to reject: no diff of this run was still open"}},
@@ -187,12 +188,12 @@ func interrupted(o engine.Observer, c *fakeClock) int {
 	c.Advance(15 * time.Second)
 	for _, u := range unfinished {
 		call(func() {
-			o.InstanceFinished(u.Instance, engine.Result{Outcome: engine.Cancelled, Err: "interrupted", Started: s,
+			o.InstanceFinished(u.Instance, engine.Result{Outcome: engine.Cancelled, Err: errors.New("interrupted"), Started: s,
 				Finished: c.Now(), Job: ptr(u.Job)})
 		})
 	}
 	call(func() {
-		o.InstanceFinished("reject@build-1/game-b", engine.Result{Outcome: engine.Skipped, Err: "interrupted before it started"})
+		o.InstanceFinished("reject@build-1/game-b", engine.Result{Outcome: engine.Skipped, Err: errors.New("interrupted before it started")})
 	})
 	end := c.Advance(time.Second)
 	call(func() {
@@ -206,8 +207,8 @@ func interrupted(o engine.Observer, c *fakeClock) int {
 				{Machine: "build-1", Image: "game-b", Outcome: engine.Succeeded, Elapsed: 56 * time.Second},
 				{Image: "game-b", Outcome: engine.Succeeded, Elapsed: 20 * time.Second},
 				{Machine: "fleet-1", Image: "game-b", Outcome: engine.Succeeded, Elapsed: 40 * time.Second},
-				{Machine: "fleet-2", Image: "game-b", Outcome: engine.Cancelled, Err: "interrupted", Elapsed: 15 * time.Second},
-				{Machine: "fleet-3", Image: "game-b", Outcome: engine.Cancelled, Err: "interrupted", Elapsed: 15 * time.Second},
+				{Machine: "fleet-2", Image: "game-b", Outcome: engine.Cancelled, Err: errors.New("interrupted"), Elapsed: 15 * time.Second},
+				{Machine: "fleet-3", Image: "game-b", Outcome: engine.Cancelled, Err: errors.New("interrupted"), Elapsed: 15 * time.Second},
 			},
 		})
 	})
@@ -342,11 +343,11 @@ func TestNoCredentialsAdded(t *testing.T) {
 				failed := job("update", 9, 6, 0)
 				failed.Error = e
 				o.JobProgress("update@b/g", failed)
-				o.InstanceFinished("update@b/g", engine.Result{Outcome: engine.Failed, Err: e, Job: &failed})
+				o.InstanceFinished("update@b/g", engine.Result{Outcome: engine.Failed, Err: errors.New(e), Job: &failed})
 				o.Aborting(e)
 				o.RunFinished(engine.Summary{Plan: "p", AbortReason: e, Verdict: engine.VerdictAborted,
-					Failures: []engine.Failure{{Instance: "update@b/g", Err: e}},
-					Targets:  []engine.TargetSummary{{Machine: "b", Image: "g", Outcome: engine.Failed, Err: e}}})
+					Failures: []engine.Failure{{Instance: "update@b/g", Err: errors.New(e)}},
+					Targets:  []engine.TargetSummary{{Machine: "b", Image: "g", Outcome: engine.Failed, Err: errors.New(e)}}})
 			}
 			out := buf.String()
 			if strings.Contains(out, secret) {

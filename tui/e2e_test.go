@@ -41,7 +41,7 @@ func fakeEngine(ctx context.Context, obs engine.Observer) {
 				obs.RequestCount(int64(p))
 				select {
 				case <-ctx.Done():
-					obs.InstanceFinished(id, engine.Result{Outcome: engine.Cancelled, Err: "interrupted"})
+					obs.InstanceFinished(id, engine.Result{Outcome: engine.Cancelled, Err: errors.New("interrupted")})
 					return
 				case <-time.After(time.Millisecond):
 				}

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -102,8 +103,8 @@ func testSummary() engine.Summary {
 			engine.Succeeded: 9, engine.Failed: 2, engine.Skipped: 6, engine.SkippedWhen: 1,
 		},
 		Failures: []engine.Failure{
-			{Instance: installID(3), Machine: fleetName(3), Image: "game-b", Err: failMsg},
-			{Instance: installID(4), Machine: fleetName(4), Image: "game-b", Err: "queue refused: image locked by diffid: 77"},
+			{Instance: installID(3), Machine: fleetName(3), Image: "game-b", Err: errors.New(failMsg)},
+			{Instance: installID(4), Machine: fleetName(4), Image: "game-b", Err: errors.New("queue refused: image locked by diffid: 77")},
 		},
 		Unfinished: []engine.UnfinishedJob{
 			{Instance: installID(5), Job: engine.JobInfo{Kind: "install", ID: 9105, State: 2, StateName: "Running", Progress: 55}},
@@ -114,10 +115,10 @@ func testSummary() engine.Summary {
 			{Machine: "", Image: "game-b", Outcome: engine.Succeeded, Elapsed: 3 * time.Minute},
 			{Machine: fleetName(1), Image: "game-b", Outcome: engine.Succeeded, Elapsed: 3 * time.Minute},
 			{Machine: fleetName(2), Image: "game-b", Outcome: engine.Succeeded, Elapsed: 4 * time.Minute},
-			{Machine: fleetName(3), Image: "game-b", Outcome: engine.Failed, Err: failMsg, Elapsed: 5 * time.Minute},
-			{Machine: fleetName(4), Image: "game-b", Outcome: engine.Failed, Err: "queue refused", Elapsed: time.Minute},
+			{Machine: fleetName(3), Image: "game-b", Outcome: engine.Failed, Err: errors.New(failMsg), Elapsed: 5 * time.Minute},
+			{Machine: fleetName(4), Image: "game-b", Outcome: engine.Failed, Err: errors.New("queue refused"), Elapsed: time.Minute},
 			{Machine: fleetName(5), Image: "game-b", Outcome: engine.Cancelled, Elapsed: 2 * time.Minute},
-			{Machine: fleetName(6), Image: "game-b", Outcome: engine.Skipped, Err: "rollout aborted before it started"},
+			{Machine: fleetName(6), Image: "game-b", Outcome: engine.Skipped, Err: errors.New("rollout aborted before it started")},
 		},
 	}
 }
@@ -128,18 +129,18 @@ func TestGoldenSummary(t *testing.T) {
 		Targets: []engine.TargetSummary{{Machine: "a", Image: "i", Outcome: engine.Succeeded}}}
 	many := testSummary()
 	for i := 7; i < 60; i++ {
-		many.Targets = append(many.Targets, engine.TargetSummary{Machine: fleetName(i), Image: "game-b", Outcome: engine.Skipped, Err: "aborted"})
+		many.Targets = append(many.Targets, engine.TargetSummary{Machine: fleetName(i), Image: "game-b", Outcome: engine.Skipped, Err: errors.New("aborted")})
 	}
 	interrupted := testSummary()
 	interrupted.Verdict = engine.VerdictInterrupted
 	gate := engine.Summary{Plan: "gate-reject", Verdict: engine.VerdictFailed, Started: t0, Finished: t0.Add(5 * time.Second), Requests: 19,
 		Counts:   map[engine.Outcome]int{engine.Succeeded: 3, engine.Failed: 1, engine.Skipped: 4},
-		Failures: []engine.Failure{{Instance: "small-change@buildbox-1/game", Machine: "buildbox-1", Image: "game", Err: `gate "small-change" is false: steps.diff.changed <= vars.max_changed`}},
+		Failures: []engine.Failure{{Instance: "small-change@buildbox-1/game", Machine: "buildbox-1", Image: "game", Err: errors.New(`gate "small-change" is false: steps.diff.changed <= vars.max_changed`)}},
 		OnFailure: []engine.OnFailureRun{
 			{Instance: "reject@buildbox-1/game", Machine: "buildbox-1", Image: "game", Outcome: engine.Succeeded, Detail: "rejected diff 218591; reinstall job 33101 started"},
-			{Instance: "reject@eu-1/game", Machine: "eu-1", Image: "game", Outcome: engine.Failed, Err: "reading the lock of image 5531: clanforge: connection refused"},
+			{Instance: "reject@eu-1/game", Machine: "eu-1", Image: "game", Outcome: engine.Failed, Err: errors.New("reading the lock of image 5531: clanforge: connection refused")},
 		},
-		Targets: []engine.TargetSummary{{Machine: "buildbox-1", Image: "game", Outcome: engine.Failed, Err: `gate "small-change" is false`}}}
+		Targets: []engine.TargetSummary{{Machine: "buildbox-1", Image: "game", Outcome: engine.Failed, Err: errors.New(`gate "small-change" is false`)}}}
 	tests := []struct {
 		name  string
 		s     engine.Summary

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -220,7 +221,7 @@ func (h *harness) running(n int) {
 func (h *harness) fail(i int, msg string) {
 	id := installID(i)
 	h.ui.InstanceFinished(id, engine.Result{
-		Outcome: engine.Failed, Err: msg, Started: t0.Add(9 * time.Minute), Finished: h.clk.t,
+		Outcome: engine.Failed, Err: errors.New(msg), Started: t0.Add(9 * time.Minute), Finished: h.clk.t,
 		Job: &engine.JobInfo{Kind: "install", ID: int64(9100 + i), State: 6, StateName: "Failed", Progress: 40,
 			Error: msg},
 	})

@@ -73,17 +73,34 @@ func (c *cleaner) instance(in engine.InstanceInfo) engine.InstanceInfo {
 func cleanSummary(s engine.Summary) engine.Summary {
 	out := redact.Copy(s, redact.Terminal)
 	for i, f := range s.Failures {
-		out.Failures[i].Err = redact.TerminalLines(f.Err)
+		out.Failures[i].Err = textError(redact.TerminalLines(engine.ErrText(f.Err)), f.Err)
 	}
 	for i, o := range s.OnFailure {
-		out.OnFailure[i].Err = redact.TerminalLines(o.Err)
+		out.OnFailure[i].Err = textError(redact.TerminalLines(engine.ErrText(o.Err)), o.Err)
 		out.OnFailure[i].Detail = redact.TerminalLines(o.Detail)
 	}
 	for i, t := range s.Targets {
-		out.Targets[i].Err = redact.TerminalLines(t.Err)
+		out.Targets[i].Err = textError(redact.TerminalLines(engine.ErrText(t.Err)), t.Err)
 	}
 	for i, u := range s.Unfinished {
 		out.Unfinished[i].Job.Error = redact.TerminalLines(u.Job.Error)
 	}
 	return out
 }
+
+// textError is err with its text replaced by msg (nil stays nil), keeping
+// the chain for errors.Is and errors.As.
+func textError(msg string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &shownError{msg: msg, err: err}
+}
+
+type shownError struct {
+	msg string
+	err error
+}
+
+func (e *shownError) Error() string { return e.msg }
+func (e *shownError) Unwrap() error { return e.err }

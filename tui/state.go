@@ -320,7 +320,7 @@ func (s *state) applyEvent(e *event) {
 			in.started = r.Started
 		}
 		in.finished = r.Finished
-		in.err = s.clean.text(r.Err)
+		in.err = s.clean.text(engine.ErrText(r.Err))
 		in.detail = s.clean.str(r.Detail)
 		if r.Job != nil {
 			in.job, in.hasJob = s.clean.job(*r.Job), true

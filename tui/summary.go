@@ -83,7 +83,7 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		for _, f := range s.Failures {
 			where := machineName(f.Machine) + "/" + f.Image
 			line("  " + st.Failed.Render("✗") + " " + f.Instance + st.Faint.Render(" on "+where))
-			for _, part := range wrapText(f.Err, w-6) {
+			for _, part := range wrapText(engine.ErrText(f.Err), w-6) {
 				line("      " + st.Err.Render(part))
 			}
 		}
@@ -96,7 +96,7 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		for _, o := range ran {
 			g, what := st.Done.Render("✓"), o.Detail
 			if o.Outcome != engine.Succeeded {
-				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+o.Err
+				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+engine.ErrText(o.Err)
 			}
 			line("  " + g + " " + o.Instance)
 			for _, part := range wrapText(what, w-6) {
@@ -188,8 +188,8 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		}
 		text := fmt.Sprintf("  %s %s %s %s %s", g, fit(machineName(t.Machine), mw), fit(t.Image, iw),
 			fit(outcomeWord(string(t.Outcome)), 9), fit(durOrDash(t.Elapsed), 7))
-		if t.Err != "" {
-			text += " " + st.Faint.Render(shortErr(t.Err, w-lenCells(text)-1))
+		if t.Err != nil {
+			text += " " + st.Faint.Render(shortErr(t.Err.Error(), w-lenCells(text)-1))
 		}
 		line(text)
 	}

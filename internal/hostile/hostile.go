@@ -10,6 +10,7 @@ package hostile
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -157,29 +158,29 @@ func Run(o engine.Observer, start time.Time) engine.Summary {
 		o.JobProgress(id, job(int64(100+i), 4, 60))
 	}
 	failed := job(100, 6, 60)
-	o.InstanceFinished(ids[0], engine.Result{Outcome: engine.Failed, Err: Text(), Started: at(1), Finished: at(30), Job: &failed, Detail: Text()})
+	o.InstanceFinished(ids[0], engine.Result{Outcome: engine.Failed, Err: errors.New(Text()), Started: at(1), Finished: at(30), Job: &failed, Detail: Text()})
 	o.Aborting(Text())
 	cancelled := job(101, 4, 70)
-	o.InstanceFinished(ids[1], engine.Result{Outcome: engine.Cancelled, Err: Text(), Started: at(1), Finished: at(31), Job: &cancelled})
-	o.InstanceFinished(ids[2], engine.Result{Outcome: engine.Skipped, Err: Text()})
+	o.InstanceFinished(ids[1], engine.Result{Outcome: engine.Cancelled, Err: errors.New(Text()), Started: at(1), Finished: at(31), Job: &cancelled})
+	o.InstanceFinished(ids[2], engine.Result{Outcome: engine.Skipped, Err: errors.New(Text())})
 	o.InstanceStarted(onFail, at(32))
 	o.InstanceFinished(onFail, engine.Result{Outcome: engine.Succeeded, Started: at(32), Finished: at(33), Detail: Text()})
 	o.RequestCount(42)
 	sum := engine.Summary{
 		Plan: planName, Started: start, Finished: at(40),
 		Counts:   map[engine.Outcome]int{engine.Failed: 1, engine.Cancelled: 1, engine.Skipped: 1, engine.Succeeded: 1},
-		Failures: []engine.Failure{{Instance: ids[0], Machine: machines[0], Image: img, Err: Text()}},
+		Failures: []engine.Failure{{Instance: ids[0], Machine: machines[0], Image: img, Err: errors.New(Text())}},
 		Verdict:  engine.VerdictAborted, AbortReason: Text(),
 		Unfinished: []engine.UnfinishedJob{{Instance: ids[1], Job: cancelled}},
 		Requests:   42,
 		Targets: []engine.TargetSummary{
-			{Machine: machines[0], Image: img, Outcome: engine.Failed, Err: Text(), Elapsed: 29 * time.Second},
-			{Machine: machines[1], Image: img, Outcome: engine.Cancelled, Err: Text(), Elapsed: 30 * time.Second},
-			{Machine: machines[2], Image: img, Outcome: engine.Skipped, Err: Text()},
+			{Machine: machines[0], Image: img, Outcome: engine.Failed, Err: errors.New(Text()), Elapsed: 29 * time.Second},
+			{Machine: machines[1], Image: img, Outcome: engine.Cancelled, Err: errors.New(Text()), Elapsed: 30 * time.Second},
+			{Machine: machines[2], Image: img, Outcome: engine.Skipped, Err: errors.New(Text())},
 		},
 		OnFailure: []engine.OnFailureRun{
 			{Instance: onFail, Image: img, Outcome: engine.Succeeded, Detail: Text()},
-			{Instance: onFail, Image: img, Outcome: engine.Failed, Err: Text()},
+			{Instance: onFail, Image: img, Outcome: engine.Failed, Err: errors.New(Text())},
 		},
 	}
 	o.RunFinished(sum)
