@@ -19,6 +19,10 @@ const (
 	TypeVersion StepType = "version"
 	TypeInstall StepType = "install"
 	TypeReject  StepType = "reject"
+	// Additions for cut-over and control (still format 1).
+	TypeReady   StepType = "ready"
+	TypeApprove StepType = "approve"
+	TypeSwitch  StepType = "switch"
 )
 
 // Pos is a position in the plan file (1-based line and column).
@@ -60,13 +64,62 @@ type Plan struct {
 	// FailureInstances are the on_failure instances, one per (on_failure
 	// step, target or image); the engine runs those whose Trigger failed.
 	FailureInstances []*Instance
+	// Fleets are the plan's fleets (cut-over), in plan order.
+	Fleets []*Fleet
+	// Notify lists the webhooks told about the run's events.
+	Notify []*Notify
 }
+
+// Fleet is a Clanforge fleet the plan can switch between profiles.
+type Fleet struct {
+	Name string
+	ID   string // the fleet's UUID
+	Pos  Pos
+}
+
+// Notify is one webhook of the plan's notify list.
+type Notify struct {
+	URL    Value  // a secret: shown masked
+	Format string // "slack" or "json"
+	Events []string
+	Pos    Pos
+}
+
+// Notification events.
+const (
+	EventStarted  = "started"
+	EventWave     = "wave"
+	EventApproval = "approval"
+	EventApproved = "approved"
+	EventFailed   = "failed"
+	EventAborted  = "aborted"
+	EventFinished = "finished"
+)
+
+// Pause is one entry of an install step's pause_after: what happens between
+// wave k and wave k+1.
+type Pause struct {
+	Approve bool          // wait for a person's approval
+	Bake    time.Duration // wait this long; 0 with !Approve: go on at once
+}
+
+// OnTimeout is what ends an approval nobody answered in time.
+type OnTimeout string
+
+// on_timeout values.
+const (
+	OnTimeoutAbort    OnTimeout = "abort"
+	OnTimeoutContinue OnTimeout = "continue"
+)
 
 // Image is a game image.
 type Image struct {
 	Name string
 	ID   int64
-	Pos  Pos
+	// Profile is the fleet profile that runs this image; 0 when the plan
+	// gives none (a switch cannot name the image then).
+	Profile int64
+	Pos     Pos
 }
 
 // Machine is a machine of the plan.
@@ -75,6 +128,8 @@ type Machine struct {
 	ID     int64
 	Labels map[string]string
 	Images []*Image // images the machine carries
+	// Fleet is the machine's fleet; nil when the plan has no fleets.
+	Fleet *Fleet
 	// Build is true when the machine is a target of an update or diff step.
 	Build bool
 	Index int // position in the plan's machine list
@@ -154,8 +209,27 @@ type Step struct {
 	MaxFailures *Size // nil: no budget (every failure still makes exit 1)
 	// MaxFailuresCount is MaxFailures resolved against the step's instance count.
 	MaxFailuresCount int
+	// install: what happens between waves; entry k applies between wave
+	// k and wave k+1 (0-based).
+	PauseAfter []Pause
 	// reject
 	Reinstall bool
+	// ready: until holds (default status.pending == 0) ends the wait
+	// successfully, fail_if fails it; both read status. Fleets (ready
+	// and switch) are the fleets the step covers (default: all).
+	Until  *Expr
+	FailIf *Expr
+	Fleets []*Fleet
+	// approve
+	Message   Value
+	OnTimeout OnTimeout
+	// switch: To is the image whose profile the fleets switch to, or
+	// Profile gives the profile id directly; MaxMachines and ForceAfter
+	// are sent as MaxMachines and Timeout (0: not sent).
+	To          *Image
+	Profile     int64
+	MaxMachines int
+	ForceAfter  time.Duration
 	// OnFailure marks steps from the on_failure list.
 	OnFailure bool
 }
@@ -182,6 +256,8 @@ type Instance struct {
 	// Trigger, for on_failure instances, lists the instances whose failure
 	// makes this one run.
 	Trigger []*Instance
+	// Fleet is the fleet of a switch instance (one per fleet).
+	Fleet *Fleet
 }
 
 // PerImage reports whether the instance runs once per image.
@@ -203,6 +279,10 @@ type Output struct {
 	VersionID int64
 	// install: the job ids it queued or watched
 	JobIDs []int64
+	// ready: the last counters read
+	Status *ReadyStatus `json:",omitempty"`
+	// approve: who approved, or how the wait ended
+	Approval *Approval `json:",omitempty"`
 }
 
 // JobOutput is the last state of an instance's remote job.

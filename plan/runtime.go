@@ -33,3 +33,30 @@ type JobUpdate struct {
 	ETA  time.Time // zero: unknown
 	Done bool
 }
+
+// ReadyStatus is what a ready step read last: the v2 image status counters
+// summed over the step's fleets, and per region (by the region's name).
+// Expressions read it as steps.<name>.status, and a ready step's until and
+// fail_if as status.
+type ReadyStatus struct {
+	Pending   int
+	Failed    int
+	Completed int
+	Regions   map[string]RegionStatus
+}
+
+// RegionStatus is one region's counters.
+type RegionStatus struct {
+	Pending   int
+	Failed    int
+	Completed int
+}
+
+// Approval is how an approval wait ended: approved by a person (Who, Host),
+// automatically (--auto-approve), or by its timeout with on_timeout
+// continue.
+type Approval struct {
+	By      string // "user@host", "--auto-approve" or "timeout"
+	At      time.Time
+	Comment string
+}
