@@ -23,10 +23,12 @@
 //     backoff, a 429 hold, a long rate-limit wait, an answer slow to come.
 //   - State-changing calls (create, retry, reject, queue) go over their own
 //     *http.Client whose transport never reuses connections, so that net/http
-//     cannot silently replay them (API §8). They are resent only after a 429
+//     cannot silently replay them (API §8). Do resends them only after a 429
 //     or a failed dial, both of which prove the server did nothing. Any other
-//     lost answer is settled by reading the API (see endpoints.go) or
-//     reported as *OutcomeUnknownError.
+//     lost answer is settled by reading the API (see endpoints.go): a read
+//     that shows the call's effect adopts it, a read that proves the call
+//     took no effect lets it be sent again (Config.MaxResends times, with
+//     backoff), and anything else is an *OutcomeUnknownError.
 //   - The error envelope is checked on every answer whatever its status,
 //     because business errors arrive with 200 (API §7 #1).
 //   - No error the client returns contains a query string: imageupdate/create
@@ -85,6 +87,10 @@ const (
 	// is 31 years) would park a rollout without a word. The cap is reported
 	// in the Wait's Reason when it applies.
 	DefaultMaxRetryAfter = 5 * time.Minute
+	// DefaultMaxResends bounds how often a state-changing call whose lost
+	// answer a read proved harmless is sent again (see Config.MaxResends):
+	// with the default backoff, a burst of 5xx lasting up to about 15 s.
+	DefaultMaxResends = 5
 	// reportRateWait is the shortest rate-limit wait worth reporting: the
 	// limiter's normal pacing is a fraction of a second per request.
 	reportRateWait = 2 * time.Second
@@ -119,6 +125,12 @@ type Config struct {
 	// SlowAnswer is how long an attempt waits for its answer before a
 	// WaitAnswer is reported; 0: DefaultSlowAnswer, negative: never.
 	SlowAnswer time.Duration
+	// MaxResends bounds how often a state-changing call is sent again after
+	// its answer was lost and a read proved it took no effect (an image
+	// lock unchanged, an install job still Pending); 0: DefaultMaxResends,
+	// negative: never. Each resend waits a backoff and is reported as a
+	// WaitResend.
+	MaxResends int
 	// MaxRetryAfter caps the hold a 429's Retry-After imposes; 0:
 	// DefaultMaxRetryAfter. See there for why.
 	MaxRetryAfter time.Duration
@@ -218,6 +230,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxRetryAfter <= 0 {
 		cfg.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if cfg.MaxResends == 0 {
+		cfg.MaxResends = DefaultMaxResends
 	}
 	read := cfg.HTTPClient
 	if read == nil {
