@@ -5,8 +5,11 @@
 //
 // Transport policy in short:
 //
-//   - Every call is a GET with its inputs in the query string, Basic auth and
-//     the form-urlencoded content type real clients send (API §2.1, §2.2).
+//   - Every image call is a GET with its inputs in the query string and the
+//     form-urlencoded content type real clients send (API §2.1); the
+//     profile switch is a PATCH with a JSON body (API §4.15). Credentials
+//     are HTTP Basic (access and secret key) or, when Config.Token is set,
+//     a Bearer token and no Basic header at all (API §2.2).
 //   - A client-wide token bucket (golang.org/x/time/rate) caps the request
 //     rate: Config.RateLimit, default 10 requests/s, burst Config.Burst,
 //     default 5. Every attempt, retries included, takes a token.
@@ -38,6 +41,7 @@ package clanforge
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +51,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,6 +107,11 @@ type Config struct {
 	ASID      int64
 	AccessKey string
 	SecretKey string
+	// Token, when set, is sent as "Authorization: Bearer <token>" (the
+	// licensee's host, API §2.2) and the access and secret keys are not
+	// used (no Basic header is sent). It is masked in every error like
+	// the secret key.
+	Token string
 	// RateLimit caps requests per second across the whole client; 0 means
 	// the default of 10/s (rate.Inf: no limit). Burst defaults to 5.
 	RateLimit rate.Limit
@@ -201,8 +211,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ASID <= 0 {
 		return nil, errors.New("clanforge: the account service id (ASID) is missing")
 	}
-	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return nil, errors.New("clanforge: the access key and the secret key are both required")
+	if cfg.Token != "" {
+		// Never echo the token: the message names only what is wrong.
+		if strings.ContainsFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return nil, errors.New("clanforge: the token contains a space or a control character")
+		}
+	} else if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errors.New("clanforge: credentials missing: set a token, or both the access key and the secret key")
 	}
 	if cfg.RateLimit <= 0 {
 		cfg.RateLimit = DefaultRateLimit
@@ -247,15 +262,37 @@ func New(cfg Config) (*Client, error) {
 		mut:     noReuseClient(read),
 		limiter: rate.NewLimiter(cfg.RateLimit, cfg.Burst),
 	}
-	var pairs []string
-	for _, s := range []string{cfg.SecretKey, cfg.AccessKey} {
+	c.redactor = newRedactor(cfg)
+	return c, nil
+}
+
+// newRedactor masks the client's own credentials in server-supplied text,
+// in the forms a server echoing them might use: raw, query-escaped, and
+// the Basic header's base64 of "key:secret". Longer strings go first so
+// that a secret inside another is masked whole.
+func newRedactor(cfg Config) *strings.Replacer {
+	var secrets []string
+	add := func(s string) {
 		// Very short keys would mask innocent text; real keys are long.
 		if len(s) >= 4 {
-			pairs = append(pairs, s, "***")
+			secrets = append(secrets, s)
 		}
 	}
-	c.redactor = strings.NewReplacer(pairs...)
-	return c, nil
+	for _, s := range []string{cfg.Token, cfg.SecretKey, cfg.AccessKey} {
+		add(s)
+		if esc := url.QueryEscape(s); esc != s {
+			add(esc)
+		}
+	}
+	if cfg.AccessKey != "" && cfg.SecretKey != "" {
+		add(base64.StdEncoding.EncodeToString([]byte(cfg.AccessKey + ":" + cfg.SecretKey)))
+	}
+	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		pairs = append(pairs, s, "***")
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // noReuseClient derives the client for state-changing calls: same timeout,
@@ -295,14 +332,22 @@ func (c *Client) ASID() int64 { return c.cfg.ASID }
 // that below the client's sight (state-changing calls are never replayed).
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
-// NewRequest builds a GET request for path (relative to the base URL) with the
-// query parameters q plus accountserviceid and the auth header. A path under
-// /cfp/v2/project/<asid>/ carries the ASID as a path segment, the only place
-// its page documents it (API §4.12), so it is not repeated in the query there:
-// a strict server may refuse a parameter its table does not list.
-func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*http.Request, error) {
+// NewRequest builds a request for path (relative to the base URL) with the
+// query parameters q plus accountserviceid and the auth header, in the shape
+// of go-github's NewRequest. method "" is GET. A non-nil body is sent as
+// JSON (Content-Type application/json); a request without one carries the
+// form-urlencoded content type the docs ask for (API §2.1).
+//
+// A path under /cfp/v2/project/<asid>/ carries the ASID as a path segment,
+// the only place its page documents it (API §4.12), so it is not repeated in
+// the query there: a strict server may refuse a parameter its table does not
+// list.
+func (c *Client) NewRequest(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
 	if ctx == nil {
 		return nil, errors.New("clanforge: nil context")
+	}
+	if method == "" {
+		method = http.MethodGet
 	}
 	rel, err := url.Parse(path)
 	if err != nil || rel.IsAbs() || rel.Host != "" {
@@ -317,24 +362,49 @@ func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*ht
 	for k, vs := range q {
 		vals[k] = append([]string(nil), vs...)
 	}
-	asid := strconv.FormatInt(c.cfg.ASID, 10)
-	if strings.HasPrefix(rel.Path, "/cfp/v2/project/"+asid+"/") {
-		vals.Del("accountserviceid")
-	} else {
-		vals.Set("accountserviceid", asid)
-	}
+	withASID(vals, rel.Path, c.cfg.ASID)
 	u.RawQuery = vals.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("clanforge: encoding the body for %s: %w", u.Path, err)
+		}
+		// A bytes.Reader gives the request a GetBody, so each attempt
+		// sends the whole body again.
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: building request for %s: %w", u.Path, redactErr(err))
 	}
-	req.SetBasicAuth(c.cfg.AccessKey, c.cfg.SecretKey)
-	// The docs ask for this header and both real clients send it on their
-	// bodiless GETs (API §2.1).
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	} else {
+		req.SetBasicAuth(c.cfg.AccessKey, c.cfg.SecretKey)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		// The docs ask for this header and both real clients send it on
+		// their bodiless GETs (API §2.1).
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	return req, nil
+}
+
+// withASID adds accountserviceid to the query of a request for path, except
+// where the ASID is a path segment (/cfp/v2/project/<asid>/..., see
+// NewRequest). It is the one place that decides where the ASID goes.
+func withASID(q url.Values, path string, asid int64) {
+	a := strconv.FormatInt(asid, 10)
+	if strings.HasPrefix(path, "/cfp/v2/project/"+a+"/") {
+		q.Del("accountserviceid")
+		return
+	}
+	q.Set("accountserviceid", a)
 }
 
 // Do sends req and decodes the JSON answer into v (nil: not decoded). Reads

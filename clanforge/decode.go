@@ -759,3 +759,55 @@ func decodeList[T any](raw json.RawMessage, out *[]T) error {
 	}
 	return nil
 }
+
+// flexDeadline is the switch's Deadline: RFC 3339 (the documented form), a
+// Unix time as a number or numeric string, "" or null.
+type flexDeadline struct{ t time.Time }
+
+func (f *flexDeadline) UnmarshalJSON(b []byte) error {
+	*f = flexDeadline{}
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	str := strings.TrimSpace(string(s))
+	if str == "" {
+		return nil
+	}
+	if t, err := time.Parse(time.RFC3339, str); err == nil {
+		f.t = t
+		return nil
+	}
+	if v, err := parseNumber(str); err == nil {
+		if v > 0 {
+			f.t = time.Unix(v, 0)
+		}
+		return nil
+	}
+	return fmt.Errorf("not a time: %q", truncate(str, 40))
+}
+
+// decodeSwitch decodes the profile switch answer (API §4.15). Field names
+// are matched case-insensitively by encoding/json; the state is
+// lower-cased, and "not_requested" read as "not requested".
+func decodeSwitch(body []byte) (*ProfileSwitch, error) {
+	var r struct {
+		ServersPending   flexInt      `json:"ServersPending"`
+		ServersProcessed flexInt      `json:"ServersProcessed"`
+		ProfileID        flexInt      `json:"ProfileID"`
+		State            flexString   `json:"State"`
+		Deadline         flexDeadline `json:"Deadline"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	state := strings.ToLower(strings.TrimSpace(string(r.State)))
+	state = strings.ReplaceAll(state, "_", " ")
+	return &ProfileSwitch{
+		ServersPending:   clampInt(r.ServersPending.V),
+		ServersProcessed: clampInt(r.ServersProcessed.V),
+		ProfileID:        r.ProfileID.V,
+		State:            SwitchState(state),
+		Deadline:         r.Deadline.t,
+	}, nil
+}

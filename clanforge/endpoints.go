@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ func pathInstallQueue(id int64) string  { return fmt.Sprintf("/cfp/v1/imageinsta
 func pathImageStatus(asid, image int64) string {
 	return fmt.Sprintf("/cfp/v2/project/%d/image/%d/status", asid, image)
 }
+func pathSwitchProfile(fleet string) string { return "/cfp/v2/fleet/" + fleet + "/switchprofile" }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
@@ -41,9 +43,10 @@ func bit(b bool) string {
 	return "0"
 }
 
-// get sends one GET and returns the raw JSON object of a successful answer.
-func (c *Client) get(ctx context.Context, path string, q url.Values, mutating bool) ([]byte, error) {
-	req, err := c.NewRequest(ctx, path, q)
+// get sends one request and returns the raw JSON object of a successful
+// answer.
+func (c *Client) get(ctx context.Context, method, path string, q url.Values, body any, mutating bool) ([]byte, error) {
+	req, err := c.NewRequest(ctx, method, path, q, body)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +61,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, mutating bo
 // *DecodeError naming the endpoint.
 func read[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
 	var zero T
-	body, err := c.get(ctx, path, q, false)
+	body, err := c.get(ctx, http.MethodGet, path, q, nil, false)
 	if err != nil {
 		return zero, err
 	}
@@ -80,8 +83,13 @@ func (c *Client) endpoint(path string) string { return c.base.Path + path }
 // arrived but cannot be decoded, or lacks the id it must carry, is as good as
 // lost: it becomes an *OutcomeUnknownError for the caller to settle.
 func mutate[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
+	return mutateWith(ctx, c, http.MethodGet, path, q, nil, decode)
+}
+
+// mutateWith is mutate for any method and a JSON body.
+func mutateWith[T any](ctx context.Context, c *Client, method, path string, q url.Values, reqBody any, decode func([]byte) (T, error)) (T, error) {
 	var zero T
-	body, err := c.get(ctx, path, q, true)
+	body, err := c.get(ctx, method, path, q, reqBody, true)
 	if err != nil {
 		return zero, err
 	}
@@ -654,6 +662,67 @@ func (c *Client) LockHolder(ctx context.Context, imageID int64) (kind string, id
 		return "update", o.UpdateID, nil
 	}
 	return "", 0, nil
+}
+
+// SwitchProfile asks a reservation fleet to switch its servers to a profile:
+// PATCH /cfp/v2/fleet/<fleetid>/switchprofile with the JSON body
+// {"ProfileID", "Timeout", "MaxMachines"}, the last two only when set
+// (API §4.15). Timeout is sent as a Go duration ("2h", "90m").
+//
+// The PATCH changes state, so it goes the never-resend-blindly way: over a
+// connection that is not reused, sent once. A lost answer is settled by
+// reading the switch status: the requested profile pending, processing or
+// complete means the PATCH took, and that status is returned. Anything
+// else is an *OutcomeUnknownError saying what the read showed; it is not
+// sent again (a second PATCH while the first is still on its way could
+// start a second switch).
+func (c *Client) SwitchProfile(ctx context.Context, fleetID string, opt SwitchOptions) (*ProfileSwitch, error) {
+	if err := checkFleetID(fleetID); err != nil {
+		return nil, err
+	}
+	if opt.ProfileID <= 0 || opt.Timeout < 0 || opt.MaxMachines < 0 {
+		return nil, fmt.Errorf("clanforge: switchprofile of fleet %s: ProfileID must be positive and Timeout and MaxMachines not negative (got %d, %s, %d)",
+			fleetID, opt.ProfileID, opt.Timeout, opt.MaxMachines)
+	}
+	path := pathSwitchProfile(fleetID)
+	st, err := mutateWith(ctx, c, http.MethodPatch, path, nil, switchBody(opt), decodeSwitch)
+	if err == nil {
+		return st, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	after, serr := c.ProfileSwitchStatus(ctx, fleetID)
+	if serr != nil {
+		return nil, unsettled(ou, serr)
+	}
+	if after.ProfileID == opt.ProfileID && after.State.Requested() {
+		return after, nil
+	}
+	return nil, inconclusive(ou, fmt.Sprintf("fleet %s's switch status shows %s for profile %d, not a switch to profile %d",
+		fleetID, after.State, after.ProfileID, opt.ProfileID))
+}
+
+// ProfileSwitchStatus reads GET /cfp/v2/fleet/<fleetid>/switchprofile: the
+// state of the fleet's last profile switch ("not requested" before any).
+func (c *Client) ProfileSwitchStatus(ctx context.Context, fleetID string) (*ProfileSwitch, error) {
+	if err := checkFleetID(fleetID); err != nil {
+		return nil, err
+	}
+	return read(ctx, c, pathSwitchProfile(fleetID), nil, decodeSwitch)
+}
+
+// checkFleetID refuses a fleet id that could change the request's path.
+// Fleet ids are UUIDs (API §1.1); letters, digits, '-', '_' and '.' are
+// accepted.
+func checkFleetID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) {
+		return fmt.Errorf("clanforge: fleet id %q is not a fleet UUID", truncate(id, 60))
+	}
+	return nil
 }
 
 func urlValues(kv ...string) url.Values {
