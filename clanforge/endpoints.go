@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,14 +21,15 @@ const (
 	alreadyQueuedToken = "already queued"
 )
 
-func pathUpdateStatus(id int64) string  { return fmt.Sprintf("/cfp/v1/imageupdate/%d/status", id) }
-func pathDiffStatus(id int64) string    { return fmt.Sprintf("/cfp/v1/imagediff/%d/status", id) }
-func pathDiffRetry(id int64) string     { return fmt.Sprintf("/cfp/v1/imagediff/%d/retry", id) }
-func pathDiffReject(id int64) string    { return fmt.Sprintf("/cfp/v1/imagediff/%d/reject", id) }
-func pathVersionStatus(id int64) string { return fmt.Sprintf("/cfp/v1/imageversion/%d/status", id) }
-func pathInstallQueue(id int64) string  { return fmt.Sprintf("/cfp/v1/imageinstall/%d/queue", id) }
-func pathImageStatus(asid, image int64) string {
-	return fmt.Sprintf("/cfp/v2/project/%d/image/%d/status", asid, image)
+// Path builders take ids as text: Calls lets a preview pass placeholders.
+func pathUpdateStatus(id string) string  { return "/cfp/v1/imageupdate/" + id + "/status" }
+func pathDiffStatus(id string) string    { return "/cfp/v1/imagediff/" + id + "/status" }
+func pathDiffRetry(id string) string     { return "/cfp/v1/imagediff/" + id + "/retry" }
+func pathDiffReject(id string) string    { return "/cfp/v1/imagediff/" + id + "/reject" }
+func pathVersionStatus(id string) string { return "/cfp/v1/imageversion/" + id + "/status" }
+func pathInstallQueue(id string) string  { return "/cfp/v1/imageinstall/" + id + "/queue" }
+func pathImageStatus(asid, image string) string {
+	return "/cfp/v2/project/" + asid + "/image/" + image + "/status"
 }
 func pathSwitchProfile(fleet string) string { return "/cfp/v2/fleet/" + fleet + "/switchprofile" }
 
@@ -43,31 +43,30 @@ func bit(b bool) string {
 	return "0"
 }
 
-// get sends one request and returns the raw JSON object of a successful
-// answer.
-func (c *Client) get(ctx context.Context, method, path string, q url.Values, body any, mutating bool) ([]byte, error) {
-	req, err := c.NewRequest(ctx, method, path, q, body)
+// send sends call and returns the raw JSON object of a successful answer.
+func (c *Client) send(ctx context.Context, call Call) ([]byte, error) {
+	req, err := c.Request(ctx, call)
 	if err != nil {
 		return nil, err
 	}
 	var raw json.RawMessage
-	if _, err := c.Do(ctx, req, &raw, mutating); err != nil {
+	if _, err := c.Do(ctx, req, &raw, call.Mutating); err != nil {
 		return nil, err
 	}
 	return raw, nil
 }
 
-// read is get for safe reads plus decoding; a decode failure is a
-// *DecodeError naming the endpoint.
-func read[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
+// read sends a safe read built by Calls and decodes it; a decode failure is
+// a *DecodeError naming the endpoint.
+func read[T any](ctx context.Context, c *Client, call Call, decode func([]byte) (T, error)) (T, error) {
 	var zero T
-	body, err := c.get(ctx, http.MethodGet, path, q, nil, false)
+	body, err := c.send(ctx, call)
 	if err != nil {
 		return zero, err
 	}
 	v, err := decode(body)
 	if err != nil {
-		return zero, c.decodeError(path, err)
+		return zero, c.decodeError(call.Path, err)
 	}
 	return v, nil
 }
@@ -82,20 +81,15 @@ func (c *Client) endpoint(path string) string { return c.base.Path + path }
 // mutate sends a state-changing call and decodes its answer. An answer that
 // arrived but cannot be decoded, or lacks the id it must carry, is as good as
 // lost: it becomes an *OutcomeUnknownError for the caller to settle.
-func mutate[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
-	return mutateWith(ctx, c, http.MethodGet, path, q, nil, decode)
-}
-
-// mutateWith is mutate for any method and a JSON body.
-func mutateWith[T any](ctx context.Context, c *Client, method, path string, q url.Values, reqBody any, decode func([]byte) (T, error)) (T, error) {
+func mutate[T any](ctx context.Context, c *Client, call Call, decode func([]byte) (T, error)) (T, error) {
 	var zero T
-	body, err := c.get(ctx, method, path, q, reqBody, true)
+	body, err := c.send(ctx, call)
 	if err != nil {
 		return zero, err
 	}
 	v, err := decode(body)
 	if err != nil {
-		return zero, &OutcomeUnknownError{Endpoint: c.endpoint(path), Cause: c.decodeError(path, err)}
+		return zero, &OutcomeUnknownError{Endpoint: c.endpoint(call.Path), Cause: c.decodeError(call.Path, err)}
 	}
 	return v, nil
 }
@@ -196,11 +190,7 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imageupdate/create: %w", imageID, err)
 	}
-	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID), "desc", desc)
-	if url != "" {
-		q.Set("url", url)
-	}
-	j, err := mutate(ctx, c, pathUpdateCreate, q, jobDecoder(idUpdate))
+	j, err := mutate(ctx, c, c.Calls().UpdateCreate(itoa(imageID), itoa(machineID), desc, url), jobDecoder(idUpdate))
 	if err == nil {
 		return j, nil
 	}
@@ -243,7 +233,7 @@ func adoptJob(ctx context.Context, id int64, status func(context.Context, int64)
 
 // UpdateStatus reads imageupdate/<id>/status.
 func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error) {
-	return read(ctx, c, pathUpdateStatus(updateID), nil, func(b []byte) (*Job, error) {
+	return read(ctx, c, c.Calls().UpdateStatus(itoa(updateID)), func(b []byte) (*Job, error) {
 		return decodeJob(b, idUpdate, updateID)
 	})
 }
@@ -263,7 +253,7 @@ func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/create: %w", imageID, err)
 	}
-	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID))
+	call := c.Calls().DiffCreate(itoa(imageID), itoa(machineID))
 	diffJob := func(ctx context.Context, id int64) (*Job, error) {
 		d, err := c.DiffStatus(ctx, id)
 		if err != nil {
@@ -272,7 +262,7 @@ func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job
 		return &d.Job, nil
 	}
 	for sends := 1; ; sends++ {
-		j, err := mutate(ctx, c, pathDiffCreate, q, jobDecoder(idDiff))
+		j, err := mutate(ctx, c, call, jobDecoder(idDiff))
 		if err == nil {
 			return j, nil
 		}
@@ -310,7 +300,7 @@ func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job
 // not sent: the file maps come without it (API §4.5) and the game/image/
 // machine objects are not needed.
 func (c *Client) DiffStatus(ctx context.Context, diffID int64) (*Diff, error) {
-	return read(ctx, c, pathDiffStatus(diffID), nil, func(b []byte) (*Diff, error) {
+	return read(ctx, c, c.Calls().DiffStatus(itoa(diffID), false), func(b []byte) (*Diff, error) {
 		return decodeDiff(b, diffID)
 	})
 }
@@ -324,7 +314,7 @@ func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/retry: %w", diffID, err)
 	}
-	j, err := mutate(ctx, c, pathDiffRetry(diffID), nil, func(b []byte) (*Job, error) {
+	j, err := mutate(ctx, c, c.Calls().DiffRetry(itoa(diffID)), func(b []byte) (*Job, error) {
 		// The retry answer's table lists diffid, but the diff is known.
 		return decodeJob(b, idDiff, diffID)
 	})
@@ -363,7 +353,7 @@ func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
 func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (*RejectResult, error) {
 	// The lock lives on the image, which the diff status names only with
 	// diff_info=1; read it to know where to look after a lost answer.
-	imageID, err := read(ctx, c, pathDiffStatus(diffID), urlValues("diff_info", "1"), decodeDiffImage)
+	imageID, err := read(ctx, c, c.Calls().DiffStatus(itoa(diffID), true), decodeDiffImage)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/reject: %w", diffID, err)
 	}
@@ -376,7 +366,7 @@ func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (
 	}
 	held := imageID != 0 && beforeKind == "diff" && beforeID == diffID
 	for sends := 1; ; sends++ {
-		res, err := mutate(ctx, c, pathDiffReject(diffID), urlValues("reinstall", bit(reinstall)), func(b []byte) (*RejectResult, error) {
+		res, err := mutate(ctx, c, c.Calls().DiffReject(itoa(diffID), reinstall), func(b []byte) (*RejectResult, error) {
 			return decodeReject(b, diffID)
 		})
 		if err == nil {
@@ -434,38 +424,15 @@ func decodeDiffImage(b []byte) (int64, error) {
 // never took effect (steps does that, and finds a version that was made from
 // the install jobs it generates).
 //
-// restart is always sent, as 1 or 0 (API §7 #12: the docs mark it required).
-// full and force are optional and sent only as full=1 and force=1: their
-// page documents the value 1 and absence (API §4.8), so a strict server has
-// nothing to object to. install_at=NOW() is sent only with opt.InstallNow;
-// omitted, the install jobs wait in Pending for imageinstall/<id>/queue
-// (API §7 #13).
+// The parameters are built by Calls.VersionCreate, which says how each is
+// spelled.
 func (c *Client) CreateVersion(ctx context.Context, diffID int64, opt VersionOptions) (*Job, error) {
-	q := urlValues("diffid", itoa(diffID), "restart", bit(opt.Restart))
-	if opt.Full {
-		q.Set("full", "1")
-	}
-	if opt.Force {
-		q.Set("force", "1")
-	}
-	if opt.GameBuild != "" {
-		q.Set("game_build", opt.GameBuild)
-	}
-	if opt.InstallNow {
-		q.Set("install_at", "NOW()")
-	}
-	if opt.DisableTimeout > 0 {
-		q.Set("disable_timeout", strconv.Itoa(opt.DisableTimeout))
-	}
-	if opt.DisablePercentage > 0 {
-		q.Set("disable_percentage", strconv.FormatFloat(opt.DisablePercentage, 'f', 2, 64))
-	}
-	return mutate(ctx, c, pathVersionCreate, q, jobDecoder(idVersion))
+	return mutate(ctx, c, c.Calls().VersionCreate(itoa(diffID), opt), jobDecoder(idVersion))
 }
 
 // VersionStatus reads imageversion/<id>/status.
 func (c *Client) VersionStatus(ctx context.Context, versionID int64) (*Job, error) {
-	return read(ctx, c, pathVersionStatus(versionID), nil, func(b []byte) (*Job, error) {
+	return read(ctx, c, c.Calls().VersionStatus(itoa(versionID)), func(b []byte) (*Job, error) {
 		return decodeJob(b, idVersion, versionID)
 	})
 }
@@ -473,7 +440,7 @@ func (c *Client) VersionStatus(ctx context.Context, versionID int64) (*Job, erro
 // InstallStatus reads imageinstall/status: every install job of the ASID that
 // has not completed (Failed ones included, API §7 #16).
 func (c *Client) InstallStatus(ctx context.Context) ([]Install, error) {
-	return read(ctx, c, pathInstallStatus, nil, decodeInstalls)
+	return read(ctx, c, c.Calls().InstallStatus(), decodeInstalls)
 }
 
 // FindInstall reads imageinstall/status and returns the install job jobID.
@@ -504,10 +471,9 @@ func (c *Client) FindInstall(ctx context.Context, jobID int64) (inst *Install, l
 // "already queued" is matched case-insensitively anywhere in error_message:
 // the text is not documented.
 func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) (*QueueResult, error) {
-	// mirroring is spelled true/false on this endpoint (API §4.11).
-	q := urlValues("mirroring", strconv.FormatBool(mirroring))
+	call := c.Calls().InstallQueue(itoa(jobID), mirroring)
 	for sends := 1; ; sends++ {
-		res, err := mutate(ctx, c, pathInstallQueue(jobID), q, func(b []byte) (*QueueResult, error) {
+		res, err := mutate(ctx, c, call, func(b []byte) (*QueueResult, error) {
 			return decodeQueue(b, jobID)
 		})
 		if err == nil {
@@ -550,21 +516,20 @@ func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) 
 // query: the page's table does not list it there (see NewRequest). detail is
 // spelled true/false.
 func (c *Client) ImageStatus(ctx context.Context, imageID int64, detail bool) (*ImageStatus, error) {
-	q := urlValues("detail", strconv.FormatBool(detail))
-	return read(ctx, c, pathImageStatus(c.cfg.ASID, imageID), q, decodeImageStatus)
+	return read(ctx, c, c.Calls().ImageStatus(itoa(imageID), detail), decodeImageStatus)
 }
 
 // ImageOptions reads image/options for one image (lock holders, update URL).
 func (c *Client) ImageOptions(ctx context.Context, imageID int64) (*ImageOptions, error) {
-	q := urlValues("imageid", itoa(imageID))
 	game, err := c.gameFor(ctx, imageID)
 	if err != nil {
 		return nil, err
 	}
+	gameID := ""
 	if game != 0 {
-		q.Set("gameid", itoa(game))
+		gameID = itoa(game)
 	}
-	return read(ctx, c, pathImageOptions, q, decodeImageOptions)
+	return read(ctx, c, c.Calls().ImageOptions(gameID, itoa(imageID)), decodeImageOptions)
 }
 
 // gameFor finds the game an image belongs to. The options page says gameid
@@ -588,7 +553,7 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	if ok {
 		return g, nil
 	}
-	all, err := read(ctx, c, pathImageOptions, url.Values{}, decodeImageOptions)
+	all, err := read(ctx, c, c.Calls().ImageOptions("", ""), decodeImageOptions)
 	if err != nil {
 		// Credentials and interrupts are answers in themselves. Any other
 		// refusal of the unfiltered listing (a server that wants filters)
@@ -608,7 +573,7 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	default:
 		var lastErr error
 		for _, game := range all.Games {
-			o, err := read(ctx, c, pathImageOptions, urlValues("gameid", itoa(game.ID), "imageid", itoa(imageID)), decodeImageOptions)
+			o, err := read(ctx, c, c.Calls().ImageOptions(itoa(game.ID), itoa(imageID)), decodeImageOptions)
 			if err != nil {
 				if errors.Is(err, ErrAuth) || ctx.Err() != nil {
 					return 0, err
@@ -684,8 +649,7 @@ func (c *Client) SwitchProfile(ctx context.Context, fleetID string, opt SwitchOp
 		return nil, fmt.Errorf("clanforge: switchprofile of fleet %s: ProfileID must be positive and Timeout and MaxMachines not negative (got %d, %s, %d)",
 			fleetID, opt.ProfileID, opt.Timeout, opt.MaxMachines)
 	}
-	path := pathSwitchProfile(fleetID)
-	st, err := mutateWith(ctx, c, http.MethodPatch, path, nil, switchBody(opt), decodeSwitch)
+	st, err := mutate(ctx, c, c.Calls().SwitchProfile(fleetID, opt), decodeSwitch)
 	if err == nil {
 		return st, nil
 	}
@@ -710,7 +674,7 @@ func (c *Client) ProfileSwitchStatus(ctx context.Context, fleetID string) (*Prof
 	if err := checkFleetID(fleetID); err != nil {
 		return nil, err
 	}
-	return read(ctx, c, pathSwitchProfile(fleetID), nil, decodeSwitch)
+	return read(ctx, c, c.Calls().SwitchStatus(fleetID), decodeSwitch)
 }
 
 // checkFleetID refuses a fleet id that could change the request's path.
