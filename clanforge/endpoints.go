@@ -49,11 +49,10 @@ func (c *Client) send(ctx context.Context, call Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var raw json.RawMessage
-	if _, err := c.Do(ctx, req, &raw, call.Mutating); err != nil {
-		return nil, err
-	}
-	return raw, nil
+	// The body is decoded once, by the caller's decoder; do has only made
+	// sure that it is a JSON object without an error envelope.
+	_, body, err := c.do(ctx, req, true, call.Mutating)
+	return body, err
 }
 
 // read sends a safe read built by Calls and decodes it; a decode failure is
