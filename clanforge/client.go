@@ -50,6 +50,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"sort"
 	"strconv"
@@ -573,6 +574,14 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, req *http.Reques
 	defer cancelSend()
 	actx, cancel := context.WithTimeout(sendCtx, c.cfg.RequestTimeout)
 	defer cancel()
+	var connected atomic.Bool
+	if c.cfg.SlowAnswer > 0 && c.cfg.OnWait != nil {
+		// Whether the connection was made tells a firewall or a dead
+		// host (no connection) from a slow server (no answer).
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+			GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+		})
+	}
 	r := req.Clone(actx)
 	if req.GetBody != nil {
 		b, err := req.GetBody()
@@ -583,8 +592,12 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, req *http.Reques
 	}
 	if c.cfg.SlowAnswer > 0 && c.cfg.OnWait != nil {
 		slow := time.AfterFunc(c.cfg.SlowAnswer, func() {
+			what := "no connection yet"
+			if connected.Load() {
+				what = "connected, no complete answer yet"
+			}
 			c.emit(Wait{Kind: WaitAnswer, Endpoint: req.URL.Path, Attempt: attempt, Delay: c.cfg.SlowAnswer,
-				Reason: fmt.Sprintf("no complete answer yet; this attempt gives up after %s", roundDuration(c.cfg.RequestTimeout))})
+				Reason: fmt.Sprintf("%s; this attempt gives up after %s", what, roundDuration(c.cfg.RequestTimeout))})
 		})
 		defer slow.Stop()
 	}

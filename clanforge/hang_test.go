@@ -255,7 +255,7 @@ func TestNeverAnsweringIsReportedBeforeTheAttemptEnds(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := c.VersionStatus(cx, 1); done <- err }()
 	for {
-		if _, ok := w.find(clanforge.WaitAnswer, "gives up after 5s"); ok {
+		if _, ok := w.find(clanforge.WaitAnswer, "connected, no complete answer yet; this attempt gives up after 5s"); ok {
 			break
 		}
 		select {
