@@ -24,9 +24,9 @@
 //     never answers or drips its answer cannot hold a call forever.
 //   - Every wait is reported through Config.OnWait (see Wait): a retry's
 //     backoff, a 429 hold, a long rate-limit wait, an answer slow to come.
-//   - State-changing calls (create, retry, reject, queue) go over their own
-//     *http.Client whose transport never reuses connections, so that net/http
-//     cannot silently replay them (API §8). Do resends them only after a 429
+//   - State-changing calls (create, retry, reject, queue, the profile switch)
+//     go over their own *http.Client whose transport never reuses
+//     connections, so that net/http cannot silently replay them (API §8). Do resends them only after a 429
 //     or a failed dial, both of which prove the server did nothing. Any other
 //     lost answer is settled by reading the API (see endpoints.go): a read
 //     that shows the call's effect adopts it, a read that proves the call
@@ -35,7 +35,11 @@
 //   - The error envelope is checked on every answer whatever its status,
 //     because business errors arrive with 200 (API §7 #1).
 //   - No error the client returns contains a query string: imageupdate/create
-//     carries bucket credentials in its url parameter (API §4.1.1).
+//     carries bucket credentials in its url parameter (API §4.1.1). The
+//     client's own credentials are masked in anything a server echoes.
+//   - Calls (calls.go) is the one place that builds each endpoint's method,
+//     path, query and body; the client sends exactly what it builds, and a
+//     preview renders the same Calls.
 package clanforge
 
 import (
