@@ -5,38 +5,58 @@
 //
 // Transport policy in short:
 //
-//   - Every call is a GET with its inputs in the query string, Basic auth and
-//     the form-urlencoded content type real clients send (API §2.1, §2.2).
+//   - Every image call is a GET with its inputs in the query string and the
+//     form-urlencoded content type real clients send (API §2.1); the
+//     profile switch is a PATCH with a JSON body (API §4.15). Credentials
+//     are HTTP Basic (access and secret key) or, when Config.Token is set,
+//     a Bearer token and no Basic header at all (API §2.2).
 //   - A client-wide token bucket (golang.org/x/time/rate) caps the request
 //     rate: Config.RateLimit, default 10 requests/s, burst Config.Burst,
 //     default 5. Every attempt, retries included, takes a token.
 //   - A 429 sets a client-wide "not before" time from Retry-After: every
 //     request of the client waits for it, not only the refused one.
 //   - Reads are retried on 429, 5xx and transport errors with exponential
-//     backoff and full jitter, bounded by ctx and Config.MaxReadAttempts.
-//   - State-changing calls (create, retry, reject, queue) go over their own
-//     *http.Client whose transport never reuses connections, so that net/http
-//     cannot silently replay them (API §8). They are resent only after a 429
+//     backoff and full jitter, bounded by ctx and Config.MaxReadAttempts. A
+//     read that stops retrying returns a *GaveUpError naming the endpoint,
+//     the attempts, the time spent and the last failure.
+//   - Every attempt has an overall deadline (Config.RequestTimeout) covering
+//     the connection, the headers and the whole body, so that a server that
+//     never answers or drips its answer cannot hold a call forever.
+//   - Every wait is reported through Config.OnWait (see Wait): a retry's
+//     backoff, a 429 hold, a long rate-limit wait, an answer slow to come.
+//   - State-changing calls (create, retry, reject, queue, the profile switch)
+//     go over their own *http.Client whose transport never reuses
+//     connections, so that net/http cannot silently replay them (API §8). Do resends them only after a 429
 //     or a failed dial, both of which prove the server did nothing. Any other
-//     lost answer is settled by reading the API (see endpoints.go) or
-//     reported as *OutcomeUnknownError.
+//     lost answer is settled by reading the API (see endpoints.go): a read
+//     that shows the call's effect adopts it, a read that proves the call
+//     took no effect lets it be sent again (Config.MaxResends times, with
+//     backoff), and anything else is an *OutcomeUnknownError.
 //   - The error envelope is checked on every answer whatever its status,
 //     because business errors arrive with 200 (API §7 #1).
 //   - No error the client returns contains a query string: imageupdate/create
-//     carries bucket credentials in its url parameter (API §4.1.1).
+//     carries bucket credentials in its url parameter (API §4.1.1). The
+//     client's own credentials are masked in anything a server echoes.
+//   - Calls (calls.go) is the one place that builds each endpoint's method,
+//     path, query and body; the client sends exactly what it builds, and a
+//     preview renders the same Calls.
 package clanforge
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,9 +81,29 @@ const (
 	// maxBody bounds how much of an answer is read; the largest answer,
 	// imageinstall/status for a big fleet, stays far below it.
 	maxBody = 32 << 20
-	// maxRetryAfter caps a Retry-After so that a garbled header cannot park
-	// the client for years; ctx bounds the wait anyway.
-	maxRetryAfter = time.Hour
+	// DefaultRequestTimeout bounds one attempt: connecting, sending, and
+	// reading the headers and the whole body. The largest answer
+	// (imageinstall/status of a big fleet, a few MB) takes a fraction of
+	// it on any working link.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultSlowAnswer is how long an attempt waits for its answer before
+	// the wait is reported (WaitAnswer): a person sees within seconds that
+	// the API is slow, long before the attempt gives up.
+	DefaultSlowAnswer = 5 * time.Second
+	// DefaultMaxRetryAfter caps a 429's Retry-After. The hold stops every
+	// request of the client, job polls included, and a server that still
+	// wants quiet after it simply answers 429 again, which costs one
+	// request per hold. Uncapped, a garbled or hostile value (999999999 s
+	// is 31 years) would park a rollout without a word. The cap is reported
+	// in the Wait's Reason when it applies.
+	DefaultMaxRetryAfter = 5 * time.Minute
+	// DefaultMaxResends bounds how often a state-changing call whose lost
+	// answer a read proved harmless is sent again (see Config.MaxResends):
+	// with the default backoff, a burst of 5xx lasting up to about 15 s.
+	DefaultMaxResends = 5
+	// reportRateWait is the shortest rate-limit wait worth reporting: the
+	// limiter's normal pacing is a fraction of a second per request.
+	reportRateWait = 2 * time.Second
 )
 
 // Config configures a Client. Credentials are never printed by the client.
@@ -72,8 +112,18 @@ type Config struct {
 	ASID      int64
 	AccessKey string
 	SecretKey string
+	// Token, when set, is sent as "Authorization: Bearer <token>" (the
+	// licensee's host, API §2.2) and the access and secret keys are not
+	// used (no Basic header is sent). It is masked in every error like
+	// the secret key.
+	Token string
 	// RateLimit caps requests per second across the whole client; 0 means
-	// the default of 10/s (rate.Inf: no limit). Burst defaults to 5.
+	// the default of 10/s, which suits the hosted API (it documents no
+	// limit, API §2.4). rate.Inf lifts the cap (Burst is then ignored):
+	// for a server that can take more, such as the built-in simulator,
+	// where the default made a 1,000-machine run take 104 s instead of
+	// 1.2 s (issue 12). Burst defaults to 5. A 429's Retry-After holds
+	// every request whatever the limit.
 	RateLimit rate.Limit
 	Burst     int
 	// HTTPClient is used for reads; nil: a default client with keep-alives.
@@ -87,6 +137,23 @@ type Config struct {
 	// It also bounds how often a state-changing call refused with 429 is
 	// sent again.
 	MaxReadAttempts int
+	// RequestTimeout bounds every attempt from connecting to the last byte
+	// of the answer; 0: DefaultRequestTimeout. A read cut off by it is
+	// retried like any lost answer; a state-changing call cut off by it
+	// may have been acted on and is settled like one.
+	RequestTimeout time.Duration
+	// SlowAnswer is how long an attempt waits for its answer before a
+	// WaitAnswer is reported; 0: DefaultSlowAnswer, negative: never.
+	SlowAnswer time.Duration
+	// MaxResends bounds how often a state-changing call is sent again after
+	// its answer was lost and a read proved it took no effect (an image
+	// lock unchanged, an install job still Pending); 0: DefaultMaxResends,
+	// negative: never. Each resend waits a backoff and is reported as a
+	// WaitResend.
+	MaxResends int
+	// MaxRetryAfter caps the hold a 429's Retry-After imposes; 0:
+	// DefaultMaxRetryAfter. See there for why.
+	MaxRetryAfter time.Duration
 	// Backoff is the base delay of exponential backoff; 0: 500ms.
 	Backoff time.Duration
 	// MaxBackoff caps a single backoff delay; 0: 30s.
@@ -105,6 +172,10 @@ type Config struct {
 	// arrived). It must be cheap and safe for concurrent use; the UI uses it
 	// for its request-rate display.
 	OnRequest func(method, path string, status int)
+	// OnWait, when set, is called for every wait of the client (see Wait)
+	// before the wait begins, so that a person sees what the client is
+	// trying. It must be cheap and safe for concurrent use.
+	OnWait func(Wait)
 }
 
 // Client talks to one Clanforge account service (ASID). It is safe for
@@ -117,6 +188,9 @@ type Client struct {
 	limiter *rate.Limiter
 
 	requests atomic.Int64
+	// answered is set once any HTTP answer has come from the server
+	// (Wait.FirstContact).
+	answered atomic.Bool
 
 	mu        sync.Mutex
 	notBefore time.Time // no request leaves before this (Retry-After)
@@ -147,8 +221,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ASID <= 0 {
 		return nil, errors.New("clanforge: the account service id (ASID) is missing")
 	}
-	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return nil, errors.New("clanforge: the access key and the secret key are both required")
+	if cfg.Token != "" {
+		// Never echo the token: the message names only what is wrong.
+		if strings.ContainsFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return nil, errors.New("clanforge: the token contains a space or a control character")
+		}
+	} else if cfg.AccessKey == "" || cfg.SecretKey == "" {
+		return nil, errors.New("clanforge: credentials missing: set a token, or both the access key and the secret key")
 	}
 	if cfg.RateLimit <= 0 {
 		cfg.RateLimit = DefaultRateLimit
@@ -168,9 +247,23 @@ func New(cfg Config) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = defaultUserAgent
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.SlowAnswer == 0 {
+		cfg.SlowAnswer = DefaultSlowAnswer
+	}
+	if cfg.MaxRetryAfter <= 0 {
+		cfg.MaxRetryAfter = DefaultMaxRetryAfter
+	}
+	if cfg.MaxResends == 0 {
+		cfg.MaxResends = DefaultMaxResends
+	}
 	read := cfg.HTTPClient
 	if read == nil {
-		read = &http.Client{Timeout: 60 * time.Second}
+		// No http.Client.Timeout: every attempt is bounded by
+		// RequestTimeout instead, which also applies to a caller's client.
+		read = &http.Client{}
 	}
 	c := &Client{
 		cfg:     cfg,
@@ -179,15 +272,37 @@ func New(cfg Config) (*Client, error) {
 		mut:     noReuseClient(read),
 		limiter: rate.NewLimiter(cfg.RateLimit, cfg.Burst),
 	}
-	var pairs []string
-	for _, s := range []string{cfg.SecretKey, cfg.AccessKey} {
+	c.redactor = newRedactor(cfg)
+	return c, nil
+}
+
+// newRedactor masks the client's own credentials in server-supplied text,
+// in the forms a server echoing them might use: raw, query-escaped, and
+// the Basic header's base64 of "key:secret". Longer strings go first so
+// that a secret inside another is masked whole.
+func newRedactor(cfg Config) *strings.Replacer {
+	var secrets []string
+	add := func(s string) {
 		// Very short keys would mask innocent text; real keys are long.
 		if len(s) >= 4 {
-			pairs = append(pairs, s, "***")
+			secrets = append(secrets, s)
 		}
 	}
-	c.redactor = strings.NewReplacer(pairs...)
-	return c, nil
+	for _, s := range []string{cfg.Token, cfg.SecretKey, cfg.AccessKey} {
+		add(s)
+		if esc := url.QueryEscape(s); esc != s {
+			add(esc)
+		}
+	}
+	if cfg.AccessKey != "" && cfg.SecretKey != "" {
+		add(base64.StdEncoding.EncodeToString([]byte(cfg.AccessKey + ":" + cfg.SecretKey)))
+	}
+	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		pairs = append(pairs, s, "***")
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // noReuseClient derives the client for state-changing calls: same timeout,
@@ -214,6 +329,10 @@ func noReuseClient(read *http.Client) *http.Client {
 // connections (state-changing calls never keep one), for a clean shutdown.
 func (c *Client) CloseIdleConnections() { c.read.CloseIdleConnections() }
 
+// BaseURL is the API's base URL as a person may see it (no credentials,
+// no query), for a "connecting to …" line before the first call.
+func (c *Client) BaseURL() string { return redactURL(c.base.String()) }
+
 // ASID returns the account service id the client is scoped to.
 func (c *Client) ASID() int64 { return c.cfg.ASID }
 
@@ -223,14 +342,22 @@ func (c *Client) ASID() int64 { return c.cfg.ASID }
 // that below the client's sight (state-changing calls are never replayed).
 func (c *Client) Requests() int64 { return c.requests.Load() }
 
-// NewRequest builds a GET request for path (relative to the base URL) with the
-// query parameters q plus accountserviceid and the auth header. A path under
-// /cfp/v2/project/<asid>/ carries the ASID as a path segment, the only place
-// its page documents it (API §4.12), so it is not repeated in the query there:
-// a strict server may refuse a parameter its table does not list.
-func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*http.Request, error) {
+// NewRequest builds a request for path (relative to the base URL) with the
+// query parameters q plus accountserviceid and the auth header, in the shape
+// of go-github's NewRequest. method "" is GET. A non-nil body is sent as
+// JSON (Content-Type application/json); a request without one carries the
+// form-urlencoded content type the docs ask for (API §2.1).
+//
+// A path under /cfp/v2/project/<asid>/ carries the ASID as a path segment,
+// the only place its page documents it (API §4.12), so it is not repeated in
+// the query there: a strict server may refuse a parameter its table does not
+// list.
+func (c *Client) NewRequest(ctx context.Context, method, path string, q url.Values, body any) (*http.Request, error) {
 	if ctx == nil {
 		return nil, errors.New("clanforge: nil context")
+	}
+	if method == "" {
+		method = http.MethodGet
 	}
 	rel, err := url.Parse(path)
 	if err != nil || rel.IsAbs() || rel.Host != "" {
@@ -245,111 +372,147 @@ func (c *Client) NewRequest(ctx context.Context, path string, q url.Values) (*ht
 	for k, vs := range q {
 		vals[k] = append([]string(nil), vs...)
 	}
-	asid := strconv.FormatInt(c.cfg.ASID, 10)
-	if strings.HasPrefix(rel.Path, "/cfp/v2/project/"+asid+"/") {
-		vals.Del("accountserviceid")
-	} else {
-		vals.Set("accountserviceid", asid)
-	}
+	withASID(vals, rel.Path, c.cfg.ASID)
 	u.RawQuery = vals.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		buf, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("clanforge: encoding the body for %s: %w", u.Path, err)
+		}
+		// A bytes.Reader gives the request a GetBody, so each attempt
+		// sends the whole body again.
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: building request for %s: %w", u.Path, redactErr(err))
 	}
-	req.SetBasicAuth(c.cfg.AccessKey, c.cfg.SecretKey)
-	// The docs ask for this header and both real clients send it on their
-	// bodiless GETs (API §2.1).
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	} else {
+		req.SetBasicAuth(c.cfg.AccessKey, c.cfg.SecretKey)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	} else {
+		// The docs ask for this header and both real clients send it on
+		// their bodiless GETs (API §2.1).
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	return req, nil
+}
+
+// withASID adds accountserviceid to the query of a request for path, except
+// where the ASID is a path segment (/cfp/v2/project/<asid>/..., see
+// NewRequest). It is the one place that decides where the ASID goes.
+func withASID(q url.Values, path string, asid int64) {
+	a := strconv.FormatInt(asid, 10)
+	if strings.HasPrefix(path, "/cfp/v2/project/"+a+"/") {
+		q.Del("accountserviceid")
+		return
+	}
+	q.Set("accountserviceid", a)
 }
 
 // Do sends req and decodes the JSON answer into v (nil: not decoded). Reads
 // (mutating=false) are retried per the transport policy; mutating requests
 // are sent exactly once, except after a 429 or a failed dial, which prove the
 // server did nothing. When a mutating request's answer is lost (transport
-// error after the request may have left, a 5xx, or a 2xx that is not a JSON
-// object) Do returns an *OutcomeUnknownError; settling it is the caller's job.
+// error after the request may have left, no complete answer within
+// RequestTimeout, a 5xx, or a 2xx that is not a JSON object) Do returns an
+// *OutcomeUnknownError; settling it is the caller's job.
+//
+// A call that stops retrying because ctx ended or the attempts ran out
+// returns a *GaveUpError. Every wait on the way is reported to
+// Config.OnWait.
 //
 // The returned response's body has been read and closed; resp.Body replays
 // it. Errors never contain the request's query string.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool) (*http.Response, error) {
+	resp, body, err := c.do(ctx, req, v != nil, mutating)
+	if err != nil || v == nil {
+		return resp, err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return resp, c.unreadable(req.URL.Path, resp.StatusCode, c.redactor.Replace(redactUserinfo(err.Error())), mutating)
+	}
+	return resp, nil
+}
+
+// unreadable is the error of a 2xx answer the client cannot read: a
+// *DecodeError, or for a state-changing call an *OutcomeUnknownError (the
+// server answered 2xx, so it probably acted, but the answer cannot tell
+// what it made).
+func (c *Client) unreadable(endpoint string, status int, reason string, mutating bool) error {
+	derr := &DecodeError{Endpoint: endpoint, HTTPStatus: status, Reason: reason}
+	if mutating {
+		return &OutcomeUnknownError{Endpoint: endpoint, Cause: derr}
+	}
+	return derr
+}
+
+// do is Do without the final decoding: it returns the answer's body, which
+// is a JSON object whenever wantObject is set (it is not decoded here, so
+// that a caller decodes it once, in one pass).
+func (c *Client) do(ctx context.Context, req *http.Request, wantObject, mutating bool) (*http.Response, []byte, error) {
 	if ctx == nil {
-		return nil, errors.New("clanforge: nil context")
+		return nil, nil, errors.New("clanforge: nil context")
 	}
 	endpoint := req.URL.Path
 	hc := c.read
 	if mutating {
 		hc = c.mut
 	}
+	st := &tries{endpoint: endpoint, start: time.Now()}
 	for attempt := 1; ; attempt++ {
-		if err := c.wait(ctx); err != nil {
+		if err := c.wait(ctx, endpoint, attempt); err != nil {
 			// Nothing was sent in this attempt.
-			return nil, fmt.Errorf("clanforge: %s: %w", endpoint, err)
+			return nil, nil, c.notSent(st, err)
 		}
-		// Past this point the request leaves. A state-changing request is
-		// carried to its answer even if the caller is interrupted meanwhile
-		// (bounded by mutatingTimeout): an interrupt must stop new
-		// changes, and cutting off one already sent would only turn a
-		// known answer into a lost one.
-		sendCtx, cancelSend := ctx, context.CancelFunc(func() {})
-		if mutating {
-			sendCtx, cancelSend = c.detach(ctx)
-		}
-		c.requests.Add(1)
-		resp, err := hc.Do(req.Clone(sendCtx))
-		if err != nil {
-			cancelSend()
-		} else {
-			// The body is read below; cancel after that.
-			defer cancelSend()
-		}
-		if err != nil {
-			err = redactErr(err)
+		st.sent = attempt
+		resp, body, err := c.exchange(ctx, hc, req, mutating, attempt)
+		if resp == nil {
 			c.hook(req.Method, endpoint, 0)
 			sent := !isDialError(err)
 			if mutating && sent {
-				return nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
+				return nil, nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
 			}
-			if ferr := c.retryRead(ctx, attempt, fmt.Errorf("clanforge: %s: %w", endpoint, err), true); ferr != nil {
-				return nil, ferr
+			if ferr := c.retry(ctx, st, fmt.Errorf("clanforge: %s: %w", endpoint, err), true); ferr != nil {
+				return nil, nil, ferr
 			}
 			continue
 		}
-		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-		resp.Body.Close()
 		if resp.StatusCode == http.StatusTooManyRequests {
 			// Hold back every request of this client, not only this one:
 			// the limit is the account's, and the others would be refused
 			// too. The hold starts before anyone (the hook included)
 			// learns of the 429.
-			d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-			if !ok {
-				d = c.backoff(attempt)
-			}
+			d, why := c.retryAfter(resp.Header.Get("Retry-After"), attempt)
 			c.holdUntil(time.Now().Add(d))
+			c.emit(Wait{Kind: WaitHold, Endpoint: endpoint, Attempt: attempt + 1, Delay: d, Reason: why})
 		}
 		c.hook(req.Method, endpoint, resp.StatusCode)
 		resp.Body = io.NopCloser(bytes.NewReader(body))
-		if rerr != nil {
+		if err != nil {
 			// The answer broke off: for a state-changing call the server may
 			// well have acted.
-			rerr = redactErr(rerr)
 			if mutating {
-				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: fmt.Errorf("reading the answer: %w", rerr)}
+				return resp, nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: fmt.Errorf("reading the answer: %w", err)}
 			}
-			if ferr := c.retryRead(ctx, attempt, fmt.Errorf("clanforge: %s: reading the answer: %w", endpoint, rerr), true); ferr != nil {
-				return resp, ferr
+			if ferr := c.retry(ctx, st, fmt.Errorf("clanforge: %s: reading the answer: %w", endpoint, err), true); ferr != nil {
+				return resp, nil, ferr
 			}
 			continue
 		}
 		if len(body) > maxBody {
 			err := fmt.Errorf("clanforge: %s: answer larger than %d bytes", endpoint, maxBody)
 			if mutating {
-				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
+				return resp, nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: err}
 			}
-			return resp, err
+			return resp, nil, err
 		}
 
 		if resp.StatusCode == http.StatusTooManyRequests {
@@ -358,9 +521,9 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			// A state-changing call refused with 429 is sent again too: the
 			// server rejected it before doing any work (that is what 429
 			// means, and rate limiting sits in front of the handlers), so a
-			// second send cannot make a second job.
-			if ferr := c.retryRead(ctx, attempt, apiErr, false); ferr != nil {
-				return resp, ferr
+			// second send cannot make a second job. The hold is the wait.
+			if ferr := c.retry(ctx, st, apiErr, false); ferr != nil {
+				return resp, nil, ferr
 			}
 			continue
 		}
@@ -377,41 +540,174 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any, mutating bool
 			var locked *LockedError
 			if errors.As(envErr, &locked) {
 				// A lock answer is a refusal whatever its status.
-				return resp, envErr
+				return resp, nil, envErr
 			}
 			if mutating {
-				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: cause}
+				return resp, nil, &OutcomeUnknownError{Endpoint: endpoint, Cause: cause}
 			}
-			if ferr := c.retryRead(ctx, attempt, cause, true); ferr != nil {
-				return resp, ferr
+			if ferr := c.retry(ctx, st, cause, true); ferr != nil {
+				return resp, nil, ferr
 			}
 			continue
 		}
 		if envErr != nil {
-			return resp, envErr
+			return resp, nil, envErr
 		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return resp, &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode}
+			return resp, nil, &APIError{Endpoint: endpoint, HTTPStatus: resp.StatusCode}
 		}
-		if v == nil {
-			return resp, nil
+		if wantObject && !isObject {
+			return resp, nil, c.unreadable(endpoint, resp.StatusCode, describeBody(body), mutating)
 		}
-		var derr error
-		if !isObject {
-			derr = &DecodeError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Reason: describeBody(body)}
-		} else if err := json.Unmarshal(body, v); err != nil {
-			derr = &DecodeError{Endpoint: endpoint, HTTPStatus: resp.StatusCode, Reason: c.redactor.Replace(redactUserinfo(err.Error()))}
-		}
-		if derr != nil {
-			if mutating {
-				// The server answered 2xx, so it probably acted, but the
-				// answer cannot tell us what it made.
-				return resp, &OutcomeUnknownError{Endpoint: endpoint, Cause: derr}
-			}
-			return resp, derr
-		}
-		return resp, nil
+		return resp, body, nil
 	}
+}
+
+// exchange sends one attempt and reads its whole answer, both within
+// RequestTimeout. resp is nil when no answer came (err says why); a
+// non-nil resp with an error is an answer whose body broke off. A
+// state-changing request that has left is carried to its answer even if
+// the caller is interrupted meanwhile (bounded by MutatingTimeout): an
+// interrupt must stop new changes, and cutting off one already sent would
+// only turn a known answer into a lost one.
+func (c *Client) exchange(ctx context.Context, hc *http.Client, req *http.Request, mutating bool, attempt int) (*http.Response, []byte, error) {
+	sendCtx, cancelSend := ctx, context.CancelFunc(func() {})
+	if mutating {
+		sendCtx, cancelSend = c.detach(ctx)
+	}
+	defer cancelSend()
+	actx, cancel := context.WithTimeout(sendCtx, c.cfg.RequestTimeout)
+	defer cancel()
+	var connected atomic.Bool
+	if c.cfg.SlowAnswer > 0 && c.cfg.OnWait != nil {
+		// Whether the connection was made tells a firewall or a dead
+		// host (no connection) from a slow server (no answer).
+		actx = httptrace.WithClientTrace(actx, &httptrace.ClientTrace{
+			GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+		})
+	}
+	r := req.Clone(actx)
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, nil, fmt.Errorf("clanforge: %s: body: %w", req.URL.Path, err)
+		}
+		r.Body = b
+	}
+	if c.cfg.SlowAnswer > 0 && c.cfg.OnWait != nil {
+		slow := time.AfterFunc(c.cfg.SlowAnswer, func() {
+			what := "no connection yet"
+			if connected.Load() {
+				what = "connected, no complete answer yet"
+			}
+			c.emit(Wait{Kind: WaitAnswer, Endpoint: req.URL.Path, Attempt: attempt, Delay: c.cfg.SlowAnswer,
+				Reason: fmt.Sprintf("%s; this attempt gives up after %s", what, roundDuration(c.cfg.RequestTimeout))})
+		})
+		defer slow.Stop()
+	}
+	c.requests.Add(1)
+	resp, err := hc.Do(r)
+	if err != nil {
+		return nil, nil, c.attemptError(actx, sendCtx, redactErr(err))
+	}
+	c.answered.Store(true)
+	body, err := readBody(resp.Body, resp.ContentLength)
+	resp.Body.Close()
+	if err != nil {
+		err = c.attemptError(actx, sendCtx, redactErr(err))
+	}
+	return resp, body, err
+}
+
+// readBody reads at most maxBody+1 bytes of an answer. A declared length
+// sizes the buffer at once, sparing the repeated growth of a multi-MB
+// install list; without one the buffer grows as it must.
+func readBody(r io.Reader, declared int64) ([]byte, error) {
+	n := int64(bytes.MinRead)
+	if declared > 0 && declared <= maxBody {
+		n += declared
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n))
+	_, err := buf.ReadFrom(io.LimitReader(r, maxBody+1))
+	return buf.Bytes(), err
+}
+
+// attemptError turns an attempt cut off by RequestTimeout (while the
+// caller's context still runs) into a *timeoutError a person can read.
+func (c *Client) attemptError(actx, sendCtx context.Context, err error) error {
+	if sendCtx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		return &timeoutError{d: c.cfg.RequestTimeout, dial: isDialError(err)}
+	}
+	return err
+}
+
+// tries is the retry bookkeeping of one Do call.
+type tries struct {
+	endpoint string
+	start    time.Time
+	sent     int   // attempts sent
+	last     error // the last attempt's failure
+}
+
+// retry decides whether a failed attempt is tried again. It returns nil
+// after sleeping the backoff (when sleep is set, reporting the wait) if
+// another attempt may go, and otherwise a *GaveUpError.
+func (c *Client) retry(ctx context.Context, st *tries, failure error, sleep bool) error {
+	if ctx.Err() != nil && errors.Is(failure, ctx.Err()) {
+		// The caller's context cut this attempt off: the server's last
+		// word is the previous failure, if any.
+		if st.last == nil {
+			st.last = errNoAnswerYet
+		}
+	} else {
+		st.last = failure
+	}
+	if ctx.Err() != nil {
+		return c.gaveUp(st, ctx.Err())
+	}
+	if !c.canRetry(st.sent) {
+		return c.gaveUp(st, nil)
+	}
+	if sleep {
+		d := c.backoff(st.sent)
+		c.emit(Wait{Kind: WaitRetry, Endpoint: st.endpoint, Attempt: st.sent + 1, Delay: d, Reason: c.reason(failure)})
+		if err := c.sleep(ctx, d); err != nil {
+			return c.gaveUp(st, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (c *Client) gaveUp(st *tries, cause error) error {
+	return &GaveUpError{Endpoint: st.endpoint, Attempts: st.sent, Elapsed: time.Since(st.start), Last: st.last, Cause: cause}
+}
+
+// notSent is the error of a call stopped while waiting to send (hold,
+// rate limit, ctx): nothing left in this attempt.
+func (c *Client) notSent(st *tries, err error) error {
+	if st.sent == 0 {
+		return fmt.Errorf("clanforge: %s: not sent: %w", st.endpoint, err)
+	}
+	return c.gaveUp(st, err)
+}
+
+// retryAfter is the hold a 429 imposes and the reason shown for it: the
+// Retry-After value capped at MaxRetryAfter (the cap is said), or the
+// backoff when the header is missing or unreadable.
+func (c *Client) retryAfter(header string, attempt int) (time.Duration, string) {
+	d, ok := parseRetryAfter(header, time.Now())
+	if !ok {
+		d = c.backoff(attempt)
+		return d, "HTTP 429 without a usable Retry-After"
+	}
+	shown := fmt.Sprintf("Retry-After %s", roundDuration(d))
+	if secs, err := strconv.ParseInt(strings.TrimSpace(header), 10, 64); err == nil {
+		shown = fmt.Sprintf("Retry-After %ds", secs)
+	}
+	if d > c.cfg.MaxRetryAfter {
+		return c.cfg.MaxRetryAfter, fmt.Sprintf("%s capped to %s", shown, c.cfg.MaxRetryAfter)
+	}
+	return d, shown
 }
 
 // apiError builds the error of a non-2xx answer, using the envelope when the
@@ -451,33 +747,6 @@ func (c *Client) hook(method, path string, status int) {
 	}
 }
 
-// retryRead decides whether a failed attempt is tried again. It returns nil
-// after sleeping the backoff (when sleep is set) if another attempt may go,
-// and otherwise the error to return: last, joined with ctx's error when ctx
-// ended, so that both errors.Is(err, context.Canceled) and errors.As on the
-// last answer work.
-func (c *Client) retryRead(ctx context.Context, attempt int, last error, sleep bool) error {
-	if ctx.Err() != nil {
-		return ctxError(ctx, last)
-	}
-	if !c.canRetry(attempt) {
-		return last
-	}
-	if sleep {
-		if err := c.sleep(ctx, c.backoff(attempt)); err != nil {
-			return ctxError(ctx, last)
-		}
-	}
-	return nil
-}
-
-func ctxError(ctx context.Context, last error) error {
-	if errors.Is(last, ctx.Err()) {
-		return last
-	}
-	return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
-}
-
 func (c *Client) canRetry(attempt int) bool {
 	return c.cfg.MaxReadAttempts <= 0 || attempt < c.cfg.MaxReadAttempts
 }
@@ -503,10 +772,19 @@ func (c *Client) holdUntil(t time.Time) {
 	c.mu.Unlock()
 }
 
+// errPastDeadline wraps context.DeadlineExceeded for a wait that would end
+// after the caller's deadline: waiting it out could only end in the same
+// error, later.
+func errPastDeadline(what string, d time.Duration) error {
+	return fmt.Errorf("%s would wait %s, past this call's deadline: %w", what, roundDuration(d), context.DeadlineExceeded)
+}
+
 // wait blocks until the client-wide "not before" time has passed and the
 // rate limiter grants a token. The hold is re-read after each sleep because
-// another request may have extended it meanwhile.
-func (c *Client) wait(ctx context.Context) error {
+// another request may have extended it meanwhile. A wait that would outlast
+// ctx's deadline returns at once. A rate-limit wait of reportRateWait or
+// more is reported (the 429 hold was reported when it was set).
+func (c *Client) wait(ctx context.Context, endpoint string, attempt int) error {
 	for {
 		c.mu.Lock()
 		d := time.Until(c.notBefore)
@@ -514,14 +792,31 @@ func (c *Client) wait(ctx context.Context) error {
 		if d <= 0 {
 			break
 		}
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(d).After(dl) {
+			return errPastDeadline("the server's Retry-After hold", d)
+		}
 		if err := c.sleep(ctx, d); err != nil {
 			return err
 		}
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	r := c.limiter.Reserve()
+	if !r.OK() {
+		return errors.New("the rate limiter refuses every request (burst 0)")
+	}
+	d := r.Delay()
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Now().Add(d).After(dl) {
+		r.Cancel()
+		return errPastDeadline("the client's rate limit", d)
+	}
+	if d >= reportRateWait {
+		c.emit(Wait{Kind: WaitRateLimit, Endpoint: endpoint, Attempt: attempt, Delay: d,
+			Reason: fmt.Sprintf("at most %g requests/s", float64(c.cfg.RateLimit))})
+	}
+	if err := c.sleep(ctx, d); err != nil {
+		r.Cancel()
 		return err
 	}
 	return nil
@@ -542,6 +837,8 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 }
 
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP date.
+// The result is not capped here (Client.retryAfter caps and says so); a
+// value beyond what a Duration holds saturates.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -551,10 +848,12 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		if secs < 0 {
 			return 0, false
 		}
-		if secs > int64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
+		if secs > int64(math.MaxInt64/time.Second) {
+			return math.MaxInt64, true
 		}
 		return time.Duration(secs) * time.Second, true
+	} else if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange && !strings.HasPrefix(v, "-") {
+		return math.MaxInt64, true
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
@@ -564,15 +863,16 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if d < 0 {
 		d = 0
 	}
-	if d > maxRetryAfter {
-		d = maxRetryAfter
-	}
 	return d, true
 }
 
 // isDialError reports whether err happened while connecting, i.e. before
 // any byte of the request left. Such a request is safe to send again.
 func isDialError(err error) bool {
+	var te *timeoutError
+	if errors.As(err, &te) {
+		return te.dial
+	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
+	"golang.org/x/time/rate"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -799,5 +800,21 @@ func TestInterruptWaitsForAnAnswerAlreadyOnItsWay(t *testing.T) {
 	// Nothing new is sent after the interrupt.
 	if _, err := c.CreateDiff(cx, 1, 2); err == nil || f.count("/cfp/v1/imagediff/create") != 0 {
 		t.Fatalf("a create was sent after the interrupt: %v", err)
+	}
+}
+
+// TestRateLimitCanBeLifted: rate.Inf lifts the client's cap. With a cap of
+// one request per 10,000 s and a burst of one, the second call could not
+// go before the deadline (see TestRateLimitIsClientWide); lifted, twenty
+// go, the burst setting notwithstanding.
+func TestRateLimitCanBeLifted(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{"/cfp/v1/imageversion/1/status": respond(200, `{"imageversionid":1,"jobstateid":4}`)})
+	c := f.client(t, func(c *clanforge.Config) { c.RateLimit = rate.Inf; c.Burst = 1 })
+	cx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < 20; i++ {
+		if _, err := c.VersionStatus(cx, 1); err != nil {
+			t.Fatalf("call %d: %v", i+1, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // This file holds the lenient decoding of the API's loosely typed answers.
@@ -45,8 +46,15 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	case '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		if len(b) >= 2 && b[len(b)-1] == '"' {
+			if v, ok := parseDigits(b[1 : len(b)-1]); ok {
+				// The common "1717404430" (jobstart), without a copy.
+				*f = flexInt{V: v, Valid: true}
+				return nil
+			}
+		}
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		s = strings.TrimSpace(s)
@@ -60,6 +68,10 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		*f = flexInt{V: v, Valid: true}
 		return nil
 	default:
+		if v, ok := parseDigits(b); ok {
+			*f = flexInt{V: v, Valid: true}
+			return nil
+		}
 		v, err := parseNumber(string(b))
 		if err != nil {
 			return fmt.Errorf("not a number: %.40s", b)
@@ -68,6 +80,68 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return fmt.Errorf("not a number: %.40s", b)
+}
+
+// parseDigits parses a plain decimal integer (an optional '-' and 1 to 18
+// digits, which cannot overflow) without allocating: nearly every number
+// the API sends. ok is false for anything else, which parseNumber handles.
+func parseDigits(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// stateNames maps each documented jobstatename to itself (API §3.2).
+var stateNames = func() map[string]string {
+	m := map[string]string{"Complete": "Complete"}
+	for st := StateCreated; st <= StateSquashed; st++ {
+		m[st.String()] = st.String()
+	}
+	return m
+}()
+
+// unquote returns the value of the JSON string literal b. A literal without
+// escapes, quotes or control bytes is valid UTF-8 text as it stands and is
+// taken without a second parse (the decoder that handed b to an
+// UnmarshalJSON method has parsed it once already); anything else goes
+// through encoding/json.
+func unquote(b []byte) (string, error) {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		in := b[1 : len(b)-1]
+		plain := true
+		for _, c := range in {
+			if c == '\\' || c == '"' || c < 0x20 {
+				plain = false
+				break
+			}
+		}
+		if plain && utf8.Valid(in) {
+			if name, ok := stateNames[string(in)]; ok {
+				// A documented state name, in every job of a long
+				// install list: shared instead of allocated each time.
+				return name, nil
+			}
+			return string(in), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 // parseNumber parses an integer, falling back to a float that is truncated.
@@ -118,8 +192,8 @@ func (f *flexBool) UnmarshalJSON(b []byte) error {
 		*f = flexBool{V: false, Valid: true}
 		return nil
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		switch strings.ToLower(strings.TrimSpace(s)) {
@@ -152,8 +226,8 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	if b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := unquote(b)
+		if err != nil {
 			return err
 		}
 		*f = flexString(s)
@@ -180,6 +254,11 @@ type idOrName struct {
 
 func (f *idOrName) UnmarshalJSON(b []byte) error {
 	*f = idOrName{}
+	if v, ok := parseDigits(bytes.TrimSpace(b)); ok {
+		// A plain number, the documented case (API §7 #17).
+		f.ID = v
+		return nil
+	}
 	var s flexString
 	if err := s.UnmarshalJSON(b); err != nil {
 		return err
@@ -260,8 +339,8 @@ type envelope struct {
 func checkEnvelope(endpoint string, status int, body []byte) (err error, ok bool) {
 	// Each field is decoded on its own: one field of an unexpected type (an
 	// error_message that is an object, say) must not hide error:true.
-	var fields map[string]json.RawMessage
-	if uerr := json.Unmarshal(body, &fields); uerr != nil || fields == nil {
+	fields, ok := envelopeFields(body)
+	if !ok {
 		return nil, false
 	}
 	var env envelope
@@ -295,6 +374,141 @@ func checkEnvelope(endpoint string, status int, body []byte) (err error, ok bool
 		return &LockedError{APIError: api, HolderKind: kind, HolderID: id}, true
 	}
 	return &api, true
+}
+
+// envelopeKeys are the top-level keys checkEnvelope reads.
+var envelopeKeys = [...]string{"success", "error", "error_code", "error_message", "messages"}
+
+// envelopeFields returns the raw values of the envelope's keys at the top
+// level of body (exact key match, the last of duplicates wins, as
+// encoding/json does with a map) and whether body is a JSON object.
+//
+// It walks the top level only and skips every other value without decoding
+// or fully validating it: the answer is decoded once, by the endpoint's
+// decoder, which validates it then. Decoding the whole body here (into a
+// map) cost a full parse and a copy of every value per answer, the largest
+// share of reading a 10,000-entry install list (issue 12). Structural
+// damage (an unterminated string or bracket, a missing colon or comma,
+// trailing bytes) is still caught here: the body is then not an object.
+func envelopeFields(body []byte) (map[string]json.RawMessage, bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	fields := map[string]json.RawMessage{}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return fields, skipSpace(body, i+1) == len(body)
+	}
+	for {
+		if i >= len(body) || body[i] != '"' {
+			return nil, false
+		}
+		end := skipString(body, i)
+		if end < 0 {
+			return nil, false
+		}
+		key := body[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(body[i:end], &k) != nil {
+				return nil, false
+			}
+			key = []byte(k)
+		}
+		i = skipSpace(body, end)
+		if i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(body, i+1)
+		vend := skipValue(body, i)
+		if vend < 0 {
+			return nil, false
+		}
+		for _, k := range envelopeKeys {
+			if string(key) == k {
+				fields[k] = body[i:vend]
+			}
+		}
+		i = skipSpace(body, vend)
+		if i >= len(body) {
+			return nil, false
+		}
+		switch body[i] {
+		case ',':
+			i = skipSpace(body, i+1)
+		case '}':
+			return fields, skipSpace(body, i+1) == len(body)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i] ('"'),
+// or -1 when it is not terminated.
+func skipString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the JSON value starting at b[i],
+// or -1 when it is cut off or does not start like a value. Nested values
+// are skipped by counting brackets outside strings; literals run to the
+// next delimiter.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end := skipString(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	case ',', ':', '}', ']':
+		return -1
+	}
+	j := i
+	for j < len(b) {
+		switch b[j] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return j
+		}
+		j++
+	}
+	return j
 }
 
 // isBoolish reports whether raw is a JSON boolean or number.
@@ -522,29 +736,46 @@ type rawInstall struct {
 	Restart            flexBool   `json:"restart"`
 }
 
+// decodeInstalls decodes imageinstall/status in one pass: the list goes
+// straight into its items, and each item becomes an Install. (It used to
+// keep the list raw first and decode it a second time, one of the costs
+// issue 12 measured at 10,000 machines.) Only a list PHP wrote as an
+// object keyed by index takes a second, slower pass. One odd entry fails
+// the whole read rather than being silently dropped.
 func decodeInstalls(body []byte) ([]Install, error) {
 	var r struct {
-		// Installs is kept raw so that one odd entry fails the whole read
-		// with a message naming it rather than silently dropping it.
-		Installs json.RawMessage `json:"installs"`
+		Installs []rawInstall `json:"installs"`
 	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, err
+	// encoding/json appends into the capacity it finds, so sizing the
+	// slice from a count of "jobid" keys (every entry has one) spares the
+	// repeated growth and copying of a large list. The bound keeps a body
+	// made of nothing but "jobid" from reserving much: a real entry takes
+	// some 300 bytes.
+	if n := bytes.Count(body, []byte(`"jobid"`)); n > 0 {
+		r.Installs = make([]rawInstall, 0, min(n, len(body)/128+1))
 	}
-	raw := bytes.TrimSpace(r.Installs)
-	if len(raw) == 0 || string(raw) == "null" {
-		return []Install{}, nil
-	}
-	// A PHP list with non-sequential keys serialises as an object.
-	var items []rawInstall
-	if err := decodeList(raw, &items); err != nil {
+	err := json.Unmarshal(body, &r)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field == "installs" && te.Value == "object" {
+		// A PHP list with non-sequential keys serialises as an object.
+		var o struct {
+			Installs json.RawMessage `json:"installs"`
+		}
+		if err := json.Unmarshal(body, &o); err != nil {
+			return nil, err
+		}
+		r.Installs = nil
+		if err := decodeList(o.Installs, &r.Installs); err != nil {
+			return nil, fmt.Errorf("installs: %w", err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("installs: %w", err)
 	}
-	out := make([]Install, 0, len(items))
-	for i := range items {
-		it := &items[i]
+	out := make([]Install, len(r.Installs))
+	for i := range r.Installs {
+		it := &r.Installs[i]
 		id, _ := it.id(idInstall)
-		out = append(out, Install{
+		out[i] = Install{
 			Job:             it.job(id),
 			Mirroring:       it.Mirroring.V,
 			Mirror:          string(it.Mirror),
@@ -556,7 +787,7 @@ func decodeInstalls(body []byte) ([]Install, error) {
 			TargetVersionID: it.TargetImageVersion.V,
 			InstallAt:       it.InstallAt.Time(),
 			Restart:         it.Restart.V,
-		})
+		}
 	}
 	return out, nil
 }
@@ -758,4 +989,56 @@ func decodeList[T any](raw json.RawMessage, out *[]T) error {
 		*out = append(*out, m[k])
 	}
 	return nil
+}
+
+// flexDeadline is the switch's Deadline: RFC 3339 (the documented form), a
+// Unix time as a number or numeric string, "" or null.
+type flexDeadline struct{ t time.Time }
+
+func (f *flexDeadline) UnmarshalJSON(b []byte) error {
+	*f = flexDeadline{}
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	str := strings.TrimSpace(string(s))
+	if str == "" {
+		return nil
+	}
+	if t, err := time.Parse(time.RFC3339, str); err == nil {
+		f.t = t
+		return nil
+	}
+	if v, err := parseNumber(str); err == nil {
+		if v > 0 {
+			f.t = time.Unix(v, 0)
+		}
+		return nil
+	}
+	return fmt.Errorf("not a time: %q", truncate(str, 40))
+}
+
+// decodeSwitch decodes the profile switch answer (API §4.15). Field names
+// are matched case-insensitively by encoding/json; the state is
+// lower-cased, and "not_requested" read as "not requested".
+func decodeSwitch(body []byte) (*ProfileSwitch, error) {
+	var r struct {
+		ServersPending   flexInt      `json:"ServersPending"`
+		ServersProcessed flexInt      `json:"ServersProcessed"`
+		ProfileID        flexInt      `json:"ProfileID"`
+		State            flexString   `json:"State"`
+		Deadline         flexDeadline `json:"Deadline"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	state := strings.ToLower(strings.TrimSpace(string(r.State)))
+	state = strings.ReplaceAll(state, "_", " ")
+	return &ProfileSwitch{
+		ServersPending:   clampInt(r.ServersPending.V),
+		ServersProcessed: clampInt(r.ServersProcessed.V),
+		ProfileID:        r.ProfileID.V,
+		State:            SwitchState(state),
+		Deadline:         r.Deadline.t,
+	}, nil
 }

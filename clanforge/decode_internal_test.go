@@ -1,11 +1,14 @@
 package clanforge
 
 import (
+	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +204,10 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0, false},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
-		{"99999999999", maxRetryAfter, true},
+		// Not capped here: Client.retryAfter caps and says so.
+		{"999999999", 999999999 * time.Second, true},
+		{"99999999999999999999", math.MaxInt64, true},
+		{"-99999999999999999999", 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := parseRetryAfter(tt.in, now)
@@ -378,5 +384,147 @@ func TestDecodeListShapes(t *testing.T) {
 	ins, err := decodeInstalls([]byte(`{"installs":{"10":{"jobid":3},"9":{"jobid":2}}}`))
 	if err != nil || len(ins) != 2 || ins[0].ID != 2 || ins[1].ID != 3 {
 		t.Fatalf("installs by index: %+v %v", ins, err)
+	}
+}
+
+// envelopeByMap is the envelope lookup as it was before issue 12: the whole
+// body decoded into a map. envelopeFields must agree with it on every valid
+// JSON object.
+func envelopeByMap(body []byte) (map[string]json.RawMessage, bool) {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(body, &all); err != nil || all == nil {
+		return nil, false
+	}
+	out := map[string]json.RawMessage{}
+	for _, k := range envelopeKeys {
+		if v, ok := all[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, true
+}
+
+// checkEnvelopeScan compares envelopeFields with the map decoding: equal
+// on valid JSON; on anything else it may say "object" (the endpoint's
+// decoder then refuses the body) but must not panic.
+func checkEnvelopeScan(t *testing.T, body []byte) {
+	t.Helper()
+	got, ok := envelopeFields(body)
+	if !json.Valid(body) {
+		return
+	}
+	want, wok := envelopeByMap(body)
+	if ok != wok {
+		t.Fatalf("%q: object %v, want %v", body, ok, wok)
+	}
+	if !ok {
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: fields %q, want %q", body, got, want)
+	}
+	for k, v := range want {
+		if !bytes.Equal(bytes.TrimSpace(got[k]), bytes.TrimSpace(v)) {
+			t.Fatalf("%q: %s = %q, want %q", body, k, got[k], v)
+		}
+	}
+}
+
+func TestEnvelopeFields(t *testing.T) {
+	for _, s := range []string{
+		`{}`, ` { } `, `{"error":true,"error_message":"x"}`,
+		`{"installs":[{"error":"inner","joberror":"e}]"}],"error":false}`,
+		`{"a":"\"error\":true","success" : false , "error_code":"1","messages":["a","b"]}`,
+		`{"err\u006fr":true}`, `{"error":1,"error":0}`, `{"n":-1.5e3,"b":[1,[2,{"c":null}]],"success":true}`,
+		`[]`, `null`, `"x"`, `{"a":1}x`, `{"a" 1}`, `{"a":1,}`, `{"a":"unterminated}`, `{"a":[1,2}`, ``,
+	} {
+		checkEnvelopeScan(t, []byte(s))
+	}
+	// Structural damage at the top level is not an object.
+	for _, s := range []string{`{"a":1}x`, `{"a" 1}`, `{"a":"x`, `{"a":[1,2`, `{`, `{"a":1 "b":2}`} {
+		if _, ok := envelopeFields([]byte(s)); ok {
+			t.Errorf("%q read as an object", s)
+		}
+	}
+}
+
+func FuzzEnvelopeFields(f *testing.F) {
+	for _, b := range sampleBodies(f) {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"error":true,"error_message":"image locked by diffid: 1","x":{"y":["\"",{}]}}`))
+	f.Fuzz(checkEnvelopeScan)
+}
+
+// FuzzScalarFastPaths: the allocation-free paths of the scalar decoders
+// agree with encoding/json wherever it accepts the input.
+func FuzzScalarFastPaths(f *testing.F) {
+	for _, s := range []string{`"Pending"`, `"a\"b"`, `"\u00e9"`, "\"\xff\"", "\"a\x01\"", `"`, `""`, `"12"`, `-7`, `123456789012345678901`, `"-"`, `1e3`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want string
+		if json.Unmarshal(b, &want) == nil {
+			got, err := unquote(b)
+			if err != nil || got != want {
+				t.Fatalf("unquote(%q) = %q, %v; encoding/json says %q", b, got, err, want)
+			}
+		} else if bytes.HasPrefix(b, []byte(`"`)) {
+			if got, err := unquote(b); err == nil {
+				t.Fatalf("unquote(%q) = %q, but it is not a JSON string", b, got)
+			}
+		}
+		if v, ok := parseDigits(b); ok {
+			if w, err := strconv.ParseInt(string(b), 10, 64); err != nil || w != v {
+				t.Fatalf("parseDigits(%q) = %d; ParseInt says %d, %v", b, v, w, err)
+			}
+		}
+	})
+}
+
+// TestDecodeInstallsShapes: the one-pass install decoding keeps every shape
+// the two-pass one took.
+func TestDecodeInstallsShapes(t *testing.T) {
+	tests := []struct {
+		body     string
+		ids      []int64
+		wantFail bool
+	}{
+		{`{"installs":[{"jobid":1},{"jobid":"2","jobstatename":"Queued","jobstateid":"3"}]}`, []int64{1, 2}, false},
+		{`{"installs":{"10":{"jobid":3},"9":{"jobid":2}}}`, []int64{2, 3}, false},
+		{`{"installs":[]}`, []int64{}, false},
+		{`{"installs":null}`, []int64{}, false},
+		{`{}`, []int64{}, false},
+		{`{"installs":[{"jobid":{}}]}`, nil, true},
+		{`{"installs":7}`, nil, true},
+		{`{"installs":[{"jobid":1}`, nil, true},
+	}
+	for _, tt := range tests {
+		ins, err := decodeInstalls([]byte(tt.body))
+		if (err != nil) != tt.wantFail {
+			t.Errorf("%s: err = %v", tt.body, err)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		ids := []int64{}
+		for _, in := range ins {
+			ids = append(ids, in.ID)
+		}
+		if ins == nil || !reflect.DeepEqual(ids, tt.ids) {
+			t.Errorf("%s: ids %v (nil %v), want %v", tt.body, ids, ins == nil, tt.ids)
+		}
+	}
+	// The benchmark's list decodes field by field like the doc sample.
+	ins, err := decodeInstalls(installList(3))
+	if err != nil || len(ins) != 3 {
+		t.Fatal(err)
+	}
+	want := Install{Job: Job{ID: 660002, Created: time.Unix(1717404421, 0), Start: time.Unix(1717404430, 0), Updated: time.Unix(1717404490, 0),
+		ETA: time.Unix(1717404600, 0), Progress: 2, State: StateRunning, StateName: "Running"},
+		Machine: 812347, Location: 31, ImagePath: "/home/cf/5531", TargetVersionID: 48811, InstallAt: time.Unix(1717404421, 0)}
+	if !reflect.DeepEqual(ins[2], want) {
+		t.Errorf("got  %+v\nwant %+v", ins[2], want)
 	}
 }

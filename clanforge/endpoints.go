@@ -21,15 +21,17 @@ const (
 	alreadyQueuedToken = "already queued"
 )
 
-func pathUpdateStatus(id int64) string  { return fmt.Sprintf("/cfp/v1/imageupdate/%d/status", id) }
-func pathDiffStatus(id int64) string    { return fmt.Sprintf("/cfp/v1/imagediff/%d/status", id) }
-func pathDiffRetry(id int64) string     { return fmt.Sprintf("/cfp/v1/imagediff/%d/retry", id) }
-func pathDiffReject(id int64) string    { return fmt.Sprintf("/cfp/v1/imagediff/%d/reject", id) }
-func pathVersionStatus(id int64) string { return fmt.Sprintf("/cfp/v1/imageversion/%d/status", id) }
-func pathInstallQueue(id int64) string  { return fmt.Sprintf("/cfp/v1/imageinstall/%d/queue", id) }
-func pathImageStatus(asid, image int64) string {
-	return fmt.Sprintf("/cfp/v2/project/%d/image/%d/status", asid, image)
+// Path builders take ids as text: Calls lets a preview pass placeholders.
+func pathUpdateStatus(id string) string  { return "/cfp/v1/imageupdate/" + id + "/status" }
+func pathDiffStatus(id string) string    { return "/cfp/v1/imagediff/" + id + "/status" }
+func pathDiffRetry(id string) string     { return "/cfp/v1/imagediff/" + id + "/retry" }
+func pathDiffReject(id string) string    { return "/cfp/v1/imagediff/" + id + "/reject" }
+func pathVersionStatus(id string) string { return "/cfp/v1/imageversion/" + id + "/status" }
+func pathInstallQueue(id string) string  { return "/cfp/v1/imageinstall/" + id + "/queue" }
+func pathImageStatus(asid, image string) string {
+	return "/cfp/v2/project/" + asid + "/image/" + image + "/status"
 }
+func pathSwitchProfile(fleet string) string { return "/cfp/v2/fleet/" + fleet + "/switchprofile" }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
@@ -41,30 +43,29 @@ func bit(b bool) string {
 	return "0"
 }
 
-// get sends one GET and returns the raw JSON object of a successful answer.
-func (c *Client) get(ctx context.Context, path string, q url.Values, mutating bool) ([]byte, error) {
-	req, err := c.NewRequest(ctx, path, q)
+// send sends call and returns the raw JSON object of a successful answer.
+func (c *Client) send(ctx context.Context, call Call) ([]byte, error) {
+	req, err := c.Request(ctx, call)
 	if err != nil {
 		return nil, err
 	}
-	var raw json.RawMessage
-	if _, err := c.Do(ctx, req, &raw, mutating); err != nil {
-		return nil, err
-	}
-	return raw, nil
+	// The body is decoded once, by the caller's decoder; do has only made
+	// sure that it is a JSON object without an error envelope.
+	_, body, err := c.do(ctx, req, true, call.Mutating)
+	return body, err
 }
 
-// read is get for safe reads plus decoding; a decode failure is a
-// *DecodeError naming the endpoint.
-func read[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
+// read sends a safe read built by Calls and decodes it; a decode failure is
+// a *DecodeError naming the endpoint.
+func read[T any](ctx context.Context, c *Client, call Call, decode func([]byte) (T, error)) (T, error) {
 	var zero T
-	body, err := c.get(ctx, path, q, false)
+	body, err := c.send(ctx, call)
 	if err != nil {
 		return zero, err
 	}
 	v, err := decode(body)
 	if err != nil {
-		return zero, c.decodeError(path, err)
+		return zero, c.decodeError(call.Path, err)
 	}
 	return v, nil
 }
@@ -79,15 +80,15 @@ func (c *Client) endpoint(path string) string { return c.base.Path + path }
 // mutate sends a state-changing call and decodes its answer. An answer that
 // arrived but cannot be decoded, or lacks the id it must carry, is as good as
 // lost: it becomes an *OutcomeUnknownError for the caller to settle.
-func mutate[T any](ctx context.Context, c *Client, path string, q url.Values, decode func([]byte) (T, error)) (T, error) {
+func mutate[T any](ctx context.Context, c *Client, call Call, decode func([]byte) (T, error)) (T, error) {
 	var zero T
-	body, err := c.get(ctx, path, q, true)
+	body, err := c.send(ctx, call)
 	if err != nil {
 		return zero, err
 	}
 	v, err := decode(body)
 	if err != nil {
-		return zero, &OutcomeUnknownError{Endpoint: c.endpoint(path), Cause: c.decodeError(path, err)}
+		return zero, &OutcomeUnknownError{Endpoint: c.endpoint(call.Path), Cause: c.decodeError(call.Path, err)}
 	}
 	return v, nil
 }
@@ -122,6 +123,50 @@ func unsettled(ou *OutcomeUnknownError, why error) error {
 	return &OutcomeUnknownError{Endpoint: ou.Endpoint, Cause: fmt.Errorf("%w; settling it failed: %v", ou.Cause, why)}
 }
 
+// inconclusive annotates an outcome-unknown error with what a settling read
+// that worked did show, when that cannot decide the outcome.
+func inconclusive(ou *OutcomeUnknownError, known string) error {
+	return &OutcomeUnknownError{Endpoint: ou.Endpoint, Cause: ou.Cause, Known: known}
+}
+
+// resendAfterProof is called when a read proved that a state-changing call
+// whose answer was lost (ou) took no effect, after sends sends. It waits a
+// backoff, reported as a WaitResend, and returns nil when the call may be
+// sent again; a *NotAppliedError when the resends are used up or ctx ended
+// (nothing new is sent after an interrupt).
+//
+// Sending again is safe only because each caller's proof also holds
+// against a send still being processed: a second diff create is refused
+// as locked by the first one's diff, a second queue is answered "already
+// queued", a second reject is refused once the first released the lock.
+// Each caller recognises that refusal as the earlier send's success.
+func (c *Client) resendAfterProof(ctx context.Context, ou *OutcomeUnknownError, sends int, proof string) error {
+	na := &NotAppliedError{Endpoint: ou.Endpoint, Sends: sends, Proof: proof, Last: ou.Cause}
+	if c.cfg.MaxResends < 0 || sends > c.cfg.MaxResends {
+		return na
+	}
+	if err := ctx.Err(); err != nil {
+		na.Stopped = err
+		return na
+	}
+	d := c.backoff(sends)
+	c.emit(Wait{Kind: WaitResend, Endpoint: ou.Endpoint, Attempt: sends + 1, Delay: d,
+		Reason: fmt.Sprintf("the answer was lost (%s), but %s, so the call took no effect", c.reason(ou.Cause), proof)})
+	if err := c.sleep(ctx, d); err != nil {
+		na.Stopped = err
+		return na
+	}
+	return nil
+}
+
+// holder names a lock holder for messages: "diff 42", "no lock".
+func holder(kind string, id int64) string {
+	if kind == "" {
+		return "no lock"
+	}
+	return fmt.Sprintf("%s %d", kind, id)
+}
+
 // CreateUpdate calls imageupdate/create. desc is required (API §4.1); a blank
 // one is refused before anything is sent. url may be empty when the image has a
 // default update URL; credentials inside it must already be URL-encoded (the
@@ -130,9 +175,10 @@ func unsettled(ou *OutcomeUnknownError, why error) error {
 // lock holder that was not there before the call is the job the call made
 // (API §7 #8: an update in progress is reported as the image's updateid).
 //
-// A lost answer that the settle read cannot prove (the update already ended
-// and released the lock, or no lock appeared) is an *OutcomeUnknownError; the
-// call is never sent twice.
+// A lost answer that the settle read cannot prove (no new update lock) is an
+// *OutcomeUnknownError saying what was seen; the call is never sent twice,
+// because an update that was made and has already finished leaves no lock
+// either, so no read can prove that the call took no effect.
 func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, desc, url string) (*Job, error) {
 	if strings.TrimSpace(strings.Trim(desc, `"`)) == "" {
 		// desc is a required parameter (API §4.1): refuse here, before
@@ -143,11 +189,7 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imageupdate/create: %w", imageID, err)
 	}
-	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID), "desc", desc)
-	if url != "" {
-		q.Set("url", url)
-	}
-	j, err := mutate(ctx, c, pathUpdateCreate, q, jobDecoder(idUpdate))
+	j, err := mutate(ctx, c, c.Calls().UpdateCreate(itoa(imageID), itoa(machineID), desc, url), jobDecoder(idUpdate))
 	if err == nil {
 		return j, nil
 	}
@@ -155,86 +197,99 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 	if !ok {
 		return nil, err
 	}
-	return c.settleCreate(ctx, ou, imageID, "update", beforeKind, beforeID, c.UpdateStatus)
-}
-
-// settleCreate settles a lost create answer: a lock holder of the right kind
-// that was not there before the call is the job the call made. Another
-// client creating a job on the same image in the same instant would be
-// mistaken for ours; the docs offer nothing better (API §8).
-func (c *Client) settleCreate(ctx context.Context, ou *OutcomeUnknownError, imageID int64, kind, beforeKind string, beforeID int64,
-	status func(context.Context, int64) (*Job, error)) (*Job, error) {
 	k, id, err := c.LockHolder(ctx, imageID)
 	if err != nil {
 		return nil, unsettled(ou, err)
 	}
-	if k != kind || id == 0 || (beforeKind == kind && beforeID == id) {
-		return nil, unsettled(ou, fmt.Errorf("image %d shows no new %s lock", imageID, kind))
+	if isNewHolder("update", k, id, beforeKind, beforeID) {
+		return adoptJob(ctx, id, c.UpdateStatus), nil
 	}
+	return nil, inconclusive(ou, fmt.Sprintf("image %d shows no new update lock (%s; before the call: %s): "+
+		"either the call made no update, or it made one that has already finished, which leaves no lock; no read can tell which",
+		imageID, holder(k, id), holder(beforeKind, beforeID)))
+}
+
+// isNewHolder reports whether the lock holder k/id read after a lost create
+// answer is the job the call made: a holder of the call's kind that was not
+// there before the call. Another client creating a job on the same image in
+// the same instant would be mistaken for ours; the docs offer nothing
+// better (API §8).
+func isNewHolder(kind, k string, id int64, beforeKind string, beforeID int64) bool {
+	return k == kind && id != 0 && !(beforeKind == kind && beforeID == id)
+}
+
+// adoptJob returns the job id a settle proved, with its state when a read
+// of it works. Without the state the id is still proven; the caller's next
+// poll brings the state (StateUnknown is not terminal, so a poller keeps
+// going).
+func adoptJob(ctx context.Context, id int64, status func(context.Context, int64) (*Job, error)) *Job {
 	j, err := status(ctx, id)
 	if err != nil {
-		// The id is proven; its state will come with the caller's next
-		// poll. StateUnknown is not terminal, so a poller keeps going.
-		return &Job{ID: id}, nil
+		return &Job{ID: id}
 	}
-	return j, nil
+	return j
 }
 
 // UpdateStatus reads imageupdate/<id>/status.
 func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error) {
-	return read(ctx, c, pathUpdateStatus(updateID), nil, func(b []byte) (*Job, error) {
+	return read(ctx, c, c.Calls().UpdateStatus(itoa(updateID)), func(b []byte) (*Job, error) {
 		return decodeJob(b, idUpdate, updateID)
 	})
 }
 
 // CreateDiff calls imagediff/create. A lost answer is settled from
-// image/options like CreateUpdate's: a new diffid lock holder that was not
-// there before the call is the diff the call made.
+// image/options: a new diffid lock holder that was not there before the
+// call is the diff the call made. A diff locks its image from its creation
+// until it is rejected or accepted, so a lock holder unchanged since before
+// the call proves the call made no diff: it is then sent again after a
+// backoff, at most Config.MaxResends times, and when those run out the
+// error is a *NotAppliedError (nothing was made). Even if an earlier
+// request were still being processed, a resend could not make a second
+// diff: it would be refused with "image locked by diffid: N", naming the
+// earlier send's diff, which is then adopted.
 func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job, error) {
 	beforeKind, beforeID, err := c.LockHolder(ctx, imageID)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/create: %w", imageID, err)
 	}
-	q := urlValues("imageid", itoa(imageID), "machineid", itoa(machineID))
-	for attempt := 1; ; attempt++ {
-		j, err := mutate(ctx, c, pathDiffCreate, q, jobDecoder(idDiff))
+	call := c.Calls().DiffCreate(itoa(imageID), itoa(machineID))
+	diffJob := func(ctx context.Context, id int64) (*Job, error) {
+		d, err := c.DiffStatus(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return &d.Job, nil
+	}
+	for sends := 1; ; sends++ {
+		j, err := mutate(ctx, c, call, jobDecoder(idDiff))
 		if err == nil {
 			return j, nil
 		}
 		var le *LockedError
-		if attempt > 1 && errors.As(err, &le) && le.HolderKind == "diff" && !(beforeKind == "diff" && beforeID == le.HolderID) {
+		if sends > 1 && errors.As(err, &le) && isNewHolder("diff", le.HolderKind, le.HolderID, beforeKind, beforeID) {
 			// The resend was refused because a diff that was not there
-			// before the first send now locks the image: the first send
+			// before the first send now locks the image: an earlier send
 			// made it after all (it was still being processed when the
 			// lock was read). It is ours.
-			d, serr := c.DiffStatus(ctx, le.HolderID)
-			if serr != nil {
-				return &Job{ID: le.HolderID}, nil
-			}
-			return &d.Job, nil
+			return adoptJob(ctx, le.HolderID, diffJob), nil
 		}
 		ou, ok := asOutcomeUnknown(err)
 		if !ok {
 			return nil, err
 		}
-		j, err = c.settleCreate(ctx, ou, imageID, "diff", beforeKind, beforeID, func(ctx context.Context, id int64) (*Job, error) {
-			d, err := c.DiffStatus(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			return &d.Job, nil
-		})
-		if err == nil || attempt > 1 || ctx.Err() != nil {
-			return j, err
-		}
-		// A diff locks its image from its creation until it is rejected
-		// or accepted, so a lock holder unchanged since before the call
-		// proves the call made no diff, and it is sent once more. Even if
-		// the first request were still being processed, the second could
-		// not make a second diff: it would be refused with "image locked
-		// by diffid: N", naming the first.
 		k, id, lerr := c.LockHolder(ctx, imageID)
-		if lerr != nil || k != beforeKind || id != beforeID {
+		if lerr != nil {
+			return nil, unsettled(ou, lerr)
+		}
+		if isNewHolder("diff", k, id, beforeKind, beforeID) {
+			return adoptJob(ctx, id, diffJob), nil
+		}
+		if k != beforeKind || id != beforeID {
+			return nil, inconclusive(ou, fmt.Sprintf("image %d's lock changed from %s to %s, which does not show whether a diff was made",
+				imageID, holder(beforeKind, beforeID), holder(k, id)))
+		}
+		proof := fmt.Sprintf("image %d's lock is unchanged (%s), and a new diff would hold it", imageID, holder(k, id))
+		if err := c.resendAfterProof(ctx, ou, sends, proof); err != nil {
 			return nil, err
 		}
 	}
@@ -244,7 +299,7 @@ func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job
 // not sent: the file maps come without it (API §4.5) and the game/image/
 // machine objects are not needed.
 func (c *Client) DiffStatus(ctx context.Context, diffID int64) (*Diff, error) {
-	return read(ctx, c, pathDiffStatus(diffID), nil, func(b []byte) (*Diff, error) {
+	return read(ctx, c, c.Calls().DiffStatus(itoa(diffID), false), func(b []byte) (*Diff, error) {
 		return decodeDiff(b, diffID)
 	})
 }
@@ -258,7 +313,7 @@ func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/retry: %w", diffID, err)
 	}
-	j, err := mutate(ctx, c, pathDiffRetry(diffID), nil, func(b []byte) (*Job, error) {
+	j, err := mutate(ctx, c, c.Calls().DiffRetry(itoa(diffID)), func(b []byte) (*Job, error) {
 		// The retry answer's table lists diffid, but the diff is known.
 		return decodeJob(b, idDiff, diffID)
 	})
@@ -275,8 +330,15 @@ func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
 	}
 	rerun := after.State >= StateCreated && after.State <= StateRunning ||
 		after.Created.After(before.Created) || after.Updated.After(before.Updated)
-	if !before.State.Terminal() || !rerun {
-		return nil, unsettled(ou, fmt.Errorf("diff %d does not show a re-run (state %s)", diffID, after.State))
+	if !before.State.Terminal() {
+		return nil, inconclusive(ou, fmt.Sprintf("diff %d was %s before the call, so its state cannot show a re-run", diffID, before.State))
+	}
+	if !rerun {
+		// Not proof enough to send it again: a re-run that began and
+		// ended within the second of the diff's last update would look
+		// exactly like this (the timestamps have one-second resolution).
+		return nil, inconclusive(ou, fmt.Sprintf("diff %d shows no re-run (still %s, its times unchanged), but a re-run that ended within the same second would look the same",
+			diffID, after.State))
 	}
 	return &after.Job, nil
 }
@@ -284,10 +346,13 @@ func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
 // RejectDiff calls imagediff/<id>/reject. A lost answer is settled from
 // image/options: a diff that held the image's lock before the call and no
 // longer does was rejected (Uninstall is then nil, its job id unknowable).
+// One that still holds it was not: the call is sent again after a backoff,
+// at most Config.MaxResends times (then a *NotAppliedError). A resend
+// refused while the lock is gone means an earlier send did it.
 func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (*RejectResult, error) {
 	// The lock lives on the image, which the diff status names only with
 	// diff_info=1; read it to know where to look after a lost answer.
-	imageID, err := read(ctx, c, pathDiffStatus(diffID), urlValues("diff_info", "1"), decodeDiffImage)
+	imageID, err := read(ctx, c, c.Calls().DiffStatus(itoa(diffID), true), decodeDiffImage)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/reject: %w", diffID, err)
 	}
@@ -298,27 +363,40 @@ func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (
 			return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/reject: %w", imageID, err)
 		}
 	}
-	res, err := mutate(ctx, c, pathDiffReject(diffID), urlValues("reinstall", bit(reinstall)), func(b []byte) (*RejectResult, error) {
-		return decodeReject(b, diffID)
-	})
-	if err == nil {
-		return res, nil
+	held := imageID != 0 && beforeKind == "diff" && beforeID == diffID
+	for sends := 1; ; sends++ {
+		res, err := mutate(ctx, c, c.Calls().DiffReject(itoa(diffID), reinstall), func(b []byte) (*RejectResult, error) {
+			return decodeReject(b, diffID)
+		})
+		if err == nil {
+			return res, nil
+		}
+		ou, ok := asOutcomeUnknown(err)
+		if !ok {
+			if sends > 1 && held {
+				// A resend refused: an earlier send that was still being
+				// processed may have rejected the diff meanwhile.
+				if k, id, lerr := c.LockHolder(ctx, imageID); lerr == nil && !(k == "diff" && id == diffID) {
+					return &RejectResult{DiffID: diffID}, nil
+				}
+			}
+			return nil, err
+		}
+		if !held {
+			return nil, inconclusive(ou, fmt.Sprintf("diff %d did not hold its image's lock before the call, so the lock cannot show whether it was rejected", diffID))
+		}
+		k, id, serr := c.LockHolder(ctx, imageID)
+		if serr != nil {
+			return nil, unsettled(ou, serr)
+		}
+		if !(k == "diff" && id == diffID) {
+			return &RejectResult{DiffID: diffID}, nil
+		}
+		proof := fmt.Sprintf("diff %d still holds the lock of image %d, which a reject releases", diffID, imageID)
+		if err := c.resendAfterProof(ctx, ou, sends, proof); err != nil {
+			return nil, err
+		}
 	}
-	ou, ok := asOutcomeUnknown(err)
-	if !ok {
-		return nil, err
-	}
-	if imageID == 0 || beforeKind != "diff" || beforeID != diffID {
-		return nil, unsettled(ou, fmt.Errorf("diff %d did not hold its image's lock before the call", diffID))
-	}
-	k, id, serr := c.LockHolder(ctx, imageID)
-	if serr != nil {
-		return nil, unsettled(ou, serr)
-	}
-	if k == "diff" && id == diffID {
-		return nil, unsettled(ou, fmt.Errorf("diff %d still holds the lock of image %d", diffID, imageID))
-	}
-	return &RejectResult{DiffID: diffID}, nil
 }
 
 // decodeDiffImage reads the image id out of a diff status sent with
@@ -345,38 +423,15 @@ func decodeDiffImage(b []byte) (int64, error) {
 // never took effect (steps does that, and finds a version that was made from
 // the install jobs it generates).
 //
-// restart is always sent, as 1 or 0 (API §7 #12: the docs mark it required).
-// full and force are optional and sent only as full=1 and force=1: their
-// page documents the value 1 and absence (API §4.8), so a strict server has
-// nothing to object to. install_at=NOW() is sent only with opt.InstallNow;
-// omitted, the install jobs wait in Pending for imageinstall/<id>/queue
-// (API §7 #13).
+// The parameters are built by Calls.VersionCreate, which says how each is
+// spelled.
 func (c *Client) CreateVersion(ctx context.Context, diffID int64, opt VersionOptions) (*Job, error) {
-	q := urlValues("diffid", itoa(diffID), "restart", bit(opt.Restart))
-	if opt.Full {
-		q.Set("full", "1")
-	}
-	if opt.Force {
-		q.Set("force", "1")
-	}
-	if opt.GameBuild != "" {
-		q.Set("game_build", opt.GameBuild)
-	}
-	if opt.InstallNow {
-		q.Set("install_at", "NOW()")
-	}
-	if opt.DisableTimeout > 0 {
-		q.Set("disable_timeout", strconv.Itoa(opt.DisableTimeout))
-	}
-	if opt.DisablePercentage > 0 {
-		q.Set("disable_percentage", strconv.FormatFloat(opt.DisablePercentage, 'f', 2, 64))
-	}
-	return mutate(ctx, c, pathVersionCreate, q, jobDecoder(idVersion))
+	return mutate(ctx, c, c.Calls().VersionCreate(itoa(diffID), opt), jobDecoder(idVersion))
 }
 
 // VersionStatus reads imageversion/<id>/status.
 func (c *Client) VersionStatus(ctx context.Context, versionID int64) (*Job, error) {
-	return read(ctx, c, pathVersionStatus(versionID), nil, func(b []byte) (*Job, error) {
+	return read(ctx, c, c.Calls().VersionStatus(itoa(versionID)), func(b []byte) (*Job, error) {
 		return decodeJob(b, idVersion, versionID)
 	})
 }
@@ -384,7 +439,7 @@ func (c *Client) VersionStatus(ctx context.Context, versionID int64) (*Job, erro
 // InstallStatus reads imageinstall/status: every install job of the ASID that
 // has not completed (Failed ones included, API §7 #16).
 func (c *Client) InstallStatus(ctx context.Context) ([]Install, error) {
-	return read(ctx, c, pathInstallStatus, nil, decodeInstalls)
+	return read(ctx, c, c.Calls().InstallStatus(), decodeInstalls)
 }
 
 // FindInstall reads imageinstall/status and returns the install job jobID.
@@ -408,13 +463,16 @@ func (c *Client) FindInstall(ctx context.Context, jobID int64) (inst *Install, l
 // with AlreadyQueued set; the result then carries the job as listed (or only
 // its id when it already left the list).
 //
+// A lost answer after which the job is still Pending (so not queued) is
+// sent again after a backoff, at most Config.MaxResends times (then a
+// *NotAppliedError).
+//
 // "already queued" is matched case-insensitively anywhere in error_message:
 // the text is not documented.
 func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) (*QueueResult, error) {
-	// mirroring is spelled true/false on this endpoint (API §4.11).
-	q := urlValues("mirroring", strconv.FormatBool(mirroring))
-	for attempt := 1; ; attempt++ {
-		res, err := mutate(ctx, c, pathInstallQueue(jobID), q, func(b []byte) (*QueueResult, error) {
+	call := c.Calls().InstallQueue(itoa(jobID), mirroring)
+	for sends := 1; ; sends++ {
+		res, err := mutate(ctx, c, call, func(b []byte) (*QueueResult, error) {
 			return decodeQueue(b, jobID)
 		})
 		if err == nil {
@@ -435,15 +493,19 @@ func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) 
 		if !listed {
 			return &QueueResult{Job: Job{ID: jobID}, AlreadyQueued: true}, nil
 		}
-		if inst.State != StatePending && inst.State != StateCreated && inst.State != StateUnknown {
+		if inst.State == StateUnknown {
+			return nil, inconclusive(ou, fmt.Sprintf("install job %d's state cannot be read (%q)", jobID, inst.StateName))
+		}
+		if inst.State != StatePending && inst.State != StateCreated {
 			return &QueueResult{Job: inst.Job, AlreadyQueued: true}, nil
 		}
 		// Queueing moves a job out of Pending at once, so a job still
-		// Pending was not queued: it is sent once more. Were the first
-		// request still in flight, the second would be answered
-		// "already queued", which counts as success above.
-		if attempt > 1 || inst.State == StateUnknown || ctx.Err() != nil {
-			return nil, unsettled(ou, fmt.Errorf("install job %d is still %s", jobID, inst.StateName))
+		// Pending was not queued: it is sent again. Were an earlier
+		// request still in flight, the next would be answered "already
+		// queued", which counts as success above.
+		proof := fmt.Sprintf("install job %d is still %s, and a queued job leaves that state at once", jobID, inst.State)
+		if err := c.resendAfterProof(ctx, ou, sends, proof); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -453,21 +515,20 @@ func (c *Client) QueueInstall(ctx context.Context, jobID int64, mirroring bool) 
 // query: the page's table does not list it there (see NewRequest). detail is
 // spelled true/false.
 func (c *Client) ImageStatus(ctx context.Context, imageID int64, detail bool) (*ImageStatus, error) {
-	q := urlValues("detail", strconv.FormatBool(detail))
-	return read(ctx, c, pathImageStatus(c.cfg.ASID, imageID), q, decodeImageStatus)
+	return read(ctx, c, c.Calls().ImageStatus(itoa(imageID), detail), decodeImageStatus)
 }
 
 // ImageOptions reads image/options for one image (lock holders, update URL).
 func (c *Client) ImageOptions(ctx context.Context, imageID int64) (*ImageOptions, error) {
-	q := urlValues("imageid", itoa(imageID))
 	game, err := c.gameFor(ctx, imageID)
 	if err != nil {
 		return nil, err
 	}
+	gameID := ""
 	if game != 0 {
-		q.Set("gameid", itoa(game))
+		gameID = itoa(game)
 	}
-	return read(ctx, c, pathImageOptions, q, decodeImageOptions)
+	return read(ctx, c, c.Calls().ImageOptions(gameID, itoa(imageID)), decodeImageOptions)
 }
 
 // gameFor finds the game an image belongs to. The options page says gameid
@@ -491,7 +552,7 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	if ok {
 		return g, nil
 	}
-	all, err := read(ctx, c, pathImageOptions, url.Values{}, decodeImageOptions)
+	all, err := read(ctx, c, c.Calls().ImageOptions("", ""), decodeImageOptions)
 	if err != nil {
 		// Credentials and interrupts are answers in themselves. Any other
 		// refusal of the unfiltered listing (a server that wants filters)
@@ -511,7 +572,7 @@ func (c *Client) gameFor(ctx context.Context, imageID int64) (int64, error) {
 	default:
 		var lastErr error
 		for _, game := range all.Games {
-			o, err := read(ctx, c, pathImageOptions, urlValues("gameid", itoa(game.ID), "imageid", itoa(imageID)), decodeImageOptions)
+			o, err := read(ctx, c, c.Calls().ImageOptions(itoa(game.ID), itoa(imageID)), decodeImageOptions)
 			if err != nil {
 				if errors.Is(err, ErrAuth) || ctx.Err() != nil {
 					return 0, err
@@ -565,6 +626,66 @@ func (c *Client) LockHolder(ctx context.Context, imageID int64) (kind string, id
 		return "update", o.UpdateID, nil
 	}
 	return "", 0, nil
+}
+
+// SwitchProfile asks a reservation fleet to switch its servers to a profile:
+// PATCH /cfp/v2/fleet/<fleetid>/switchprofile with the JSON body
+// {"ProfileID", "Timeout", "MaxMachines"}, the last two only when set
+// (API §4.15). Timeout is sent as a Go duration ("2h", "90m").
+//
+// The PATCH changes state, so it goes the never-resend-blindly way: over a
+// connection that is not reused, sent once. A lost answer is settled by
+// reading the switch status: the requested profile pending, processing or
+// complete means the PATCH took, and that status is returned. Anything
+// else is an *OutcomeUnknownError saying what the read showed; it is not
+// sent again (a second PATCH while the first is still on its way could
+// start a second switch).
+func (c *Client) SwitchProfile(ctx context.Context, fleetID string, opt SwitchOptions) (*ProfileSwitch, error) {
+	if err := checkFleetID(fleetID); err != nil {
+		return nil, err
+	}
+	if opt.ProfileID <= 0 || opt.Timeout < 0 || opt.MaxMachines < 0 {
+		return nil, fmt.Errorf("clanforge: switchprofile of fleet %s: ProfileID must be positive and Timeout and MaxMachines not negative (got %d, %s, %d)",
+			fleetID, opt.ProfileID, opt.Timeout, opt.MaxMachines)
+	}
+	st, err := mutate(ctx, c, c.Calls().SwitchProfile(fleetID, opt), decodeSwitch)
+	if err == nil {
+		return st, nil
+	}
+	ou, ok := asOutcomeUnknown(err)
+	if !ok {
+		return nil, err
+	}
+	after, serr := c.ProfileSwitchStatus(ctx, fleetID)
+	if serr != nil {
+		return nil, unsettled(ou, serr)
+	}
+	if after.ProfileID == opt.ProfileID && after.State.Requested() {
+		return after, nil
+	}
+	return nil, inconclusive(ou, fmt.Sprintf("fleet %s's switch status shows %s for profile %d, not a switch to profile %d",
+		fleetID, after.State, after.ProfileID, opt.ProfileID))
+}
+
+// ProfileSwitchStatus reads GET /cfp/v2/fleet/<fleetid>/switchprofile: the
+// state of the fleet's last profile switch ("not requested" before any).
+func (c *Client) ProfileSwitchStatus(ctx context.Context, fleetID string) (*ProfileSwitch, error) {
+	if err := checkFleetID(fleetID); err != nil {
+		return nil, err
+	}
+	return read(ctx, c, c.Calls().SwitchStatus(fleetID), decodeSwitch)
+}
+
+// checkFleetID refuses a fleet id that could change the request's path.
+// Fleet ids are UUIDs (API §1.1); letters, digits, '-', '_' and '.' are
+// accepted.
+func checkFleetID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) {
+		return fmt.Errorf("clanforge: fleet id %q is not a fleet UUID", truncate(id, 60))
+	}
+	return nil
 }
 
 func urlValues(kv ...string) url.Values {

@@ -1,7 +1,9 @@
 package clanforge_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,6 +26,8 @@ const (
 // hit is one request as the fake server saw it.
 type hit struct {
 	Seq    int
+	Method string
+	Body   string
 	Path   string
 	Query  url.Values
 	Header http.Header
@@ -44,8 +48,10 @@ func newFake(t *testing.T, routes map[string]http.HandlerFunc) *fakeAPI {
 	t.Helper()
 	f := &fakeAPI{routes: routes}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		f.mu.Lock()
-		f.hits = append(f.hits, hit{Seq: len(f.hits), Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Remote: r.RemoteAddr, At: time.Now()})
+		f.hits = append(f.hits, hit{Seq: len(f.hits), Method: r.Method, Body: string(body), Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Remote: r.RemoteAddr, At: time.Now()})
 		h := f.routes[r.URL.Path]
 		f.mu.Unlock()
 		if h == nil {

@@ -39,8 +39,9 @@ func (s *lockState) options(w http.ResponseWriter, r *http.Request) {
 // connection). When the server did the work, the call is sent exactly once
 // and the new lock holder is returned as the job the call made. When the lock
 // holder is unchanged, a diff create provably made nothing (a diff locks its
-// image at once) and is sent exactly once more; an update create is never
-// resent, because a finished update leaves no lock to prove anything.
+// image at once) and is sent again, MaxResends (here 2) times at most, then
+// reported as not applied; an update create is never resent, because a
+// finished update leaves no lock to prove anything, and its error says so.
 func TestLostCreateAnswers(t *testing.T) {
 	type lose int
 	const (
@@ -52,22 +53,25 @@ func TestLostCreateAnswers(t *testing.T) {
 		kind       string // update or diff
 		lose       lose
 		before     [2]int64 // diffID, updateID holding before the call
-		wantID     int64    // 0: outcome unknown
+		wantID     int64    // 0: outcome unknown, or not applied
 		settleWork bool     // false: the server does not do the work
 		sends      int      // how many times the create may be sent
+		// notApplied: the reads proved every send harmless and the
+		// resends ran out (ErrNotApplied, not ErrOutcomeUnknown).
+		notApplied bool
 	}{
-		{"update 500", "update", lose500, [2]int64{0, 0}, 77, true, 1},
-		{"update dropped", "update", loseDrop, [2]int64{0, 0}, 77, true, 1},
-		{"update dropped, no work done", "update", loseDrop, [2]int64{0, 0}, 0, false, 1},
-		{"diff 500", "diff", lose500, [2]int64{0, 0}, 42, true, 1},
-		{"diff dropped", "diff", loseDrop, [2]int64{0, 0}, 42, true, 1},
-		// Unchanged holders prove no diff was made: one resend, whose
-		// answer is lost too here.
-		{"diff dropped, no work done", "diff", loseDrop, [2]int64{0, 0}, 0, false, 2},
+		{"update 500", "update", lose500, [2]int64{0, 0}, 77, true, 1, false},
+		{"update dropped", "update", loseDrop, [2]int64{0, 0}, 77, true, 1, false},
+		{"update dropped, no work done", "update", loseDrop, [2]int64{0, 0}, 0, false, 1, false},
+		{"diff 500", "diff", lose500, [2]int64{0, 0}, 42, true, 1, false},
+		{"diff dropped", "diff", loseDrop, [2]int64{0, 0}, 42, true, 1, false},
+		// Unchanged holders prove no diff was made: resent twice, and
+		// those answers are lost too here.
+		{"diff dropped, no work done", "diff", loseDrop, [2]int64{0, 0}, 0, false, 3, true},
 		// A holder that was there before the call is someone else's.
-		{"diff dropped, old holder stays", "diff", loseDrop, [2]int64{42, 0}, 0, false, 2},
+		{"diff dropped, old holder stays", "diff", loseDrop, [2]int64{42, 0}, 0, false, 3, true},
 		// An update holder does not prove a diff create.
-		{"diff dropped, update holds", "diff", loseDrop, [2]int64{0, 9}, 0, false, 2},
+		{"diff dropped, update holds", "diff", loseDrop, [2]int64{0, 9}, 0, false, 3, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,7 +99,7 @@ func TestLostCreateAnswers(t *testing.T) {
 				"/cfp/v1/imagediff/42/status":   respond(200, `{"diffid":42,"jobstateid":2,"jobstatename":"Pending"}`),
 				"/cfp/v1/imageupdate/77/status": respond(200, `{"jobstateid":4,"jobstatename":"Running"}`),
 			})
-			c := f.client(t, nil)
+			c := f.client(t, func(cfg *clanforge.Config) { cfg.MaxResends = 2 })
 			var j *clanforge.Job
 			var err error
 			if tt.kind == "diff" {
@@ -106,9 +110,22 @@ func TestLostCreateAnswers(t *testing.T) {
 			if got := f.count(createPath); got != tt.sends {
 				t.Fatalf("create sent %d times, want exactly %d (requests: %v)", got, tt.sends, f.paths())
 			}
+			if tt.notApplied {
+				var na *clanforge.NotAppliedError
+				if !errors.As(err, &na) || errors.Is(err, clanforge.ErrOutcomeUnknown) || na.Sends != tt.sends {
+					t.Fatalf("err = %v, want not applied after %d sends", err, tt.sends)
+				}
+				if strings.Contains(err.Error(), "could not be settled") {
+					t.Errorf("a settled outcome is called unsettled: %v", err)
+				}
+				return
+			}
 			if tt.wantID == 0 {
 				if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
 					t.Fatalf("err = %v, want outcome unknown", err)
+				}
+				if tt.kind == "update" && !strings.Contains(err.Error(), "either the call made no update, or it made one that has already finished") {
+					t.Errorf("the update's error does not say what is known: %v", err)
 				}
 				return
 			}
@@ -336,10 +353,12 @@ func TestLostRetryRejectQueue(t *testing.T) {
 		}
 	})
 	t.Run("reject dropped, lock still held", func(t *testing.T) {
+		// The lock still held proves each reject took no effect: sent
+		// again until the resends (here 1) run out.
 		f, _ := rejectFake(t, false)
-		_, err := f.client(t, nil).RejectDiff(ctx(t), 9, false)
-		if !errors.Is(err, clanforge.ErrOutcomeUnknown) || f.count("/cfp/v1/imagediff/9/reject") != 1 {
-			t.Fatalf("err %v", err)
+		_, err := f.client(t, func(cfg *clanforge.Config) { cfg.MaxResends = 1 }).RejectDiff(ctx(t), 9, false)
+		if !errors.Is(err, clanforge.ErrNotApplied) || f.count("/cfp/v1/imagediff/9/reject") != 2 {
+			t.Fatalf("err %v, sent %d", err, f.count("/cfp/v1/imagediff/9/reject"))
 		}
 	})
 	t.Run("reject answered with reinstall job", func(t *testing.T) {
@@ -380,8 +399,8 @@ func TestLostRetryRejectQueue(t *testing.T) {
 	}{
 		{"dropped, now queued", `{"installs":[{"jobid":5,"jobstateid":3,"jobstatename":"Queued"}]}`, drop, clanforge.StateQueued, false},
 		{"dropped, already gone", `{"installs":[]}`, drop, clanforge.StateUnknown, false},
-		// Still Pending proves it was not queued: sent once more, and
-		// that answer is lost too.
+		// Still Pending proves it was not queued: sent once more (the
+		// test allows one resend), and that answer is lost too.
 		{"500, still pending", `{"installs":[{"jobid":5,"jobstateid":2,"jobstatename":"Pending"}]}`, respond(500, ``), 0, true},
 		// ... or the second answer arrives.
 		{"500, resent once", `{"installs":[{"jobid":5,"jobstateid":2,"jobstatename":"Pending"}]}`, failFirst(500,
@@ -392,7 +411,7 @@ func TestLostRetryRejectQueue(t *testing.T) {
 	for _, tt := range queueTests {
 		t.Run("queue "+tt.name, func(t *testing.T) {
 			f := queueFake(t, tt.after, tt.answer)
-			res, err := f.client(t, nil).QueueInstall(ctx(t), 5, false)
+			res, err := f.client(t, func(cfg *clanforge.Config) { cfg.MaxResends = 1 }).QueueInstall(ctx(t), 5, false)
 			sends := 1
 			if strings.HasPrefix(tt.name, "500") {
 				sends = 2 // still Pending after the first: proven not queued
@@ -401,8 +420,8 @@ func TestLostRetryRejectQueue(t *testing.T) {
 				t.Fatalf("queue sent %d times, want %d", got, sends)
 			}
 			if tt.unknown {
-				if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
-					t.Fatalf("err = %v, want outcome unknown", err)
+				if !errors.Is(err, clanforge.ErrNotApplied) || !strings.Contains(err.Error(), "install job 5 is still Pending") {
+					t.Fatalf("err = %v, want not applied", err)
 				}
 				return
 			}

@@ -1,6 +1,9 @@
 package clanforge
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // JobState is the numeric jobstateid of a Clanforge job. The client decides a
 // job's outcome from this value, never from the response's success flag,
@@ -164,4 +167,71 @@ type ImageOptions struct {
 	Games     []NamedID
 	Images    []NamedID
 	Machines  []NamedID
+}
+
+// SwitchOptions are the body of a profile switch (API §4.15).
+type SwitchOptions struct {
+	ProfileID int64
+	// Timeout, when set, force-restarts the servers left when it expires;
+	// 0: not sent.
+	Timeout time.Duration
+	// MaxMachines, when set, is the size of each restart batch; 0: not
+	// sent (all empty servers at once).
+	MaxMachines int
+}
+
+// SwitchState is the State of a profile switch, lower-cased.
+type SwitchState string
+
+// The documented switch states (API §4.15).
+const (
+	SwitchNotRequested SwitchState = "not requested"
+	SwitchPending      SwitchState = "pending"
+	SwitchProcessing   SwitchState = "processing"
+	SwitchComplete     SwitchState = "complete"
+)
+
+// Requested reports whether the state belongs to a switch that was asked
+// for: pending, processing or complete.
+func (s SwitchState) Requested() bool {
+	return s == SwitchPending || s == SwitchProcessing || s == SwitchComplete
+}
+
+// ProfileSwitch is the answer of the profile switch PATCH and GET.
+type ProfileSwitch struct {
+	ServersPending   int
+	ServersProcessed int
+	ProfileID        int64
+	State            SwitchState
+	// Deadline is when the rest is forced; zero when no Timeout was set.
+	Deadline time.Time
+}
+
+// switchRequest is the PATCH body; the optional fields are left out when
+// unset, as the page documents them.
+type switchRequest struct {
+	ProfileID   int64  `json:"ProfileID"`
+	Timeout     string `json:"Timeout,omitempty"`
+	MaxMachines int    `json:"MaxMachines,omitempty"`
+}
+
+func switchBody(opt SwitchOptions) switchRequest {
+	b := switchRequest{ProfileID: opt.ProfileID, MaxMachines: opt.MaxMachines}
+	if opt.Timeout > 0 {
+		b.Timeout = compactDuration(opt.Timeout)
+	}
+	return b
+}
+
+// compactDuration writes a duration as the page's examples do ("60s",
+// "2h"): Go's form without its zero tails, "2h0m0s" -> "2h".
+func compactDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -3,6 +3,7 @@ package steps
 import (
 	"fmt"
 
+	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/plan"
 )
 
@@ -19,24 +20,25 @@ type Call struct {
 }
 
 // Describe lists the calls inst would make, in order, without making any.
-// It is pure: it reads only the plan.
+// It is pure: it reads only the plan. Every call is built by the client's
+// own builder (clanforge.Calls), the one the client sends from, so the
+// preview shows the very requests the client would send; only display
+// values differ: secrets are shown masked (${env:NAME}, masked URL
+// credentials), and ids that do not exist yet as placeholders such as
+// <diffid from diff@buildbox-1/game-b>.
 func Describe(inst *plan.Instance, asid int64) []Call {
 	if inst == nil || inst.Step == nil || inst.Image == nil {
 		return nil
 	}
 	s := inst.Step
-	a := itoa(asid)
+	k := clanforge.Calls{ASID: asid}
+	image := itoa(inst.Image.ID)
 	switch s.Type {
 	case plan.TypeUpdate:
-		p := map[string]string{
-			"accountserviceid": a,
-			"imageid":          itoa(inst.Image.ID),
-			"machineid":        machineID(inst),
-			"desc":             s.Desc.Display,
-		}
+		url := ""
 		note := "starts the update job"
 		if s.URL.Resolved != "" || s.URL.Display != "" {
-			p["url"] = maskURL(s.URL.Display)
+			url = maskURL(s.URL.Display)
 		} else {
 			note += "; url omitted: the image's default update URL is used"
 		}
@@ -44,24 +46,17 @@ func Describe(inst *plan.Instance, asid int64) []Call {
 			note += fmt.Sprintf("; created again after a failed job, at most %d more time(s)", s.Retries)
 		}
 		return []Call{
-			{Method: "GET", Endpoint: apiPrefix + epUpdateCreate, Params: p, Mutating: true, Note: note},
-			{Method: "GET", Endpoint: apiPrefix + "imageupdate/<updateid>/status", Params: map[string]string{"accountserviceid": a},
-				Note: "polled near jobeta until the update ends"},
+			describe(k.UpdateCreate(image, machineID(inst), s.Desc.Display, url), note),
+			describe(k.UpdateStatus("<updateid>"), "polled near jobeta until the update ends"),
 		}
 	case plan.TypeDiff:
 		calls := []Call{
-			{Method: "GET", Endpoint: apiPrefix + epDiffCreate, Params: map[string]string{
-				"accountserviceid": a,
-				"imageid":          itoa(inst.Image.ID),
-				"machineid":        machineID(inst),
-			}, Mutating: true, Note: "starts the diff; it locks the image until rejected or versioned"},
-			{Method: "GET", Endpoint: apiPrefix + "imagediff/<diffid>/status", Params: map[string]string{"accountserviceid": a},
-				Note: "polled near jobeta until the diff ends; gives added, modified, removed"},
+			describe(k.DiffCreate(image, machineID(inst)), "starts the diff; it locks the image until rejected or versioned"),
+			describe(k.DiffStatus("<diffid>", false), "polled near jobeta until the diff ends; gives added, modified, removed"),
 		}
 		if s.Retries > 0 {
-			calls = append(calls, Call{Method: "GET", Endpoint: apiPrefix + "imagediff/<diffid>/retry",
-				Params: map[string]string{"accountserviceid": a}, Mutating: true,
-				Note: fmt.Sprintf("only if the diff fails: re-runs the same diff, at most %d time(s)", s.Retries)})
+			calls = append(calls, describe(k.DiffRetry("<diffid>"),
+				fmt.Sprintf("only if the diff fails: re-runs the same diff, at most %d time(s)", s.Retries)))
 		}
 		return calls
 	case plan.TypeGate:
@@ -71,21 +66,31 @@ func Describe(inst *plan.Instance, asid int64) []Call {
 		}
 		return []Call{{Note: "no API call; fails unless " + src}}
 	case plan.TypeVersion:
-		diffid := placeholder("diffid", inst.Diff)
-		full := boolParam(s.Full == plan.FullTrue)
-		if s.Full == plan.FullAuto {
-			full = "<1 if " + instName(inst.Diff) + " has no changes, else not sent>"
+		opt := clanforge.VersionOptions{
+			Restart:           s.Restart,
+			Full:              s.Full == plan.FullTrue || s.Full == plan.FullAuto,
+			Force:             s.Force,
+			InstallNow:        s.InstallAt == plan.InstallNow,
+			DisableTimeout:    s.DisableTimeout,
+			DisablePercentage: s.DisablePercentage,
 		}
-		note := "turns the diff into a version (the diff's lock is released)"
+		if s.GameBuild.Resolved != "" || s.GameBuild.Display != "" {
+			opt.GameBuild = maskURL(s.GameBuild.Display)
+		}
+		create := describe(k.VersionCreate(placeholder("diffid", inst.Diff), opt), "")
+		if s.Full == plan.FullAuto {
+			// Decided at run time from the diff's file lists.
+			create.Params["full"] = "<1 if " + instName(inst.Diff) + " has no changes, else not sent>"
+		}
+		create.Note = "turns the diff into a version (the diff's lock is released)"
 		if s.InstallAt == plan.InstallNow {
-			note += "; install jobs start by themselves"
+			create.Note += "; install jobs start by themselves"
 		} else {
-			note += "; install jobs wait in Pending until queued"
+			create.Note += "; install jobs wait in Pending until queued"
 		}
 		return []Call{
-			{Method: "GET", Endpoint: apiPrefix + epVersionCreate, Params: versionParams(asid, diffid, s, full), Mutating: true, Note: note},
-			{Method: "GET", Endpoint: apiPrefix + "imageversion/<imageversionid>/status", Params: map[string]string{"accountserviceid": a},
-				Note: "polled near jobeta until packaging ends"},
+			create,
+			describe(k.VersionStatus("<imageversionid>"), "polled near jobeta until packaging ends"),
 		}
 	case plan.TypeInstall:
 		version := placeholder("versionid", inst.Version)
@@ -96,33 +101,40 @@ func Describe(inst *plan.Instance, asid int64) []Call {
 		} else {
 			find += ", machine=" + machineID(inst)
 		}
-		calls := []Call{{Method: "GET", Endpoint: apiPrefix + "imageinstall/status",
-			Params: map[string]string{"accountserviceid": a},
-			Note:   find + "; one shared read per interval serves every install instance"}}
+		calls := []Call{describe(k.InstallStatus(), find+"; one shared read per interval serves every install instance")}
 		now := inst.Version != nil && inst.Version.Step != nil && inst.Version.Step.InstallAt == plan.InstallNow
 		if now {
 			calls[0].Note += "; install_at=now: " + jobs + " start(s) by itself, only watched"
 			return calls
 		}
-		calls = append(calls, Call{Method: "GET", Endpoint: apiPrefix + "imageinstall/<jobid>/queue",
-			Params: map[string]string{"accountserviceid": a, "mirroring": fmt.Sprint(s.Mirroring)}, Mutating: true,
-			Note: "queues " + jobs + " once, if Pending; then watched until it leaves the list (completed) or fails"})
-		return calls
+		return append(calls, describe(k.InstallQueue("<jobid>", s.Mirroring),
+			"queues "+jobs+" once, if Pending; then watched until it leaves the list (completed) or fails"))
 	case plan.TypeReject:
 		diffid := placeholder("diffid", inst.Diff)
 		if inst.Diff == nil {
 			return []Call{{Note: "no diff in scope: nothing to reject"}}
 		}
+		// The game id the client adds to image/options is found at run
+		// time (one read per image); the preview cannot know it.
 		return []Call{
-			{Method: "GET", Endpoint: apiPrefix + "image/options",
-				Params: map[string]string{"accountserviceid": a, "imageid": itoa(inst.Image.ID)},
-				Note:   "checks that " + diffid + " still locks the image (created by this run, neither rejected nor versioned)"},
-			{Method: "GET", Endpoint: apiPrefix + "imagediff/" + diffid + "/reject",
-				Params:   map[string]string{"accountserviceid": a, "reinstall": boolParam(s.Reinstall)},
-				Mutating: true, Note: rejectNote(s.Reinstall)},
+			describe(k.ImageOptions("", image),
+				"checks that "+diffid+" still locks the image (created by this run, neither rejected nor versioned)"),
+			describe(k.DiffReject(diffid, s.Reinstall), rejectNote(s.Reinstall)),
 		}
 	}
 	return nil
+}
+
+// describe turns a call built by clanforge.Calls into the preview's form:
+// the query as display parameters (one value each: no call repeats one).
+func describe(c clanforge.Call, note string) Call {
+	p := make(map[string]string, len(c.Query))
+	for k, vs := range c.Query {
+		if len(vs) > 0 {
+			p[k] = vs[0]
+		}
+	}
+	return Call{Method: c.Method, Endpoint: c.Path, Params: p, Mutating: c.Mutating, Note: note}
 }
 
 func rejectNote(reinstall bool) string {
