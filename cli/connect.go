@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/charmbracelet/x/term"
+	"golang.org/x/time/rate"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/clanforge/sim"
@@ -21,6 +23,10 @@ type connectOptions struct {
 	sim      bool
 	speed    float64
 	scenario string
+	// rateLimit caps requests per second; 0: the client's default for the
+	// real API, none for the in-process simulator (it is not a shared
+	// service to protect, and a cap there only slows large rollouts).
+	rateLimit float64
 }
 
 // conn is a client, and the in-process simulator behind it with --sim.
@@ -29,11 +35,24 @@ type conn struct {
 	sim     *sim.Server
 	base    string // base URL the client talks to
 	display string // base URL as shown to people
+	// waits receives the client's waits (retries, holds, slow answers):
+	// stderr lines during the pre-flight, the engine's notices during the
+	// run.
+	waits atomic.Pointer[func(clanforge.Wait)]
 }
 
 func (c *conn) Close() {
 	if c.sim != nil {
 		c.sim.Close()
+	}
+}
+
+// onWait sends the client's waits to f from now on.
+func (c *conn) onWait(f func(clanforge.Wait)) { c.waits.Store(&f) }
+
+func (c *conn) wait(w clanforge.Wait) {
+	if f := c.waits.Load(); f != nil {
+		(*f)(w)
 	}
 }
 
@@ -61,9 +80,13 @@ func (env *Env) asid(p *plan.Plan) int64 {
 
 // connect builds the client. With --sim it starts the simulator on a
 // loopback port, ignoring clanforge.url and CLANFORGE_URL; without
-// credentials in the environment the two share generated ones.
+// credentials in the environment the two share generated ones. Against the
+// real API the credentials are CLANFORGE_TOKEN (sent as a Bearer token, as
+// the API's current operator documents) or the CLANFORGE_ACCESS_KEY and
+// CLANFORGE_SECRET_KEY pair (Basic); with both, the token wins.
 func (env *Env) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*conn, error) {
 	access, secret := env.Getenv("CLANFORGE_ACCESS_KEY"), env.Getenv("CLANFORGE_SECRET_KEY")
+	token := env.Getenv("CLANFORGE_TOKEN")
 	asid := env.asid(p)
 	if s := env.Getenv("CLANFORGE_ASID"); s != "" && p.ASID == 0 {
 		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
@@ -72,53 +95,77 @@ func (env *Env) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*c
 	}
 	c := &conn{}
 	base := env.baseURL(p)
+	rl := rate.Limit(o.rateLimit)
 	if o.sim {
-		if access == "" || secret == "" {
-			access, secret = "sim-"+randomHex(8), randomHex(16)
-			redact.AddBasicAuth(access, secret)
-		}
-		inv := sim.InventoryFromPlan(p)
-		if asid == 0 {
-			asid = inv.ASID
-		}
-		inv.ASID = asid
-		var sc sim.Scenario
-		if o.scenario != "" {
-			var err error
-			if sc, err = sim.LoadScenario(o.scenario); err != nil {
-				return nil, usageErr("%v", err)
-			}
-		}
-		// Our own runs meet the simulator in strict mode: it refuses
-		// anything a strict reading of the API reference refuses, so a
-		// client mistake shows up here rather than in production.
-		sc.Strict = true
-		srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: o.speed})
+		srv, u, err := startSim(p, &asid, &access, &secret, token, o)
 		if err != nil {
-			return nil, fmt.Errorf("starting the simulator: %w", err)
-		}
-		u, err := srv.Start("127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("starting the simulator: %w", err)
+			return nil, err
 		}
 		c.sim, base = srv, u
 		c.display = u + " (built-in simulator)"
+		// Until the simulator speaks Bearer, it and the client share the
+		// key pair.
+		token = ""
+		if o.rateLimit == 0 {
+			rl = rate.Inf
+		}
 	} else {
 		if asid == 0 {
 			return nil, usageErr("no account service id: set clanforge.asid in the plan or CLANFORGE_ASID")
 		}
-		if access == "" || secret == "" {
-			return nil, usageErr("no credentials: set CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY (or use --sim)")
+		if token == "" && (access == "" || secret == "") {
+			return nil, usageErr("no credentials: set CLANFORGE_TOKEN, or CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY (or use --sim)")
 		}
 		c.display = base
 	}
-	cl, err := clanforge.New(clanforge.Config{BaseURL: base, ASID: asid, AccessKey: access, SecretKey: secret, UserAgent: "rollout"})
+	cfg := clanforge.Config{BaseURL: base, ASID: asid, AccessKey: access, SecretKey: secret, Token: token,
+		UserAgent: "rollout", RateLimit: rl, OnWait: c.wait}
+	if token != "" {
+		// The token wins: no Basic header is sent at all.
+		cfg.AccessKey, cfg.SecretKey = "", ""
+	}
+	cl, err := clanforge.New(cfg)
 	if err != nil {
 		c.Close()
 		return nil, usageErr("%v", err)
 	}
 	c.client, c.base = cl, base
 	return c, nil
+}
+
+// startSim starts the in-process simulator of p's inventory and returns it
+// with its base URL. It accepts the environment's credentials; without
+// any, the simulator and the client share generated ones.
+func startSim(p *plan.Plan, asid *int64, access, secret *string, token string, o connectOptions) (*sim.Server, string, error) {
+	if token == "" && (*access == "" || *secret == "") {
+		*access, *secret = "sim-"+randomHex(8), randomHex(16)
+		redact.AddBasicAuth(*access, *secret)
+	}
+	inv := sim.InventoryFromPlan(p)
+	if *asid == 0 {
+		*asid = inv.ASID
+	}
+	inv.ASID = *asid
+	var sc sim.Scenario
+	if o.scenario != "" {
+		var err error
+		if sc, err = sim.LoadScenario(o.scenario); err != nil {
+			return nil, "", usageErr("%v", err)
+		}
+	}
+	// Our own runs meet the simulator in strict mode: it refuses anything
+	// a strict reading of the API reference refuses, so a client mistake
+	// shows up here rather than in production.
+	sc.Strict = true
+	srv, err := sim.New(simConfig(inv, *access, *secret, token, sc, o.speed))
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the simulator: %w", err)
+	}
+	u, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the simulator: %w", err)
+	}
+	return srv, u, nil
 }
 
 func randomHex(n int) string {
@@ -140,3 +187,10 @@ func (env *Env) color(w any) bool {
 }
 
 func isTerminalFile(f *os.File) bool { return term.IsTerminal(f.Fd()) }
+
+// simConfig is the simulator's configuration. A token in the environment
+// cannot be honoured until the simulator speaks Bearer: the client then
+// uses the generated key pair.
+func simConfig(inv sim.Inventory, access, secret, token string, sc sim.Scenario, speed float64) sim.Config {
+	return sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: speed}
+}

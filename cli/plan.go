@@ -91,7 +91,9 @@ func Plan(ctx context.Context, env *Env, o PlanOptions) error {
 			defer conn.Close()
 			opt.BaseURL, opt.ASID = conn.display, conn.client.ASID()
 			pctx, cancel := context.WithTimeout(ctx, o.PreflightTimeout)
+			quiet := env.sayPreflight(conn, o.PreflightTimeout)
 			rep, perr := steps.Preflight(pctx, conn.client, p, nil)
+			quiet()
 			cancel()
 			opt.Preflight = rep
 			if perr != nil {

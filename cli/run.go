@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
 	"github.com/rollout/rollout/report"
@@ -34,6 +35,9 @@ type RunOptions struct {
 	// PreflightTimeout bounds the read-only checks before anything
 	// changes; 0 means the default of a minute.
 	PreflightTimeout time.Duration
+	// RateLimit caps API requests per second; 0: the default (10 against
+	// the API, none against the in-process simulator).
+	RateLimit float64
 	// set names the flags given on the command line, so that an explicit
 	// zero can be told from an absent flag.
 	set map[string]bool
@@ -59,6 +63,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
 	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight checks after this long")
+	fs.Float64Var(&o.RateLimit, "rate-limit", 0, "most API requests per second (default 10 against the API; no limit against the built-in simulator, which is not a shared service)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		path, err := onePlan("run", args)
 		if err != nil {
@@ -88,6 +93,8 @@ func (o *RunOptions) check() error {
 		return usageErr("rollout run: --concurrency must be at least 1")
 	case o.PollMin < 0 || o.PollMax < 0 || (o.set["poll-min"] && o.PollMin == 0) || (o.set["poll-max"] && o.PollMax == 0):
 		return usageErr("rollout run: --poll-min and --poll-max must be positive durations, e.g. 500ms or 2s")
+	case o.RateLimit < 0 || (o.set["rate-limit"] && o.RateLimit == 0):
+		return usageErr("rollout run: --rate-limit must be a positive number of requests per second")
 	case o.PreflightTimeout < 0 || (o.set["preflight-timeout"] && o.PreflightTimeout == 0):
 		return usageErr("rollout run: --preflight-timeout must be a positive duration, e.g. 30s or 2m")
 	}
@@ -116,7 +123,7 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 	}
 	// Credentials and the simulator come first: a run that cannot reach
 	// the API leaves no trace in the state directory.
-	conn, err := env.connect(ctx, p, connectOptions{sim: o.Sim, speed: o.Speed, scenario: o.Scenario})
+	conn, err := env.connect(ctx, p, connectOptions{sim: o.Sim, speed: o.Speed, scenario: o.Scenario, rateLimit: o.RateLimit})
 	if err != nil {
 		return err
 	}
@@ -152,7 +159,7 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		Requests:    conn.client.Requests,
 		Resumed:     o.Resume,
 	}
-	sum, outErr, err := env.execute(ctx, p, o, opts)
+	sum, outErr, err := env.execute(ctx, conn, p, o, opts)
 	if err != nil {
 		return failErr("rollout run: %v", err)
 	}
@@ -193,6 +200,7 @@ func scalePolicy(p steps.PollPolicy, speed float64) steps.PollPolicy {
 func (env *Env) preflight(ctx context.Context, conn *conn, p *plan.Plan, j *state.Journal, timeout time.Duration) error {
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	defer env.sayPreflight(conn, timeout)()
 	rep, err := steps.Preflight(pctx, conn.client, p, j.OwnsLock)
 	if err != nil {
 		switch {
@@ -212,6 +220,16 @@ func (env *Env) preflight(ctx context.Context, conn *conn, p *plan.Plan, j *stat
 	return nil
 }
 
+// sayPreflight says, before the first request of the pre-flight, what it
+// reads and for how long, and then every wait of the client as it happens,
+// so that an API that does not answer is never a silent hang. The returned
+// function stops the saying.
+func (env *Env) sayPreflight(conn *conn, timeout time.Duration) func() {
+	printf(env.Stderr, "rollout: pre-flight: reading %s (account %d), for at most %s\n", conn.display, conn.client.ASID(), timeout)
+	conn.onWait(func(w clanforge.Wait) { printf(env.Stderr, "rollout: pre-flight: %s\n", w.String()) })
+	return func() { conn.onWait(nil) }
+}
+
 func facts(r *steps.PreflightReport) []state.Fact {
 	var out []state.Fact
 	for _, img := range r.Images {
@@ -228,42 +246,53 @@ func facts(r *steps.PreflightReport) []state.Fact {
 
 // execute runs the engine with the live view on a terminal, JSON events
 // with --json, and plain lines otherwise. outErr, when set, reports a
-// reporter that could not write.
-func (env *Env) execute(ctx context.Context, p *plan.Plan, o RunOptions, opts engine.Options) (sum *engine.Summary, outErr func() error, err error) {
+// reporter that could not write. The client's waits go to the engine's
+// observer from the moment the engine exists.
+func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions, opts engine.Options) (sum *engine.Summary, outErr func() error, err error) {
 	// The run has its own context so that the live view's confirmed quit
 	// cancels it exactly like an interrupt.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
+	var ui *tui.UI
 	switch {
 	case !o.JSON && !o.NoTUI && env.IsTerminal():
-		sum, err = env.runWithTUI(ctx, runCtx, cancelRun, p, opts)
-		return sum, nil, err
+		ui = tui.New(tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun})
+		opts.Observer = ui
 	case o.JSON:
 		rep := report.NewJSON(env.Stdout)
-		opts.Observer = rep
-		sum, err = engine.New(p, opts).Run(runCtx)
-		return sum, rep.Err, err
+		opts.Observer, outErr = rep, rep.Err
 	default:
 		rep := report.NewPlain(env.Stdout)
-		opts.Observer = rep
-		sum, err = engine.New(p, opts).Run(runCtx)
-		return sum, rep.Err, err
+		opts.Observer, outErr = rep, rep.Err
 	}
+	eng := engine.New(p, opts)
+	c.onWait(func(w clanforge.Wait) { eng.Notice(notice(w)) })
+	defer c.onWait(nil)
+	if ui != nil {
+		sum, err = env.runWithTUI(ctx, cancelRun, ui, func() (*engine.Summary, error) { return eng.Run(runCtx) })
+		return sum, nil, err
+	}
+	sum, err = eng.Run(runCtx)
+	return sum, outErr, err
+}
+
+// notice is a client wait as the engine's observers see it.
+func notice(w clanforge.Wait) engine.Notice {
+	return engine.Notice{At: time.Now(), Kind: w.Kind.String(), Endpoint: w.Name(), Attempt: w.Attempt, Delay: w.Delay,
+		Reason: w.Reason, Text: w.String(), Unreachable: w.FirstContact}
 }
 
 // runWithTUI runs the engine while the live view shows it. The view stays
 // up until the engine finished, then the summary is printed so that it
 // stays on the terminal.
-func (env *Env) runWithTUI(ctx, runCtx context.Context, cancelRun context.CancelFunc, p *plan.Plan, opts engine.Options) (*engine.Summary, error) {
-	ui := tui.New(tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun})
-	opts.Observer = ui
+func (env *Env) runWithTUI(ctx context.Context, cancelRun context.CancelFunc, ui *tui.UI, run func() (*engine.Summary, error)) (*engine.Summary, error) {
 	type result struct {
 		sum *engine.Summary
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		s, err := engine.New(p, opts).Run(runCtx)
+		s, err := run()
 		done <- result{s, err}
 	}()
 	uiErr := ui.Run(ctx)

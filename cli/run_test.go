@@ -377,3 +377,22 @@ func TestStatusJSONIsAVersionedDocument(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriesDuringTheRunAreShown: a flaky API during the rollout is retried
+// as before, and every kind of retry is said in the plain lines.
+func TestRetriesDuringTheRunAreShown(t *testing.T) {
+	r := newRigScenario(t, rigPlan, `speed: 100
+faults:
+  server_error_status: 503
+  targeted:
+    - {endpoint: imageinstall/status, fault: server_error, count: 3, skip: 2}
+    - {endpoint: imagediff/create, fault: rate_limit, count: 1}
+`)
+	if err := r.run(context.Background(), nil); err != nil {
+		t.Fatalf("run: %v\n%s", err, r.out.String())
+	}
+	out := r.out.String()
+	if !strings.Contains(out, "API: retrying") || !strings.Contains(out, "503") {
+		t.Fatalf("no retry shown:\n%s", out)
+	}
+}

@@ -489,6 +489,12 @@ durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install
 // multi sends every event to each of its observers.
 type multi []engine.Observer
 
+func (m multi) Notice(n engine.Notice) {
+	for _, o := range m {
+		o.Notice(n)
+	}
+}
+
 func (m multi) RunStarted(i engine.RunInfo) {
 	for _, o := range m {
 		o.RunStarted(i)

@@ -900,3 +900,12 @@ func rank(o Outcome) int {
 	}
 	return 0
 }
+
+// Notice passes a wait of the API client on to the observer. It is safe
+// for concurrent use, before and during Run.
+func (e *Engine) Notice(n Notice) {
+	if n.At.IsZero() {
+		n.At = e.now()
+	}
+	e.obs.Notice(n)
+}

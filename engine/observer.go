@@ -183,7 +183,27 @@ type Observer interface {
 	InstanceFinished(id string, r Result)
 	Aborting(reason string)
 	RequestCount(n int64)
+	// Notice tells of a wait below the engine a person should see at once:
+	// the API client retrying, holding for a Retry-After, or waiting for a
+	// slow answer. It may come at any time, also before RunStarted.
+	Notice(Notice)
 	RunFinished(Summary)
+}
+
+// Notice is one wait of the API client, e.g. "retrying imageinstall/status
+// in 4s (attempt 3): connection refused".
+type Notice struct {
+	At       time.Time
+	Kind     string // retry, resend, hold, rate-limit, slow-answer
+	Endpoint string // e.g. imageinstall/status
+	Attempt  int
+	Delay    time.Duration
+	Reason   string
+	// Text is the whole notice as one line.
+	Text string
+	// Unreachable is set while the API has not answered once since the
+	// run started.
+	Unreachable bool
 }
 
 // NopObserver ignores every event; embed it to implement a subset.
@@ -196,6 +216,7 @@ func (NopObserver) JobProgress(string, JobInfo)                    {}
 func (NopObserver) InstanceFinished(string, Result)                {}
 func (NopObserver) Aborting(string)                                {}
 func (NopObserver) RequestCount(int64)                             {}
+func (NopObserver) Notice(Notice)                                  {}
 func (NopObserver) RunFinished(Summary)                            {}
 
 // NoopGroup is the on_failure instances of one step that had nothing to do,

@@ -21,6 +21,7 @@ const (
 	EventJobProgress      = "job_progress"
 	EventInstanceFinished = "instance_finished"
 	EventAborting         = "aborting"
+	EventNotice           = "api_wait"
 	EventRequestCount     = "request_count"
 	EventRunFinished      = "run_finished"
 )
@@ -121,6 +122,18 @@ type (
 	AbortingEvent struct {
 		Header
 		Reason string `json:"reason"`
+	}
+	// NoticeEvent is a wait of the API client: a retry, a Retry-After
+	// hold, a resend proven harmless, a slow answer.
+	NoticeEvent struct {
+		Header
+		Kind        string `json:"kind"`
+		Endpoint    string `json:"endpoint"`
+		Attempt     int    `json:"attempt,omitempty"`
+		DelayMS     int64  `json:"delay_ms"`
+		Reason      string `json:"reason,omitempty"`
+		Text        string `json:"text"`
+		Unreachable bool   `json:"unreachable,omitempty"`
 	}
 	RequestCountEvent struct {
 		Header
@@ -260,6 +273,14 @@ func (j *JSON) Aborting(reason string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.emit(AbortingEvent{Header: j.header(EventAborting), Reason: reason})
+}
+
+// Notice implements engine.Observer.
+func (j *JSON) Notice(n engine.Notice) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.emit(NoticeEvent{Header: j.header(EventNotice), Kind: n.Kind, Endpoint: n.Endpoint, Attempt: n.Attempt,
+		DelayMS: n.Delay.Milliseconds(), Reason: n.Reason, Text: n.Text, Unreachable: n.Unreachable})
 }
 
 // RequestCount implements engine.Observer.

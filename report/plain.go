@@ -29,6 +29,7 @@ type Plain struct {
 	started  bool
 	jobs     map[string]seenJob
 	requests int64
+	notices  map[string]noticeSeen
 	err      error
 }
 
@@ -227,6 +228,39 @@ func (p *Plain) Aborting(reason string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.linef("aborting: %s; starting nothing new, letting running instances end", term(reason))
+}
+
+// Notice implements engine.Observer: a wait of the API client, shown at
+// once so that nobody mistakes it for a hang. The same kind of wait on the
+// same endpoint is shown at most once every noticeEvery, with how many
+// were left out.
+func (p *Plain) Notice(n engine.Notice) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := n.Kind + " " + n.Endpoint
+	if p.notices == nil {
+		p.notices = map[string]noticeSeen{}
+	}
+	seen := p.notices[key]
+	if !seen.at.IsZero() && n.At.Sub(seen.at) < noticeEvery {
+		seen.skipped++
+		p.notices[key] = seen
+		return
+	}
+	text := term(n.Text)
+	if seen.skipped > 0 {
+		text += fmt.Sprintf(" (%d more like it since the last)", seen.skipped)
+	}
+	p.notices[key] = noticeSeen{at: n.At}
+	p.linef("API: %s", text)
+}
+
+// noticeEvery spaces repeated notices of one kind and endpoint.
+const noticeEvery = 5 * time.Second
+
+type noticeSeen struct {
+	at      time.Time
+	skipped int
 }
 
 // RequestCount implements engine.Observer.

@@ -17,6 +17,7 @@ const (
 	evInstanceFinished
 	evAborting
 	evRunFinished
+	evNotice
 )
 
 // event is one ordered Observer call. Progress is not an event: it is
@@ -32,6 +33,7 @@ type event struct {
 	reason  string
 	run     *engine.RunInfo
 	summary *engine.Summary
+	notice  engine.Notice
 }
 
 // batch is everything the engine reported since the previous tick.
@@ -123,6 +125,11 @@ func (b *buffer) RequestCount(n int64) {
 	}
 	b.hasReq = true
 	b.mu.Unlock()
+}
+
+// Notice implements engine.Observer.
+func (b *buffer) Notice(n engine.Notice) {
+	b.push(event{kind: evNotice, notice: n})
 }
 
 // RunFinished implements engine.Observer.

@@ -96,6 +96,12 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 		lines = append(lines, clip(st.Label.Render("waves ")+strings.Join(ws, " · "), w))
 	}
 
+	// The API client's latest wait, while it is fresh: a retry or a hold
+	// is shown at once, never mistaken for a hang.
+	if n := s.apiNotice(); n != "" {
+		lines = append(lines, clip(st.Cancelled.Render("API: ")+n, w))
+	}
+
 	// Line 4: the banner, full width so nobody misses it.
 	if b := h.bannerText(s, cancelling); b != "" {
 		lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))

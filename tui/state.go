@@ -105,12 +105,15 @@ type state struct {
 	waves       []waveState
 	aborting    bool
 	abortReason string
-	finished    bool
-	summary     engine.Summary
-	requests    int64
-	reqSamples  []reqSample
-	reqRate     float64
-	stepDur     map[string]durStat
+	// notice is the API client's last wait, shown while it is fresh.
+	notice     string
+	noticeAt   time.Time
+	finished   bool
+	summary    engine.Summary
+	requests   int64
+	reqSamples []reqSample
+	reqRate    float64
+	stepDur    map[string]durStat
 	// planOrd is the first appearance of each image, and of each step
 	// (keyed "\x00"+step), in RunInfo.Instances: plan order.
 	planOrd  map[string]int
@@ -335,6 +338,8 @@ func (s *state) applyEvent(e *event) {
 	case evAborting:
 		s.aborting = true
 		s.abortReason = s.clean.str(e.reason)
+	case evNotice:
+		s.notice, s.noticeAt = s.clean.str(e.notice.Text), e.notice.At
 	case evRunFinished:
 		s.finished = true
 		s.summary = cleanSummary(*e.summary)
@@ -557,6 +562,18 @@ func (s *state) estimate() {
 	conc := max(s.run.Concurrency, 1)
 	s.eta = max(total/time.Duration(conc), longest)
 	s.etaKnown = true
+}
+
+// noticeFor is how long an API notice stays in the header after it came:
+// long enough to read, short enough not to outlive the trouble.
+const noticeFor = 15 * time.Second
+
+// apiNotice is the API notice to show now, or "".
+func (s *state) apiNotice() string {
+	if s.notice == "" || s.finished || s.now.Sub(s.noticeAt) > noticeFor {
+		return ""
+	}
+	return s.notice
 }
 
 // elapsed is the run's age on the injected clock.

@@ -160,5 +160,8 @@ func (u *UI) Aborting(reason string) { u.buf.Aborting(reason) }
 // RequestCount implements engine.Observer.
 func (u *UI) RequestCount(n int64) { u.buf.RequestCount(n) }
 
+// Notice implements engine.Observer.
+func (u *UI) Notice(n engine.Notice) { u.buf.Notice(n) }
+
 // RunFinished implements engine.Observer.
 func (u *UI) RunFinished(s engine.Summary) { u.buf.RunFinished(s) }

@@ -166,6 +166,9 @@ func Run(o engine.Observer, start time.Time) engine.Summary {
 	o.InstanceStarted(onFail, at(32))
 	o.InstanceFinished(onFail, engine.Result{Outcome: engine.Succeeded, Started: at(32), Finished: at(33), Detail: Text()})
 	o.RequestCount(42)
+	// A wait of the API client quoting a hostile server's answer.
+	o.Notice(engine.Notice{At: at(34), Kind: "retry", Endpoint: "imageinstall/status" + Escapes, Attempt: 3,
+		Delay: 4 * time.Second, Reason: Text(), Text: "retrying imageinstall/status in 4s: " + Text(), Unreachable: true})
 	sum := engine.Summary{
 		Plan: planName, Started: start, Finished: at(40),
 		Counts:   map[engine.Outcome]int{engine.Failed: 1, engine.Cancelled: 1, engine.Skipped: 1, engine.Succeeded: 1},
