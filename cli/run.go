@@ -155,7 +155,7 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 	opts := engine.Options{
 		Concurrency: o.Concurrency,
 		Executor:    steps.Executor{Env: senv},
-		Journal:     sd.adapter,
+		Journal:     sd.rec,
 		Requests:    conn.client.Requests,
 		Resumed:     o.Resume,
 	}
@@ -324,7 +324,7 @@ func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outEr
 		}
 	}
 	journalOK := sd.recordUnfinished(env, sum)
-	if jerr := sd.adapter.err(); jerr != nil {
+	if jerr := sd.rec.Err(); jerr != nil {
 		journalOK = false
 		printf(env.Stderr, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", sd.dir, jerr)
 		if v.Success() {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/rollout/rollout/engine"
@@ -15,9 +14,9 @@ import (
 // stateDir is a run's open state directory: its journal, and the engine's
 // view of it.
 type stateDir struct {
-	dir     string
-	j       *state.Journal
-	adapter *journalAdapter
+	dir string
+	j   *state.Journal
+	rec *state.Recorder // the engine's view of j
 }
 
 func (sd *stateDir) close() { sd.j.Close() }
@@ -80,7 +79,7 @@ func (env *Env) openState(p *plan.Plan, o *RunOptions, c *conn) (*stateDir, erro
 		j.Close()
 		return nil, failErr("rollout run: %v", err)
 	}
-	return &stateDir{dir: dir, j: j, adapter: &journalAdapter{j: j}}, nil
+	return &stateDir{dir: dir, j: j, rec: state.NewRecorder(j)}, nil
 }
 
 func (env *Env) applyRules(p *plan.Plan, o *RunOptions, dir string, prior *state.Summary, c *conn) error {
@@ -169,35 +168,4 @@ func (sd *stateDir) recordUnfinished(env *Env, sum *engine.Summary) bool {
 		return false
 	}
 	return true
-}
-
-// journalAdapter lets the state journal serve as the engine's journal. It
-// keeps the first write error: the engine goes on (the remote jobs are
-// real either way), and the run reports it and does not end as a success.
-type journalAdapter struct {
-	j     *state.Journal
-	mu    sync.Mutex
-	first error
-}
-
-func (a *journalAdapter) Restore(id string) (*plan.Output, bool) { return a.j.Succeeded(id) }
-
-func (a *journalAdapter) Record(id string, r engine.Result, out *plan.Output) {
-	var job *state.JobRecord
-	if r.Job != nil {
-		job = &state.JobRecord{Kind: r.Job.Kind, ID: r.Job.ID, State: r.Job.State, StateName: r.Job.StateName, Instance: id}
-	}
-	if err := a.j.Outcome(id, r.Outcome.String(), engine.ErrText(r.Err), job, out); err != nil {
-		a.mu.Lock()
-		if a.first == nil {
-			a.first = fmt.Errorf("recording the outcome of %s: %w", id, err)
-		}
-		a.mu.Unlock()
-	}
-}
-
-func (a *journalAdapter) err() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.first
 }

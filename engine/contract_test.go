@@ -489,6 +489,18 @@ durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install
 // multi sends every event to each of its observers.
 type multi []engine.Observer
 
+func (m multi) WaitStarted(w engine.WaitInfo) {
+	for _, o := range m {
+		o.WaitStarted(w)
+	}
+}
+
+func (m multi) WaitEnded(w engine.WaitInfo, d engine.Decision) {
+	for _, o := range m {
+		o.WaitEnded(w, d)
+	}
+}
+
 func (m multi) Notice(n engine.Notice) {
 	for _, o := range m {
 		o.Notice(n)

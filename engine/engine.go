@@ -24,6 +24,14 @@ import (
 type Journal interface {
 	Restore(instanceID string) (*plan.Output, bool)
 	Record(instanceID string, r Result, out *plan.Output)
+	// WaitStarted records that a wait began; WaitSince returns when an
+	// earlier run began it.
+	WaitStarted(w WaitInfo)
+	WaitSince(waitID string) (time.Time, bool)
+	// RecordDecision records how a wait ended and who ended it; Decided
+	// returns a decision an earlier run (or this one) recorded.
+	RecordDecision(w WaitInfo, d Decision)
+	Decided(waitID string) (Decision, bool)
 }
 
 // Executor does the work of one instance; the engine only decides when.
@@ -52,6 +60,12 @@ type Options struct {
 	RequestInterval time.Duration
 	// Resumed tells observers that this run continues an earlier one.
 	Resumed bool
+	// Control delivers approvals and aborts made outside the engine (the
+	// live view, other terminals); nil: none.
+	Control <-chan Request
+	// AutoApprove approves every approval as it comes (run
+	// --auto-approve); each is recorded as such. Bake times still pass.
+	AutoApprove bool
 }
 
 // status is where an instance is in its life.
@@ -64,6 +78,7 @@ const (
 	running
 	ended
 	dormant // an on_failure instance whose trigger has not failed
+	holding // an approve instance waiting for its decision; no slot held
 )
 
 // node is the engine's mutable record of one instance. Only the scheduler
@@ -127,6 +142,15 @@ type Engine struct {
 	slots int
 	ctx   context.Context
 
+	// waits in progress by id; passed marks waves whose pause ended;
+	// decisions lists every ended wait. waitCh carries wait timers to
+	// the scheduler; stopCh closes when Run returns.
+	waits     map[string]*wait
+	passed    map[waveKey]bool
+	decisions []DecisionRecord
+	waitCh    chan waitFired
+	stopCh    chan struct{}
+
 	mu      sync.Mutex // guards lastJob and jobs
 	lastJob map[string]JobInfo
 	// jobs keeps the last state of every job of every instance: an
@@ -167,6 +191,10 @@ func (e *Engine) build() {
 	e.stepFailed = map[string]int{}
 	e.lastJob = map[string]JobInfo{}
 	e.jobs = map[string]map[int64]JobInfo{}
+	e.waits = map[string]*wait{}
+	e.passed = map[waveKey]bool{}
+	e.waitCh = make(chan waitFired)
+	e.stopCh = make(chan struct{})
 	add := func(in *plan.Instance, st status) *node {
 		n := &node{inst: in, index: len(e.nodes), status: st}
 		e.nodes = append(e.nodes, n)
@@ -245,32 +273,36 @@ func (e *Engine) Run(ctx context.Context) (*Summary, error) {
 		}
 	}
 
+	defer close(e.stopCh)
 	for {
 		if ctx.Err() != nil && !e.interrupted {
-			e.interrupted = true
-			e.skipAllNotStarted("interrupted")
+			e.interrupt()
 		}
 		e.dispatch(ctx, &g)
-		if e.runningN == 0 && len(e.readyList) == 0 {
+		if e.runningN == 0 && len(e.readyList) == 0 && len(e.waits) == 0 {
 			break
 		}
-		if e.runningN == 0 {
+		if e.runningN == 0 && len(e.waits) == 0 {
 			// Ready instances exist but none could start although no
 			// limit is held: a fault of the engine, never of the plan.
 			return nil, fmt.Errorf("engine: %d instances ready but none can start", len(e.readyList))
 		}
+		// Running instances see an interrupt through ctx and return
+		// promptly with their last job state; once interrupted, the
+		// loop only collects them.
+		done := ctx.Done()
+		if e.interrupted {
+			done = nil
+		}
 		select {
 		case c := <-e.doneCh:
 			e.complete(c)
-		case <-ctx.Done():
-			if !e.interrupted {
-				e.interrupted = true
-				e.skipAllNotStarted("interrupted")
-			}
-			// Running instances see the same cancellation and return
-			// promptly with their last job state.
-			c := <-e.doneCh
-			e.complete(c)
+		case <-done:
+			e.interrupt()
+		case f := <-e.waitCh:
+			e.fired(f)
+		case r := <-e.opt.Control:
+			e.request(r)
 		}
 	}
 	if err := g.Wait(); err != nil {
@@ -439,6 +471,12 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 				e.finish(n, Result{Outcome: SkippedWhen, Err: skip("when is false: " + st.When.Source), Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
 				continue
 			}
+		}
+		// An approval waits for a person, holding no slot.
+		if st.Type == plan.TypeApprove {
+			e.removeReady(i)
+			e.startApproval(n)
+			continue
 		}
 		// Gates call nothing remote, so they take no slot.
 		if st.Type == plan.TypeGate {
@@ -724,6 +762,10 @@ func (e *Engine) openWavesAfter(k waveKey) {
 		if len(parked) == 0 && e.waveLeft[next] == 0 {
 			continue
 		}
+		// A pause after the previous wave holds this one until it ends.
+		if e.pauseBefore(waveKey{k.step, k.image, w - 1}) {
+			return
+		}
 		if !e.waveIsOpen(next) {
 			return
 		}
@@ -751,10 +793,7 @@ func (e *Engine) checkBudget(st *plan.Step) {
 		return
 	}
 	if e.stepFailed[st.Name] > st.MaxFailuresCount {
-		e.aborted = true
-		e.abortReason = fmt.Sprintf("step %q: %d failed, more than max_failures %d", st.Name, e.stepFailed[st.Name], st.MaxFailuresCount)
-		e.obs.Aborting(e.abortReason)
-		e.skipAllNotStarted("rollout aborted")
+		e.abort(fmt.Sprintf("step %q: %d failed, more than max_failures %d", st.Name, e.stepFailed[st.Name], st.MaxFailuresCount))
 	}
 }
 
@@ -818,6 +857,7 @@ func (e *Engine) summary() *Summary {
 		Counts:      map[Outcome]int{},
 		Failures:    e.failures,
 		AbortReason: e.abortReason,
+		Decisions:   e.decisions,
 	}
 	if e.opt.Requests != nil {
 		s.Requests = e.opt.Requests()
@@ -908,4 +948,25 @@ func (e *Engine) Notice(n Notice) {
 		n.At = e.now()
 	}
 	e.obs.Notice(n)
+}
+
+// interrupt stops the run on a signal or a confirmed cancel: nothing new
+// starts and every wait ends; what runs returns through ctx.
+func (e *Engine) interrupt() {
+	e.interrupted = true
+	e.skipAllNotStarted("interrupted")
+	e.cancelWaits()
+}
+
+// fired ends a wait whose time came: a bake is done, an approval timed out.
+func (e *Engine) fired(f waitFired) {
+	w, ok := e.waits[f.id]
+	if !ok {
+		return
+	}
+	d := Decision{Kind: Baked, At: e.now()}
+	if w.info.Kind == WaitApproval {
+		d.Kind, d.Reason = TimedOut, "on_timeout: "+string(w.info.OnTimeout)
+	}
+	e.endWait(w, d, false)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/state"
 	"github.com/rollout/rollout/steps"
 )
 
@@ -485,29 +486,6 @@ durations: {startup: 3ms, update: 5ms, diff: 5ms, version: 5ms, mirror: 5ms, ins
 	}
 }
 
-// memJournal keeps outcomes in memory and restores the successes, as the
-// state directory does for a resumed run.
-type memJournal struct {
-	mu  sync.Mutex
-	out map[string]*plan.Output
-}
-
-func (j *memJournal) Restore(id string) (*plan.Output, bool) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	o, ok := j.out[id]
-	return o, ok
-}
-
-func (j *memJournal) Record(id string, r engine.Result, out *plan.Output) {
-	if r.Outcome != engine.Succeeded {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.out[id] = out
-}
-
 // starts counts InstanceStarted per instance.
 type starts struct {
 	engine.NopObserver
@@ -528,7 +506,13 @@ func (s *starts) InstanceStarted(id string, _ time.Time) {
 func TestResumedRunStartsEachInstanceOnce(t *testing.T) {
 	f := newFixture(t, simtest.FleetPlan("resume", []string{"game"}, 4, 4, `    waves: [1, "50%", "100%"]
 `, "", ""), fast)
-	j := &memJournal{out: map[string]*plan.Output{}}
+	// The real journal, as a resumed run reads it.
+	sj, err := state.Open(t.TempDir(), f.p.Name, f.p.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	j := state.NewRecorder(sj)
 	// The first run stops at the first install, as a crash would.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -555,7 +539,7 @@ func TestResumedRunStartsEachInstanceOnce(t *testing.T) {
 		}
 	}
 	for _, in := range f.p.Instances {
-		if in.Step.Type == plan.TypeInstall && !in.PerImage() && st.n[in.ID] != 1 && j.out[in.ID] == nil {
+		if _, done := sj.Succeeded(in.ID); in.Step.Type == plan.TypeInstall && !in.PerImage() && st.n[in.ID] != 1 && !done {
 			t.Errorf("%s never ran", in.ID)
 		}
 	}

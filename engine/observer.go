@@ -122,6 +122,9 @@ type Summary struct {
 	Failures []Failure // root causes only
 	// AbortReason says why the run aborted (Verdict VerdictAborted).
 	AbortReason string
+	// Decisions lists every wait that ended: approvals (who, when),
+	// timeouts, bake times.
+	Decisions []DecisionRecord
 	// Unfinished lists remote jobs that had not ended when the run stopped.
 	Unfinished []UnfinishedJob
 	Requests   int64
@@ -187,6 +190,10 @@ type Observer interface {
 	// the API client retrying, holding for a Retry-After, or waiting for a
 	// slow answer. It may come at any time, also before RunStarted.
 	Notice(Notice)
+	// WaitStarted tells that the run waits for a person (an approval) or a
+	// clock (a bake time); WaitEnded how it ended and who ended it.
+	WaitStarted(WaitInfo)
+	WaitEnded(WaitInfo, Decision)
 	RunFinished(Summary)
 }
 
@@ -217,6 +224,8 @@ func (NopObserver) InstanceFinished(string, Result)                {}
 func (NopObserver) Aborting(string)                                {}
 func (NopObserver) RequestCount(int64)                             {}
 func (NopObserver) Notice(Notice)                                  {}
+func (NopObserver) WaitStarted(WaitInfo)                           {}
+func (NopObserver) WaitEnded(WaitInfo, Decision)                   {}
 func (NopObserver) RunFinished(Summary)                            {}
 
 // NoopGroup is the on_failure instances of one step that had nothing to do,

@@ -218,6 +218,25 @@ func TestNoWaveAnnouncedAfterAborting(t *testing.T) {
 	x.fail["install@m000/game-a"] = true
 	holdB := make(chan struct{})
 	x.hold["mirror@game-b"] = holdB
+	// game-a's failing install waits until game-b's mirror runs, so that
+	// the abort finds game-b's installs still waiting for it.
+	holdA := make(chan struct{})
+	x.hold["install@m000/game-a"] = holdA
+	go func() {
+		for {
+			x.mu.Lock()
+			started := false
+			for _, id := range x.started {
+				started = started || id == "mirror@game-b"
+			}
+			x.mu.Unlock()
+			if started {
+				close(holdA)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	rec := &eventLog{}
 	done := make(chan struct{})
 	var sum *engine.Summary

@@ -22,6 +22,8 @@ const (
 	EventInstanceFinished = "instance_finished"
 	EventAborting         = "aborting"
 	EventNotice           = "api_wait"
+	EventWaitStarted      = "wait_started"
+	EventWaitEnded        = "wait_ended"
 	EventRequestCount     = "request_count"
 	EventRunFinished      = "run_finished"
 )
@@ -33,10 +35,11 @@ const (
 // secrets in every encoding, URL credentials; characters a terminal would
 // act on are \u escapes even where encoding/json leaves them raw.
 type JSON struct {
-	mu  sync.Mutex
-	enc *redact.JSONEncoder
-	now func() time.Time
-	err error
+	mu       sync.Mutex
+	enc      *redact.JSONEncoder
+	now      func() time.Time
+	err      error
+	commands func(engine.WaitInfo) (approve, abort string)
 }
 
 // NewJSON returns a reporter writing to w.
@@ -44,7 +47,7 @@ func NewJSON(w io.Writer, opts ...Option) *JSON {
 	c := newConfig(opts)
 	enc := redact.NewJSONEncoder(w)
 	enc.SetEscapeHTML(false)
-	return &JSON{enc: enc, now: c.now}
+	return &JSON{enc: enc, now: c.now, commands: c.commands}
 }
 
 // Err is the first error writing to w, if any.
@@ -123,6 +126,39 @@ type (
 		Header
 		Reason string `json:"reason"`
 	}
+	// WaitJSON is a wait of the run: an approval or a bake time.
+	WaitJSON struct {
+		ID        string    `json:"id"`
+		Kind      string    `json:"kind"`
+		Step      string    `json:"step"`
+		Image     string    `json:"image"`
+		Wave      int       `json:"wave"`
+		Message   string    `json:"message,omitempty"`
+		Since     time.Time `json:"since"`
+		Until     time.Time `json:"until,omitzero"`
+		OnTimeout string    `json:"on_timeout,omitempty"`
+		Progress  string    `json:"progress,omitempty"`
+	}
+	// WaitStartedEvent: the run waits for a person or a clock, with the
+	// commands that approve or abort from another terminal.
+	WaitStartedEvent struct {
+		Header
+		Wait    WaitJSON `json:"wait"`
+		Approve string   `json:"approve_command,omitempty"`
+		Abort   string   `json:"abort_command,omitempty"`
+	}
+	// DecisionJSON is how a wait ended and who ended it.
+	DecisionJSON struct {
+		Wait     WaitJSON  `json:"wait"`
+		Decision string    `json:"decision"`
+		By       string    `json:"by,omitempty"`
+		At       time.Time `json:"at"`
+		Reason   string    `json:"reason,omitempty"`
+	}
+	WaitEndedEvent struct {
+		Header
+		DecisionJSON
+	}
 	// NoticeEvent is a wait of the API client: a retry, a Retry-After
 	// hold, a resend proven harmless, a slow answer.
 	NoticeEvent struct {
@@ -155,6 +191,7 @@ type (
 		Requests    int64            `json:"requests"`
 		Targets     []TargetJSON     `json:"targets"`
 		OnFailure   []OnFailureJSON  `json:"on_failure"`
+		Decisions   []DecisionJSON   `json:"decisions"`
 	}
 	FailureJSON struct {
 		Instance string `json:"instance"`
@@ -275,6 +312,33 @@ func (j *JSON) Aborting(reason string) {
 	j.emit(AbortingEvent{Header: j.header(EventAborting), Reason: reason})
 }
 
+// WaitStarted implements engine.Observer.
+func (j *JSON) WaitStarted(w engine.WaitInfo) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ev := WaitStartedEvent{Header: j.header(EventWaitStarted), Wait: waitJSON(w)}
+	if w.Kind == engine.WaitApproval && j.commands != nil {
+		ev.Approve, ev.Abort = j.commands(w)
+	}
+	j.emit(ev)
+}
+
+// WaitEnded implements engine.Observer.
+func (j *JSON) WaitEnded(w engine.WaitInfo, d engine.Decision) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.emit(WaitEndedEvent{Header: j.header(EventWaitEnded), DecisionJSON: decisionJSON(w, d)})
+}
+
+func waitJSON(w engine.WaitInfo) WaitJSON {
+	return WaitJSON{ID: w.ID, Kind: string(w.Kind), Step: w.Step, Image: w.Image, Wave: w.Wave, Message: w.Message,
+		Since: utc(w.Since), Until: utc(w.Until), OnTimeout: string(w.OnTimeout), Progress: w.Progress}
+}
+
+func decisionJSON(w engine.WaitInfo, d engine.Decision) DecisionJSON {
+	return DecisionJSON{Wait: waitJSON(w), Decision: string(d.Kind), By: d.By, At: utc(d.At), Reason: d.Reason}
+}
+
 // Notice implements engine.Observer.
 func (j *JSON) Notice(n engine.Notice) {
 	j.mu.Lock()
@@ -298,7 +362,10 @@ func (j *JSON) RunFinished(s engine.Summary) {
 		Started: utc(s.Started), Finished: utc(s.Finished), Counts: map[string]int{},
 		Failures: []FailureJSON{}, Aborted: s.Verdict == engine.VerdictAborted, AbortReason: s.AbortReason,
 		Interrupted: s.Verdict == engine.VerdictInterrupted, Unfinished: []UnfinishedJSON{}, Requests: s.Requests,
-		Targets: []TargetJSON{}, OnFailure: []OnFailureJSON{}}
+		Targets: []TargetJSON{}, OnFailure: []OnFailureJSON{}, Decisions: []DecisionJSON{}}
+	for _, d := range s.Decisions {
+		ev.Decisions = append(ev.Decisions, decisionJSON(d.Wait, d.Decision))
+	}
 	if !s.Started.IsZero() && !s.Finished.IsZero() {
 		ev.ElapsedMS = s.Finished.Sub(s.Started).Milliseconds()
 	}

@@ -30,6 +30,7 @@ type Plain struct {
 	jobs     map[string]seenJob
 	requests int64
 	notices  map[string]noticeSeen
+	commands func(engine.WaitInfo) (approve, abort string)
 	err      error
 }
 
@@ -43,7 +44,7 @@ type seenJob struct {
 // NewPlain returns a reporter writing to w.
 func NewPlain(w io.Writer, opts ...Option) *Plain {
 	c := newConfig(opts)
-	return &Plain{w: w, now: c.now, jobs: map[string]seenJob{}}
+	return &Plain{w: w, now: c.now, commands: c.commands, jobs: map[string]seenJob{}}
 }
 
 // Err is the first error writing to w, if any: an observer cannot return
@@ -263,6 +264,30 @@ type noticeSeen struct {
 	skipped int
 }
 
+// WaitStarted implements engine.Observer: a wait is said as such, with the
+// commands that end it, never left to look like a hang.
+func (p *Plain) WaitStarted(w engine.WaitInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	w = redact.Copy(w, redact.Terminal)
+	p.linef("%s", waitLine(w))
+	if w.Kind == engine.WaitApproval && p.commands != nil {
+		approve, abort := p.commands(w)
+		p.linef("  approve: %s", term(approve))
+		p.linef("  abort:   %s", term(abort))
+	}
+}
+
+// WaitEnded implements engine.Observer.
+func (p *Plain) WaitEnded(w engine.WaitInfo, d engine.Decision) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d.Kind == engine.Stopped {
+		return
+	}
+	p.linef("%s", decisionLine(redact.Copy(w, redact.Terminal), redact.Copy(d, redact.Terminal)))
+}
+
 // RequestCount implements engine.Observer.
 func (p *Plain) RequestCount(n int64) {
 	p.mu.Lock()
@@ -328,6 +353,15 @@ func (p *Plain) RunFinished(s engine.Summary) {
 		}
 		for _, g := range noops {
 			fmt.Fprintf(&b, "  %s: %s\n", g.Label(), g.Detail)
+		}
+	}
+	if len(s.Decisions) > 0 {
+		b.WriteString("\nApprovals and pauses:\n")
+		for _, d := range s.Decisions {
+			if d.Decision.Kind == engine.Stopped {
+				continue
+			}
+			fmt.Fprintf(&b, "  %s at %s\n", decisionLine(d.Wait, d.Decision), d.Decision.At.Local().Format(time.TimeOnly))
 		}
 	}
 	if len(s.Unfinished) > 0 {

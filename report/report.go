@@ -25,6 +25,15 @@ type Option func(*config)
 
 type config struct {
 	now func() time.Time
+	// commands gives the exact commands that approve and abort a wait.
+	commands func(engine.WaitInfo) (approve, abort string)
+}
+
+// WithCommands gives the reporters the exact commands a person types to
+// approve a wait or abort the rollout from another terminal, so that a
+// waiting run says them.
+func WithCommands(f func(engine.WaitInfo) (approve, abort string)) Option {
+	return func(c *config) { c.commands = f }
 }
 
 // WithClock sets the clock that stamps lines and events, for deterministic
@@ -90,3 +99,56 @@ func targetName(machine, image string) string {
 
 // outcomeOrder is the order outcomes are counted in summaries.
 var outcomeOrder = []engine.Outcome{engine.Succeeded, engine.Failed, engine.Cancelled, engine.Skipped, engine.SkippedWhen}
+
+// waitLine is a wait's start as one line for people.
+func waitLine(w engine.WaitInfo) string {
+	var s string
+	switch w.Kind {
+	case engine.WaitBake:
+		s = fmt.Sprintf("baking %s until %s", w.ID, w.Until.Local().Format(time.TimeOnly))
+	default:
+		s = fmt.Sprintf("waiting for approval of %s since %s", w.ID, w.Since.Local().Format("15:04"))
+		if !w.Until.IsZero() {
+			s += fmt.Sprintf(" (until %s, then %s)", w.Until.Local().Format("15:04"), orDefault(string(w.OnTimeout), "abort"))
+		}
+	}
+	if w.Progress != "" {
+		s += " — " + w.Progress
+	}
+	if w.Message != "" {
+		s += ": " + w.Message
+	}
+	return s
+}
+
+// decisionLine is how a wait ended as one line for people.
+func decisionLine(w engine.WaitInfo, d engine.Decision) string {
+	switch d.Kind {
+	case engine.Approved:
+		s := fmt.Sprintf("%s approved by %s", w.ID, d.By)
+		if d.Reason != "" {
+			s += ": " + d.Reason
+		}
+		return s
+	case engine.AutoApproved:
+		return fmt.Sprintf("%s approved automatically (--auto-approve)", w.ID)
+	case engine.TimedOut:
+		return fmt.Sprintf("%s: nobody approved in time (%s)", w.ID, d.Reason)
+	case engine.Baked:
+		return fmt.Sprintf("%s: bake time over", w.ID)
+	case engine.Aborted:
+		s := fmt.Sprintf("%s: aborted by %s", w.ID, d.By)
+		if d.Reason != "" {
+			s += ": " + d.Reason
+		}
+		return s
+	}
+	return fmt.Sprintf("%s: %s (%s)", w.ID, d.Kind, d.Reason)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

@@ -46,6 +46,10 @@ const (
 	TypeOutcome    = "outcome"
 	TypeUnfinished = "unfinished"
 	TypeFinish     = "finish"
+	// TypeWait records that a wait (an approval, a bake) began; TypeDecision
+	// how it ended and who ended it.
+	TypeWait     = "wait"
+	TypeDecision = "decision"
 )
 
 // Record is one journal line. Fields a record type does not use stay empty.
@@ -94,6 +98,9 @@ type Record struct {
 
 	// unfinished
 	Jobs []JobRecord `json:"jobs,omitempty"`
+
+	// wait, decision
+	Wait *WaitRecord `json:"wait,omitempty"`
 
 	// finish: the run's verdict (succeeded, failed, aborted,
 	// interrupted). Journals written before verdicts were recorded carry

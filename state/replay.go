@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
 )
 
@@ -46,6 +47,12 @@ type Summary struct {
 	// TornTail is true when the journal ended in a torn line, which was
 	// ignored.
 	TornTail bool
+	// Waits are the waits of every run by id (approvals, bakes), with
+	// their decisions once taken. A decision stands across runs: a
+	// resumed run does not ask again.
+	Waits map[string]*WaitRecord
+	// Decisions lists every decision in the order they were taken.
+	Decisions []WaitRecord
 }
 
 // Run is one run of the plan in this state directory.
@@ -237,7 +244,7 @@ type replayer struct {
 
 func newReplayer() *replayer {
 	return &replayer{
-		s:    Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}},
+		s:    Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}},
 		jobs: map[jobKey]*jobState{},
 	}
 }
@@ -340,6 +347,26 @@ func (r *replayer) apply(rec *Record) {
 				js.ended = jr.Terminal()
 			}
 		}
+	case TypeWait:
+		if rec.Wait != nil {
+			w := *rec.Wait
+			if old, ok := r.s.Waits[w.ID]; ok && old.Decision == "" && old.Since.Before(w.Since) {
+				// A resumed wait keeps its first start.
+				w.Since = old.Since
+			}
+			if old, ok := r.s.Waits[w.ID]; !ok || old.Decision == "" {
+				r.s.Waits[w.ID] = &w
+			}
+		}
+	case TypeDecision:
+		if rec.Wait != nil && rec.Wait.Decision != "" && rec.Wait.Decision != string(engine.Stopped) {
+			w := *rec.Wait
+			if old, ok := r.s.Waits[w.ID]; ok && old.Since.Before(w.Since) {
+				w.Since = old.Since
+			}
+			r.s.Waits[w.ID] = &w
+			r.s.Decisions = append(r.s.Decisions, w)
+		}
 	case TypeFinish:
 		r.s.Finished = true
 		r.s.Verdict = rec.Verdict
@@ -441,6 +468,12 @@ func (r *replayer) summary() *Summary {
 		c := *v
 		s.Intents[k] = &c
 	}
+	s.Waits = make(map[string]*WaitRecord, len(r.s.Waits))
+	for k, v := range r.s.Waits {
+		c := *v
+		s.Waits[k] = &c
+	}
+	s.Decisions = append([]WaitRecord(nil), r.s.Decisions...)
 	s.Runs = append([]Run(nil), r.s.Runs...)
 	s.Preflight = append([]Fact(nil), r.s.Preflight...)
 	s.Unfinished = append([]JobRecord(nil), r.s.Unfinished...)

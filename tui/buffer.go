@@ -18,6 +18,8 @@ const (
 	evAborting
 	evRunFinished
 	evNotice
+	evWaitStarted
+	evWaitEnded
 )
 
 // event is one ordered Observer call. Progress is not an event: it is
@@ -34,6 +36,8 @@ type event struct {
 	run     *engine.RunInfo
 	summary *engine.Summary
 	notice  engine.Notice
+	wait    engine.WaitInfo
+	dec     engine.Decision
 }
 
 // batch is everything the engine reported since the previous tick.
@@ -130,6 +134,14 @@ func (b *buffer) RequestCount(n int64) {
 // Notice implements engine.Observer.
 func (b *buffer) Notice(n engine.Notice) {
 	b.push(event{kind: evNotice, notice: n})
+}
+
+// WaitStarted implements engine.Observer.
+func (b *buffer) WaitStarted(w engine.WaitInfo) { b.push(event{kind: evWaitStarted, wait: w}) }
+
+// WaitEnded implements engine.Observer.
+func (b *buffer) WaitEnded(w engine.WaitInfo, d engine.Decision) {
+	b.push(event{kind: evWaitEnded, wait: w, dec: d})
 }
 
 // RunFinished implements engine.Observer.

@@ -28,6 +28,8 @@ func (headerModel) bannerText(s *state, cancelling bool) string {
 		return "ABORTING — " + orDash(s.abortReason) + " (nothing new starts)"
 	case cancelling:
 		return "INTERRUPTED — stopping; nothing new is sent to Clanforge (ctrl+c: leave now)"
+	case len(s.waits) > 0:
+		return waitBanner(s.waits[0], len(s.waits))
 	}
 	return ""
 }
@@ -107,4 +109,26 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 		lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
 	}
 	return lines
+}
+
+// waitBanner says what the run waits for, since when, and where the
+// rollout stands, e.g. "WAITING FOR APPROVAL since 14:02 — 3 of 120 machines
+// on image version 48811, 0 failed: Switch prod-eu to game-b?".
+func waitBanner(w engine.WaitInfo, n int) string {
+	var b strings.Builder
+	if w.Kind == engine.WaitBake {
+		fmt.Fprintf(&b, "BAKING %s until %s", w.ID, w.Until.Local().Format("15:04:05"))
+	} else {
+		fmt.Fprintf(&b, "WAITING FOR APPROVAL of %s since %s", w.ID, w.Since.Local().Format("15:04"))
+	}
+	if w.Progress != "" {
+		b.WriteString(" — " + w.Progress)
+	}
+	if w.Message != "" && w.Kind != engine.WaitBake {
+		b.WriteString(": " + w.Message)
+	}
+	if n > 1 {
+		fmt.Fprintf(&b, " (+%d more waiting)", n-1)
+	}
+	return b.String()
 }

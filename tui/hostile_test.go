@@ -58,9 +58,14 @@ func (f *framer) InstanceFinished(id string, r engine.Result) {
 	f.h.ui.InstanceFinished(id, r)
 	f.check("InstanceFinished")
 }
-func (f *framer) Aborting(r string)      { f.h.ui.Aborting(r); f.check("Aborting") }
-func (f *framer) Notice(n engine.Notice) { f.h.ui.Notice(n); f.check("Notice") }
-func (f *framer) RequestCount(n int64)   { f.h.ui.RequestCount(n); f.check("RequestCount") }
+func (f *framer) Aborting(r string)             { f.h.ui.Aborting(r); f.check("Aborting") }
+func (f *framer) Notice(n engine.Notice)        { f.h.ui.Notice(n); f.check("Notice") }
+func (f *framer) WaitStarted(w engine.WaitInfo) { f.h.ui.WaitStarted(w); f.check("WaitStarted") }
+func (f *framer) WaitEnded(w engine.WaitInfo, d engine.Decision) {
+	f.h.ui.WaitEnded(w, d)
+	f.check("WaitEnded")
+}
+func (f *framer) RequestCount(n int64) { f.h.ui.RequestCount(n); f.check("RequestCount") }
 func (f *framer) RunFinished(s engine.Summary) {
 	f.h.ui.RunFinished(s)
 	f.check("RunFinished")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/redact"
 )
 
 // instStatus is where an instance is in its life.
@@ -105,6 +106,9 @@ type state struct {
 	waves       []waveState
 	aborting    bool
 	abortReason string
+	// waits are the run's waits in progress (approvals, bakes), in the
+	// order they began.
+	waits []engine.WaitInfo
 	// notice is the API client's last wait, shown while it is fresh.
 	notice     string
 	noticeAt   time.Time
@@ -338,6 +342,15 @@ func (s *state) applyEvent(e *event) {
 	case evAborting:
 		s.aborting = true
 		s.abortReason = s.clean.str(e.reason)
+	case evWaitStarted:
+		s.waits = append(s.waits, redact.Copy(e.wait, redact.Terminal))
+	case evWaitEnded:
+		for i, w := range s.waits {
+			if w.ID == e.wait.ID {
+				s.waits = append(s.waits[:i], s.waits[i+1:]...)
+				break
+			}
+		}
 	case evNotice:
 		s.notice, s.noticeAt = s.clean.str(e.notice.Text), e.notice.At
 	case evRunFinished:

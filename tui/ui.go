@@ -163,5 +163,11 @@ func (u *UI) RequestCount(n int64) { u.buf.RequestCount(n) }
 // Notice implements engine.Observer.
 func (u *UI) Notice(n engine.Notice) { u.buf.Notice(n) }
 
+// WaitStarted implements engine.Observer.
+func (u *UI) WaitStarted(w engine.WaitInfo) { u.buf.WaitStarted(w) }
+
+// WaitEnded implements engine.Observer.
+func (u *UI) WaitEnded(w engine.WaitInfo, d engine.Decision) { u.buf.WaitEnded(w, d) }
+
 // RunFinished implements engine.Observer.
 func (u *UI) RunFinished(s engine.Summary) { u.buf.RunFinished(s) }
