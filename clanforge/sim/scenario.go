@@ -319,8 +319,7 @@ func (sc *Scenario) Validate() error {
 	for _, kd := range []struct {
 		name string
 		v    time.Duration
-	}{{"startup", d.Startup}, {"update", d.Update}, {"diff", d.Diff}, {"version", d.Version}, {"mirror", d.Mirror}, {"install", d.Install}, {"uninstall", d.Uninstall},
-		{"switch_start", d.SwitchStart}, {"switch_batch", d.SwitchBatch}} {
+	}{{"startup", d.Startup}, {"update", d.Update}, {"diff", d.Diff}, {"version", d.Version}, {"mirror", d.Mirror}, {"install", d.Install}, {"uninstall", d.Uninstall}} {
 		if kd.v < 0 {
 			bad("durations.%s must not be negative, got %v", kd.name, kd.v)
 		}
@@ -379,6 +378,12 @@ func (sc *Scenario) Validate() error {
 		if b.URL == "" && b.Desc == "" {
 			bad("builds[%d] needs url or desc to match an update", i)
 		}
+	}
+	if d.SwitchStart < 0 {
+		bad("durations.switch_start must not be negative, got %v", d.SwitchStart)
+	}
+	if d.SwitchBatch < 0 {
+		bad("durations.switch_batch must not be negative, got %v", d.SwitchBatch)
 	}
 	for _, name := range sortedKeys(sc.FleetProfiles) {
 		if p := sc.FleetProfiles[name]; p <= 0 {

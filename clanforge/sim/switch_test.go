@@ -636,7 +636,8 @@ func TestAuthSchemes(t *testing.T) {
 		cfg  Config
 		want map[string]int // Authorization -> status
 	}{
-		{"token only", Config{Token: token}, map[string]int{bearer: 200, badBearer: 403, basic: 403, "": 401, "bearer " + token: 200, "Bearer": 403}},
+		// Basic with an empty pair must not match the unset keys.
+		{"token only", Config{Token: token}, map[string]int{bearer: 200, badBearer: 403, basic: 403, basicAuth("", ""): 403, "": 401, "bearer " + token: 200, "Bearer": 403}},
 		{"keys only", Config{AccessKey: accessKey, SecretKey: secretKey}, map[string]int{basic: 200, badBasic: 403, bearer: 403, "Bearer ": 403, "": 401}},
 		{"both", Config{AccessKey: accessKey, SecretKey: secretKey, Token: token}, map[string]int{basic: 200, bearer: 200, badBasic: 403, badBearer: 403, "Token " + token: 403}},
 	}
@@ -661,6 +662,22 @@ func TestAuthSchemes(t *testing.T) {
 				}
 			}
 		})
+	}
+	// An empty credential never matches an unset one. (Over HTTP the
+	// server trims "Bearer " to "Bearer"; a header set in-process is not.)
+	for _, cfg := range []Config{{Token: token}, {AccessKey: accessKey, SecretKey: secretKey}} {
+		cfg.Inventory = fleetInventory()
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, auth := range []string{"Bearer ", basicAuth("", "")} {
+			req, _ := http.NewRequest(http.MethodGet, "http://x/", nil)
+			req.Header.Set("Authorization", auth)
+			if ae := s.authenticate(req); ae == nil || ae.status != 403 {
+				t.Errorf("%q accepted by %+v", auth, cfg)
+			}
+		}
 	}
 	for _, cfg := range []Config{{}, {AccessKey: "a"}, {SecretKey: "b", Token: "t"}} {
 		cfg.Inventory = fleetInventory()
