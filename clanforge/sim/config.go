@@ -2,6 +2,7 @@ package sim
 
 import (
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -37,13 +38,18 @@ func kindList() string {
 	return strings.Join(s, ", ")
 }
 
-// Inventory is the simulated account: one ASID, its images and machines.
+// Inventory is the simulated account: one ASID, its images, machines and
+// fleets.
 type Inventory struct {
 	ASID int64
 	// GameName names the account's single game (default "Simulated Game").
 	GameName string
 	Images   []Image
 	Machines []Machine
+	// Fleets are the account's fleets (API §4.15). Every fleet machine
+	// belongs to one: the machine's own Fleet, else the only fleet when
+	// there is exactly one, else a fleet New invents (DefaultFleetName).
+	Fleets []Fleet
 }
 
 // Image is a game image of the inventory.
@@ -53,6 +59,21 @@ type Image struct {
 	// UpdateURL is the image's default update URL; "" means none, and then
 	// imageupdate/create requires url.
 	UpdateURL string
+	// Profile is the fleet profile that runs this image (API §1.3: profile
+	// A runs image A); 0 when none does. Two images never share a profile.
+	Profile int64
+}
+
+// Fleet is a fleet of the inventory: a set of fleet machines whose servers
+// run one profile at a time and switch together (API §4.15).
+type Fleet struct {
+	Name string
+	// ID is the fleet's UUID, the path segment of the switchprofile calls.
+	ID string
+	// Profile is the profile its servers run at the start; 0 means the
+	// profile of the first image (inventory order) that has one and that
+	// a machine of the fleet carries (0 when there is none).
+	Profile int64
 }
 
 // Machine is a machine of the inventory.
@@ -67,18 +88,45 @@ type Machine struct {
 	// Build marks a build machine: it takes updates and diffs and never gets
 	// install jobs. Every other machine is a fleet machine.
 	Build bool
+	// Fleet is the ID of the machine's fleet; "" means the only fleet of
+	// the inventory when it has exactly one, else the invented fleet
+	// (DefaultFleetName). A build machine serves no players: it is in no
+	// fleet, whatever this says.
+	Fleet string
 }
 
 // DefaultRegion is the location of machines without a region.
 const DefaultRegion = "default"
 
+// DefaultFleetName names the fleet New invents for fleet machines that have
+// none (an inventory without fleets, or one with several and a machine that
+// names none), so that the v2 counters and the profile switch still have a
+// fleet to show. Its ID is DefaultFleetID(asid).
+const DefaultFleetName = "default"
+
+// DefaultFleetID is the UUID of the invented fleet of an account.
+func DefaultFleetID(asid int64) string {
+	return detUUID("fleet", strconv.FormatInt(asid, 10))
+}
+
+// RegionID is the stable UUID of a region (mirror location), derived from
+// its name alone, so that a test or a plan can know it in advance. The v2
+// image status keys its regions by it and names them.
+func RegionID(name string) string { return detUUID("region", name) }
+
 // Config configures a simulator.
 type Config struct {
 	Inventory Inventory
-	// AccessKey and SecretKey are the only credentials accepted (HTTP Basic).
+	// AccessKey and SecretKey, when set, are accepted as HTTP Basic
+	// credentials (both or neither).
 	AccessKey string
 	SecretKey string
-	Scenario  Scenario
+	// Token, when set, is accepted as "Authorization: Bearer <token>", as
+	// the API's current operator documents (API §2.2). At least one of the
+	// two schemes must be configured; a scheme that is not configured is
+	// refused like a wrong credential (403).
+	Token    string
+	Scenario Scenario
 	// Speed, when > 0, overrides Scenario.Speed (the --speed flag).
 	Speed float64
 	// Clock defaults to the wall clock.
@@ -100,6 +148,10 @@ const (
 	EPInstallQueue  = "imageinstall/queue"
 	EPImageOptions  = "image/options"
 	EPImageStatusV2 = "v2/image/status"
+	// The profile switch (API §4.15) shares one path: PATCH starts a
+	// switch, GET reads its status.
+	EPSwitchProfile = "v2/fleet/switchprofile"
+	EPSwitchStatus  = "v2/fleet/switchprofile/status"
 	EPUnknown       = "unknown"
 )
 
@@ -118,6 +170,8 @@ var endpointNames = map[string]bool{
 	EPInstallQueue:  true,
 	EPImageOptions:  false,
 	EPImageStatusV2: false,
+	EPSwitchProfile: true,
+	EPSwitchStatus:  false,
 }
 
 func endpointList() string {

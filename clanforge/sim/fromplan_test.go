@@ -58,3 +58,39 @@ func TestInventoryFromPlan(t *testing.T) {
 		t.Errorf("game-b fleet machines: %d", got)
 	}
 }
+
+// TestInventoryFromPlanFleets: the cut-over keys of a plan (built directly:
+// the loader does not fill them yet) reach the inventory, and New puts a
+// machine without a fleet in the plan's only fleet.
+func TestInventoryFromPlanFleets(t *testing.T) {
+	a := &plan.Image{Name: "game-a", ID: 5530, Profile: 101}
+	b := &plan.Image{Name: "game-b", ID: 5531, Profile: 102}
+	eu := &plan.Fleet{Name: "prod-eu", ID: "c0a3e2a1-6955-415c-b1d4-af9199833e6a"}
+	p := &plan.Plan{
+		Images: []*plan.Image{a, b},
+		Fleets: []*plan.Fleet{eu},
+		Machines: []*plan.Machine{
+			{Name: "buildbox-1", ID: 770001, Images: []*plan.Image{a, b}, Build: true},
+			{Name: "eu-1", ID: 812345, Labels: map[string]string{"region": "eu"}, Images: []*plan.Image{a, b}, Fleet: eu},
+			{Name: "eu-2", ID: 812346, Labels: map[string]string{"region": "eu"}, Images: []*plan.Image{a, b}},
+		},
+	}
+	inv := InventoryFromPlan(p)
+	if !reflect.DeepEqual(inv.Fleets, []Fleet{{Name: "prod-eu", ID: eu.ID}}) {
+		t.Fatalf("fleets %+v", inv.Fleets)
+	}
+	if inv.Images[0].Profile != 101 || inv.Images[1].Profile != 102 {
+		t.Fatalf("images %+v", inv.Images)
+	}
+	if inv.Machines[1].Fleet != eu.ID || inv.Machines[2].Fleet != "" || inv.Machines[0].Fleet != "" {
+		t.Fatalf("machines %+v", inv.Machines)
+	}
+	srv, err := New(Config{Inventory: inv, Token: "t", Clock: NewFakeClock(epoch)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := srv.Fleets()
+	if len(fl) != 1 || fl[0].ID != eu.ID || fl[0].Profile != 101 || !reflect.DeepEqual(fl[0].Machines, []int64{812345, 812346}) {
+		t.Fatalf("fleets served %+v", fl)
+	}
+}

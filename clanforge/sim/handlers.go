@@ -56,8 +56,16 @@ func (p params) boolean(name string) (val, present bool, ae *apiError) {
 }
 
 // dispatch runs an endpoint. Callers hold s.mu and have advanced to now.
-func (s *Server) dispatch(rt route, req *http.Request, now time.Time) (any, *apiError) {
+func (s *Server) dispatch(rt route, req *http.Request, rc *reqCtx, now time.Time) (any, *apiError) {
 	p := params{q: req.URL.Query(), rt: rt}
+	switch rt.endpoint {
+	case EPSwitchProfile:
+		// The fleet switch carries no ASID (API §4.15): the fleet id is
+		// the whole address.
+		return s.switchPatch(rt, rc, now)
+	case EPSwitchStatus:
+		return s.switchGet(rt, now)
+	}
 	if rt.endpoint == EPImageStatusV2 {
 		// The ASID is a path segment here (API §4.12).
 		if asid, err := strconv.ParseInt(rt.v2ASID, 10, 64); err != nil || asid != s.asid {
@@ -585,9 +593,13 @@ func (c counters) put(m map[string]any) map[string]any {
 	return m
 }
 
-// machineCounter classifies a fleet machine for the v2 counters: completed
-// when it has the latest version, failed when its install of the latest
-// version failed, pending otherwise.
+// machineCounter classifies a fleet machine for the v2 counters (API §6.7)
+// from its install jobs: completed when its installed version is the
+// image's latest, failed when its newest install targets the latest version
+// and ended Failed (a failed install is a failed machine, until it is
+// queued again or a newer version supersedes it), pending otherwise (an
+// install toward the latest version that has not finished, held, queued,
+// running, or hanging in a never-ready region).
 func (s *Server) machineCounter(m *machine, img *image, now time.Time) counters {
 	k := mkey{m.ID, img.ID}
 	if s.installed[k] == img.latest {
@@ -612,25 +624,34 @@ func (s *Server) imageStatusV2(p params, now time.Time) (any, *apiError) {
 	if ae != nil {
 		return nil, ae
 	}
+	// The totals are the sum of the fleets, and each fleet the sum of its
+	// regions: every fleet machine is in exactly one fleet and one region.
+	// Only fleets with machines carrying the image are listed.
 	var total counters
-	byRegion := map[*location]*counters{}
+	byFleet := map[*fleet]*counters{}
+	byRegion := map[*fleet]map[*location]*counters{}
 	for _, m := range img.fleet {
 		c := s.machineCounter(m, img, now)
 		total.add(c)
-		if byRegion[m.loc] == nil {
-			byRegion[m.loc] = &counters{}
+		if byFleet[m.fleet] == nil {
+			byFleet[m.fleet] = &counters{}
+			byRegion[m.fleet] = map[*location]*counters{}
 		}
-		byRegion[m.loc].add(c)
+		byFleet[m.fleet].add(c)
+		if byRegion[m.fleet][m.loc] == nil {
+			byRegion[m.fleet][m.loc] = &counters{}
+		}
+		byRegion[m.fleet][m.loc].add(c)
 	}
 	body := total.put(map[string]any{})
 	if detail {
 		fleets := map[string]any{}
-		if len(img.fleet) > 0 {
+		for f, fc := range byFleet {
 			regions := map[string]any{}
-			for loc, c := range byRegion {
+			for loc, c := range byRegion[f] {
 				regions[loc.regionUUID] = c.put(map[string]any{"name": loc.name})
 			}
-			fleets[s.fleetUUID] = total.put(map[string]any{"regions": regions})
+			fleets[f.ID] = fc.put(map[string]any{"regions": regions})
 		}
 		body["fleets"] = fleets
 	}

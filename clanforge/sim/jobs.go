@@ -51,6 +51,10 @@ type machine struct {
 	Machine
 	loc    *location
 	images map[int64]bool
+	fleet  *fleet // nil for a build machine
+	// profile is what its server ran when its fleet's latest switch began
+	// (profileOf gives the profile now).
+	profile int64
 }
 
 type location struct {
@@ -370,6 +374,11 @@ func (s *Server) onStart(j *job, at time.Time) {
 		j.failing = true
 		j.failMsg = "image locked by diffid: " + strconv.FormatInt(j.image.openDiff.id, 10)
 		j.endAt = at
+	case j.kind == KindInstall && s.neverReady[j.loc]:
+		// never_ready_regions: the install runs and never ends. Its
+		// progress stops at 99 and its jobeta passes, as a hung install's
+		// would; the machine stays pending in the v2 counters.
+		return
 	default:
 		if msg, ok := s.injectedFailure(j); ok {
 			// An injected failure strikes half way through the run.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ import (
 //	  mirror: 10s         #   mirror install job (mirroring=true)
 //	  install: 15s        #   machine install job (mirroring=false)
 //	  uninstall: 10s      #   uninstall/reinstall job started by reject?reinstall=1
+//	  switch_start: 2s    #   a profile switch stays pending this long before processing
+//	  switch_batch: 5s    #   each batch of a profile switch takes this long
 //	failures:             # injected job failures, matched in order when a job starts
 //	  - kind: install     #   update | diff | version | mirror | install | uninstall (required)
 //	    machine: eu-2     #   machine name (update, diff, install, uninstall); empty = any
@@ -74,6 +77,31 @@ import (
 //	                      #   error envelope, logged with Request.Strict set (see StrictRefusals)
 //	allocations: [game-a] # images (name or id) with active allocations: imageversion/create
 //	                      #   on them fails unless force=1
+//	fleet_profiles:       # the profile a fleet's servers run at the start, by fleet name
+//	  prod-eu: 102        #   (default: the inventory's, see Fleet.Profile)
+//	switches:             # trouble for profile switches, matched in order when a PATCH
+//	                      #   starts a switch that has servers to restart
+//	  - trouble: stall    #   stall | error | failed (required):
+//	                      #   stall:  after `after` batches the switch stays processing for
+//	                      #           good; neither more batches nor its Timeout move it, so
+//	                      #           the Deadline passes with servers still pending, and a
+//	                      #           new PATCH is refused ("switch in progress")
+//	                      #   error:  after `after` batches the switch stops; from then on
+//	                      #           GET answers the error envelope "profile switch failed:
+//	                      #           <error>" (the business error status) until a new PATCH
+//	                      #   failed: after `after` batches the switch stops; GET answers the
+//	                      #           status with State "failed", a state the reference does
+//	                      #           not name (a client must not wait for complete forever)
+//	                      #   Servers restarted before the trouble run the new profile, the
+//	                      #   others the old one; a new PATCH is accepted after error/failed.
+//	    fleet: prod-eu    #   fleet name; empty = any
+//	    profile: 102      #   the switch's ProfileID; 0 = any
+//	    after: 1          #   batches that complete first (default 0; at most all but one)
+//	    times: 1          #   trouble for the first N matching switches; 0 = every one
+//	    error: "..."      #   the message of error (default "injected switch failure")
+//	never_ready_regions: [eu] # regions whose machine installs start and then never end:
+//	                      #   they stay Running (jobeta passes, progress stops at 99), so the
+//	                      #   region's pending_machines never reaches 0
 //	builds:               # what a build changes, instead of the derived default
 //	  - url: s3://bucket/game/1.2.3/  # match on the update's url (exact) ...
 //	    desc: "1.2.3"                 # ... and/or its desc (exact, outer quotes stripped)
@@ -101,6 +129,29 @@ type Scenario struct {
 	Strict                bool      `yaml:"strict"`
 	Allocations           []string  `yaml:"allocations"`
 	Builds                []Build   `yaml:"builds"`
+	// FleetProfiles, Switches and NeverReadyRegions inject cut-over
+	// trouble (see above).
+	FleetProfiles     map[string]int64 `yaml:"fleet_profiles"`
+	Switches          []SwitchTrouble  `yaml:"switches"`
+	NeverReadyRegions []string         `yaml:"never_ready_regions"`
+}
+
+// Troubles of a SwitchTrouble.
+const (
+	TroubleStall  = "stall"
+	TroubleError  = "error"
+	TroubleFailed = "failed"
+)
+
+// SwitchTrouble makes matching profile switches stall or fail (see
+// Scenario).
+type SwitchTrouble struct {
+	Trouble string `yaml:"trouble"`
+	Fleet   string `yaml:"fleet"`
+	Profile int64  `yaml:"profile"`
+	After   int    `yaml:"after"`
+	Times   int    `yaml:"times"`
+	Error   string `yaml:"error"`
 }
 
 // Durations are per-kind run times at speed 1; zero means the default.
@@ -112,6 +163,10 @@ type Durations struct {
 	Mirror    time.Duration `yaml:"mirror"`
 	Install   time.Duration `yaml:"install"`
 	Uninstall time.Duration `yaml:"uninstall"`
+	// SwitchStart is how long a profile switch stays pending; SwitchBatch
+	// how long each of its batches takes.
+	SwitchStart time.Duration `yaml:"switch_start"`
+	SwitchBatch time.Duration `yaml:"switch_batch"`
 }
 
 // DefaultDurations are the run times at speed 1: far shorter than the real
@@ -127,6 +182,9 @@ var DefaultDurations = Durations{
 	Mirror:    4 * time.Second,
 	Install:   6 * time.Second,
 	Uninstall: 4 * time.Second,
+	// A switch of four batches ends in 10 s at speed 1.
+	SwitchStart: 2 * time.Second,
+	SwitchBatch: 2 * time.Second,
 }
 
 // Failure injects job failures (see Scenario).
@@ -218,6 +276,7 @@ func ParseScenario(data []byte) (sc Scenario, err error) {
 var durationKeys = []string{
 	"durations.startup", "durations.update", "durations.diff", "durations.version",
 	"durations.mirror", "durations.install", "durations.uninstall", "faults.latency",
+	"durations.switch_start", "durations.switch_batch",
 }
 
 // durationError finds an invalid duration string and names its key and
@@ -320,7 +379,50 @@ func (sc *Scenario) Validate() error {
 			bad("builds[%d] needs url or desc to match an update", i)
 		}
 	}
+	if d.SwitchStart < 0 {
+		bad("durations.switch_start must not be negative, got %v", d.SwitchStart)
+	}
+	if d.SwitchBatch < 0 {
+		bad("durations.switch_batch must not be negative, got %v", d.SwitchBatch)
+	}
+	for _, name := range sortedKeys(sc.FleetProfiles) {
+		if p := sc.FleetProfiles[name]; p <= 0 {
+			bad("fleet_profiles.%s must be a positive profile id, got %d", name, p)
+		}
+	}
+	for i, t := range sc.Switches {
+		switch t.Trouble {
+		case TroubleStall, TroubleError, TroubleFailed:
+		case "":
+			bad("switches[%d].trouble is required (stall, error or failed)", i)
+		default:
+			bad("switches[%d].trouble %q is not one of stall, error, failed", i, t.Trouble)
+		}
+		if t.Profile < 0 {
+			bad("switches[%d].profile must not be negative, got %d", i, t.Profile)
+		}
+		if t.After < 0 || t.Times < 0 {
+			bad("switches[%d]: after and times must not be negative", i)
+		}
+		if t.Error != "" && t.Trouble != TroubleError {
+			bad("switches[%d].error is only shown by trouble: error", i)
+		}
+	}
+	for i, r := range sc.NeverReadyRegions {
+		if r == "" {
+			bad("never_ready_regions[%d] is empty", i)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // durations returns the scenario's durations with defaults filled in.
@@ -339,6 +441,8 @@ func (sc *Scenario) durations() Durations {
 	fill(&d.Mirror, def.Mirror)
 	fill(&d.Install, def.Install)
 	fill(&d.Uninstall, def.Uninstall)
+	fill(&d.SwitchStart, def.SwitchStart)
+	fill(&d.SwitchBatch, def.SwitchBatch)
 	return d
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ type Server struct {
 	last  time.Time // the latest time seen: the simulated world never runs backwards
 
 	access, secret string
+	token          string
 	scn            Scenario
 	dur            Durations
 	speed          float64
@@ -51,7 +53,10 @@ type Server struct {
 	machines    []*machine
 	machineByID map[int64]*machine
 	locations   []*location
-	fleetUUID   string
+	fleets      []*fleet
+	fleetByID   map[string]*fleet
+	profiles    map[int64]bool // profiles a switch may name
+	neverReady  map[*location]bool
 
 	jobs         map[Kind]map[int64]*job
 	installs     []*job // mirror and machine jobs, by id
@@ -68,11 +73,13 @@ type Server struct {
 	events eventHeap
 	evSeq  uint64
 
-	failuresUsed []int
-	targetedSeen []int
+	failuresUsed      []int
+	targetedSeen      []int
+	switchTroubleUsed []int
 
 	timeline []Event
 	requests []Request
+	switches []Switch
 
 	srvMu sync.Mutex
 	srv   *http.Server
@@ -81,8 +88,11 @@ type Server struct {
 // New builds a simulator from its configuration. It checks the inventory and
 // resolves the scenario's image names; it does not listen (see Start).
 func New(cfg Config) (*Server, error) {
-	if cfg.AccessKey == "" || cfg.SecretKey == "" {
-		return nil, errors.New("sim: AccessKey and SecretKey are required")
+	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
+		return nil, errors.New("sim: AccessKey and SecretKey go together (HTTP Basic)")
+	}
+	if cfg.AccessKey == "" && cfg.Token == "" {
+		return nil, errors.New("sim: credentials are required: AccessKey and SecretKey (Basic), Token (Bearer), or both")
 	}
 	if err := cfg.Scenario.Validate(); err != nil {
 		return nil, err
@@ -98,6 +108,7 @@ func New(cfg Config) (*Server, error) {
 		clock:         cfg.Clock,
 		access:        cfg.AccessKey,
 		secret:        cfg.SecretKey,
+		token:         cfg.Token,
 		scn:           cfg.Scenario,
 		dur:           cfg.Scenario.durations(),
 		speed:         cfg.Scenario.Speed,
@@ -142,8 +153,6 @@ func New(cfg Config) (*Server, error) {
 	for _, k := range allKinds {
 		s.jobs[k] = map[int64]*job{}
 	}
-	s.fleetUUID = detUUID("fleet", strconv.FormatInt(inv.ASID, 10))
-
 	names := map[string]bool{}
 	for i, im := range inv.Images {
 		if im.ID <= 0 || im.Name == "" {
@@ -180,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 			loc = &location{
 				id:         int64(baseLocationID + len(s.locations) + 1),
 				name:       region,
-				regionUUID: detUUID("region", strconv.FormatInt(inv.ASID, 10), region),
+				regionUUID: RegionID(region),
 				mirror:     "mirror-" + region,
 			}
 			locByName[region] = loc
@@ -235,6 +244,17 @@ func New(cfg Config) (*Server, error) {
 				return nil, err
 			}
 		}
+	}
+	s.neverReady = map[*location]bool{}
+	for i, r := range s.scn.NeverReadyRegions {
+		loc := locByName[r]
+		if loc == nil {
+			return nil, fmt.Errorf("sim: scenario never_ready_regions[%d] names unknown region %q", i, r)
+		}
+		s.neverReady[loc] = true
+	}
+	if err := s.buildFleets(inv); err != nil {
+		return nil, err
 	}
 	s.last = s.clock.Now()
 	return s, nil
@@ -323,20 +343,32 @@ func envelope(msg string) map[string]any {
 // route is a parsed request path.
 type route struct {
 	endpoint string
+	method   string // the method the endpoint takes
 	pathID   string // id from the path, "" if none
 	idName   string // the query parameter that may also carry the id
 	v2ASID   string
 	v2Image  string
+	fleetID  string
 }
 
-// parseRoute maps a path to an endpoint. IDs may sit in the documented path
-// position or be given as same-named query parameters (API §2.1).
-func parseRoute(path string) (route, bool) {
+// parseRoute maps a method and path to an endpoint. IDs may sit in the
+// documented path position or be given as same-named query parameters (API
+// §2.1). Every endpoint is a GET but the profile switch, whose path answers
+// PATCH (start a switch) and GET (its status); any other method on it is
+// taken as a status read, which the method check then refuses.
+func parseRoute(method, path string) (route, bool) {
 	p := strings.Trim(path, "/")
 	seg := strings.Split(p, "/")
 	if len(seg) == 7 && seg[0] == "cfp" && seg[1] == "v2" && seg[2] == "project" && seg[4] == "image" && seg[6] == "status" {
 		// /cfp/v2/project/<asid>/image/<imageid>/status
-		return route{endpoint: EPImageStatusV2, v2ASID: seg[3], v2Image: seg[5]}, true
+		return route{endpoint: EPImageStatusV2, method: http.MethodGet, v2ASID: seg[3], v2Image: seg[5]}, true
+	}
+	if len(seg) == 5 && seg[0] == "cfp" && seg[1] == "v2" && seg[2] == "fleet" && seg[4] == "switchprofile" && seg[3] != "" {
+		// /cfp/v2/fleet/<fleetid>/switchprofile (no ASID, API §4.15)
+		if method == http.MethodPatch {
+			return route{endpoint: EPSwitchProfile, method: http.MethodPatch, fleetID: seg[3]}, true
+		}
+		return route{endpoint: EPSwitchStatus, method: http.MethodGet, fleetID: seg[3]}, true
 	}
 	if len(seg) < 4 || seg[0] != "cfp" || seg[1] != "v1" {
 		return route{}, false
@@ -346,7 +378,7 @@ func parseRoute(path string) (route, bool) {
 		"imageupdate": "updateid", "imagediff": "diffid",
 		"imageversion": "imageversionid", "imageinstall": "jobid",
 	}
-	var r route
+	r := route{method: http.MethodGet}
 	var res, action string
 	switch len(seg) {
 	case 2:
@@ -382,12 +414,18 @@ func parseRoute(path string) (route, bool) {
 // ServeHTTP answers one API request: route, injected faults, auth, the
 // endpoint's work, then (maybe) a dropped answer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	rt, ok := parseRoute(req.URL.Path)
+	rt, ok := parseRoute(req.Method, req.URL.Path)
 	if !ok {
 		rt.endpoint = EPUnknown
 	}
 	mutating := endpointNames[rt.endpoint]
 	logReq := Request{Endpoint: rt.endpoint, Path: req.URL.Path, Mutating: mutating}
+
+	// Only the PATCH of the profile switch has a body to read.
+	rc := &reqCtx{}
+	if rt.endpoint == EPSwitchProfile {
+		rc.body, rc.bodyErr = readBody(req)
+	}
 
 	// Strict mode judges the request before anything else, so that a
 	// refusal is recorded even when a fault would have hidden it, and a
@@ -395,7 +433,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var strictWhy string
 	var strictStatus int
 	if s.scn.Strict {
-		strictWhy, strictStatus = s.strictCheck(rt, req)
+		strictWhy, strictStatus = s.strictCheck(rt, req, rc)
 	}
 
 	// Faults decided before any work: 429 and 5xx never change state.
@@ -440,12 +478,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		logReq.Fault = FaultServerError
 	case rt.endpoint == EPUnknown:
 		ae = notFound("not found: %s", req.URL.Path)
-	case req.Method != http.MethodGet:
-		// Every image endpoint is a GET (API §2.1).
+	case req.Method != rt.method:
+		// Every image endpoint is a GET (API §2.1); the switch GET or PATCH.
 		ae = &apiError{status: http.StatusMethodNotAllowed, msg: "method not allowed: " + req.Method}
 	default:
 		if ae = s.authenticate(req); ae == nil {
-			body, ae = s.work(rt, req, &logReq)
+			body, ae = s.work(rt, req, rc, &logReq)
 		}
 	}
 
@@ -475,6 +513,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	logReq.Seq = len(s.requests) + 1
 	s.requests = append(s.requests, logReq)
+	if rt.endpoint == EPSwitchProfile {
+		s.recordSwitch(logReq, rt, req, rc)
+	}
 	s.mu.Unlock()
 
 	if logReq.Dropped {
@@ -488,7 +529,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // work advances the world to now and runs the endpoint under the lock. A
 // bug that panics becomes a 500 answer instead of a lock held forever.
-func (s *Server) work(rt route, req *http.Request, logReq *Request) (body any, ae *apiError) {
+func (s *Server) work(rt route, req *http.Request, rc *reqCtx, logReq *Request) (body any, ae *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer func() {
@@ -499,7 +540,41 @@ func (s *Server) work(rt route, req *http.Request, logReq *Request) (body any, a
 	now := s.tick()
 	logReq.Time = now
 	s.advance(now)
-	return s.dispatch(rt, req, now)
+	return s.dispatch(rt, req, rc, now)
+}
+
+// reqCtx carries what one request brings beyond its route and what its
+// endpoint did with it.
+type reqCtx struct {
+	body    []byte // the PATCH body
+	bodyErr error  // the body could not be read (too large, cut short)
+	applied bool   // the PATCH started a switch
+}
+
+// readBody reads a PATCH body, at most maxSwitchBody bytes.
+func readBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, maxSwitchBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the body: %v", err)
+	}
+	if len(b) > maxSwitchBody {
+		return nil, fmt.Errorf("the body is larger than %d bytes", maxSwitchBody)
+	}
+	return b, nil
+}
+
+// recordSwitch appends a PATCH to the switch record. Callers hold s.mu.
+func (s *Server) recordSwitch(r Request, rt route, req *http.Request, rc *reqCtx) {
+	sw := Switch{Request: r, FleetID: rt.fleetID, ContentType: req.Header.Get("Content-Type"), Body: string(rc.body), Applied: rc.applied}
+	if f := s.fleetByID[rt.fleetID]; f != nil {
+		sw.Fleet = f.Name
+	}
+	b, _ := parseSwitchBody(rc.body, false) // what it could read
+	sw.ProfileID, sw.Timeout, sw.MaxMachines = b.ProfileID, b.Timeout, b.MaxMachines
+	s.switches = append(s.switches, sw)
 }
 
 // dropConn closes the connection without an answer, after the work was done.
@@ -559,28 +634,37 @@ func (s *Server) drawFaults(endpoint string) (pre string, drop bool) {
 	return pre, drop
 }
 
-// authenticate accepts HTTP Basic with the configured keys only. A missing
-// Authorization header is 401, anything else that is not the right Basic
-// credential is 403 (API §7 #1). SigV4 (AWS4-HMAC-SHA256) is not verified
-// by the simulator, so it is refused rather than accepted unchecked.
+// authenticate accepts HTTP Basic with the configured keys and Bearer with
+// the configured token, each only when configured. A missing Authorization
+// header is 401, anything else that is not a right credential of a
+// configured scheme is 403 (API §7 #1). SigV4 (AWS4-HMAC-SHA256) is not
+// verified by the simulator, so it is refused rather than accepted
+// unchecked.
 func (s *Server) authenticate(req *http.Request) *apiError {
 	h := req.Header.Get("Authorization")
 	if h == "" {
 		return &apiError{status: http.StatusUnauthorized, msg: "Forbidden"}
 	}
 	scheme, cred, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Basic") {
+	if !ok {
 		return errForbidden
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
-	if err != nil {
-		return errForbidden
+	cred = strings.TrimSpace(cred)
+	switch {
+	case strings.EqualFold(scheme, "Basic") && s.access != "":
+		raw, err := base64.StdEncoding.DecodeString(cred)
+		if err != nil {
+			return errForbidden
+		}
+		if subtle.ConstantTimeCompare(raw, []byte(s.access+":"+s.secret)) == 1 {
+			return nil
+		}
+	case strings.EqualFold(scheme, "Bearer") && s.token != "":
+		if subtle.ConstantTimeCompare([]byte(cred), []byte(s.token)) == 1 {
+			return nil
+		}
 	}
-	want := []byte(s.access + ":" + s.secret)
-	if subtle.ConstantTimeCompare(raw, want) != 1 {
-		return errForbidden
-	}
-	return nil
+	return errForbidden
 }
 
 // unquote strips one pair of surrounding double quotes, which one real

@@ -115,15 +115,21 @@ func (rt route) pathParams() map[string]string {
 
 // strictCheck returns why a strict server would refuse req ("" when it
 // would not) and the HTTP status of the refusal.
-func (s *Server) strictCheck(rt route, req *http.Request) (why string, status int) {
+func (s *Server) strictCheck(rt route, req *http.Request, rc *reqCtx) (why string, status int) {
 	if rt.endpoint == EPUnknown {
 		return "unknown endpoint " + req.URL.Path, http.StatusNotFound
 	}
-	if req.Method != http.MethodGet {
+	if req.Method != rt.method {
+		if rt.fleetID != "" {
+			return "method " + req.Method + " not allowed: switchprofile takes PATCH (start a switch) or GET (its status)", http.StatusMethodNotAllowed
+		}
 		return "method " + req.Method + " not allowed: every image endpoint is a GET", http.StatusMethodNotAllowed
 	}
 	if want := canonicalPath(req.URL.Path); want != req.URL.Path {
 		return fmt.Sprintf("path %q is not in its documented form %q", req.URL.Path, want), http.StatusNotFound
+	}
+	if rt.fleetID != "" {
+		return s.strictSwitch(rt, req, rc)
 	}
 	if req.ContentLength > 0 || len(req.TransferEncoding) > 0 {
 		return "the request carries a body: every input goes in the query string", http.StatusBadRequest
@@ -139,6 +145,49 @@ func (s *Server) strictCheck(rt route, req *http.Request) (why string, status in
 	}
 	if why := checkParams(specs[rt.endpoint], rt.pathParams(), q); why != "" {
 		return why, http.StatusBadRequest
+	}
+	return "", 0
+}
+
+// strictSwitch judges the profile switch calls (API §4.15). They document
+// no query parameter (the fleet id is in the path and there is no ASID), so
+// any is refused. The GET has no body and no documented Content-Type, so
+// its Content-Type is not judged. The PATCH must say application/json and
+// carry exactly the documented object: ProfileID (required, a positive JSON
+// integer naming a profile the account has), Timeout (a Go duration string
+// greater than zero) and MaxMachines (a JSON integer greater than zero),
+// each at most once, nothing else.
+func (s *Server) strictSwitch(rt route, req *http.Request, rc *reqCtx) (string, int) {
+	if req.URL.RawQuery != "" {
+		q, _ := url.ParseQuery(req.URL.RawQuery)
+		names := make([]string, 0, len(q))
+		for name := range q {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		return "undocumented parameter(s) for this endpoint: " + strings.Join(names, ", ") + " (switchprofile takes none)", http.StatusBadRequest
+	}
+	if rt.endpoint == EPSwitchStatus {
+		if req.ContentLength > 0 || len(req.TransferEncoding) > 0 {
+			return "the request carries a body: the switch status is a bodiless GET", http.StatusBadRequest
+		}
+		return "", 0
+	}
+	if ct := req.Header.Get("Content-Type"); ct == "" {
+		return "Content-Type missing: switchprofile takes application/json", http.StatusBadRequest
+	} else if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		return fmt.Sprintf("Content-Type %q: switchprofile takes application/json", ct), http.StatusBadRequest
+	}
+	if rc.bodyErr != nil {
+		return "invalid switchprofile body: " + rc.bodyErr.Error(), http.StatusBadRequest
+	}
+	b, err := parseSwitchBody(rc.body, true)
+	if err != nil {
+		return "invalid switchprofile body: " + err.Error(), http.StatusBadRequest
+	}
+	// The profiles are fixed at New: reading them needs no lock.
+	if !s.profiles[b.ProfileID] {
+		return fmt.Sprintf("invalid switchprofile body: ProfileID %d is not a profile of this account", b.ProfileID), http.StatusBadRequest
 	}
 	return "", 0
 }
