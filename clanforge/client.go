@@ -407,10 +407,15 @@ func (c *Client) NewRequest(ctx context.Context, method, path string, q url.Valu
 
 // withASID adds accountserviceid to the query of a request for path, except
 // where the ASID is a path segment (/cfp/v2/project/<asid>/..., see
-// NewRequest). It is the one place that decides where the ASID goes.
+// NewRequest) and on the fleet endpoints (/cfp/v2/fleet/...): a fleet is
+// named by its UUID, the profile switch's page (API §4.15) lists no query
+// parameter at all, and the plan format's rule that every call carries
+// accountserviceid is about the image calls. A strict server refuses a
+// parameter its page does not list. It is the one place that decides where
+// the ASID goes.
 func withASID(q url.Values, path string, asid int64) {
 	a := strconv.FormatInt(asid, 10)
-	if strings.HasPrefix(path, "/cfp/v2/project/"+a+"/") {
+	if strings.HasPrefix(path, "/cfp/v2/project/"+a+"/") || strings.HasPrefix(path, "/cfp/v2/fleet/") {
 		q.Del("accountserviceid")
 		return
 	}

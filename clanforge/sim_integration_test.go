@@ -387,3 +387,69 @@ func TestSimRetryFailedDiff(t *testing.T) {
 		t.Fatalf("retried diff = %+v", d2)
 	}
 }
+
+// cutoverInventory is simInventory with one fleet and a profile per image.
+func cutoverInventory() sim.Inventory {
+	inv := simInventory()
+	inv.Images[0].Profile, inv.Images[1].Profile = 101, 102
+	inv.Fleets = []sim.Fleet{{Name: "prod-eu", ID: "c0a3e2a1-6955-415c-b1d4-af9199833e6a", Profile: 101}}
+	for i := range inv.Machines {
+		if !inv.Machines[i].Build {
+			inv.Machines[i].Fleet = inv.Fleets[0].ID
+		}
+	}
+	return inv
+}
+
+// TestSimProfileSwitch: the client's PATCH and GET of the profile switch
+// against the strict simulator: one PATCH, polled to complete, with the
+// body the plan asks for and no refusal; a switch to the profile the fleet
+// already runs completes at once.
+func TestSimProfileSwitch(t *testing.T) {
+	e := simtest.Start(t, nil, simtest.Scenario(t, "speed: 50\n"), simtest.Inventory(cutoverInventory()))
+	ctx := context.Background()
+	fleet := "c0a3e2a1-6955-415c-b1d4-af9199833e6a"
+	st, err := e.Client.ProfileSwitchStatus(ctx, fleet)
+	if err != nil || st.State != clanforge.SwitchNotRequested {
+		t.Fatalf("before any switch: %+v %v", st, err)
+	}
+	st, err = e.Client.SwitchProfile(ctx, fleet, clanforge.SwitchOptions{ProfileID: 102, MaxMachines: 1, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for st.State != clanforge.SwitchComplete && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		if st, err = e.Client.ProfileSwitchStatus(ctx, fleet); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.State != clanforge.SwitchComplete || st.ProfileID != 102 || st.Deadline.IsZero() {
+		t.Fatalf("switch did not complete: %+v", st)
+	}
+	sw := e.Server.Switches()
+	if len(sw) != 1 || sw[0].ProfileID != 102 || sw[0].MaxMachines != 1 {
+		t.Fatalf("switches %+v", sw)
+	}
+}
+
+// TestSimBearer: with only a token, every request carries the Bearer
+// header, and the strict simulator accepts it.
+func TestSimBearer(t *testing.T) {
+	e := simtest.Start(t, nil, sim.Scenario{}, simtest.Inventory(cutoverInventory()), simtest.Token("sim-bearer-token-1"))
+	ctx := context.Background()
+	if _, err := e.Client.ImageOptions(ctx, simImgA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.ImageStatus(ctx, simImgA, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.ProfileSwitchStatus(ctx, "c0a3e2a1-6955-415c-b1d4-af9199833e6a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range e.Server.Requests() {
+		if r.Status != 200 {
+			t.Errorf("%s answered %d", r.Path, r.Status)
+		}
+	}
+}

@@ -103,9 +103,6 @@ func (env *Env) connect(ctx context.Context, p *plan.Plan, o connectOptions) (*c
 		}
 		c.sim, base = srv, u
 		c.display = u + " (built-in simulator)"
-		// Until the simulator speaks Bearer, it and the client share the
-		// key pair.
-		token = ""
 		if o.rateLimit == 0 {
 			rl = rate.Inf
 		}
@@ -188,9 +185,8 @@ func (env *Env) color(w any) bool {
 
 func isTerminalFile(f *os.File) bool { return term.IsTerminal(f.Fd()) }
 
-// simConfig is the simulator's configuration. A token in the environment
-// cannot be honoured until the simulator speaks Bearer: the client then
-// uses the generated key pair.
+// simConfig is the simulator's configuration: it accepts the credentials
+// the client will send, a token as Bearer and the key pair as Basic.
 func simConfig(inv sim.Inventory, access, secret, token string, sc sim.Scenario, speed float64) sim.Config {
-	return sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: speed}
+	return sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Token: token, Scenario: sc, Speed: speed}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
@@ -241,16 +242,24 @@ func Sim(ctx context.Context, env *Env, o SimOptions) error {
 	// The simulator accepts exactly the credentials a client of it would
 	// send: those of the same environment variables.
 	access, secret := env.Getenv("CLANFORGE_ACCESS_KEY"), env.Getenv("CLANFORGE_SECRET_KEY")
-	if access == "" || secret == "" {
-		return usageErr("rollout sim: set CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY to the credentials the simulator should accept\n" +
+	token := env.Getenv("CLANFORGE_TOKEN")
+	if token == "" && (access == "" || secret == "") {
+		return usageErr("rollout sim: set CLANFORGE_TOKEN, or CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY, to the credentials the simulator should accept\n" +
 			"(any values will do for a local simulator, e.g. export CLANFORGE_ACCESS_KEY=demo CLANFORGE_SECRET_KEY=demo-secret)")
 	}
-	credNote := "the credentials in CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY"
+	var creds []string
+	if token != "" {
+		creds = append(creds, "the token in CLANFORGE_TOKEN as Bearer")
+	}
+	if access != "" && secret != "" {
+		creds = append(creds, "CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY over Basic auth")
+	}
+	credNote := strings.Join(creds, ", and ")
 	inv := sim.InventoryFromPlan(p)
 	if id := env.asid(p); id != 0 {
 		inv.ASID = id
 	}
-	srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: access, SecretKey: secret, Scenario: sc, Speed: *speed})
+	srv, err := sim.New(simConfig(inv, access, secret, token, sc, *speed))
 	if err != nil {
 		return failErr("rollout sim: %v", err)
 	}
@@ -260,11 +269,16 @@ func Sim(ctx context.Context, env *Env, o SimOptions) error {
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	printf(env.Stdout, "Clanforge simulator for plan %q listening on http://%s\n", p.Name, ln.Addr())
-	printf(env.Stdout, "  account service id %d; accepts %s over Basic auth\n", inv.ASID, credNote)
+	printf(env.Stdout, "  account service id %d; accepts %s\n", inv.ASID, credNote)
 	for _, img := range inv.Images {
 		printf(env.Stdout, "  image %s (id %d)\n", img.Name, img.ID)
 	}
-	printf(env.Stdout, "  %d machines; speed %gx\n  try: curl -u \"$CLANFORGE_ACCESS_KEY:$CLANFORGE_SECRET_KEY\" 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", len(inv.Machines), max(*speed, sc.Speed, 1), ln.Addr(), inv.ASID)
+	auth := `-u "$CLANFORGE_ACCESS_KEY:$CLANFORGE_SECRET_KEY"`
+	if token != "" {
+		auth = `-H "Authorization: Bearer $CLANFORGE_TOKEN"`
+	}
+	printf(env.Stdout, "  %d machines; speed %gx\n", len(inv.Machines), max(*speed, sc.Speed, 1))
+	fmt.Fprintf(env.Stdout, "  try: curl %s 'http://%s/cfp/v1/imageinstall/status?accountserviceid=%d'\n", auth, ln.Addr(), inv.ASID)
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -10,7 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/internal/simtest"
+	"github.com/rollout/rollout/plan"
 )
 
 // TestEchoingServerLeaksNoCredentials: a server that echoes the request's
@@ -53,6 +59,49 @@ func TestEchoingServerLeaksNoCredentials(t *testing.T) {
 			if strings.ContainsAny(s, "\x1b\x07") || strings.Contains(s, "\nrollout succeeded (forged)") {
 				t.Errorf("%v printed raw control characters or a forged line:\n%q", args, s)
 			}
+		}
+	}
+}
+
+// TestBearerOnly: with only CLANFORGE_TOKEN set, a whole rollout runs with
+// every request carrying the Bearer header and no Basic one, and the token
+// appears in no output and not in the journal.
+func TestBearerOnly(t *testing.T) {
+	const token = "bearer-only-token-5c1d"
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(planPath, []byte(killPlan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.Load(planPath, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad atomic.Int64
+	var seen atomic.Int64
+	e := simtest.Start(t, p, simtest.Scenario(t, fastScenario), simtest.Token(token),
+		simtest.Front(func(srv *sim.Server) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seen.Add(1)
+				if r.Header.Get("Authorization") != "Bearer "+token {
+					bad.Add(1)
+				}
+				srv.ServeHTTP(w, r)
+			})
+		}))
+	cmd := exec.Command(binary, "run", planPath, "--no-tui", "--state-dir", filepath.Join(dir, "state"), "--poll-min", "10ms", "--poll-max", "100ms")
+	cmd.Env = append(os.Environ(), "CLANFORGE_URL="+e.URL, "CLANFORGE_TOKEN="+token, "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	if seen.Load() == 0 || bad.Load() != 0 {
+		t.Fatalf("%d of %d requests without the Bearer header alone", bad.Load(), seen.Load())
+	}
+	journal, _ := os.ReadFile(filepath.Join(dir, "state", "journal.jsonl"))
+	for _, b := range [][]byte{out, journal} {
+		if bytes.Contains(b, []byte(token)) {
+			t.Fatalf("the token was written:\n%s", b)
 		}
 	}
 }

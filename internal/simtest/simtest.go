@@ -36,6 +36,7 @@ type Option func(*settings)
 
 type settings struct {
 	access, secret string
+	token          string
 	inv            *sim.Inventory
 	clock          sim.Clock
 	lenient        bool
@@ -48,6 +49,12 @@ type settings struct {
 // The default keys are fine unless a test looks at them.
 func Credentials(access, secret string) Option {
 	return func(s *settings) { s.access, s.secret = access, secret }
+}
+
+// Token makes the simulator accept the bearer token tok, and the client
+// send only it (no Basic header).
+func Token(tok string) Option {
+	return func(s *settings) { s.token = tok }
 }
 
 // Inventory serves inv instead of the plan's inventory; Start's plan may
@@ -111,7 +118,7 @@ func Start(tb testing.TB, p *plan.Plan, sc sim.Scenario, opts ...Option) *Env {
 	if !s.lenient {
 		sc.Strict = true
 	}
-	srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: s.access, SecretKey: s.secret, Scenario: sc, Clock: s.clock})
+	srv, err := sim.New(sim.Config{Inventory: inv, AccessKey: s.access, SecretKey: s.secret, Token: s.token, Scenario: sc, Clock: s.clock})
 	if err != nil {
 		tb.Fatalf("simulator: %v", err)
 	}
@@ -133,8 +140,12 @@ func Start(tb testing.TB, p *plan.Plan, sc sim.Scenario, opts ...Option) *Env {
 		}
 		tb.Cleanup(func() { srv.Close() })
 	}
+	access, secret := s.access, s.secret
+	if s.token != "" {
+		access, secret = "", ""
+	}
 	c, err := clanforge.New(clanforge.Config{
-		BaseURL: base, ASID: srv.ASID(), AccessKey: s.access, SecretKey: s.secret,
+		BaseURL: base, ASID: srv.ASID(), AccessKey: access, SecretKey: secret, Token: s.token,
 		RateLimit: rate.Inf, MaxReadAttempts: s.readAttempts, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
 	})
 	if err != nil {
