@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/engine"
@@ -264,7 +263,7 @@ failures:
 			f := newFixture(t, src, scenario)
 			obs := &outcomes{}
 			rec := &recorder{}
-			s := f.run(t, context.Background(), multi{obs, rec})
+			s := f.run(t, context.Background(), engine.Fanout(obs, rec))
 			wantWaves := "install/game/0:2"
 			if !tc.aborted {
 				wantWaves += " install/game/1:2"
@@ -486,67 +485,6 @@ durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install
 	}
 }
 
-// multi sends every event to each of its observers.
-type multi []engine.Observer
-
-func (m multi) WaitStarted(w engine.WaitInfo) {
-	for _, o := range m {
-		o.WaitStarted(w)
-	}
-}
-
-func (m multi) WaitEnded(w engine.WaitInfo, d engine.Decision) {
-	for _, o := range m {
-		o.WaitEnded(w, d)
-	}
-}
-
-func (m multi) Notice(n engine.Notice) {
-	for _, o := range m {
-		o.Notice(n)
-	}
-}
-
-func (m multi) RunStarted(i engine.RunInfo) {
-	for _, o := range m {
-		o.RunStarted(i)
-	}
-}
-func (m multi) WaveStarted(step, image string, wave, waves int, ids []string) {
-	for _, o := range m {
-		o.WaveStarted(step, image, wave, waves, ids)
-	}
-}
-func (m multi) InstanceStarted(id string, at time.Time) {
-	for _, o := range m {
-		o.InstanceStarted(id, at)
-	}
-}
-func (m multi) JobProgress(id string, j engine.JobInfo) {
-	for _, o := range m {
-		o.JobProgress(id, j)
-	}
-}
-func (m multi) InstanceFinished(id string, r engine.Result) {
-	for _, o := range m {
-		o.InstanceFinished(id, r)
-	}
-}
-func (m multi) Aborting(reason string) {
-	for _, o := range m {
-		o.Aborting(reason)
-	}
-}
-func (m multi) RequestCount(n int64) {
-	for _, o := range m {
-		o.RequestCount(n)
-	}
-}
-func (m multi) RunFinished(s engine.Summary) {
-	for _, o := range m {
-		o.RunFinished(s)
-	}
-}
 
 func TestUpdatesOfOneImageSerialized(t *testing.T) {
 	// Two build machines update the same image; an image runs one update

@@ -289,3 +289,77 @@ func (e *SkipError) Unwrap() error { return e.Cause }
 
 // skip is a *SkipError without a cause.
 func skip(reason string) error { return &SkipError{Reason: reason} }
+
+// Fanout returns an observer that passes every event to each of obs in
+// turn (nil ones are left out), for a run that reports to several places at
+// once: a reporter, the webhooks, the control files.
+func Fanout(obs ...Observer) Observer {
+	var f fanout
+	for _, o := range obs {
+		if o != nil {
+			f = append(f, o)
+		}
+	}
+	if len(f) == 1 {
+		return f[0]
+	}
+	return f
+}
+
+type fanout []Observer
+
+func (f fanout) RunStarted(i RunInfo) {
+	for _, o := range f {
+		o.RunStarted(i)
+	}
+}
+func (f fanout) WaveStarted(step, image string, wave, waves int, ids []string) {
+	for _, o := range f {
+		o.WaveStarted(step, image, wave, waves, ids)
+	}
+}
+func (f fanout) InstanceStarted(id string, at time.Time) {
+	for _, o := range f {
+		o.InstanceStarted(id, at)
+	}
+}
+func (f fanout) JobProgress(id string, j JobInfo) {
+	for _, o := range f {
+		o.JobProgress(id, j)
+	}
+}
+func (f fanout) InstanceFinished(id string, r Result) {
+	for _, o := range f {
+		o.InstanceFinished(id, r)
+	}
+}
+func (f fanout) Aborting(reason string) {
+	for _, o := range f {
+		o.Aborting(reason)
+	}
+}
+func (f fanout) RequestCount(n int64) {
+	for _, o := range f {
+		o.RequestCount(n)
+	}
+}
+func (f fanout) Notice(n Notice) {
+	for _, o := range f {
+		o.Notice(n)
+	}
+}
+func (f fanout) WaitStarted(w WaitInfo) {
+	for _, o := range f {
+		o.WaitStarted(w)
+	}
+}
+func (f fanout) WaitEnded(w WaitInfo, d Decision) {
+	for _, o := range f {
+		o.WaitEnded(w, d)
+	}
+}
+func (f fanout) RunFinished(s Summary) {
+	for _, o := range f {
+		o.RunFinished(s)
+	}
+}

@@ -53,6 +53,8 @@ type Summary struct {
 	Waits map[string]*WaitRecord
 	// Decisions lists every decision in the order they were taken.
 	Decisions []WaitRecord
+	// Notified maps each notification recorded to how it went.
+	Notified map[string]string
 }
 
 // Run is one run of the plan in this state directory.
@@ -244,7 +246,7 @@ type replayer struct {
 
 func newReplayer() *replayer {
 	return &replayer{
-		s:    Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}},
+		s:    Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}, Notified: map[string]string{}},
 		jobs: map[jobKey]*jobState{},
 	}
 }
@@ -367,6 +369,8 @@ func (r *replayer) apply(rec *Record) {
 			r.s.Waits[w.ID] = &w
 			r.s.Decisions = append(r.s.Decisions, w)
 		}
+	case TypeNotify:
+		r.s.Notified[rec.Key] = rec.Error
 	case TypeFinish:
 		r.s.Finished = true
 		r.s.Verdict = rec.Verdict
@@ -474,6 +478,10 @@ func (r *replayer) summary() *Summary {
 		s.Waits[k] = &c
 	}
 	s.Decisions = append([]WaitRecord(nil), r.s.Decisions...)
+	s.Notified = make(map[string]string, len(r.s.Notified))
+	for k, v := range r.s.Notified {
+		s.Notified[k] = v
+	}
 	s.Runs = append([]Run(nil), r.s.Runs...)
 	s.Preflight = append([]Fact(nil), r.s.Preflight...)
 	s.Unfinished = append([]JobRecord(nil), r.s.Unfinished...)
