@@ -485,7 +485,6 @@ durations: {startup: 1s, update: 1s, diff: 1s, version: 1s, mirror: 20s, install
 	}
 }
 
-
 func TestUpdatesOfOneImageSerialized(t *testing.T) {
 	// Two build machines update the same image; an image runs one update
 	// or diff at a time (a running update locks it), while the other image

@@ -132,7 +132,8 @@ type Engine struct {
 	waveLeft    map[waveKey]int // instances of a wave not yet ended
 	waveOpen    map[waveKey]bool
 	waveParked  map[waveKey][]*node
-	stepFailed  map[string]int
+	stepFailed  map[string]int // by budgetKey
+	budgets     map[string]budget
 	aborted     bool
 	abortReason string
 	interrupted bool
@@ -189,6 +190,7 @@ func (e *Engine) build() {
 	e.stepRunning = map[string]int{}
 	e.imageBusy = map[string]bool{}
 	e.stepFailed = map[string]int{}
+	e.budgets = map[string]budget{}
 	e.lastJob = map[string]JobInfo{}
 	e.jobs = map[string]map[int64]JobInfo{}
 	e.waits = map[string]*wait{}
@@ -690,8 +692,8 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 	if r.Outcome == Failed {
 		e.failures = append(e.failures, Failure{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name, Err: r.Err})
 		if !n.inst.Step.OnFailure {
-			e.stepFailed[n.inst.Step.Name]++
-			e.checkBudget(n.inst.Step)
+			e.stepFailed[budgetKey(n.inst.Step, n.inst.Image)]++
+			e.checkBudget(n.inst.Step, n.inst.Image)
 		}
 		// on_failure runs for what failed, not for an interrupt: an
 		// interrupt sends nothing more that changes state.
@@ -786,14 +788,43 @@ func machineName(in *plan.Instance) string {
 	return in.Machine.Name
 }
 
-// checkBudget aborts the rollout once more instances of a step failed than
-// its max_failures allows.
-func (e *Engine) checkBudget(st *plan.Step) {
-	if st.MaxFailures == nil || e.aborted {
+// budget is a failure budget as plan.FailureBudget computed it, once.
+type budget struct {
+	limit, of int
+	ok        bool
+}
+
+// budgetKey names the scope a failure of step st on img counts in: the
+// step, or with max_failures_per: image, the step's instances of img.
+func budgetKey(st *plan.Step, img *plan.Image) string {
+	if st.MaxFailuresPerImage {
+		return st.Name + "@" + img.Name
+	}
+	return st.Name
+}
+
+// checkBudget aborts the rollout once more instances of a step (or of the
+// step on one image) failed than its max_failures allows.
+func (e *Engine) checkBudget(st *plan.Step, img *plan.Image) {
+	if st == nil || e.aborted {
 		return
 	}
-	if e.stepFailed[st.Name] > st.MaxFailuresCount {
-		e.abort(fmt.Sprintf("step %q: %d failed, more than max_failures %d", st.Name, e.stepFailed[st.Name], st.MaxFailuresCount))
+	key := budgetKey(st, img)
+	b, cached := e.budgets[key]
+	if !cached {
+		b.limit, b.of, b.ok = e.p.FailureBudget(st, img)
+		e.budgets[key] = b
+	}
+	limit, of := b.limit, b.of
+	if !b.ok {
+		return
+	}
+	if n := e.stepFailed[key]; n > limit {
+		scope := fmt.Sprintf("%d of its %d instances", n, of)
+		if st.MaxFailuresPerImage {
+			scope = fmt.Sprintf("%d of its %d instances on %s", n, of, img.Name)
+		}
+		e.abort(fmt.Sprintf("step %q: %s failed, more than max_failures %d", st.Name, scope, limit))
 	}
 }
 

@@ -342,3 +342,37 @@ func TestOnFailureNoop(t *testing.T) {
 		t.Fatalf("groups %+v", groups)
 	}
 }
+
+// TestFailureBudgetScope: max_failures counts across all the step's
+// instances (the contract's default), or per image with
+// max_failures_per: image, as waves are.
+func TestFailureBudgetScope(t *testing.T) {
+	for _, perImage := range []bool{false, true} {
+		p := simtest.Plan(t, simtest.FleetPlan("scope", []string{"game-a", "game-b", "game-c"}, 10, 8, "    waves: [3, \"100%\"]\n    max_failures: \"10%\"\n", "", ""))
+		for _, s := range p.Steps {
+			if s.Name == "install" {
+				s.MaxFailuresPerImage = perImage
+			}
+		}
+		x := newScripted()
+		x.fail["install@m000/game-a"] = true
+		x.fail["install@m001/game-a"] = true
+		done := make(chan struct{})
+		var sum *engine.Summary
+		go func() {
+			defer close(done)
+			sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
+		}()
+		x.drain(done)
+		want := engine.VerdictFailed // 2 of 30 is within 10% (3)
+		if perImage {
+			want = engine.VerdictAborted // 2 of game-a's 10 is more than 10% (1)
+		}
+		if sum.Verdict != want {
+			t.Errorf("per image %v: verdict %s (%s), want %s", perImage, sum.Verdict, sum.AbortReason, want)
+		}
+		if perImage && !strings.Contains(sum.AbortReason, "2 of its 10 instances on game-a") {
+			t.Errorf("abort reason %q does not name the image's count", sum.AbortReason)
+		}
+	}
+}

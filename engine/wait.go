@@ -177,7 +177,9 @@ func (e *Engine) endWait(w *wait, d Decision, restored bool) {
 		}
 		// The failure budget is checked again when a pause ends: what
 		// failed during the bake counts before the next wave starts.
-		e.checkBudget(e.stepByName(w.pause.step))
+		if st := e.stepByName(w.pause.step); st != nil {
+			e.checkBudget(st, e.imageByName(w.pause.image))
+		}
 		e.openWavesAfter(*w.pause)
 	}
 }
@@ -281,6 +283,15 @@ func (e *Engine) pauseBefore(k waveKey) bool {
 	// journal, --auto-approve): then the waves go on.
 	_, waiting := e.waits[id]
 	return waiting
+}
+
+func (e *Engine) imageByName(name string) *plan.Image {
+	for _, img := range e.p.Images {
+		if img.Name == name {
+			return img
+		}
+	}
+	return nil
 }
 
 func (e *Engine) stepByName(name string) *plan.Step {

@@ -209,6 +209,10 @@ type Step struct {
 	MaxFailures *Size // nil: no budget (every failure still makes exit 1)
 	// MaxFailuresCount is MaxFailures resolved against the step's instance count.
 	MaxFailuresCount int
+	// MaxFailuresPerImage (max_failures_per: image) counts the budget for
+	// each image's instances on their own, as waves are; the default
+	// (step) counts all the step's instances, as the contract says.
+	MaxFailuresPerImage bool
 	// install: what happens between waves; entry k applies between wave
 	// k and wave k+1 (0-based).
 	PauseAfter []Pause

@@ -1,6 +1,9 @@
 package plan
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // OutputState is how an instance ended, as expressions read it in
 // steps.<name>.state.
@@ -59,4 +62,28 @@ type Approval struct {
 	By      string // "user@host", "--auto-approve" or "timeout"
 	At      time.Time
 	Comment string
+}
+
+// FailureBudget is the failure budget of step s in the scope its failures
+// count in: the number of failed instances that may be tolerated (more
+// abort the rollout) and how many instances the scope holds. The scope is
+// all of s's instances, or, with max_failures_per: image, those of img. ok
+// is false when s has no budget.
+func (p *Plan) FailureBudget(s *Step, img *Image) (limit, of int, ok bool) {
+	if s.MaxFailures == nil {
+		return 0, 0, false
+	}
+	for _, in := range p.Instances {
+		if in.Step == s && (!s.MaxFailuresPerImage || in.Image == img) {
+			of++
+		}
+	}
+	if !s.MaxFailuresPerImage {
+		return s.MaxFailuresCount, of, true
+	}
+	if !s.MaxFailures.IsPct {
+		return s.MaxFailures.Count, of, true
+	}
+	// A percentage rounds down, as the contract says for the whole step.
+	return int(math.Floor(s.MaxFailures.Percent*float64(of)/100 + 1e-9)), of, true
 }
