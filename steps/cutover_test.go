@@ -605,3 +605,65 @@ func TestReadyFails(t *testing.T) {
 		}
 	})
 }
+
+// TestPreflightFleets: every fleet of the plan is read (an unknown one is
+// a problem), a switch naming an image without a profile is a problem,
+// and each fleet's current profile and switch state is reported.
+func TestPreflightFleets(t *testing.T) {
+	r := newCutRig(t, 4, sim.Scenario{FleetProfiles: map[string]int64{"prod-us": 102}})
+	r.p.Steps = append(r.p.Steps, r.cutover(0, 0))
+	rep, err := Preflight(context.Background(), r.c, r.p, nil)
+	if err != nil || !rep.OK() {
+		t.Fatalf("pre-flight: %v %v", err, rep.Problems)
+	}
+	if len(rep.Fleets) != 2 {
+		t.Fatalf("fleets %+v", rep.Fleets)
+	}
+	eu, us := rep.Fleets[0], rep.Fleets[1]
+	if !eu.Known || eu.Profile != 101 || eu.ProfileImage != "game-a" || eu.State != "not requested" || us.Profile != 102 || us.ProfileImage != "game-b" {
+		t.Errorf("fleet facts %+v %+v", eu, us)
+	}
+
+	ghost := &plan.Fleet{Name: "prod-xx", ID: "00000000-0000-4000-8000-000000000000"}
+	r.p.Fleets = append(r.p.Fleets, ghost)
+	noProfile := &plan.Image{Name: "game-c", ID: 5599}
+	r.p.Steps = append(r.p.Steps, &plan.Step{Name: "bad", Type: plan.TypeSwitch, To: noProfile})
+	rep, err = Preflight(context.Background(), r.c, r.p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"unknown fleet prod-xx: the API does not know fleet id 00000000-0000-4000-8000-000000000000",
+		"switch step bad names image game-c, which has no profile (images[].profile)",
+	}
+	if strings.Join(rep.Problems, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems %q, want %q", rep.Problems, want)
+	}
+	if len(r.patches("")) != 0 {
+		t.Error("the pre-flight sent a PATCH")
+	}
+}
+
+// TestDescribeCutover: a ready instance reads the v2 status with detail; a
+// switch instance reads the status, sends the PATCH with its JSON body
+// (changes state) and polls; an on_failure one says when it runs.
+func TestDescribeCutover(t *testing.T) {
+	r := newCutRig(t, 2, sim.Scenario{})
+	ready := Describe(r.readyInst("", "status.failed > 2"), 1234)
+	if len(ready) != 1 || ready[0].Endpoint != "/cfp/v2/project/1234/image/5531/status" || ready[0].Params["detail"] != "true" || ready[0].Mutating ||
+		!strings.Contains(ready[0].Note, "until status.pending == 0; fails as soon as status.failed > 2") {
+		t.Errorf("ready: %+v", ready)
+	}
+	sw := Describe(r.switchInsts(r.cutover(10, 90*time.Minute), r.b, r.eu)[0], 1234)
+	if len(sw) != 3 || sw[1].Method != "PATCH" || !sw[1].Mutating || sw[1].Body != `{"ProfileID":102,"Timeout":"1h30m","MaxMachines":10}` ||
+		sw[0].Method != "GET" || sw[0].Mutating || sw[2].Endpoint != "/cfp/v2/fleet/"+euID+"/switchprofile" || len(sw[1].Params) != 0 {
+		t.Errorf("switch: %+v", sw)
+	}
+	back := Describe(r.switchInsts(r.rollback(), r.a, r.eu)[0], 1234)
+	if len(back) != 4 || !strings.Contains(back[0].Note, "only if this run switched prod-eu") || back[2].Body != `{"ProfileID":101}` {
+		t.Errorf("on_failure switch: %+v", back)
+	}
+	if got := SwitchLine("prod-eu", 101, "game-a", 102, "game-b", 10, 2*time.Hour); got != "prod-eu: profile 101 (game-a) → 102 (game-b), 10 machines at a time, forced after 2h" {
+		t.Errorf("SwitchLine = %q", got)
+	}
+}
