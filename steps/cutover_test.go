@@ -487,7 +487,7 @@ func TestSwitchBackOnlyWhatThisRunSwitched(t *testing.T) {
 		t.Errorf("prod-us got %d PATCHes", n)
 	}
 	us := r.outs[back[1].ID]
-	if !us.Noop || us.Detail != "prod-us: not switched by this run; nothing to switch back" {
+	if !us.Noop || us.Detail != "not switched by this run; nothing to switch back" {
 		t.Errorf("prod-us on_failure output %+v", us)
 	}
 	if eu := r.outs[back[0].ID]; eu.Noop {

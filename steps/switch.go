@@ -64,9 +64,11 @@ func (r *runner) runSwitch(ctx context.Context) error {
 			return err
 		}
 		if !switched {
+			// The output's words name no fleet, so that reporters can
+			// say them once for every fleet (the instance ids name them).
 			r.out.Noop = true
-			r.out.Detail = fmt.Sprintf("%s: %s; nothing to switch back", f.Name, why)
-			r.progress(JobUpdate{Kind: KindSwitch, Job: clanforge.Job{State: clanforge.StateCompleted, StateName: "nothing to do", Progress: 100}, Detail: r.maskText(r.out.Detail)})
+			r.out.Detail = why + "; nothing to switch back"
+			r.progress(JobUpdate{Kind: KindSwitch, Job: clanforge.Job{State: clanforge.StateCompleted, StateName: "nothing to do", Progress: 100}, Detail: r.maskText(f.Name + ": " + r.out.Detail)})
 			return nil
 		}
 	}
