@@ -106,16 +106,15 @@ func (r *runner) switchedByThisRun(ctx context.Context, f *plan.Fleet) (bool, st
 	return false, "not switched by this run", nil
 }
 
-// switchFleet makes fleet f run profile: unless an earlier run already
-// recorded this instance's intent, it reads the switch status first and
-// sends nothing when the fleet already runs the profile (complete on it,
-// or "not requested" showing it: no switch ever asked, and the fleet runs
-// that profile), or
-// when a switch to the profile is under way (it is watched instead); a
-// switch to another profile under way is waited out, since the API takes
-// no new PATCH while one runs. Then it sends the PATCH once through the
-// journal (a lost answer is settled by the status) and watches the switch
-// to complete.
+// switchFleet makes fleet f run profile. Unless an earlier run already
+// recorded this instance's intent, it reads the switch status first: a
+// switch to another profile under way is waited out (the API takes no new
+// PATCH while one runs); then nothing is sent when the fleet already runs
+// the profile (complete on it, or "not requested" showing it: no switch
+// was ever asked and the fleet runs that profile), nor when a switch to the
+// profile is under way (it is watched instead). Otherwise it sends the
+// PATCH once through the journal (a lost answer is settled by the status)
+// and watches the switch to complete.
 func (r *runner) switchFleet(ctx context.Context, f *plan.Fleet, profile int64, image string) error {
 	c := r.env.Client
 	key := SwitchKey(r.inst.ID)
