@@ -54,6 +54,7 @@ func Commands() []*Command {
 		{"run", "run PLAN [--sim] [--no-tui] [--json] [--resume|--fresh] [--yes] [--state-dir DIR] [--speed N] [--scenario FILE] [--concurrency N] [--poll-min D] [--poll-max D] [--var name=value]...", "roll the plan out", runFlags},
 		{"status", "status [PLAN] [--state-dir DIR] [--refresh] [--json] [--sim]", "show the journal's view of the last run", statusFlags},
 		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN]", "reject an open diff (the manual escape hatch)", rejectFlags},
+		{"switch", "switch --fleet NAME (--to IMAGE | --profile ID) [--plan PLAN] [--yes] [--max-machines N] [--force-after D]", "switch a fleet's profile (the manual escape hatch of a cut-over)", switchFlags},
 		{"sim", "sim --listen ADDR --plan PLAN [--speed N] [--scenario FILE]", "serve the built-in Clanforge simulator", simFlags},
 		{"schema", "schema", "print the plan JSON Schema", schemaFlags},
 		{"completion", "completion bash|zsh|fish", "print a shell completion script (commands, flags, plan files)", completionFlags},

@@ -530,7 +530,7 @@ func (e *Engine) runOne(ctx context.Context, n *node, in plan.Inputs) (*plan.Out
 		defer cancel()
 	}
 	out, err := e.exec.Execute(rctx, n.inst, in, func(u plan.JobUpdate) {
-		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.ETA, Error: u.Job.Error, Done: u.Done}
+		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.ETA, Error: u.Job.Error, Done: u.Done, Detail: u.Detail}
 		e.mu.Lock()
 		e.lastJob[n.inst.ID] = ji
 		if ji.ID != 0 {
@@ -633,11 +633,18 @@ func (e *Engine) failNow(n *node, err error) {
 
 // noop reports whether an instance succeeded with nothing to do.
 func noop(n *node) bool {
+	if n.result.Outcome == Succeeded && n.out != nil && n.out.Noop {
+		return true
+	}
 	return n.result.Outcome == Succeeded && n.inst.Step.Type == plan.TypeReject && (n.out == nil || n.out.DiffID == 0)
 }
 
 // detail summarizes an instance's output for people.
 func detail(in *plan.Instance, out *plan.Output) string {
+	if out.Detail != "" {
+		// The step said it in words (a ready step, a switch).
+		return out.Detail
+	}
 	switch in.Step.Type {
 	case plan.TypeDiff:
 		return fmt.Sprintf("diff %d: %d added, %d modified, %d removed", out.DiffID, len(out.Added), len(out.Modified), len(out.Removed))

@@ -37,7 +37,7 @@ type InstanceInfo struct {
 
 // JobInfo is the last known state of the remote job an instance drives.
 type JobInfo struct {
-	Kind      string // update, diff, version, mirror, install, uninstall
+	Kind      string // update, diff, version, mirror, install, uninstall, ready, switch
 	ID        int64
 	State     int
 	StateName string
@@ -46,6 +46,9 @@ type JobInfo struct {
 	Error     string
 	// Done is true once the job reached an end state.
 	Done bool
+	// Detail is the progress in words of a step without a job id (a
+	// ready step's counters per region, a switch's servers per fleet).
+	Detail string
 }
 
 // RunInfo is sent once when a run starts.

@@ -23,6 +23,9 @@ type EvalInput struct {
 	Machine *Machine // nil for per-image instances
 	Image   *Image
 	Steps   map[string]*Output
+	// Status is what a ready step's until and fail_if read as status:
+	// the counters of the read being judged. nil elsewhere.
+	Status *ReadyStatus
 }
 
 // Eval runs the expression and returns its boolean result. A nil *Expr is

@@ -56,6 +56,29 @@ type installView struct {
 	JobIDs []int64 `expr:"jobids"`
 }
 
+// readyView is a ready step's output: steps.<name>.status is the last
+// counters it read.
+type readyView struct {
+	State  string     `expr:"state"`
+	Job    jobView    `expr:"job"`
+	Status statusView `expr:"status"`
+}
+
+// statusView is the v2 image status counters as a ready step's until and
+// fail_if (status) and later expressions (steps.<name>.status) read them.
+type statusView struct {
+	Pending   int                   `expr:"pending"`
+	Failed    int                   `expr:"failed"`
+	Completed int                   `expr:"completed"`
+	Regions   map[string]regionView `expr:"regions"`
+}
+
+type regionView struct {
+	Pending   int `expr:"pending"`
+	Failed    int `expr:"failed"`
+	Completed int `expr:"completed"`
+}
+
 type machineView struct {
 	Name   string            `expr:"name"`
 	ID     int64             `expr:"id"`
@@ -76,6 +99,8 @@ func viewType(t StepType) reflect.Type {
 		return reflect.TypeFor[versionView]()
 	case TypeInstall:
 		return reflect.TypeFor[installView]()
+	case TypeReady:
+		return reflect.TypeFor[readyView]()
 	}
 	return reflect.TypeFor[basicView]()
 }
@@ -96,8 +121,24 @@ func viewValue(t StepType, o *Output) reflect.Value {
 		return reflect.ValueOf(versionView{State: string(o.State), Job: jobOf(o), VersionID: o.VersionID})
 	case TypeInstall:
 		return reflect.ValueOf(installView{State: string(o.State), Job: jobOf(o), JobIDs: o.JobIDs})
+	case TypeReady:
+		return reflect.ValueOf(readyView{State: string(o.State), Job: jobOf(o), Status: statusOf(o.Status)})
 	}
 	return reflect.ValueOf(basicView{State: string(o.State), Job: jobOf(o)})
+}
+
+// statusOf is the expression view of a ready step's counters; nil (no read
+// yet) is all zeros with no regions.
+func statusOf(rs *ReadyStatus) statusView {
+	v := statusView{Regions: map[string]regionView{}}
+	if rs == nil {
+		return v
+	}
+	v.Pending, v.Failed, v.Completed = rs.Pending, rs.Failed, rs.Completed
+	for name, r := range rs.Regions {
+		v.Regions[name] = regionView{Pending: r.Pending, Failed: r.Failed, Completed: r.Completed}
+	}
+	return v
 }
 
 func nonNil(s []string) []string {
@@ -116,6 +157,9 @@ var viewFields = map[reflect.Type]struct {
 	reflect.TypeFor[diffView]():    {"a diff step's output", []string{"state", "job", "diffid", "added", "modified", "removed", "changed"}},
 	reflect.TypeFor[versionView](): {"a version step's output", []string{"state", "job", "versionid"}},
 	reflect.TypeFor[installView](): {"an install step's output", []string{"state", "job", "jobids"}},
+	reflect.TypeFor[readyView]():   {"a ready step's output", []string{"state", "job", "status"}},
+	reflect.TypeFor[statusView]():  {"status", []string{"pending", "failed", "completed", "regions"}},
+	reflect.TypeFor[regionView]():  {"a region's status", []string{"pending", "failed", "completed"}},
 	reflect.TypeFor[machineView](): {"machine", []string{"name", "id", "labels"}},
 	reflect.TypeFor[imageView]():   {"image", []string{"name", "id"}},
 }
@@ -127,6 +171,9 @@ type envInfo struct {
 	machine   bool
 	steps     []string // field order of stepsType
 	kinds     []StepType
+	// status: the environment also has status, last (a ready step's
+	// until and fail_if).
+	status bool
 }
 
 // compiles counts expr.Compile calls, so a test can check that the cache
@@ -328,6 +375,9 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 		if env.machine {
 			roots = append([]string{"machine"}, roots...)
 		}
+		if env.status {
+			roots = append(roots, "status")
+		}
 		if name == "machine" && !env.machine {
 			msg = fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where)
 		} else {
@@ -417,7 +467,11 @@ func (e *Expr) eval(in EvalInput) (bool, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		p = e.programs[shapeKey(in.Machine != nil, names)]
+		key := shapeKey(in.Machine != nil, names)
+		if in.Status != nil {
+			key += statusMark
+		}
+		p = e.programs[key]
 	}
 	if p == nil {
 		return false, fmt.Errorf("%s:%d:%d: expression %q was not compiled for this scope", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source)
@@ -451,6 +505,9 @@ func (p *compiled) run(in EvalInput) (bool, error) {
 	for j, name := range p.env.steps {
 		steps.Field(j).Set(viewValue(p.env.kinds[j], in.Steps[name]))
 	}
+	if p.env.status {
+		env.Field(i + 3).Set(reflect.ValueOf(statusOf(in.Status)))
+	}
 	out, err := vm.Run(p.prog, env.Interface())
 	if err != nil {
 		return false, err
@@ -460,4 +517,69 @@ func (p *compiled) run(in EvalInput) (bool, error) {
 		return false, fmt.Errorf("the expression did not give a boolean")
 	}
 	return b, nil
+}
+
+// statusMark ends the shape key of an environment that has status.
+const statusMark = "|$status"
+
+// statusEnv is the environment of a ready step's until and fail_if: the
+// shape's environment (machine, image, vars, steps) plus status, last.
+func (x *exprEnv) statusEnv(machine bool, steps []string) *envInfo {
+	key := shapeKey(machine, steps) + statusMark
+	if e, ok := x.envs[key]; ok {
+		return e
+	}
+	base := x.env(machine, steps)
+	fields := make([]reflect.StructField, 0, base.typ.NumField()+1)
+	for i := 0; i < base.typ.NumField(); i++ {
+		fields = append(fields, base.typ.Field(i))
+	}
+	fields = append(fields, reflect.StructField{Name: "Status", Type: reflect.TypeFor[statusView](), Tag: `expr:"status"`})
+	e := &envInfo{typ: reflect.StructOf(fields), stepsType: base.stepsType, machine: machine, steps: steps, kinds: base.kinds, status: true}
+	x.envs[key] = e
+	return e
+}
+
+// compileStatus type-checks a ready step's until or fail_if for a shape:
+// like compile, with status in scope as well (see statusEnv). EvalInput's
+// Status is what status reads when the expression runs.
+func (l *loader) compileStatus(e *Expr, steps []string, c exprCtx) *compiled {
+	x := l.xenv
+	sk := shapeKey(false, steps) + statusMark
+	ck := e.Source + "\x00" + sk + "\x00" + strings.Join(c.ambiguous, ",")
+	if p, ok := x.progs[ck]; ok {
+		if p != nil {
+			e.add(sk, p)
+		}
+		return p
+	}
+	env := x.statusEnv(false, steps)
+	compiles.Add(1)
+	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
+	if err != nil {
+		x.progs[ck] = nil
+		l.exprError(e, env, c, err)
+		return nil
+	}
+	p := &compiled{prog: prog, env: env, vars: x.varsValue}
+	x.progs[ck] = p
+	e.add(sk, p)
+	return p
+}
+
+// CompileStatus compiles src as a ready step's until or fail_if outside a
+// plan, with status and image in scope (no variables, no steps): for tests
+// and tools. A plan's own are compiled by the loader (compileStatus), with
+// its variables, the step's scope and positioned errors.
+func CompileStatus(src string) (*Expr, error) {
+	x := &exprEnv{envs: map[string]*envInfo{}, progs: map[string]*compiled{}, stepType: map[string]StepType{}}
+	x.buildVars(nil, nil)
+	env := x.statusEnv(false, nil)
+	prog, err := expr.Compile(src, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
+	if err != nil {
+		return nil, err
+	}
+	e := &Expr{Source: src}
+	e.add(shapeKey(false, nil)+statusMark, &compiled{prog: prog, env: env, vars: x.varsValue})
+	return e, nil
 }

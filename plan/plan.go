@@ -287,6 +287,12 @@ type Output struct {
 	Status *ReadyStatus `json:",omitempty"`
 	// approve: who approved, or how the wait ended
 	Approval *Approval `json:",omitempty"`
+	// Detail says in words what an instance without a job did (a ready
+	// step's last counters, a switch's outcome); Noop marks one that had
+	// nothing to do (an on_failure switch of a fleet this run did not
+	// switch).
+	Detail string `json:",omitempty"`
+	Noop   bool   `json:",omitempty"`
 }
 
 // JobOutput is the last state of an instance's remote job.

@@ -35,6 +35,11 @@ type JobUpdate struct {
 	Job  JobOutput
 	ETA  time.Time // zero: unknown
 	Done bool
+	// Detail is the progress in words when a number cannot say it: a
+	// ready step's counters per region ("eu: 2 pending, 14 completed, 0
+	// failed; us: ..."), a switch's servers ("prod-eu: processing 30 of
+	// 120 servers"). Empty for jobs.
+	Detail string
 }
 
 // ReadyStatus is what a ready step read last: the v2 image status counters

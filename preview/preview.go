@@ -88,12 +88,17 @@ type WaveDoc struct {
 
 // InstanceDoc is one step instance with the calls it would make.
 type InstanceDoc struct {
-	ID      string    `json:"id"`
-	Machine string    `json:"machine,omitempty"`
-	Image   string    `json:"image"`
-	Wave    int       `json:"wave,omitempty"` // 1-based; 0: none
-	Needs   []string  `json:"needs,omitempty"`
-	Calls   []CallDoc `json:"calls"`
+	ID      string   `json:"id"`
+	Machine string   `json:"machine,omitempty"`
+	Image   string   `json:"image"`
+	Wave    int      `json:"wave,omitempty"` // 1-based; 0: none
+	Needs   []string `json:"needs,omitempty"`
+	// Switch is what a switch instance would do to its fleet, e.g.
+	// "prod-eu: profile 101 (game-a) → 102 (game-b), 10 machines at a
+	// time, forced after 2h", with the current profile when the
+	// pre-flight read it.
+	Switch string    `json:"switch,omitempty"`
+	Calls  []CallDoc `json:"calls"`
 }
 
 // CallDoc is one API call.
@@ -101,6 +106,7 @@ type CallDoc struct {
 	Method   string            `json:"method"`
 	Endpoint string            `json:"endpoint"`
 	Params   map[string]string `json:"params,omitempty"`
+	Body     string            `json:"body,omitempty"` // the JSON body as sent (the profile switch)
 	Mutating bool              `json:"changes_state"`
 	Note     string            `json:"note,omitempty"`
 }
@@ -111,6 +117,7 @@ type PreflightDoc struct {
 	Error    string             `json:"error,omitempty"`
 	Problems []string           `json:"problems,omitempty"`
 	Images   []steps.ImageFacts `json:"images,omitempty"`
+	Fleets   []steps.FleetFacts `json:"fleets,omitempty"`
 	Installs int                `json:"installs_listed"`
 }
 
@@ -139,15 +146,24 @@ func Build(p *plan.Plan, opt Options) *Doc {
 		byStep[in.Step] = append(byStep[in.Step], in)
 		d.Counts[string(in.Step.Type)]++
 	}
+	// The fleets' current profiles, when the pre-flight read them.
+	fleets := map[string]steps.FleetFacts{}
+	if opt.Preflight != nil {
+		for _, f := range opt.Preflight.Fleets {
+			if f.Known {
+				fleets[f.ID] = f
+			}
+		}
+	}
 	for _, st := range p.Steps {
-		d.Steps = append(d.Steps, stepDoc(st, byStep[st], opt.ASID))
+		d.Steps = append(d.Steps, stepDoc(st, byStep[st], opt.ASID, fleets))
 	}
 	fb := map[*plan.Step][]*plan.Instance{}
 	for _, in := range p.FailureInstances {
 		fb[in.Step] = append(fb[in.Step], in)
 	}
 	for _, st := range p.OnFailure {
-		d.OnFailure = append(d.OnFailure, stepDoc(st, fb[st], opt.ASID))
+		d.OnFailure = append(d.OnFailure, stepDoc(st, fb[st], opt.ASID, fleets))
 	}
 	for _, sd := range d.Steps {
 		for _, w := range sd.Waves {
@@ -162,6 +178,7 @@ func Build(p *plan.Plan, opt Options) *Doc {
 			pd.OK = r.OK() && opt.PreflightErr == ""
 			pd.Problems = r.Problems
 			pd.Images = r.Images
+			pd.Fleets = r.Fleets
 			pd.Installs = r.Installs
 		}
 		d.Preflight = pd
@@ -169,7 +186,7 @@ func Build(p *plan.Plan, opt Options) *Doc {
 	return d
 }
 
-func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64) StepDoc {
+func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64, fleets map[string]steps.FleetFacts) StepDoc {
 	sd := StepDoc{Name: st.Name, Type: string(st.Type), Needs: st.Needs, Timeout: st.Timeout.String(), Retries: st.Retries, MaxParallel: st.MaxParallel}
 	if st.Where != nil {
 		sd.Where = st.Where.Source
@@ -206,8 +223,11 @@ func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64) StepDoc {
 		for _, dep := range in.Deps {
 			id.Needs = append(id.Needs, dep.ID)
 		}
+		if st.Type == plan.TypeSwitch && in.Fleet != nil {
+			id.Switch = switchLine(st, in.Fleet, fleets)
+		}
 		for _, c := range steps.Describe(in, asid) {
-			id.Calls = append(id.Calls, CallDoc{Method: c.Method, Endpoint: c.Endpoint, Params: c.Params, Mutating: c.Mutating, Note: c.Note})
+			id.Calls = append(id.Calls, CallDoc{Method: c.Method, Endpoint: c.Endpoint, Params: c.Params, Body: c.Body, Mutating: c.Mutating, Note: c.Note})
 		}
 		sd.Instances = append(sd.Instances, id)
 	}
@@ -215,6 +235,31 @@ func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64) StepDoc {
 		sd.Waves = append(sd.Waves, waves[img]...)
 	}
 	return sd
+}
+
+// switchLine is what a switch instance would do to fleet f, from the
+// profile the pre-flight read when it did.
+func switchLine(st *plan.Step, f *plan.Fleet, fleets map[string]steps.FleetFacts) string {
+	profile, image := steps.SwitchTarget(st)
+	if profile <= 0 {
+		return f.Name + ": no profile to switch to"
+	}
+	cur, known := fleets[f.ID]
+	if st.OnFailure {
+		line := fmt.Sprintf("%s: back to profile %d", f.Name, profile)
+		if image != "" {
+			line += " (" + image + ")"
+		}
+		return line + ", only if this run switched it"
+	}
+	if known && cur.Profile == profile && (cur.State == "complete" || cur.State == "not requested") {
+		line := fmt.Sprintf("%s: already on profile %d", f.Name, profile)
+		if image != "" {
+			line += " (" + image + ")"
+		}
+		return line + ": nothing to send"
+	}
+	return steps.SwitchLine(f.Name, cur.Profile, cur.ProfileImage, profile, image, st.MaxMachines, st.ForceAfter)
 }
 
 // JSON writes the preview as one JSON document, every string masked.
@@ -279,6 +324,9 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 				}
 				fmt.Fprintf(b, "  image %s (id %d): %s%s\n", f.Name, f.ID, lock, cnt)
 			}
+			for _, f := range pf.Fleets {
+				fmt.Fprintf(b, "  fleet %s (id %s): %s\n", f.Name, f.ID, fleetState(f))
+			}
 			fmt.Fprintf(b, "  install jobs listed for the account: %d\n", pf.Installs)
 			for _, p := range pf.Problems {
 				fmt.Fprintf(b, "  PROBLEM: %s\n", p)
@@ -299,7 +347,14 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 		b.WriteString("  nothing: a failed instance skips its dependents; open diffs stay open.\n")
 	}
 	for _, sd := range d.OnFailure {
-		fmt.Fprintf(b, "  %s (%s) runs for the target or image whose step failed (%d possible instances)\n", sd.Name, sd.Type, len(sd.Instances))
+		if sd.Type == string(plan.TypeSwitch) {
+			fmt.Fprintf(b, "  %s (%s) runs after any failure of the run, once per fleet (%d), and switches back only what this run switched\n", sd.Name, sd.Type, len(sd.Instances))
+			for _, in := range sd.Instances {
+				fmt.Fprintf(b, "    %s\n", in.Switch)
+			}
+		} else {
+			fmt.Fprintf(b, "  %s (%s) runs for the target or image whose step failed (%d possible instances)\n", sd.Name, sd.Type, len(sd.Instances))
+		}
 		if len(sd.Instances) > 0 {
 			for _, c := range sd.Instances[0].Calls {
 				writeCall(b, "    ", c)
@@ -371,6 +426,9 @@ func writeStep(b *strings.Builder, i, n int, sd StepDoc, all bool) {
 			fmt.Fprintf(b, "  (wave %d)", in.Wave)
 		}
 		b.WriteString("\n")
+		if in.Switch != "" {
+			fmt.Fprintf(b, "    %s\n", in.Switch)
+		}
 		for _, c := range in.Calls {
 			writeCall(b, "    ", c)
 		}
@@ -404,6 +462,9 @@ func writeCall(b *strings.Builder, indent string, c CallDoc) {
 	if len(q) > 0 {
 		line += "?" + strings.Join(q, "&")
 	}
+	if c.Body != "" {
+		line += " " + c.Body
+	}
 	mark := "read"
 	if c.Mutating {
 		mark = "changes state"
@@ -413,6 +474,24 @@ func writeCall(b *strings.Builder, indent string, c CallDoc) {
 		fmt.Fprintf(b, "  %s", c.Note)
 	}
 	b.WriteString("\n")
+}
+
+// fleetState says what the pre-flight read about a fleet.
+func fleetState(f steps.FleetFacts) string {
+	if !f.Known {
+		return "unknown to the API"
+	}
+	prof := fmt.Sprintf("profile %d", f.Profile)
+	if f.ProfileImage != "" {
+		prof += " (" + f.ProfileImage + ")"
+	}
+	switch f.State {
+	case "not requested":
+		return prof + ", no switch requested"
+	case "pending", "processing":
+		return fmt.Sprintf("switching to %s: %s, %d of %d servers", prof, f.State, f.ServersProcessed, f.ServersProcessed+f.ServersPending)
+	}
+	return prof + ", last switch " + f.State
 }
 
 // names joins a list, shortened to its first and last few entries unless all.

@@ -105,6 +105,9 @@ type (
 		Progress  int    `json:"progress"`
 		ETA       string `json:"eta,omitempty"` // RFC 3339; absent when unknown
 		Error     string `json:"error,omitempty"`
+		// Detail is the progress in words of a ready step (counters per
+		// region) or a switch (servers per fleet); absent for jobs.
+		Detail string `json:"detail,omitempty"`
 	}
 	JobProgressEvent struct {
 		Header
@@ -243,7 +246,7 @@ func utc(t time.Time) time.Time {
 
 func jobJSON(job engine.JobInfo) JobJSON {
 	out := JobJSON{Kind: job.Kind, ID: job.ID, State: job.State, StateName: job.StateName,
-		Progress: job.Progress, Error: job.Error}
+		Progress: job.Progress, Error: job.Error, Detail: job.Detail}
 	if !job.ETA.IsZero() {
 		out.ETA = job.ETA.UTC().Format(time.RFC3339)
 	}

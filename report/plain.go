@@ -38,7 +38,8 @@ type seenJob struct {
 	kind   string
 	id     int64
 	state  int
-	bucket int // progress / 25 last reported
+	bucket int    // progress / 25 last reported
+	detail string // the progress in words last reported
 }
 
 // NewPlain returns a reporter writing to w.
@@ -125,13 +126,26 @@ func (p *Plain) JobProgress(id string, job engine.JobInfo) {
 	prev, seen := p.jobs[key]
 	bucket := job.Progress / 25
 	changed := !seen || prev.state != job.State
-	if !changed && bucket <= prev.bucket {
+	// A ready step's counters and a switch's servers are said in words:
+	// a new count is news even when the share done did not cross 25%.
+	if !changed && bucket <= prev.bucket && job.Detail == prev.detail {
 		return
 	}
-	p.jobs[key] = seenJob{kind: job.Kind, id: job.ID, state: job.State, bucket: bucket}
+	p.jobs[key] = seenJob{kind: job.Kind, id: job.ID, state: job.State, bucket: bucket, detail: job.Detail}
 	job = redact.Copy(job, redact.Terminal)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s", term(id), jobLabel(job))
+	if job.Detail != "" {
+		// "fleet_ready@game-b: ready waiting: 3 pending, ..." and
+		// "cutover@prod-eu/game-b: switch processing: prod-eu: processing
+		// 30 of 120 servers to profile 102".
+		fmt.Fprintf(&b, ": %s", job.Detail)
+		if job.Error != "" {
+			fmt.Fprintf(&b, ": %s", job.Error)
+		}
+		p.linef("%s", b.String())
+		return
+	}
 	if job.Progress > 0 && job.State < 5 {
 		fmt.Fprintf(&b, " %d%%", job.Progress)
 	}

@@ -2,6 +2,9 @@ package steps
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/plan"
@@ -14,7 +17,10 @@ type Call struct {
 	Endpoint string
 	// Params are display values: secrets masked, ids of jobs that do not
 	// exist yet as placeholders such as <diffid from diff@buildbox-1/game-b>.
-	Params   map[string]string
+	Params map[string]string
+	// Body is the JSON body as sent (the profile switch PATCH); "" for
+	// the GETs.
+	Body     string
 	Mutating bool
 	Note     string
 }
@@ -109,6 +115,10 @@ func Describe(inst *plan.Instance, asid int64) []Call {
 		}
 		return append(calls, describe(k.InstallQueue("<jobid>", s.Mirroring),
 			"queues "+jobs+" once, if Pending; then watched until it leaves the list (completed) or fails"))
+	case plan.TypeReady:
+		return []Call{describe(k.ImageStatus(image, true), readyNote(s))}
+	case plan.TypeSwitch:
+		return describeSwitch(k, inst)
 	case plan.TypeReject:
 		diffid := placeholder("diffid", inst.Diff)
 		if inst.Diff == nil {
@@ -134,7 +144,90 @@ func describe(c clanforge.Call, note string) Call {
 			p[k] = vs[0]
 		}
 	}
-	return Call{Method: c.Method, Endpoint: c.Path, Params: p, Mutating: c.Mutating, Note: note}
+	return Call{Method: c.Method, Endpoint: c.Path, Params: p, Body: c.BodyJSON(), Mutating: c.Mutating, Note: note}
+}
+
+// readyNote says how a ready step reads the counters and when it ends.
+func readyNote(s *plan.Step) string {
+	until := "status.pending == 0"
+	if s.Until != nil {
+		until = s.Until.Source
+	}
+	note := "read with backoff (the counters have no ETA) until " + until
+	if s.FailIf != nil {
+		note += "; fails as soon as " + s.FailIf.Source
+	}
+	if s.Timeout > 0 {
+		note += "; fails at the timeout (" + compactDuration(s.Timeout) + ")"
+	}
+	if len(s.Fleets) == 0 {
+		return note + "; counts every fleet of the image"
+	}
+	names := make([]string, len(s.Fleets))
+	for i, f := range s.Fleets {
+		names[i] = f.Name
+	}
+	return note + "; counts fleet(s) " + strings.Join(names, ", ")
+}
+
+// describeSwitch lists a switch instance's calls: the status read first,
+// the PATCH with its body, the polls to complete.
+func describeSwitch(k clanforge.Calls, inst *plan.Instance) []Call {
+	s := inst.Step
+	f := inst.Fleet
+	if f == nil {
+		return []Call{{Note: "no fleet: nothing to switch"}}
+	}
+	profile, image := SwitchTarget(s)
+	if profile <= 0 {
+		return []Call{{Note: "no profile to switch " + f.Name + " to: the plan must give the image a profile"}}
+	}
+	target := profileLabel(profile, image)
+	var calls []Call
+	if s.OnFailure {
+		calls = append(calls, Call{Note: "only if this run switched " + f.Name + " (its journal holds the PATCH of a switch step for it); else nothing is sent, and that is said"})
+	}
+	return append(calls,
+		describe(k.SwitchStatus(f.ID), "reads "+f.Name+"'s switch first: a fleet that already runs "+target+" gets no PATCH"),
+		describe(k.SwitchProfile(f.ID, switchOptions(s, profile)), "sent once (journaled; a lost answer is settled by the GET, never resent)"),
+		describe(k.SwitchStatus(f.ID), "polled with backoff until State is complete; fails on another state, an error answer, or processing past the Deadline"),
+	)
+}
+
+// SwitchLine says what a switch would do to one fleet, e.g. "prod-eu:
+// profile 101 (game-a) → 102 (game-b), 10 machines at a time, forced after
+// 2h". current is the profile the fleet runs now (0: not read), with
+// currentImage the plan's image that has it ("" : none).
+func SwitchLine(fleet string, current int64, currentImage string, profile int64, image string, maxMachines int, forceAfter time.Duration) string {
+	from := "profile unknown"
+	if current != 0 {
+		from = profileLabel(current, currentImage)
+	}
+	to := strconv.FormatInt(profile, 10)
+	if image != "" {
+		to += " (" + image + ")"
+	}
+	batch := "all servers at once"
+	if maxMachines > 0 {
+		batch = fmt.Sprintf("%d machines at a time", maxMachines)
+	}
+	force := "never forced"
+	if forceAfter > 0 {
+		force = "forced after " + compactDuration(forceAfter)
+	}
+	return fmt.Sprintf("%s: %s → %s, %s, %s", fleet, from, to, batch, force)
+}
+
+// compactDuration writes a duration as the plan would ("2h", "90m").
+func compactDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func rejectNote(reinstall bool) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/plan"
@@ -23,12 +24,33 @@ type ImageFacts struct {
 	Fleet     int // fleet machines carrying the image in the plan
 }
 
+// FleetFacts is what the pre-flight read about one fleet of the plan: its
+// profile switch status (API §4.15).
+type FleetFacts struct {
+	Name string
+	ID   string
+	// Known is false when the API does not know the fleet (404).
+	Known bool
+	// Profile is the ProfileID the switch status shows: the profile the
+	// fleet runs or is switching to. ProfileImage names the plan's image
+	// with that profile ("" when none has it).
+	Profile      int64
+	ProfileImage string
+	// State is the switch status's State ("not requested" before any
+	// switch); ServersPending and ServersProcessed its counts.
+	State            string
+	ServersPending   int
+	ServersProcessed int
+	Deadline         time.Time `json:",omitzero"`
+}
+
 // PreflightReport is the read-only check made before a run changes
 // anything, and shown by the preview.
 type PreflightReport struct {
 	ASID     int64
 	Images   []ImageFacts
-	Installs int // install jobs listed for the account before the run
+	Fleets   []FleetFacts `json:",omitempty"`
+	Installs int          // install jobs listed for the account before the run
 	Problems []string
 }
 
@@ -103,7 +125,59 @@ func Preflight(ctx context.Context, c *clanforge.Client, p *plan.Plan, own func(
 	if list, err := c.InstallStatus(ctx); err == nil {
 		r.Installs = len(list)
 	}
+	if err := preflightFleets(ctx, c, p, r); err != nil {
+		return r, err
+	}
 	return r, nil
+}
+
+// preflightFleets checks the cut-over parts of a plan: every fleet the plan
+// names is known to the API (its switch status answers; a 404 is an
+// unknown fleet), and every image a switch names has a profile. It records
+// each fleet's current profile and switch state for the preview. Whether a
+// profile id exists cannot be read (the API has no read of profiles; only
+// a PATCH would tell): the preview shows the profile the fleet runs and the
+// one it would switch to instead.
+func preflightFleets(ctx context.Context, c *clanforge.Client, p *plan.Plan, r *PreflightReport) error {
+	imageOf := map[int64]string{}
+	for _, img := range p.Images {
+		if img.Profile != 0 {
+			imageOf[img.Profile] = img.Name
+		}
+	}
+	for _, f := range p.Fleets {
+		ff := FleetFacts{Name: f.Name, ID: f.ID}
+		st, err := c.ProfileSwitchStatus(ctx, f.ID)
+		switch {
+		case errors.Is(err, clanforge.ErrAuth):
+			return fmt.Errorf("credentials refused reading fleet %s (id %s): %w", f.Name, f.ID, err)
+		case errors.Is(err, clanforge.ErrNotFound):
+			r.Problems = append(r.Problems, fmt.Sprintf("unknown fleet %s: the API does not know fleet id %s", f.Name, f.ID))
+			r.Fleets = append(r.Fleets, ff)
+			continue
+		case err != nil:
+			return fmt.Errorf("reading the switch status of fleet %s (id %s): %w", f.Name, f.ID, err)
+		}
+		ff.Known = true
+		ff.Profile, ff.ProfileImage = st.ProfileID, imageOf[st.ProfileID]
+		ff.State, ff.ServersPending, ff.ServersProcessed, ff.Deadline = string(st.State), st.ServersPending, st.ServersProcessed, st.Deadline
+		r.Fleets = append(r.Fleets, ff)
+	}
+	seen := map[*plan.Step]bool{}
+	for _, s := range append(append([]*plan.Step{}, p.Steps...), p.OnFailure...) {
+		if s.Type != plan.TypeSwitch || seen[s] {
+			continue
+		}
+		seen[s] = true
+		switch profile, image := SwitchTarget(s); {
+		case profile > 0:
+		case image != "":
+			r.Problems = append(r.Problems, fmt.Sprintf("switch step %s names image %s, which has no profile (images[].profile)", s.Name, image))
+		default:
+			r.Problems = append(r.Problems, fmt.Sprintf("switch step %s names neither an image with a profile (to) nor a profile", s.Name))
+		}
+	}
+	return nil
 }
 
 func lockProblem(img *plan.Image, kind string, id int64) string {

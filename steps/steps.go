@@ -43,8 +43,11 @@ func (NopJournal) Prior(string) (bool, bool, int64)               { return false
 
 // JobUpdate reports a job's state to the engine while an instance runs.
 type JobUpdate struct {
-	Kind string // update, diff, version, mirror, install, uninstall
+	Kind string // update, diff, version, mirror, install, uninstall, ready, switch
 	Job  clanforge.Job
+	// Detail is the progress in words of a step without a job: a ready
+	// step's counters, a switch's servers (see plan.JobUpdate.Detail).
+	Detail string
 }
 
 // Job kinds reported in JobUpdate.Kind.
@@ -55,6 +58,12 @@ const (
 	KindMirror    = "mirror"
 	KindInstall   = "install"
 	KindUninstall = "uninstall"
+	// KindReady and KindSwitch report a ready step's counters and a
+	// switch's progress. They have no job id; their state is Running
+	// while they wait and Completed or Failed at the end, with the
+	// word the API or the step uses as the state name.
+	KindReady  = "ready"
+	KindSwitch = "switch"
 )
 
 // Env is what every instance execution shares.
@@ -103,7 +112,7 @@ type Executor struct{ Env *Env }
 func (x Executor) Execute(ctx context.Context, inst *plan.Instance, in plan.Inputs, progress func(plan.JobUpdate)) (*plan.Output, error) {
 	return Run(ctx, x.Env, inst, in, func(u JobUpdate) {
 		if progress != nil {
-			progress(plan.JobUpdate{Kind: u.Kind, Job: jobOutput(u.Job), ETA: u.Job.ETA, Done: u.Job.State.Terminal()})
+			progress(plan.JobUpdate{Kind: u.Kind, Job: jobOutput(u.Job), ETA: u.Job.ETA, Done: u.Job.State.Terminal(), Detail: u.Detail})
 		}
 	})
 }
@@ -164,6 +173,10 @@ func Run(ctx context.Context, env *Env, inst *plan.Instance, in plan.Inputs, pro
 		err = r.runInstall(ctx)
 	case plan.TypeReject:
 		err = r.runReject(ctx)
+	case plan.TypeReady:
+		err = r.runReady(ctx)
+	case plan.TypeSwitch:
+		err = r.runSwitch(ctx)
 	default:
 		err = fmt.Errorf("steps: unknown step type %q of step %q", r.step.Type, r.step.Name)
 	}
@@ -172,8 +185,12 @@ func Run(ctx context.Context, env *Env, inst *plan.Instance, in plan.Inputs, pro
 		switch {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			// The caller's deadline (the step's timeout): name the job
-			// that was still running.
-			err = r.deadlineError(ctx.Err())
+			// that was still running, unless the step said itself what
+			// it was waiting for (a ready step's counters, a switch).
+			var said *waitTimeout
+			if !errors.As(err, &said) {
+				err = r.deadlineError(ctx.Err())
+			}
 		case ctx.Err() != nil:
 			// The caller cancelled: report exactly its error so that the
 			// engine sees an interrupt, not a failure of the step.

@@ -112,8 +112,15 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 		line := fit(name, stepW) + " " + fit(state, stateW) + " " + fit(job, jobW) + " " +
 			fit(rel(s, in.started), timeW) + " " + fit(took, timeW) + " " + left
 		lines = append(lines, clip(line, w))
-		if in.detail != "" {
+		switch {
+		case in.detail != "":
 			lines = append(lines, clip("    "+st.Faint.Render(in.detail), w))
+		case in.status == stRunning && in.hasJob && in.job.Detail != "":
+			// A ready step's counters per region or a switch's servers,
+			// wrapped: a fleet's regions do not fit one line.
+			for _, part := range wrapText(in.job.Detail, w-4) {
+				lines = append(lines, "    "+st.Faint.Render(part))
+			}
 		}
 		errText := in.err
 		if errText == "" && in.hasJob {

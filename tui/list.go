@@ -348,6 +348,10 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 	var second string
 	if r.lastErr != "" {
 		second = st.Err.Render(shortErr(r.lastErr, w-lenCells(indent)))
+	} else if cur.status == stRunning && cur.hasJob && cur.job.Detail != "" {
+		// A ready step's counters per region, a switch's servers: the
+		// words say more than a job id the step does not have.
+		second = st.Faint.Render(cur.job.Detail)
 	} else {
 		parts := make([]string, 0, 3)
 		if cur.hasJob && cur.job.ID != 0 {

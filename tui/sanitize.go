@@ -57,7 +57,7 @@ func (c *cleaner) clean(s string, lines bool) string {
 }
 
 func (c *cleaner) job(j engine.JobInfo) engine.JobInfo {
-	j.Kind, j.StateName, j.Error = c.str(j.Kind), c.str(j.StateName), c.text(j.Error)
+	j.Kind, j.StateName, j.Error, j.Detail = c.str(j.Kind), c.str(j.StateName), c.text(j.Error), c.text(j.Detail)
 	return j
 }
 
