@@ -134,6 +134,8 @@ type Engine struct {
 	waveParked  map[waveKey][]*node
 	stepFailed  map[string]int // by budgetKey
 	budgets     map[string]budget
+	// rolledBack names the fleets an on_failure switch was woken for.
+	rolledBack  map[string]bool
 	aborted     bool
 	abortReason string
 	interrupted bool
@@ -191,6 +193,7 @@ func (e *Engine) build() {
 	e.imageBusy = map[string]bool{}
 	e.stepFailed = map[string]int{}
 	e.budgets = map[string]budget{}
+	e.rolledBack = map[string]bool{}
 	e.lastJob = map[string]JobInfo{}
 	e.jobs = map[string]map[int64]JobInfo{}
 	e.waits = map[string]*wait{}
@@ -474,6 +477,13 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 				continue
 			}
 		}
+		// A forward switch of a fleet whose rollback was triggered would
+		// undo it: the failure that triggered the rollback stands.
+		if st.Type == plan.TypeSwitch && !st.OnFailure && n.inst.Fleet != nil && e.rolledBack[n.inst.Fleet.Name] {
+			e.removeReady(i)
+			e.finish(n, Result{Outcome: Skipped, Err: skip("fleet " + n.inst.Fleet.Name + " is being switched back after a failure")}, nil, e.now())
+			continue
+		}
 		// An approval waits for a person, holding no slot.
 		if st.Type == plan.TypeApprove {
 			e.removeReady(i)
@@ -709,6 +719,11 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 				if f.status == dormant {
 					f.status = waiting
 					f.pending = 0
+					if f.inst.Step.Type == plan.TypeSwitch && f.inst.Fleet != nil {
+						// A fleet being switched back is never switched
+						// forward afterwards by the same run.
+						e.rolledBack[f.inst.Fleet.Name] = true
+					}
 					e.makeReady(f)
 				}
 			}

@@ -376,3 +376,72 @@ func TestFailureBudgetScope(t *testing.T) {
 		}
 	}
 }
+
+// TestNoForwardSwitchAfterARollback: once an on_failure switch of a fleet
+// was woken by a failure, a forward switch of that fleet that becomes
+// ready later is skipped: it would undo the rollback.
+func TestNoForwardSwitchAfterARollback(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("rollback", []string{"game-a", "game-b"}, 2, 8, "", "", ""))
+	fleet := &plan.Fleet{Name: "prod", ID: "f-uuid"}
+	p.Fleets = []*plan.Fleet{fleet}
+	var imgA, imgB *plan.Image
+	for _, img := range p.Images {
+		if img.Name == "game-a" {
+			imgA = img
+		} else {
+			imgB = img
+		}
+	}
+	cut := &plan.Step{Name: "cut", Type: plan.TypeSwitch, To: imgB}
+	back := &plan.Step{Name: "back", Type: plan.TypeSwitch, To: imgA, OnFailure: true}
+	p.Steps = append(p.Steps, cut)
+	p.OnFailure = []*plan.Step{back}
+	var bInstalls []*plan.Instance
+	for _, in := range p.Instances {
+		if in.Step.Name == "install" && in.Image == imgB {
+			bInstalls = append(bInstalls, in)
+		}
+	}
+	fwd := &plan.Instance{ID: "cut@prod/game-b", Step: cut, Image: imgB, Fleet: fleet, Deps: bInstalls, Wave: -1}
+	p.Instances = append(p.Instances, fwd)
+	rb := &plan.Instance{ID: "back@prod/game-a", Step: back, Image: imgA, Fleet: fleet, Wave: -1, Trigger: append([]*plan.Instance{}, p.Instances...)}
+	p.FailureInstances = []*plan.Instance{rb}
+
+	x := newScripted()
+	x.fail["install@m000/game-a"] = true
+	// game-b's installs end only once the rollback began.
+	hold := make(chan struct{})
+	for _, in := range bInstalls {
+		x.hold[in.ID] = hold
+	}
+	go func() {
+		for {
+			x.mu.Lock()
+			began := false
+			for _, id := range x.started {
+				began = began || id == rb.ID
+			}
+			x.mu.Unlock()
+			if began {
+				close(hold)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
+	}()
+	x.drain(done)
+	for _, id := range x.started {
+		if id == fwd.ID {
+			t.Fatalf("the forward switch ran after the rollback: %v", x.started)
+		}
+	}
+	if sum.Verdict != engine.VerdictFailed {
+		t.Fatalf("verdict %s", sum.Verdict)
+	}
+}
