@@ -26,7 +26,6 @@ func (e *Error) render(color bool) string {
 		line := strings.ReplaceAll(e.Line, "\t", " ")
 		num := fmt.Sprint(e.Pos.Line)
 		gutter := strings.Repeat(" ", len(num))
-		fmt.Fprintf(&b, "\n %s | %s", num, line)
 		col := e.Pos.Col
 		if col < 1 {
 			col = 1
@@ -37,19 +36,47 @@ func (e *Error) render(color bool) string {
 		if col-1 <= len(line) {
 			prefix = line[:col-1]
 		}
+		line, caret := window(line, len([]rune(prefix)))
+		fmt.Fprintf(&b, "\n %s | %s", num, line)
 		n := e.Width
 		if n < 1 {
 			n = 1
 		}
-		if rest := len([]rune(line)) - len([]rune(prefix)); n > rest && rest > 0 {
+		if rest := len([]rune(line)) - caret; n > rest && rest > 0 {
 			n = rest
 		}
-		fmt.Fprintf(&b, "\n %s | %s%s%s%s", gutter, strings.Repeat(" ", len([]rune(prefix))), red, strings.Repeat("^", n), reset)
+		fmt.Fprintf(&b, "\n %s | %s%s%s%s", gutter, strings.Repeat(" ", caret), red, strings.Repeat("^", n), reset)
 	}
 	if e.Hint != "" {
 		fmt.Fprintf(&b, "\n%s%s%s", cyan, e.Hint, reset)
 	}
 	return b.String()
+}
+
+// shownLine is how many characters of a source line an error quotes: a
+// plan written on one long line (or a hostile one) would otherwise repeat
+// the whole line under every error.
+const shownLine = 160
+
+// window cuts line to at most shownLine characters around the caret, which
+// sits caret characters into it, marking each cut with "…". It returns the
+// shown text and the caret's place in it.
+func window(line string, caret int) (string, int) {
+	r := []rune(line)
+	if len(r) <= shownLine {
+		return line, caret
+	}
+	start := max(0, min(caret-shownLine/3, len(r)-shownLine))
+	end := min(len(r), start+shownLine)
+	shown := string(r[start:end])
+	if start > 0 {
+		shown = "…" + shown
+		caret = caret - start + 1
+	}
+	if end < len(r) {
+		shown += "…"
+	}
+	return shown, caret
 }
 
 // Error joins every error, blank-line separated, in source order.

@@ -122,9 +122,9 @@ type loader struct {
 	opt       Options
 	lookupEnv func(string) (string, bool)
 	errs      Errors
+	dropped   int // errors past maxErrors, counted but not kept
 	seen      map[string]bool
 	anchors   map[string]ast.Node
-	budget    int
 	xenv      *exprEnv
 	lastScope struct {
 		sc      map[string]*Instance
@@ -142,7 +142,6 @@ func newLoader(file string, src []byte, opt Options) *loader {
 		lookupEnv: opt.LookupEnv,
 		seen:      map[string]bool{},
 		anchors:   map[string]ast.Node{},
-		budget:    2_000_000, // far above a 10,000-machine plan; stops alias bombs
 	}
 	if l.lookupEnv == nil {
 		l.lookupEnv = os.LookupEnv
@@ -159,6 +158,10 @@ func (l *loader) errAt(p Pos, width int, hint string, format string, args ...any
 		return
 	}
 	l.seen[key] = true
+	if len(l.errs) >= maxErrors {
+		l.dropped++
+		return
+	}
 	line := ""
 	if p.Line >= 1 && p.Line <= len(l.lines) {
 		// The quoted source line may hold a credential written straight
@@ -212,10 +215,6 @@ func (l *loader) width(n ast.Node) int {
 // resolve follows anchors, aliases and tags to the value node.
 func (l *loader) resolve(n ast.Node) ast.Node {
 	for i := 0; i < 100 && n != nil; i++ {
-		l.budget--
-		if l.budget < 0 {
-			panic(errBudget)
-		}
 		switch x := n.(type) {
 		case *ast.AnchorNode:
 			n = x.Value
@@ -238,8 +237,6 @@ func (l *loader) resolve(n ast.Node) ast.Node {
 	}
 	return n
 }
-
-var errBudget = errors.New("plan too large: aliases expand beyond the size limit")
 
 func (l *loader) collectAnchors(n ast.Node, depth int) {
 	if n == nil || depth > 500 {
@@ -573,7 +570,11 @@ func (l *loader) value(n ast.Node, depth int) any {
 
 // parseRaw parses the source once into an AST and walks it into rawPlan.
 func (l *loader) parseRaw() *rawPlan {
-	f, err := parser.ParseBytes(l.src, 0, parser.AllowDuplicateMapKey())
+	tokens, ok := l.lex()
+	if !ok {
+		return nil
+	}
+	f, err := parser.Parse(tokens, 0, parser.AllowDuplicateMapKey())
 	if err != nil {
 		var ye yaml.Error
 		if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
@@ -605,6 +606,12 @@ func (l *loader) parseRaw() *rawPlan {
 		return nil
 	}
 	l.collectAnchors(body, 0)
+	if len(l.anchors) > 0 {
+		if n, msg := checkAliases(body, l.anchors); n != nil {
+			l.errNode(n, "", "%s", msg)
+			return nil
+		}
+	}
 	rp := &rawPlan{Pos: l.pos(body), have: map[string]bool{}}
 	top, ok := l.mapping(body, "the plan", topKeys, nil)
 	if !ok {
