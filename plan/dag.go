@@ -18,8 +18,25 @@ func (l *loader) graph(infos []*stepInfo) ([]int, bool) {
 			main = append(main, in.index)
 		}
 	}
-	// Tarjan's strongly connected components: each component with more than
-	// one step, or a step needing itself, is one cycle to report.
+	ok := true
+	for _, comp := range components(infos, main) {
+		self := len(comp) == 1 && contains1(infos[comp[0]].needs, comp[0])
+		if len(comp) < 2 && !self {
+			continue
+		}
+		ok = false
+		l.reportCycle(infos, comp)
+	}
+	if !ok {
+		return nil, false
+	}
+	return topoOrder(infos, main), true
+}
+
+// components returns the strongly connected components of the needs graph
+// (Tarjan's algorithm): each with more than one step, or a step needing
+// itself, is a cycle.
+func components(infos []*stepInfo, main []int) [][]int {
 	index := map[int]int{}
 	low := map[int]int{}
 	onStack := map[int]bool{}
@@ -59,20 +76,12 @@ func (l *loader) graph(infos []*stepInfo) ([]int, bool) {
 			strong(v)
 		}
 	}
-	ok := true
-	for _, comp := range sccs {
-		self := len(comp) == 1 && contains1(infos[comp[0]].needs, comp[0])
-		if len(comp) < 2 && !self {
-			continue
-		}
-		ok = false
-		l.reportCycle(infos, comp)
-	}
-	if !ok {
-		return nil, false
-	}
-	// Kahn's algorithm, always taking the ready step that comes first in
-	// the plan.
+	return sccs
+}
+
+// topoOrder orders an acyclic needs graph by Kahn's algorithm, always
+// taking the ready step that comes first in the plan.
+func topoOrder(infos []*stepInfo, main []int) []int {
 	indeg := map[int]int{}
 	users := map[int][]int{}
 	for _, v := range main {
@@ -99,7 +108,7 @@ func (l *loader) graph(infos []*stepInfo) ([]int, bool) {
 			}
 		}
 	}
-	return order, true
+	return order
 }
 
 func contains1(xs []int, x int) bool {
@@ -245,82 +254,14 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 	wc := l.where(in, in.perTarget)
 	var made []*Instance
 	if in.perTarget {
-		cands := p.Targets
-		if s.Type == TypeGate {
-			// A gate runs per instance of the per-target steps it needs.
-			want := map[*Target]bool{}
-			for _, n := range in.needs {
-				for t := range infos[n].byTarget {
-					want[t] = true
-				}
-			}
-			cands = nil
-			for _, t := range p.Targets {
-				if want[t] {
-					cands = append(cands, t)
-				}
-			}
-		}
-		for _, t := range cands {
-			if !l.matches(in, wc, t.Machine, t.Image) {
-				continue
-			}
-			inst := &Instance{ID: s.Name + "@" + t.Key(), Step: s, Image: t.Image, Machine: t.Machine, Target: t, Wave: -1}
-			in.byTarget[t] = inst
-			made = append(made, inst)
-			if s.Type == TypeUpdate || s.Type == TypeDiff {
-				t.Machine.Build = true
-			}
-		}
+		made = l.targetInstances(p, infos, in, wc)
 	} else {
-		for _, img := range p.Images {
-			if !l.matches(in, wc, nil, img) {
-				continue
-			}
-			made = append(made, &Instance{ID: s.Name + "@" + img.Name, Step: s, Image: img, Wave: -1})
-		}
+		made = l.imageInstances(p, in, wc)
 	}
 	for _, inst := range made {
 		in.byImage[inst.Image] = append(in.byImage[inst.Image], inst)
 	}
-	// Instances with the same single dependency share one scope map: a
-	// 10,000-machine fan-out from one mirror then builds it once.
-	shared := map[*Instance]map[string]*Instance{}
-	for _, inst := range made {
-		l.resolveDeps(infos, in, inst)
-		if len(inst.Deps) == 1 {
-			if sc, ok := shared[inst.Deps[0]]; ok {
-				full[inst] = sc
-				inst.Scope = visible(sc)
-				l.resolveInputs(in, inst, sc)
-				l.compileInstance(in, inst, sc)
-				continue
-			}
-		}
-		sc := map[string]*Instance{}
-		merge := func(name string, x *Instance) {
-			if prev, ok := sc[name]; ok {
-				if prev != x {
-					sc[name] = nil
-				}
-				return
-			}
-			sc[name] = x
-		}
-		for _, d := range inst.Deps {
-			merge(d.Step.Name, d)
-			for k, v := range full[d] {
-				merge(k, v)
-			}
-		}
-		full[inst] = sc
-		if len(inst.Deps) == 1 {
-			shared[inst.Deps[0]] = sc
-		}
-		inst.Scope = visible(sc)
-		l.resolveInputs(in, inst, sc)
-		l.compileInstance(in, inst, sc)
-	}
+	l.scopeInstances(infos, in, made, full)
 	if len(made) == 0 {
 		// Nothing matched, but the expressions are still checked, against
 		// the scope the step would have with one instance of each need.
@@ -342,6 +283,102 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 		}
 	}
 	p.Instances = append(p.Instances, made...)
+}
+
+// targetInstances makes a per-target step's instances: one for each target
+// its where matches (for a gate, among the targets of the steps it needs).
+func (l *loader) targetInstances(p *Plan, infos []*stepInfo, in *stepInfo, wc *compiled) []*Instance {
+	s := in.s
+	cands := p.Targets
+	if s.Type == TypeGate {
+		// A gate runs per instance of the per-target steps it needs.
+		want := map[*Target]bool{}
+		for _, n := range in.needs {
+			for t := range infos[n].byTarget {
+				want[t] = true
+			}
+		}
+		cands = nil
+		for _, t := range p.Targets {
+			if want[t] {
+				cands = append(cands, t)
+			}
+		}
+	}
+	var made []*Instance
+	for _, t := range cands {
+		if !l.matches(in, wc, t.Machine, t.Image) {
+			continue
+		}
+		inst := &Instance{ID: s.Name + "@" + t.Key(), Step: s, Image: t.Image, Machine: t.Machine, Target: t, Wave: -1}
+		in.byTarget[t] = inst
+		made = append(made, inst)
+		if s.Type == TypeUpdate || s.Type == TypeDiff {
+			t.Machine.Build = true
+		}
+	}
+	return made
+}
+
+// imageInstances makes a per-image step's instances: one for each image its
+// where matches.
+func (l *loader) imageInstances(p *Plan, in *stepInfo, wc *compiled) []*Instance {
+	var made []*Instance
+	for _, img := range p.Images {
+		if l.matches(in, wc, nil, img) {
+			made = append(made, &Instance{ID: in.s.Name + "@" + img.Name, Step: in.s, Image: img, Wave: -1})
+		}
+	}
+	return made
+}
+
+// scopeInstances resolves each instance's dependencies and scope, then its
+// inputs and expressions. full[inst] is the scope with ambiguous names kept
+// (as nil), which the scopes of dependents build on.
+func (l *loader) scopeInstances(infos []*stepInfo, in *stepInfo, made []*Instance, full map[*Instance]map[string]*Instance) {
+	// Instances with the same single dependency share one scope map: a
+	// 10,000-machine fan-out from one mirror then builds it once.
+	shared := map[*Instance]map[string]*Instance{}
+	for _, inst := range made {
+		l.resolveDeps(infos, in, inst)
+		sc, ok := map[string]*Instance(nil), false
+		if len(inst.Deps) == 1 {
+			sc, ok = shared[inst.Deps[0]]
+		}
+		if !ok {
+			sc = mergeScopes(inst.Deps, full)
+			if len(inst.Deps) == 1 {
+				shared[inst.Deps[0]] = sc
+			}
+		}
+		full[inst] = sc
+		inst.Scope = visible(sc)
+		l.resolveInputs(in, inst, sc)
+		l.compileInstance(in, inst, sc)
+	}
+}
+
+// mergeScopes is the scope an instance with these dependencies sees: each
+// dependency and everything in its scope, by step name; a name that two of
+// them see as different instances is ambiguous (nil).
+func mergeScopes(deps []*Instance, full map[*Instance]map[string]*Instance) map[string]*Instance {
+	sc := map[string]*Instance{}
+	merge := func(name string, x *Instance) {
+		if prev, ok := sc[name]; ok {
+			if prev != x {
+				sc[name] = nil
+			}
+			return
+		}
+		sc[name] = x
+	}
+	for _, d := range deps {
+		merge(d.Step.Name, d)
+		for k, v := range full[d] {
+			merge(k, v)
+		}
+	}
+	return sc
 }
 
 // sameMap reports whether a and b are the same map object.
@@ -545,52 +582,55 @@ func (l *loader) expandFailure(p *Plan, infos []*stepInfo, full map[*Instance]ma
 			continue
 		}
 		wc := l.where(in, true)
-		mk := func(id string, img *Image, t *Target, trig []*Instance) {
-			inst := &Instance{ID: id, Step: in.s, Image: img, Target: t, Wave: -1, Trigger: trig}
-			if t != nil {
-				inst.Machine = t.Machine
-			}
-			sc := map[string]*Instance{}
-			for _, x := range trig {
-				sc[x.Step.Name] = x
-				for k, v := range full[x] {
-					if prev, ok := sc[k]; ok && prev != v {
-						sc[k] = nil
-					} else if !ok {
-						sc[k] = v
-					}
-				}
-			}
-			inst.Scope = visible(sc)
-			var diffs []*Instance
-			ambiguous := false
-			for k, v := range sc {
-				if l.xenv.stepType[k] == TypeDiff {
-					if v == nil {
-						ambiguous = true
-					}
-					diffs = append(diffs, v)
-				}
-			}
-			if len(diffs) == 1 && !ambiguous {
-				inst.Diff = diffs[0]
-			}
-			l.compileInstance(in, inst, sc)
-			p.FailureInstances = append(p.FailureInstances, inst)
-		}
 		for _, t := range p.Targets {
 			trig := byTarget[t]
 			if len(trig) == 0 || !l.matches(in, wc, t.Machine, t.Image) {
 				continue
 			}
-			mk(in.s.Name+"@"+t.Key(), t.Image, t, trig)
+			l.failureInstance(p, in, in.s.Name+"@"+t.Key(), t.Image, t, trig, full)
 		}
 		// Failures of per-image instances run the step for the image; where
 		// talks about machines, so it does not filter these.
 		for _, img := range p.Images {
 			if trig := byImage[img]; len(trig) > 0 {
-				mk(in.s.Name+"@"+img.Name, img, nil, trig)
+				l.failureInstance(p, in, in.s.Name+"@"+img.Name, img, nil, trig, full)
 			}
 		}
 	}
+}
+
+// failureInstance makes one on_failure instance. Its scope is everything
+// its triggers see, and the diff it rejects the single diff in it.
+func (l *loader) failureInstance(p *Plan, in *stepInfo, id string, img *Image, t *Target, trig []*Instance, full map[*Instance]map[string]*Instance) {
+	inst := &Instance{ID: id, Step: in.s, Image: img, Target: t, Wave: -1, Trigger: trig}
+	if t != nil {
+		inst.Machine = t.Machine
+	}
+	sc := map[string]*Instance{}
+	for _, x := range trig {
+		sc[x.Step.Name] = x
+		for k, v := range full[x] {
+			if prev, ok := sc[k]; ok && prev != v {
+				sc[k] = nil
+			} else if !ok {
+				sc[k] = v
+			}
+		}
+	}
+	inst.Scope = visible(sc)
+	var diffs []*Instance
+	ambiguous := false
+	for k, v := range sc {
+		if l.xenv.stepType[k] == TypeDiff {
+			if v == nil {
+				ambiguous = true
+			}
+			diffs = append(diffs, v)
+		}
+	}
+	if len(diffs) == 1 && !ambiguous {
+		inst.Diff = diffs[0]
+	}
+	l.compileInstance(in, inst, sc)
+	p.FailureInstances = append(p.FailureInstances, inst)
 }

@@ -277,7 +277,6 @@ var (
 // exprError reports a compile error at its position inside the YAML scalar,
 // in words that name plan concepts instead of synthetic Go types.
 func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
-	x := l.xenv
 	msg := err.Error()
 	off := 0
 	var fe *file.Error
@@ -291,54 +290,12 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 	switch {
 	case reNoField.MatchString(msg):
 		m := reNoField.FindStringSubmatch(msg)
-		typ, field := m[1], m[2]
-		width = len([]rune(field))
-		switch typ {
-		case env.stepsType.String():
-			switch {
-			case contains(c.ambiguous, field):
-				msg = fmt.Sprintf("steps.%s is ambiguous in %s: step %q has several instances among its needs here; an expression can read only a step with a single instance in scope", field, where, field)
-			case contains(x.stepNames, field):
-				msg = fmt.Sprintf("step %q is not among the needs of step %q (directly or not), so %s cannot read its output", field, c.step, c.key)
-				hint = fmt.Sprintf("add %q to needs", field)
-			default:
-				msg = fmt.Sprintf("unknown step %q in %s", field, where)
-				hint = DidYouMean(field, x.stepNames)
-				for _, s := range x.stepNames {
-					if strings.HasPrefix(s, field+"-") {
-						hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
-					}
-				}
-			}
-		case x.varsType.String():
-			msg = fmt.Sprintf("unknown variable %q in %s", field, where)
-			hint = DidYouMean(field, x.varNames)
-		default:
-			if vf, ok := typeByString(typ); ok {
-				msg = fmt.Sprintf("%s has no field %q (it has %s)", vf.name, field, strings.Join(vf.fields, ", "))
-				hint = DidYouMean(field, vf.fields)
-			} else {
-				msg = fmt.Sprintf("unknown field %q", field)
-			}
-		}
+		width = len([]rune(m[2]))
+		msg, hint = l.noFieldMessage(env, c, where, m[1], m[2])
 	case reUnknown.MatchString(msg):
 		name := reUnknown.FindStringSubmatch(msg)[1]
 		width = len([]rune(name))
-		roots := []string{"image", "vars", "steps"}
-		if env.machine {
-			roots = append([]string{"machine"}, roots...)
-		}
-		if name == "machine" && !env.machine {
-			msg = fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where)
-		} else {
-			msg = fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", "))
-			hint = DidYouMean(name, roots)
-			if hint == "" && contains(x.varNames, name) {
-				hint = fmt.Sprintf("write vars.%s", name)
-			} else if hint == "" && contains(x.stepNames, name) {
-				hint = fmt.Sprintf("write steps.%s", name)
-			}
-		}
+		msg, hint = l.unknownNameMessage(env, where, name)
 	case reExpected.MatchString(msg):
 		got := l.friendlyTypes(env, reExpected.FindStringSubmatch(msg)[1])
 		msg = fmt.Sprintf("%s must be a boolean expression, but its type is %s", where, got)
@@ -348,6 +305,53 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 		msg = fmt.Sprintf("%s in %s", l.friendlyTypes(env, msg), where)
 	}
 	l.errAt(l.scalarAt(c.node, e.Source, off), width, hint, "%s", msg)
+}
+
+// noFieldMessage explains "type T has no field F": an unknown, unreachable
+// or ambiguous step, an unknown variable, or an unknown field of an output.
+func (l *loader) noFieldMessage(env *envInfo, c exprCtx, where, typ, field string) (msg, hint string) {
+	x := l.xenv
+	switch typ {
+	case env.stepsType.String():
+		switch {
+		case contains(c.ambiguous, field):
+			return fmt.Sprintf("steps.%s is ambiguous in %s: step %q has several instances among its needs here; an expression can read only a step with a single instance in scope", field, where, field), ""
+		case contains(x.stepNames, field):
+			return fmt.Sprintf("step %q is not among the needs of step %q (directly or not), so %s cannot read its output", field, c.step, c.key), fmt.Sprintf("add %q to needs", field)
+		}
+		hint = DidYouMean(field, x.stepNames)
+		for _, s := range x.stepNames {
+			if strings.HasPrefix(s, field+"-") {
+				hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
+			}
+		}
+		return fmt.Sprintf("unknown step %q in %s", field, where), hint
+	case x.varsType.String():
+		return fmt.Sprintf("unknown variable %q in %s", field, where), DidYouMean(field, x.varNames)
+	}
+	if vf, ok := typeByString(typ); ok {
+		return fmt.Sprintf("%s has no field %q (it has %s)", vf.name, field, strings.Join(vf.fields, ", ")), DidYouMean(field, vf.fields)
+	}
+	return fmt.Sprintf("unknown field %q", field), ""
+}
+
+// unknownNameMessage explains a name that is none of the expression's roots.
+func (l *loader) unknownNameMessage(env *envInfo, where, name string) (msg, hint string) {
+	x := l.xenv
+	roots := []string{"image", "vars", "steps"}
+	if env.machine {
+		roots = append([]string{"machine"}, roots...)
+	}
+	if name == "machine" && !env.machine {
+		return fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where), ""
+	}
+	hint = DidYouMean(name, roots)
+	if hint == "" && contains(x.varNames, name) {
+		hint = fmt.Sprintf("write vars.%s", name)
+	} else if hint == "" && contains(x.stepNames, name) {
+		hint = fmt.Sprintf("write steps.%s", name)
+	}
+	return fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", ")), hint
 }
 
 func typeByString(s string) (struct {

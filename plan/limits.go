@@ -219,30 +219,7 @@ func (a *aliasSizer) walk(n ast.Node, depth int) int {
 	}
 	switch x := n.(type) {
 	case *ast.AliasNode:
-		name := ""
-		if x.Value != nil {
-			name = x.Value.GetToken().Value
-		}
-		target, ok := a.anchors[name]
-		if !ok {
-			return 1 // reported by the loader as an unknown alias
-		}
-		if a.open[target] {
-			a.bad, a.msg = x, fmt.Sprintf("alias *%s is inside the value of its own anchor &%s and would repeat it forever", name, name)
-			return 0
-		}
-		s, done := a.size[target]
-		if !done {
-			a.open[target] = true
-			s = a.walk(target, depth+1)
-			delete(a.open, target)
-			a.size[target] = s
-		}
-		a.added = sat(a.added, s)
-		if a.added > maxAliasValues && a.bad == nil {
-			a.bad, a.msg = x, fmt.Sprintf("aliases expand the plan by more than %d values: anchors and aliases may repeat parts of a plan, not multiply it", maxAliasValues)
-		}
-		return s
+		return a.alias(x, depth)
 	case *ast.AnchorNode:
 		if s, done := a.size[x.Value]; done {
 			return s
@@ -270,6 +247,35 @@ func (a *aliasSizer) walk(n ast.Node, depth int) int {
 		return s
 	}
 	return 1
+}
+
+// alias returns the size of the value an alias stands for, and adds it to
+// what aliases add to the plan.
+func (a *aliasSizer) alias(x *ast.AliasNode, depth int) int {
+	name := ""
+	if x.Value != nil {
+		name = x.Value.GetToken().Value
+	}
+	target, ok := a.anchors[name]
+	if !ok {
+		return 1 // reported by the loader as an unknown alias
+	}
+	if a.open[target] {
+		a.bad, a.msg = x, fmt.Sprintf("alias *%s is inside the value of its own anchor &%s and would repeat it forever", name, name)
+		return 0
+	}
+	s, done := a.size[target]
+	if !done {
+		a.open[target] = true
+		s = a.walk(target, depth+1)
+		delete(a.open, target)
+		a.size[target] = s
+	}
+	a.added = sat(a.added, s)
+	if a.added > maxAliasValues && a.bad == nil {
+		a.bad, a.msg = x, fmt.Sprintf("aliases expand the plan by more than %d values: anchors and aliases may repeat parts of a plan, not multiply it", maxAliasValues)
+	}
+	return s
 }
 
 // sat adds two sizes, saturating just past the limit: sizes double with
