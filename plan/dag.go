@@ -239,7 +239,12 @@ func (l *loader) matches(in *stepInfo, c *compiled, m *Machine, img *Image) bool
 	if in.s.Where == nil || c == nil {
 		return true
 	}
-	ok, err := c.run(EvalInput{Machine: m, Image: img})
+	e := l.envs[c]
+	if e == nil {
+		e = c.newEnv()
+		l.envs[c] = e
+	}
+	ok, err := e.run(c, &l.vm, EvalInput{Machine: m, Image: img})
 	if err != nil {
 		l.errAt(in.s.Where.Pos, 1, "", "where of step %q cannot be evaluated: %v", in.s.Name, err)
 		return false
@@ -338,19 +343,21 @@ func (l *loader) imageInstances(p *Plan, in *stepInfo, wc *compiled) []*Instance
 func (l *loader) scopeInstances(infos []*stepInfo, in *stepInfo, made []*Instance, full map[*Instance]map[string]*Instance) {
 	// Instances with the same single dependency share one scope map: a
 	// 10,000-machine fan-out from one mirror then builds it once.
-	shared := map[*Instance]map[string]*Instance{}
+	// Such instances also share what follows from the scope alone: the
+	// visible scope, the diff and version in it, and the compiled
+	// expressions.
+	shared := map[*Instance]*Instance{}
 	for _, inst := range made {
 		l.resolveDeps(infos, in, inst)
-		sc, ok := map[string]*Instance(nil), false
 		if len(inst.Deps) == 1 {
-			sc, ok = shared[inst.Deps[0]]
-		}
-		if !ok {
-			sc = mergeScopes(inst.Deps, full)
-			if len(inst.Deps) == 1 {
-				shared[inst.Deps[0]] = sc
+			if prev, ok := shared[inst.Deps[0]]; ok {
+				full[inst] = full[prev]
+				inst.Scope, inst.Diff, inst.Version = prev.Scope, prev.Diff, prev.Version
+				continue
 			}
+			shared[inst.Deps[0]] = inst
 		}
+		sc := mergeScopes(inst.Deps, full)
 		full[inst] = sc
 		inst.Scope = visible(sc)
 		l.resolveInputs(in, inst, sc)
@@ -507,7 +514,8 @@ func (l *loader) compileInstance(in *stepInfo, inst *Instance, sc map[string]*In
 		return // same shape as the previous instance: already compiled
 	}
 	l.lastScope.sc, l.lastScope.step, l.lastScope.machine = sc, in, inst.Machine != nil
-	var names, amb []string
+	names := make([]string, 0, len(sc))
+	var amb []string
 	for k, v := range sc {
 		if v == nil {
 			amb = append(amb, k)
@@ -621,7 +629,7 @@ func (l *loader) failureInstance(p *Plan, in *stepInfo, id string, img *Image, t
 	var diffs []*Instance
 	ambiguous := false
 	for k, v := range sc {
-		if l.xenv.stepType[k] == TypeDiff {
+		if (v != nil && v.Step.Type == TypeDiff) || (v == nil && l.xenv.stepType[k] == TypeDiff) {
 			if v == nil {
 				ambiguous = true
 			}
@@ -631,6 +639,28 @@ func (l *loader) failureInstance(p *Plan, in *stepInfo, id string, img *Image, t
 	if len(diffs) == 1 && !ambiguous {
 		inst.Diff = diffs[0]
 	}
-	l.compileInstance(in, inst, sc)
+	if !l.sameFailureShape(in, inst, full) {
+		l.compileInstance(in, inst, sc)
+	}
 	p.FailureInstances = append(p.FailureInstances, inst)
+}
+
+// sameFailureShape reports whether inst's scope has the shape of the
+// previous failure instance's, so its expressions are compiled already: the
+// same step, machine or not, and triggers of the same steps carrying the
+// same scope maps. Without it a fleet of 10,000 machines would rebuild each
+// shape to find it cached.
+func (l *loader) sameFailureShape(in *stepInfo, inst *Instance, full map[*Instance]map[string]*Instance) bool {
+	last := l.lastFailure
+	l.lastFailure = inst
+	if last == nil || last.Step != inst.Step || (last.Machine == nil) != (inst.Machine == nil) || len(last.Trigger) != len(inst.Trigger) {
+		return false
+	}
+	for i, t := range inst.Trigger {
+		u := last.Trigger[i]
+		if t.Step != u.Step || !sameMap(full[t], full[u]) {
+			return false
+		}
+	}
+	return true
 }

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
@@ -103,10 +104,23 @@ func kindName(n ast.Node) string {
 	}
 }
 
+// fields is a mapping's keys in source order, each once.
+type fields []kv
+
+// get returns the key named name, or nil.
+func (f fields) get(name string) *kv {
+	for i := range f {
+		if f[i].key == name {
+			return &f[i]
+		}
+	}
+	return nil
+}
+
 // mapping reads a mapping's keys, reporting unknown and duplicate keys. what
 // names the mapping in messages; misplaced explains a known key that is not
 // allowed here (or returns "").
-func (l *loader) mapping(n ast.Node, what string, allowed []string, misplaced func(string) string) (map[string]*kv, bool) {
+func (l *loader) mapping(n ast.Node, what string, allowed []string, misplaced func(string) string) (fields, bool) {
 	n = l.resolve(n)
 	m, ok := n.(*ast.MappingNode)
 	if !ok {
@@ -115,44 +129,78 @@ func (l *loader) mapping(n ast.Node, what string, allowed []string, misplaced fu
 		}
 		return nil, false
 	}
-	out := make(map[string]*kv, len(m.Values))
+	out := make(fields, 0, len(m.Values))
+	// Small mappings find duplicates by looking; large ones (vars) by index.
+	var index map[string]int
+	if len(m.Values) > 16 {
+		index = make(map[string]int, len(m.Values))
+	}
 	for _, mv := range m.Values {
-		if _, ok := mv.Key.(*ast.MergeKeyNode); ok {
-			l.errNode(mv.Key, "", "merge keys (<<) are not supported in plans")
+		e, ok := l.key(mv)
+		if !ok {
 			continue
 		}
-		kn := l.resolve(mv.Key)
-		var name string
-		switch k := kn.(type) {
-		case *ast.StringNode:
-			name = k.Value
-		case nil:
+		if allowed != nil && !contains(allowed, e.key) {
+			l.unknownKey(e, what, allowed, misplaced)
 			continue
-		default:
-			if tk := kn.GetToken(); tk != nil {
-				name = tk.Value
+		}
+		prev := -1
+		if index != nil {
+			if i, dup := index[e.key]; dup {
+				prev = i
+			}
+		} else {
+			for i := range out {
+				if out[i].key == e.key {
+					prev = i
+				}
 			}
 		}
-		e := &kv{key: name, keyPos: l.pos(mv.Key), keyW: max(len([]rune(name)), 1), val: l.resolve(mv.Value)}
-		if allowed != nil && !contains(allowed, name) {
-			msg := ""
-			if misplaced != nil {
-				msg = misplaced(name)
-			}
-			if msg != "" {
-				l.errAt(e.keyPos, e.keyW, "", "%s", msg)
-			} else {
-				l.errAt(e.keyPos, e.keyW, DidYouMean(name, allowed), "unknown key %q in %s", name, what)
-			}
+		if prev >= 0 {
+			l.errAt(e.keyPos, e.keyW, "", "duplicate key %q in %s (first given on line %d)", e.key, what, out[prev].keyPos.Line)
 			continue
 		}
-		if prev, dup := out[name]; dup {
-			l.errAt(e.keyPos, e.keyW, "", "duplicate key %q in %s (first given on line %d)", name, what, prev.keyPos.Line)
-			continue
+		if index != nil {
+			index[e.key] = len(out)
 		}
-		out[name] = e
+		out = append(out, e)
 	}
 	return out, true
+}
+
+// key reads one entry of a mapping; false for one to skip (a merge key,
+// reported, or a key that is nothing).
+func (l *loader) key(mv *ast.MappingValueNode) (kv, bool) {
+	if _, ok := mv.Key.(*ast.MergeKeyNode); ok {
+		l.errNode(mv.Key, "", "merge keys (<<) are not supported in plans")
+		return kv{}, false
+	}
+	kn := l.resolve(mv.Key)
+	var name string
+	switch k := kn.(type) {
+	case *ast.StringNode:
+		name = k.Value
+	case nil:
+		return kv{}, false
+	default:
+		if tk := kn.GetToken(); tk != nil {
+			name = tk.Value
+		}
+	}
+	return kv{key: name, keyPos: l.pos(mv.Key), keyW: max(utf8.RuneCountInString(name), 1), val: l.resolve(mv.Value)}, true
+}
+
+// unknownKey reports a key that is not allowed in the mapping.
+func (l *loader) unknownKey(e kv, what string, allowed []string, misplaced func(string) string) {
+	msg := ""
+	if misplaced != nil {
+		msg = misplaced(e.key)
+	}
+	if msg != "" {
+		l.errAt(e.keyPos, e.keyW, "", "%s", msg)
+		return
+	}
+	l.errAt(e.keyPos, e.keyW, DidYouMean(e.key, allowed), "unknown key %q in %s", e.key, what)
 }
 
 func contains(list []string, s string) bool {
@@ -164,9 +212,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (l *loader) requireKeys(m map[string]*kv, n ast.Node, what string, keys ...string) {
+func (l *loader) requireKeys(m fields, n ast.Node, what string, keys ...string) {
 	for _, k := range keys {
-		if _, ok := m[k]; !ok {
+		if m.get(k) == nil {
 			l.errAt(l.pos(n), 1, "", "missing required key %q in %s", k, what)
 		}
 	}
@@ -362,8 +410,8 @@ func (l *loader) value(n ast.Node, depth int) any {
 	case *ast.MappingNode:
 		m, _ := l.mapping(x, "a variable's mapping", nil, nil)
 		out := make(map[string]any, len(m))
-		for k, e := range m {
-			out[k] = l.value(e.val, depth+1)
+		for _, e := range m {
+			out[e.key] = l.value(e.val, depth+1)
 		}
 		return out
 	default:

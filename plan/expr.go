@@ -435,27 +435,59 @@ func (e *Expr) eval(in EvalInput) (bool, error) {
 
 // run evaluates the program with an environment built from the input.
 func (p *compiled) run(in EvalInput) (bool, error) {
-	env := reflect.New(p.env.typ).Elem()
+	return p.newEnv().run(p, nil, in)
+}
+
+// env is an environment of one compiled program, built once and filled for
+// each evaluation: the loader evaluates a where for every target.
+type env struct {
+	v       reflect.Value // *struct of the program's environment type
+	machine *machineView  // nil when the program sees no machine
+	image   *imageView
+	steps   reflect.Value
+}
+
+func (p *compiled) newEnv() *env {
+	e := &env{v: reflect.New(p.env.typ)}
+	s := e.v.Elem()
 	i := 0
 	if p.env.machine {
+		e.machine = s.Field(0).Addr().Interface().(*machineView)
+		i = 1
+	}
+	e.image = s.Field(i).Addr().Interface().(*imageView)
+	s.Field(i + 1).Set(p.vars)
+	e.steps = s.Field(i + 2)
+	return e
+}
+
+// run fills the environment from the input and evaluates the program, on
+// machine when it is not nil.
+func (e *env) run(p *compiled, machine *vm.VM, in EvalInput) (bool, error) {
+	if e.machine != nil {
+		*e.machine = machineView{}
 		if in.Machine != nil {
 			labels := in.Machine.Labels
 			if labels == nil {
 				labels = map[string]string{}
 			}
-			env.Field(0).Set(reflect.ValueOf(machineView{Name: in.Machine.Name, ID: in.Machine.ID, Labels: labels}))
+			*e.machine = machineView{Name: in.Machine.Name, ID: in.Machine.ID, Labels: labels}
 		}
-		i = 1
 	}
+	*e.image = imageView{}
 	if in.Image != nil {
-		env.Field(i).Set(reflect.ValueOf(imageView{Name: in.Image.Name, ID: in.Image.ID}))
+		*e.image = imageView{Name: in.Image.Name, ID: in.Image.ID}
 	}
-	env.Field(i + 1).Set(p.vars)
-	steps := env.Field(i + 2)
 	for j, name := range p.env.steps {
-		steps.Field(j).Set(viewValue(p.env.kinds[j], in.Steps[name]))
+		e.steps.Field(j).Set(viewValue(p.env.kinds[j], in.Steps[name]))
 	}
-	out, err := vm.Run(p.prog, env.Interface())
+	var out any
+	var err error
+	if machine != nil {
+		out, err = machine.Run(p.prog, e.v.Interface())
+	} else {
+		out, err = vm.Run(p.prog, e.v.Interface())
+	}
 	if err != nil {
 		return false, err
 	}

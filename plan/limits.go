@@ -285,15 +285,23 @@ func sat(a, b int) int { return min(a+b, maxAliasValues+1) }
 // lex checks the plan's token count and nesting (see the limits above) and
 // returns its tokens for the parser; false after reporting why not.
 func (l *loader) lex() (token.Tokens, bool) {
-	if _, line, col, over := countTokens(l.src, maxTokens); over {
-		l.errAt(Pos{File: l.file, Line: line, Col: col}, 1, "",
-			"the plan holds more than %d YAML tokens (words, brackets, commas and colons) by this point; a plan may hold at most that many (a 10,000-machine plan holds about 230,000)", maxTokens)
+	if !l.countTokens() {
 		return nil, false
 	}
-	tokens := lexer.Tokenize(string(l.src))
+	tokens := lexer.Tokenize(l.text)
 	if tk, msg := checkShape(tokens); tk != nil {
 		l.errAt(Pos{File: l.file, Line: max(tk.Position.Line, 1), Col: max(tk.Position.Column, 1)}, 1, "", "%s", msg)
 		return nil, false
 	}
 	return tokens, true
+}
+
+// countTokens reports a plan with more than maxTokens tokens.
+func (l *loader) countTokens() bool {
+	if _, line, col, over := countTokens(l.src, maxTokens); over {
+		l.errAt(Pos{File: l.file, Line: line, Col: col}, 1, "",
+			"the plan holds more than %d YAML tokens (words, brackets, commas and colons) by this point; a plan may hold at most that many (a 10,000-machine plan holds about 230,000)", maxTokens)
+		return false
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/expr-lang/expr/vm"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
 )
@@ -21,6 +22,7 @@ import (
 type loader struct {
 	file      string
 	src       []byte
+	text      string // src, converted once
 	lines     []string
 	opt       Options
 	lookupEnv func(string) (string, bool)
@@ -29,7 +31,12 @@ type loader struct {
 	seen      map[string]bool
 	anchors   map[string]ast.Node
 	xenv      *exprEnv
-	lastScope struct {
+	// envs and vm evaluate where expressions at load time, reused for
+	// every target (the loader runs on one goroutine).
+	envs        map[*compiled]*env
+	vm          vm.VM
+	lastFailure *Instance // see sameFailureShape
+	lastScope   struct {
 		sc      map[string]*Instance
 		step    *stepInfo
 		machine bool
@@ -37,14 +44,17 @@ type loader struct {
 }
 
 func newLoader(file string, src []byte, opt Options) *loader {
+	text := string(src)
 	l := &loader{
 		file:      file,
 		src:       src,
-		lines:     strings.Split(string(src), "\n"),
+		text:      text,
+		lines:     strings.Split(text, "\n"),
 		opt:       opt,
 		lookupEnv: opt.LookupEnv,
 		seen:      map[string]bool{},
 		anchors:   map[string]ast.Node{},
+		envs:      map[*compiled]*env{},
 	}
 	if l.lookupEnv == nil {
 		l.lookupEnv = os.LookupEnv

@@ -3,7 +3,6 @@ package plan
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -129,8 +128,16 @@ func (l *loader) parseRaw() *rawPlan {
 }
 
 // parseDoc parses the source and returns the body of its one document, or
-// nil after reporting why there is none.
+// nil after reporting why there is none. A plan in the plain subset of YAML
+// that fastParse reads skips the YAML library's lexer and parser; every
+// other plan, and every plan with a syntax error, goes through them.
 func (l *loader) parseDoc() ast.Node {
+	if !l.countTokens() {
+		return nil
+	}
+	if body := fastParse(l.text); body != nil {
+		return body
+	}
 	tokens, ok := l.lex()
 	if !ok {
 		return nil
@@ -197,12 +204,12 @@ func (l *loader) decodePlan(body ast.Node) *rawPlan {
 	if !ok {
 		return nil
 	}
-	for k := range top {
-		rp.have[k] = true
+	for _, e := range top {
+		rp.have[e.key] = true
 	}
 	l.requireKeys(top, body, "the plan", "version", "name", "images", "machines", "steps")
 	for _, f := range planFields {
-		if e := top[f.key]; e != nil {
+		if e := top.get(f.key); e != nil {
 			f.decode(l, rp, e)
 		}
 	}
@@ -224,8 +231,8 @@ func (l *loader) decodeClanforge(rp *rawPlan, e *kv) {
 		return
 	}
 	cf, _ := l.mapping(e.val, "clanforge", []string{"url", "asid"}, clanforgeCredential)
-	rp.ClanforgeURL = l.str(cf["url"], "clanforge.url")
-	rp.ASID = l.int(cf["asid"], "clanforge.asid")
+	rp.ClanforgeURL = l.str(cf.get("url"), "clanforge.url")
+	rp.ASID = l.int(cf.get("asid"), "clanforge.asid")
 }
 
 // decodeVars reads the variables in source order.
@@ -233,16 +240,10 @@ func (l *loader) decodeVars(rp *rawPlan, e *kv) {
 	if isNull(e.val) {
 		return
 	}
-	vm, ok := l.mapping(e.val, "vars", nil, nil)
-	if !ok {
-		return
+	vm, _ := l.mapping(e.val, "vars", nil, nil)
+	for _, v := range vm {
+		rp.Vars = append(rp.Vars, &rawVar{Name: v.key, Pos: v.keyPos, Value: l.value(v.val, 0), node: v.val})
 	}
-	for k, v := range vm {
-		rp.Vars = append(rp.Vars, &rawVar{Name: k, Pos: v.keyPos, Value: l.value(v.val, 0), node: v.val})
-	}
-	sort.Slice(rp.Vars, func(i, j int) bool {
-		return rp.Vars[i].Pos.Line < rp.Vars[j].Pos.Line || (rp.Vars[i].Pos.Line == rp.Vars[j].Pos.Line && rp.Vars[i].Pos.Col < rp.Vars[j].Pos.Col)
-	})
 }
 
 func (l *loader) decodeImages(rp *rawPlan, e *kv) {
@@ -253,7 +254,7 @@ func (l *loader) decodeImages(rp *rawPlan, e *kv) {
 			continue
 		}
 		l.requireKeys(m, it, "an image", "name", "id")
-		rp.Images = append(rp.Images, &rawImage{Pos: l.pos(it), Name: l.str(m["name"], "image name"), ID: l.int(m["id"], "image id")})
+		rp.Images = append(rp.Images, &rawImage{Pos: l.pos(it), Name: l.str(m.get("name"), "image name"), ID: l.int(m.get("id"), "image id")})
 	}
 }
 
@@ -272,24 +273,34 @@ func (l *loader) decodeMachine(n ast.Node) *rawMachine {
 		return nil
 	}
 	l.requireKeys(m, n, "a machine", "name", "id")
-	rm := &rawMachine{Pos: l.pos(n), Name: l.str(m["name"], "machine name"), ID: l.int(m["id"], "machine id")}
-	if e := m["labels"]; e != nil && !isNull(e.val) {
-		lm, _ := l.mapping(e.val, "labels", nil, nil)
-		rm.Labels = make(map[string]string, len(lm))
-		for k, v := range lm {
-			s := l.str(v, fmt.Sprintf("label %q", k))
-			if s.Set {
-				rm.Labels[k] = s.V
-			}
-		}
+	rm := &rawMachine{Pos: l.pos(n), Name: l.str(m.get("name"), "machine name"), ID: l.int(m.get("id"), "machine id")}
+	if e := m.get("labels"); e != nil && !isNull(e.val) {
+		rm.Labels = l.labels(e)
 	}
-	if imgs, ok := l.list(m["images"], "machine images"); ok {
+	if imgs, ok := l.list(m.get("images"), "machine images"); ok {
 		rm.ImagesSet = true
 		for _, in := range imgs {
 			rm.Images = append(rm.Images, l.str(&kv{val: in}, "an image name"))
 		}
 	}
 	return rm
+}
+
+// labels reads a machine's labels, each a string.
+func (l *loader) labels(e *kv) map[string]string {
+	lm, _ := l.mapping(e.val, "labels", nil, nil)
+	labels := make(map[string]string, len(lm))
+	for i := range lm {
+		v := &lm[i]
+		if s, ok := v.val.(*ast.StringNode); ok {
+			labels[v.key] = s.Value // the common case, without naming it
+			continue
+		}
+		if s := l.str(v, fmt.Sprintf("label %q", v.key)); s.Set {
+			labels[v.key] = s.V
+		}
+	}
+	return labels
 }
 
 func (l *loader) decodeSteps(e *kv, what string, onFailure bool) []*rawStep {
@@ -358,7 +369,7 @@ func (l *loader) decodeStep(n ast.Node, onFailure bool) *rawStep {
 		l.requireKeys(m, n, what, "name", "type")
 	}
 	for _, f := range stepFields {
-		if e := m[f.key]; e != nil {
+		if e := m.get(f.key); e != nil {
 			f.decode(l, s, e)
 		}
 	}
