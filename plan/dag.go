@@ -489,19 +489,33 @@ func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Inst
 		case v == nil:
 			l.errAt(s.Pos, 1, "", "install step %q finds several version instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
 		case !s.Mirroring && v.Step.InstallAt == InstallManual:
+			if !l.raw[s].Mirroring.Set {
+				break // its missing mirroring is reported: what it installs is unknown
+			}
 			fed := false
 			for _, x := range sc {
-				if x != nil && x.Step.Type == TypeInstall && x.Step.Mirroring && x.Version == v {
+				// An install step without mirroring (reported) may be the
+				// mirroring install the plan meant.
+				if x != nil && x.Step.Type == TypeInstall && (x.Step.Mirroring || !l.raw[x.Step].Mirroring.Set) && x.Version == v {
 					fed = true
 				}
 			}
 			if !fed {
-				l.errAt(s.Pos, 1, "add the mirroring install step to needs", "install step %q queues machine installs of version step %q, which uses install_at: manual, so it must need (directly or not) a mirroring install of that version", s.Name, v.Step.Name)
+				l.errAt(s.Pos, 1, "add the mirroring install step to needs", "install step %q queues machine installs of version step %q, which %s, so it must need (directly or not) a mirroring install of that version", s.Name, v.Step.Name, l.manualBecause(v.Step))
 			}
 		case len(s.Waves) > 0 && v.Step.InstallAt == InstallNow:
 			l.errAt(s.Pos, 1, "", "install step %q has waves, but version step %q uses install_at: now, which starts every install at once; waves need install_at: manual", s.Name, v.Step.Name)
 		}
 	}
+}
+
+// manualBecause says why a version step installs manually: the plan says
+// so, or it is the default because an install step needs the version.
+func (l *loader) manualBecause(version *Step) string {
+	if l.raw[version].InstallAt.Set {
+		return "uses install_at: manual"
+	}
+	return "installs manually (install_at: manual is the default when an install step needs the version)"
 }
 
 // compileInstance compiles when and gate expressions for the instance's

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -224,7 +225,7 @@ func (l *loader) str(e *kv, what string) pv[string] {
 	if e == nil {
 		return pv[string]{}
 	}
-	p := pv[string]{Pos: l.pos(e.val), node: e.val}
+	p := pv[string]{Pos: l.pos(e.val), node: e.val, Given: true}
 	switch x := e.val.(type) {
 	case *ast.StringNode:
 		p.V, p.Set = x.Value, true
@@ -254,9 +255,13 @@ func (l *loader) int(e *kv, what string) pv[int64] {
 	if e == nil {
 		return pv[int64]{}
 	}
-	p := pv[int64]{Pos: l.pos(e.val), node: e.val}
+	p := pv[int64]{Pos: l.pos(e.val), node: e.val, Given: true}
 	x, ok := e.val.(*ast.IntegerNode)
 	if !ok {
+		if text, big := outOfRange(e.val); big {
+			l.errNode(e.val, "", "%s is out of range: %s", what, beyond(text, false))
+			return p
+		}
 		l.errNode(orNode(e.val, e), "", "%s must be an integer, not %s", what, kindName(e.val))
 		return p
 	}
@@ -265,7 +270,7 @@ func (l *loader) int(e *kv, what string) pv[int64] {
 		p.V, p.Set = v, true
 	case uint64:
 		if v > math.MaxInt64 {
-			l.errNode(x, "", "%s is too large", what)
+			l.errNode(x, "", "%s is out of range: %s", what, beyond(x.GetToken().Value, false))
 			return p
 		}
 		p.V, p.Set = int64(v), true
@@ -273,11 +278,54 @@ func (l *loader) int(e *kv, what string) pv[int64] {
 	return p
 }
 
+// outOfRange reports whether n is a plain scalar that reads as a number
+// too large for a 64-bit one. The YAML library makes such a scalar a
+// string, so without this check "must be an integer, not a string" would
+// be the message.
+func outOfRange(n ast.Node) (string, bool) {
+	s, ok := n.(*ast.StringNode)
+	if !ok || s.Token == nil || s.Token.Type != token.StringType {
+		return "", false
+	}
+	t := strings.ReplaceAll(s.Value, "_", "")
+	if _, err := strconv.ParseFloat(t, 64); errors.Is(err, strconv.ErrRange) {
+		return s.Value, true // 1e400
+	}
+	digits, base := strings.TrimLeft(t, "+-"), 10
+	switch {
+	case strings.HasPrefix(digits, "0x"):
+		digits, base = digits[2:], 16
+	case strings.HasPrefix(digits, "0o"):
+		digits, base = digits[2:], 8
+	case strings.HasPrefix(digits, "0b"):
+		digits, base = digits[2:], 2
+	}
+	v, err := strconv.ParseUint(digits, base, 64)
+	negative := strings.HasPrefix(t, "-")
+	if errors.Is(err, strconv.ErrRange) || (err == nil && negative && v > 1<<63) {
+		return s.Value, true
+	}
+	return "", false
+}
+
+// beyond says which limit text passes.
+func beyond(text string, float bool) string {
+	side, limit := "larger than", fmt.Sprint(int64(math.MaxInt64))
+	if strings.HasPrefix(strings.TrimSpace(text), "-") {
+		side, limit = "smaller than", fmt.Sprint(int64(math.MinInt64))
+	}
+	if float {
+		limit = "±1.8e308"
+		side = "beyond"
+	}
+	return fmt.Sprintf("%s is %s %s", text, side, limit)
+}
+
 func (l *loader) num(e *kv, what string) pv[float64] {
 	if e == nil {
 		return pv[float64]{}
 	}
-	p := pv[float64]{Pos: l.pos(e.val), node: e.val}
+	p := pv[float64]{Pos: l.pos(e.val), node: e.val, Given: true}
 	switch x := e.val.(type) {
 	case *ast.IntegerNode:
 		switch v := x.Value.(type) {
@@ -290,6 +338,10 @@ func (l *loader) num(e *kv, what string) pv[float64] {
 	case *ast.FloatNode:
 		p.V, p.Set = x.Value, true
 	default:
+		if text, big := outOfRange(e.val); big {
+			l.errNode(e.val, "", "%s is out of range: %s", what, beyond(text, true))
+			return p
+		}
 		l.errNode(orNode(e.val, e), "", "%s must be a number, not %s", what, kindName(e.val))
 	}
 	return p
@@ -299,7 +351,7 @@ func (l *loader) bool(e *kv, what string) pv[bool] {
 	if e == nil {
 		return pv[bool]{}
 	}
-	p := pv[bool]{Pos: l.pos(e.val), node: e.val}
+	p := pv[bool]{Pos: l.pos(e.val), node: e.val, Given: true}
 	x, ok := e.val.(*ast.BoolNode)
 	if !ok {
 		l.errNode(orNode(e.val, e), "", "%s must be true or false, not %s", what, kindName(e.val))
@@ -328,7 +380,7 @@ func (l *loader) list(e *kv, what string) ([]ast.Node, bool) {
 
 // size reads a count or an "N%" percentage.
 func (l *loader) size(n ast.Node, what string) pv[Size] {
-	p := pv[Size]{Pos: l.pos(n), node: n}
+	p := pv[Size]{Pos: l.pos(n), node: n, Given: true}
 	switch x := n.(type) {
 	case *ast.IntegerNode:
 		v, ok := intValue(x)
@@ -338,6 +390,10 @@ func (l *loader) size(n ast.Node, what string) pv[Size] {
 		}
 		p.V, p.Set = Size{Count: int(v)}, true
 	case *ast.StringNode:
+		if text, big := outOfRange(x); big {
+			l.errNode(n, "", "%s is out of range: %s", what, beyond(text, false))
+			return p
+		}
 		s := strings.TrimSpace(x.Value)
 		num, isPct := strings.CutSuffix(s, "%")
 		f, err := strconv.ParseFloat(strings.TrimSpace(num), 64)

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/expr-lang/expr"
+	exprast "github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"github.com/goccy/go-yaml/ast"
 )
@@ -245,7 +249,8 @@ func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *comp
 	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
 	if err != nil {
 		x.progs[ck] = nil
-		l.exprError(e, env, c, err)
+		l.exprError(e, env, c, err, -1)
+		l.nameErrors(e, env, c)
 		return nil
 	}
 	p := &compiled{prog: prog, env: env, vars: x.varsValue}
@@ -276,13 +281,18 @@ var (
 
 // exprError reports a compile error at its position inside the YAML scalar,
 // in words that name plan concepts instead of synthetic Go types.
-func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
+// at, when not negative, is the byte offset in the source to report at
+// instead of the error's own position.
+func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error, at int) {
 	msg := err.Error()
 	off := 0
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		msg = fe.Message
 		off = runeLineColToOffset(e.Source, fe.Line, fe.Column)
+	}
+	if at >= 0 {
+		off = at
 	}
 	hint := ""
 	width := 1
@@ -352,6 +362,93 @@ func (l *loader) unknownNameMessage(env *envInfo, where, name string) (msg, hint
 		hint = fmt.Sprintf("write steps.%s", name)
 	}
 	return fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", ")), hint
+}
+
+// nameErrors reports every name an expression reads that its scope lacks.
+// The checker stops at its first problem; here each chain of names
+// (steps.diff.changed, vars.max, machine.labels) is checked on its own, a
+// segment at a time, so that two wrong names are both reported at once.
+func (l *loader) nameErrors(e *Expr, env *envInfo, c exprCtx) {
+	tree, err := parser.Parse(e.Source)
+	if err != nil {
+		return
+	}
+	var members []*exprast.MemberNode
+	inner := map[exprast.Node]bool{}
+	exprast.Walk(&tree.Node, visitor(func(n exprast.Node) {
+		if m, ok := n.(*exprast.MemberNode); ok {
+			members = append(members, m)
+			inner[m.Node] = true
+		}
+	}))
+	envValue := expr.Env(reflect.New(env.typ).Elem().Interface())
+	for _, m := range members {
+		if inner[m] {
+			continue // part of a longer chain
+		}
+		chain := memberChain(m)
+		if chain == nil {
+			continue
+		}
+		src := chain[0].(*exprast.IdentifierNode).Value
+		for _, seg := range chain[1:] {
+			name := seg.(*exprast.MemberNode).Property.(*exprast.StringNode).Value
+			if identifier.MatchString(name) {
+				src += "." + name
+			} else {
+				src += "[" + strconv.Quote(name) + "]"
+			}
+			if _, err := expr.Compile(src, envValue); err != nil {
+				l.exprError(e, env, c, err, runeOffset(e.Source, seg.Location().From))
+				break
+			}
+		}
+	}
+}
+
+// memberChain returns the names a member access reads from the root of
+// the environment (an identifier, then each property), or nil when it does
+// not start at the root or reads a computed property or a method.
+func memberChain(m *exprast.MemberNode) []exprast.Node {
+	var chain []exprast.Node
+	var n exprast.Node = m
+	for {
+		switch x := n.(type) {
+		case *exprast.MemberNode:
+			if _, ok := x.Property.(*exprast.StringNode); !ok || x.Method {
+				chain = nil // start again after the computed part
+			} else {
+				chain = append(chain, x)
+			}
+			n = x.Node
+			continue
+		case *exprast.IdentifierNode:
+			chain = append(chain, x)
+			slices.Reverse(chain)
+			if len(chain) < 2 {
+				return nil
+			}
+			return chain
+		}
+		return nil
+	}
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+type visitor func(exprast.Node)
+
+func (v visitor) Visit(n *exprast.Node) { v(*n) }
+
+// runeOffset turns a rune offset in src into a byte offset.
+func runeOffset(src string, runes int) int {
+	for i := range src {
+		if runes == 0 {
+			return i
+		}
+		runes--
+	}
+	return len(src)
 }
 
 func typeByString(s string) (struct {

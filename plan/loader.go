@@ -31,6 +31,7 @@ type loader struct {
 	seen      map[string]bool
 	anchors   map[string]ast.Node
 	xenv      *exprEnv
+	raw       map[*Step]*rawStep // each step as written
 	// envs and vm evaluate where expressions at load time, reused for
 	// every target (the loader runs on one goroutine).
 	envs        map[*compiled]*env
@@ -55,6 +56,7 @@ func newLoader(file string, src []byte, opt Options) *loader {
 		seen:      map[string]bool{},
 		anchors:   map[string]ast.Node{},
 		envs:      map[*compiled]*env{},
+		raw:       map[*Step]*rawStep{},
 	}
 	if l.lookupEnv == nil {
 		l.lookupEnv = os.LookupEnv

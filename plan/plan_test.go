@@ -168,7 +168,7 @@ func TestBrokenPlans(t *testing.T) {
 		}, Options{}, []want{{"1:1", `missing required key "name" in the plan`, ""}}},
 		{"yaml syntax error", func(t *testing.T) string {
 			return edit(t, "images: [{name: img, id: 1}]", "images: [{name: img, id: 1}")
-		}, Options{}, []want{{"4:1", "YAML syntax error: ',' or ']' must be specified", ""}}},
+		}, Options{}, []want{{"3:28", "YAML syntax error: ',' or ']' must be specified", ""}}},
 		{"bad indentation", func(t *testing.T) string {
 			return edit(t, "    desc: d\n", "   desc: d\n")
 		}, Options{}, []want{{"11:", "YAML syntax error", ""}}},

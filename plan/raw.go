@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // The raw types hold a plan as written, each value with its position; the
@@ -18,10 +20,14 @@ import (
 
 // pv is a raw value with the position it came from.
 type pv[T any] struct {
-	V    T
-	Pos  Pos
-	Set  bool
-	node ast.Node
+	V   T
+	Pos Pos
+	Set bool // V holds a valid value
+	// Given: the plan has the key, with a valid value or not (an invalid
+	// one is reported where it is read, and checks that pair keys must
+	// not report it again as missing).
+	Given bool
+	node  ast.Node
 }
 
 type rawPlan struct {
@@ -169,15 +175,56 @@ func (l *loader) parseDoc() ast.Node {
 	return body
 }
 
-// syntaxError reports the parser's error at the token it names.
+// syntaxError reports the parser's error where the fault is.
 func (l *loader) syntaxError(err error) {
 	var ye yaml.Error
 	if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-		tp := ye.GetToken().Position
-		l.errAt(Pos{File: l.file, Line: max(tp.Line, 1), Col: max(tp.Column, 1)}, 1, "", "YAML syntax error: %s", ye.GetMessage())
+		pos, hint := l.syntaxPos(ye.GetToken(), ye.GetMessage())
+		l.errAt(pos, 1, hint, "YAML syntax error: %s", ye.GetMessage())
 		return
 	}
 	l.errAt(Pos{File: l.file, Line: 1, Col: 1}, 1, "", "YAML syntax error: %v", err)
+}
+
+// syntaxPos places a syntax error. The parser names the token where it
+// noticed the fault, which is not always where the fault is: a missing "]"
+// or "}" is noticed at the first token of the next line (so the error
+// pointed one line too low), and a line indented too far is noticed at the
+// start of the value it continues (one line too high).
+func (l *loader) syntaxPos(tk *token.Token, msg string) (Pos, string) {
+	at := Pos{File: l.file, Line: max(tk.Position.Line, 1), Col: max(tk.Position.Column, 1)}
+	switch {
+	case strings.Contains(msg, "must be specified") && l.startsLine(at):
+		prev := tk.Prev
+		for prev != nil && prev.Type == token.CommentType {
+			prev = prev.Prev
+		}
+		if prev == nil || prev.Position == nil {
+			return at, ""
+		}
+		w := utf8.RuneCountInString(prev.Value)
+		if prev.Type == token.DoubleQuoteType || prev.Type == token.SingleQuoteType {
+			w += 2
+		}
+		return Pos{File: l.file, Line: prev.Position.Line, Col: prev.Position.Column + w}, ""
+	case strings.Contains(msg, "mapping value is not allowed") && strings.Contains(strings.TrimSpace(tk.Origin), "\n"):
+		line := at.Line + strings.Count(strings.TrimSpace(tk.Origin), "\n")
+		if line <= len(l.lines) {
+			text := l.lines[line-1]
+			col := len(text) - len(strings.TrimLeft(text, " ")) + 1
+			return Pos{File: l.file, Line: line, Col: col}, "is this line indented further than the keys around it?"
+		}
+	}
+	return at, ""
+}
+
+// startsLine reports whether only blanks come before p on its line.
+func (l *loader) startsLine(p Pos) bool {
+	if p.Line > len(l.lines) {
+		return false
+	}
+	text := l.lines[p.Line-1]
+	return p.Col-1 <= len(text) && strings.TrimSpace(text[:p.Col-1]) == ""
 }
 
 // planFields decodes each top-level key of the plan.

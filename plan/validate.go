@@ -190,7 +190,9 @@ func (l *loader) images(rp *rawPlan, p *Plan) {
 	byName := map[string]*Image{}
 	byID := map[int64]*Image{}
 	for _, ri := range rp.Images {
-		if !ri.Name.Set || !ri.ID.Set {
+		// An image whose id is missing or unreadable (reported) stays in
+		// the plan, so that the rest of it is checked as written.
+		if !ri.Name.Set {
 			continue
 		}
 		img := &Image{Name: ri.Name.V, ID: ri.ID.V, Pos: ri.Pos}
@@ -201,7 +203,7 @@ func (l *loader) images(rp *rawPlan, p *Plan) {
 		if !validName(img.Name) {
 			l.errNode(ri.Name.node, "", "image name %q must be non-empty and contain no spaces, / or @", img.Name)
 		}
-		if img.ID < 1 {
+		if img.ID < 1 && ri.ID.Set {
 			l.errNode(ri.ID.node, "", "image id must be a positive integer")
 		}
 		if prev := byID[img.ID]; prev != nil && img.ID > 0 {
@@ -230,7 +232,10 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 	byName := map[string]*Machine{}
 	byID := map[int64]*Machine{}
 	for _, rm := range rp.Machines {
-		if !rm.Name.Set || !rm.ID.Set {
+		// A machine whose id is missing or unreadable (reported) stays in
+		// the plan: without it, steps that target it would bring errors
+		// about diffs and versions that are not there.
+		if !rm.Name.Set {
 			continue
 		}
 		m := &Machine{Name: rm.Name.V, ID: rm.ID.V, Labels: rm.Labels, Pos: rm.Pos, Index: len(p.Machines)}
@@ -244,7 +249,9 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 		if !validName(m.Name) {
 			l.errNode(rm.Name.node, "", "machine name %q must be non-empty and contain no spaces, / or @", m.Name)
 		}
-		if m.ID < 1 {
+		if !rm.ID.Set {
+			// Reported while decoding.
+		} else if m.ID < 1 {
 			l.errNode(rm.ID.node, "", "machine id must be a positive integer")
 		} else if prev := byID[m.ID]; prev != nil {
 			l.errNode(rm.ID.node, "", "machine id %d is already used by machine %q (line %d)", m.ID, prev.Name, prev.Pos.Line)
@@ -306,6 +313,7 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 		s := l.buildStep(rs, name, vs)
 		info := &stepInfo{s: s, raw: rs, index: len(infos), byTarget: map[*Target]*Instance{}, byImage: map[*Image][]*Instance{}}
 		byName[name] = info
+		l.raw[s] = rs
 		infos = append(infos, info)
 		l.xenv.stepType[name] = s.Type
 		l.xenv.stepNames = append(l.xenv.stepNames, name)
@@ -484,9 +492,9 @@ func (l *loader) versionKeys(rs *rawStep, s *Step) {
 	// installed, after this many minutes): one alone means nothing, and a
 	// strict server refuses it.
 	switch {
-	case rs.DisableTimeout.Set && !rs.DisablePercentage.Set:
+	case rs.DisableTimeout.Set && !rs.DisablePercentage.Given:
 		l.errNode(rs.DisableTimeout.node, "add disable_percentage", "disable_timeout needs disable_percentage: Clanforge disables slow machines only once that share of machines has installed")
-	case rs.DisablePercentage.Set && !rs.DisableTimeout.Set:
+	case rs.DisablePercentage.Set && !rs.DisableTimeout.Given:
 		l.errNode(rs.DisablePercentage.node, "add disable_timeout", "disable_percentage needs disable_timeout (minutes): Clanforge disables slow machines only after that long")
 	}
 }
