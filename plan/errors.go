@@ -120,15 +120,21 @@ func (e Errors) sort() {
 // DidYouMean returns a hint such as `did you mean "install"?` naming the
 // candidate closest to s, or "" when none is close enough to be a likely
 // typo. The command line uses it too, so that every suggestion reads alike.
+//
+// Between candidates as close, the one sharing the longest prefix with s
+// wins ("sped" suggests "speed" rather than "seed": typos fall late in a
+// word more often than first), then the first in alphabetical order.
 func DidYouMean(s string, candidates []string) string {
-	best, bestD := "", 1<<30
+	best, bestD, bestP := "", 1<<30, 0
+	ls := strings.ToLower(s)
 	for _, c := range candidates {
 		if c == s {
 			continue
 		}
-		d := editDistance(strings.ToLower(s), strings.ToLower(c))
-		if d < bestD || (d == bestD && c < best) {
-			best, bestD = c, d
+		lc := strings.ToLower(c)
+		d, p := editDistance(ls, lc), commonPrefix(ls, lc)
+		if d < bestD || (d == bestD && (p > bestP || p == bestP && c < best)) {
+			best, bestD, bestP = c, d, p
 		}
 	}
 	limit := 2
@@ -139,6 +145,14 @@ func DidYouMean(s string, candidates []string) string {
 		return ""
 	}
 	return fmt.Sprintf("did you mean %q?", best)
+}
+
+func commonPrefix(a, b string) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 func editDistance(a, b string) int {

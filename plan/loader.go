@@ -23,7 +23,8 @@ type loader struct {
 	file      string
 	src       []byte
 	text      string // src, converted once
-	lines     []string
+	source    *Source
+	lines     []string // the source's lines
 	opt       Options
 	lookupEnv func(string) (string, bool)
 	errs      Errors
@@ -46,11 +47,13 @@ type loader struct {
 
 func newLoader(file string, src []byte, opt Options) *loader {
 	text := string(src)
+	source := &Source{File: file, lines: strings.Split(text, "\n")}
 	l := &loader{
 		file:      file,
 		src:       src,
 		text:      text,
-		lines:     strings.Split(text, "\n"),
+		source:    source,
+		lines:     source.lines,
 		opt:       opt,
 		lookupEnv: opt.LookupEnv,
 		seen:      map[string]bool{},
@@ -77,13 +80,7 @@ func (l *loader) errAt(p Pos, width int, hint string, format string, args ...any
 		l.dropped++
 		return
 	}
-	line := ""
-	if p.Line >= 1 && p.Line <= len(l.lines) {
-		// The quoted source line may hold a credential written straight
-		// into the plan; show it masked like every other output.
-		line = MaskURLs(strings.TrimRight(l.lines[p.Line-1], "\r"))
-	}
-	l.errs = append(l.errs, &Error{Pos: p, Msg: msg, Hint: hint, Line: line, Width: width})
+	l.errs = append(l.errs, &Error{Pos: p, Msg: msg, Hint: hint, Line: l.source.quote(p.Line), Width: width})
 }
 
 func (l *loader) errNode(n ast.Node, hint string, format string, args ...any) {

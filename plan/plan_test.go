@@ -694,3 +694,21 @@ func BenchmarkYAMLParser10k(b *testing.B) {
 		}
 	}
 }
+
+func TestDidYouMean(t *testing.T) {
+	for _, c := range []struct {
+		s     string
+		cands []string
+		want  string
+	}{
+		{"sped", []string{"seed", "speed", "jitter"}, `did you mean "speed"?`}, // as close as "seed", longer prefix
+		{"mirorring", []string{"mirroring", "waves"}, `did you mean "mirroring"?`},
+		{"instal", []string{"install", "uninstall"}, `did you mean "install"?`},
+		{"zzz", []string{"speed"}, ""},
+		{"ab", []string{"ba", "ac"}, `did you mean "ac"?`},
+	} {
+		if got := DidYouMean(c.s, c.cands); got != c.want {
+			t.Errorf("DidYouMean(%q, %q) = %q, want %q", c.s, c.cands, got, c.want)
+		}
+	}
+}

@@ -1,16 +1,12 @@
 package plan
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
-	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
 )
 
 // The raw types hold a plan as written, each value with its position; the
@@ -177,54 +173,8 @@ func (l *loader) parseDoc() ast.Node {
 
 // syntaxError reports the parser's error where the fault is.
 func (l *loader) syntaxError(err error) {
-	var ye yaml.Error
-	if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
-		pos, hint := l.syntaxPos(ye.GetToken(), ye.GetMessage())
-		l.errAt(pos, 1, hint, "YAML syntax error: %s", ye.GetMessage())
-		return
-	}
-	l.errAt(Pos{File: l.file, Line: 1, Col: 1}, 1, "", "YAML syntax error: %v", err)
-}
-
-// syntaxPos places a syntax error. The parser names the token where it
-// noticed the fault, which is not always where the fault is: a missing "]"
-// or "}" is noticed at the first token of the next line (so the error
-// pointed one line too low), and a line indented too far is noticed at the
-// start of the value it continues (one line too high).
-func (l *loader) syntaxPos(tk *token.Token, msg string) (Pos, string) {
-	at := Pos{File: l.file, Line: max(tk.Position.Line, 1), Col: max(tk.Position.Column, 1)}
-	switch {
-	case strings.Contains(msg, "must be specified") && l.startsLine(at):
-		prev := tk.Prev
-		for prev != nil && prev.Type == token.CommentType {
-			prev = prev.Prev
-		}
-		if prev == nil || prev.Position == nil {
-			return at, ""
-		}
-		w := utf8.RuneCountInString(prev.Value)
-		if prev.Type == token.DoubleQuoteType || prev.Type == token.SingleQuoteType {
-			w += 2
-		}
-		return Pos{File: l.file, Line: prev.Position.Line, Col: prev.Position.Column + w}, ""
-	case strings.Contains(msg, "mapping value is not allowed") && strings.Contains(strings.TrimSpace(tk.Origin), "\n"):
-		line := at.Line + strings.Count(strings.TrimSpace(tk.Origin), "\n")
-		if line <= len(l.lines) {
-			text := l.lines[line-1]
-			col := len(text) - len(strings.TrimLeft(text, " ")) + 1
-			return Pos{File: l.file, Line: line, Col: col}, "is this line indented further than the keys around it?"
-		}
-	}
-	return at, ""
-}
-
-// startsLine reports whether only blanks come before p on its line.
-func (l *loader) startsLine(p Pos) bool {
-	if p.Line > len(l.lines) {
-		return false
-	}
-	text := l.lines[p.Line-1]
-	return p.Col-1 <= len(text) && strings.TrimSpace(text[:p.Col-1]) == ""
+	e := l.source.SyntaxError(err)
+	l.errAt(e.Pos, e.Width, e.Hint, "%s", e.Msg)
 }
 
 // planFields decodes each top-level key of the plan.
