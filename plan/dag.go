@@ -247,6 +247,7 @@ func (l *loader) matches(in *stepInfo, c *compiled, m *Machine, img *Image) bool
 	ok, err := e.run(c, &l.vm, EvalInput{Machine: m, Image: img})
 	if err != nil {
 		l.errAt(in.s.Where.Pos, 1, "", "where of step %q cannot be evaluated: %v", in.s.Name, err)
+		in.whereFailed = true
 		return false
 	}
 	return ok
@@ -254,14 +255,24 @@ func (l *loader) matches(in *stepInfo, c *compiled, m *Machine, img *Image) bool
 
 func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*Instance]map[string]*Instance) {
 	s := in.s
+	for c := range in.closure {
+		in.badNeeds = in.badNeeds || infos[c].emptied
+	}
 	// A where that does not compile is reported; the step then expands as
 	// if it had none, so the rest of the plan is still checked.
 	wc := l.where(in, in.perTarget)
 	var made []*Instance
 	if in.perTarget {
-		made = l.targetInstances(p, infos, in, wc)
+		var cands int
+		made, cands = l.targetInstances(p, infos, in, wc)
+		if len(made) == 0 && cands > 0 {
+			l.emptyWhere(p, in, "target")
+		}
 	} else {
 		made = l.imageInstances(p, in, wc)
+		if len(made) == 0 && len(p.Images) > 0 {
+			l.emptyWhere(p, in, "image")
+		}
 	}
 	for _, inst := range made {
 		in.byImage[inst.Image] = append(in.byImage[inst.Image], inst)
@@ -292,7 +303,8 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 
 // targetInstances makes a per-target step's instances: one for each target
 // its where matches (for a gate, among the targets of the steps it needs).
-func (l *loader) targetInstances(p *Plan, infos []*stepInfo, in *stepInfo, wc *compiled) []*Instance {
+// It also returns how many targets where was tried on.
+func (l *loader) targetInstances(p *Plan, infos []*stepInfo, in *stepInfo, wc *compiled) ([]*Instance, int) {
 	s := in.s
 	cands := p.Targets
 	if s.Type == TypeGate {
@@ -322,7 +334,7 @@ func (l *loader) targetInstances(p *Plan, infos []*stepInfo, in *stepInfo, wc *c
 			t.Machine.Build = true
 		}
 	}
-	return made
+	return made, len(cands)
 }
 
 // imageInstances makes a per-image step's instances: one for each image its
@@ -604,12 +616,21 @@ func (l *loader) expandFailure(p *Plan, infos []*stepInfo, full map[*Instance]ma
 			continue
 		}
 		wc := l.where(in, true)
+		tried, matched := 0, 0
 		for _, t := range p.Targets {
 			trig := byTarget[t]
-			if len(trig) == 0 || !l.matches(in, wc, t.Machine, t.Image) {
+			if len(trig) == 0 {
 				continue
 			}
+			tried++
+			if !l.matches(in, wc, t.Machine, t.Image) {
+				continue
+			}
+			matched++
 			l.failureInstance(p, in, in.s.Name+"@"+t.Key(), t.Image, t, trig, full)
+		}
+		if tried > 0 && matched == 0 {
+			l.emptyWhere(p, in, "target")
 		}
 		// Failures of per-image instances run the step for the image; where
 		// talks about machines, so it does not filter these.

@@ -33,6 +33,10 @@ type loader struct {
 	anchors   map[string]ast.Node
 	xenv      *exprEnv
 	raw       map[*Step]*rawStep // each step as written
+	// partialTargets: an image or machine was left out of the plan
+	// (reported), so a where that matches nothing may match what was
+	// left out.
+	partialTargets bool
 	// envs and vm evaluate where expressions at load time, reused for
 	// every target (the loader runs on one goroutine).
 	envs        map[*compiled]*env

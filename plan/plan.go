@@ -60,6 +60,8 @@ type Plan struct {
 	// FailureInstances are the on_failure instances, one per (on_failure
 	// step, target or image); the engine runs those whose Trigger failed.
 	FailureInstances []*Instance
+
+	warnings []Warning // see Warnings
 }
 
 // Image is a game image.
@@ -125,10 +127,12 @@ const (
 
 // Step is a validated step template.
 type Step struct {
-	Name        string
-	Type        StepType
-	Needs       []string
-	Where       *Expr // nil: every target
+	Name  string
+	Type  StepType
+	Needs []string
+	Where *Expr // nil: every target
+	// AllowEmpty: a where that matches nothing is intended, not an error.
+	AllowEmpty  bool
 	When        *Expr // nil: always
 	Timeout     time.Duration
 	Retries     int

@@ -75,6 +75,8 @@ type rawStep struct {
 	Timeout   pv[string]
 	Retries   pv[int64]
 	MaxPar    pv[int64]
+	// AllowEmpty lets where match nothing.
+	AllowEmpty pv[bool]
 	// update
 	Desc pv[string]
 	URL  pv[string]
@@ -99,7 +101,7 @@ type rawStep struct {
 
 var topKeys = []string{"version", "name", "description", "clanforge", "concurrency", "vars", "images", "machines", "steps", "on_failure"}
 
-var commonStepKeys = []string{"name", "type", "needs", "where", "when", "timeout", "retries", "max_parallel"}
+var commonStepKeys = []string{"name", "type", "needs", "where", "allow_empty", "when", "timeout", "retries", "max_parallel"}
 
 // stepKeys lists each step type's own keys, as in the format's table.
 var stepKeys = map[string][]string{
@@ -248,6 +250,7 @@ func (l *loader) decodeImages(rp *rawPlan, e *kv) {
 	for _, it := range items {
 		m, ok := l.mapping(it, "an image", []string{"name", "id"}, nil)
 		if !ok {
+			l.partialTargets = true
 			continue
 		}
 		l.requireKeys(m, it, "an image", "name", "id")
@@ -260,6 +263,8 @@ func (l *loader) decodeMachines(rp *rawPlan, e *kv) {
 	for _, it := range items {
 		if rm := l.decodeMachine(it); rm != nil {
 			rp.Machines = append(rp.Machines, rm)
+		} else {
+			l.partialTargets = true
 		}
 	}
 }
@@ -321,6 +326,7 @@ var stepFields = []struct {
 	{"type", func(l *loader, s *rawStep, e *kv) { s.Type = l.str(e, "step type") }},
 	{"needs", (*loader).decodeNeeds},
 	{"where", func(l *loader, s *rawStep, e *kv) { s.Where = l.str(e, "where") }},
+	{"allow_empty", func(l *loader, s *rawStep, e *kv) { s.AllowEmpty = l.bool(e, "allow_empty") }},
 	{"when", func(l *loader, s *rawStep, e *kv) { s.When = l.str(e, "when") }},
 	{"timeout", func(l *loader, s *rawStep, e *kv) { s.Timeout = l.str(e, "timeout") }},
 	{"retries", func(l *loader, s *rawStep, e *kv) { s.Retries = l.int(e, "retries") }},

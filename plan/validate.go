@@ -27,6 +27,12 @@ type stepInfo struct {
 	// badNeeds: a need was unknown, so missing-diff or missing-version
 	// errors downstream would only repeat that error.
 	badNeeds bool
+	// whereFailed: evaluating where failed (reported), so that it matched
+	// nothing says nothing more.
+	whereFailed bool
+	// emptied: its where matched nothing (reported); steps that need it
+	// would only repeat that as a missing diff or version.
+	emptied bool
 }
 
 const defaultTimeout = 30 * time.Minute
@@ -52,6 +58,7 @@ func (l *loader) load() *Plan {
 		return p
 	}
 	l.expand(p, infos, order)
+	p.warnings = l.warnings(p)
 	return p
 }
 
@@ -193,11 +200,13 @@ func (l *loader) images(rp *rawPlan, p *Plan) {
 		// An image whose id is missing or unreadable (reported) stays in
 		// the plan, so that the rest of it is checked as written.
 		if !ri.Name.Set {
+			l.partialTargets = true
 			continue
 		}
 		img := &Image{Name: ri.Name.V, ID: ri.ID.V, Pos: ri.Pos}
 		if prev := byName[img.Name]; prev != nil {
 			l.errNode(ri.Name.node, "", "duplicate image %q (first defined on line %d)", img.Name, prev.Pos.Line)
+			l.partialTargets = true
 			continue
 		}
 		if !validName(img.Name) {
@@ -236,6 +245,7 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 		// the plan: without it, steps that target it would bring errors
 		// about diffs and versions that are not there.
 		if !rm.Name.Set {
+			l.partialTargets = true
 			continue
 		}
 		m := &Machine{Name: rm.Name.V, ID: rm.ID.V, Labels: rm.Labels, Pos: rm.Pos, Index: len(p.Machines)}
@@ -244,6 +254,7 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 		}
 		if prev := byName[m.Name]; prev != nil {
 			l.errNode(rm.Name.node, "", "duplicate machine %q (first defined on line %d)", m.Name, prev.Pos.Line)
+			l.partialTargets = true
 			continue
 		}
 		if !validName(m.Name) {
@@ -281,6 +292,7 @@ func (l *loader) machineImages(rm *rawMachine, m *Machine, p *Plan, imgs imageIn
 			im := imgs.byName[in.V]
 			if im == nil {
 				l.errNode(in.node, DidYouMean(in.V, imgs.names), "machine %q carries unknown image %q", m.Name, in.V)
+				l.partialTargets = true
 				continue
 			}
 			if carried[im] {
@@ -410,6 +422,7 @@ func (l *loader) buildStep(rs *rawStep, name string, vs *varState) *Step {
 	l.installKeys(rs, s)
 	s.Reinstall = rs.Reinstall.V
 	l.stepExprs(rs, s)
+	s.AllowEmpty = rs.AllowEmpty.V
 	return s
 }
 
