@@ -461,28 +461,8 @@ func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Inst
 	if in.badNeeds {
 		return
 	}
-	typeOf := func(name string) StepType { return l.xenv.stepType[name] }
-	countType := func(t StepType) (x *Instance, n int, names []string) {
-		for name, v := range sc {
-			if typeOf(name) != t {
-				continue
-			}
-			names = append(names, name)
-			if v == nil {
-				n += 2
-			} else {
-				x = v
-				n++
-			}
-		}
-		sort.Strings(names)
-		if n != 1 {
-			x = nil
-		}
-		return
-	}
 	if s.Type != TypeDiff {
-		d, n, names := countType(TypeDiff)
+		d, n, names := l.single(sc, TypeDiff)
 		inst.Diff = d
 		if s.Type == TypeVersion && d == nil {
 			if n == 0 {
@@ -493,31 +473,56 @@ func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Inst
 		}
 	}
 	if s.Type == TypeInstall {
-		v, n, names := countType(TypeVersion)
-		inst.Version = v
-		switch {
-		case v == nil && n == 0:
-			l.errAt(s.Pos, 1, "", "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
-		case v == nil:
-			l.errAt(s.Pos, 1, "", "install step %q finds several version instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
-		case !s.Mirroring && v.Step.InstallAt == InstallManual:
-			if !l.raw[s].Mirroring.Set {
-				break // its missing mirroring is reported: what it installs is unknown
-			}
-			fed := false
-			for _, x := range sc {
-				// An install step without mirroring (reported) may be the
-				// mirroring install the plan meant.
-				if x != nil && x.Step.Type == TypeInstall && (x.Step.Mirroring || !l.raw[x.Step].Mirroring.Set) && x.Version == v {
-					fed = true
-				}
-			}
-			if !fed {
-				l.errAt(s.Pos, 1, "add the mirroring install step to needs", "install step %q queues machine installs of version step %q, which %s, so it must need (directly or not) a mirroring install of that version", s.Name, v.Step.Name, l.manualBecause(v.Step))
-			}
-		case len(s.Waves) > 0 && v.Step.InstallAt == InstallNow:
-			l.errAt(s.Pos, 1, "", "install step %q has waves, but version step %q uses install_at: now, which starts every install at once; waves need install_at: manual", s.Name, v.Step.Name)
+		l.installInputs(s, inst, sc)
+	}
+}
+
+// single returns the one instance of a step of type t in scope, how many
+// there are (an ambiguous name counts two) and the names of those steps.
+func (l *loader) single(sc map[string]*Instance, t StepType) (x *Instance, n int, names []string) {
+	for name, v := range sc {
+		if l.xenv.stepType[name] != t {
+			continue
 		}
+		names = append(names, name)
+		if v == nil {
+			n += 2
+		} else {
+			x = v
+			n++
+		}
+	}
+	sort.Strings(names)
+	if n != 1 {
+		x = nil
+	}
+	return x, n, names
+}
+
+// installInputs finds an install instance's version and checks that what
+// it queues can be queued.
+func (l *loader) installInputs(s *Step, inst *Instance, sc map[string]*Instance) {
+	v, n, names := l.single(sc, TypeVersion)
+	inst.Version = v
+	switch {
+	case v == nil && n == 0:
+		l.errAt(s.Pos, 1, "", "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
+	case v == nil:
+		l.errAt(s.Pos, 1, "", "install step %q finds several version instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
+	case !s.Mirroring && v.Step.InstallAt == InstallManual:
+		if !l.raw[s].Mirroring.Set {
+			return // its missing mirroring is reported: what it installs is unknown
+		}
+		for _, x := range sc {
+			// An install step without mirroring (reported) may be the
+			// mirroring install the plan meant.
+			if x != nil && x.Step.Type == TypeInstall && (x.Step.Mirroring || !l.raw[x.Step].Mirroring.Set) && x.Version == v {
+				return
+			}
+		}
+		l.errAt(s.Pos, 1, "add the mirroring install step to needs", "install step %q queues machine installs of version step %q, which %s, so it must need (directly or not) a mirroring install of that version", s.Name, v.Step.Name, l.manualBecause(v.Step))
+	case len(s.Waves) > 0 && v.Step.InstallAt == InstallNow:
+		l.errAt(s.Pos, 1, "", "install step %q has waves, but version step %q uses install_at: now, which starts every install at once; waves need install_at: manual", s.Name, v.Step.Name)
 	}
 }
 
