@@ -25,11 +25,18 @@ import (
 // them (checkAliases): a few kilobytes of aliases can stand for billions of
 // values.
 //
+// Plans that fastParse reads skip the lexer and the parser, but not the
+// limits: the token count comes first, and fastParse leaves a plan that
+// nests deeper or holds more block-mapping keys than allowed to the
+// parser's path, where checkShape refuses it. So a plan is accepted or
+// refused the same way whichever path reads it.
+//
 // A 10,000-machine plan written one machine per line (the benchmark's plan)
-// is 0.64 MB, about 220,000 tokens and 4 levels deep; written in
-// block style with a few labels each it is about 1.7 MB. The limits leave
-// such a plan far inside them while keeping the worst accepted input to
-// about a second and a few hundred megabytes in the parser.
+// is 0.64 MB, about 220,000 tokens and 4 levels deep; written in block
+// style with a few labels each it is about 1.3 MB and 230,000 tokens. The
+// limits leave such a plan far inside them (TestLimitsLeaveRoom) while
+// keeping the worst accepted input to about a second and 600 MB allocated
+// in the parser on a busy two-core machine.
 const (
 	// MaxPlanBytes is the largest plan file accepted.
 	MaxPlanBytes = 8 << 20
