@@ -34,6 +34,10 @@ func Validate(env *Env, path string, vars map[string]string) error {
 	for _, in := range p.Instances {
 		counts[in.Step.Type]++
 	}
+	// Every warning the preview shows, validate shows too.
+	for _, w := range p.Warnings() {
+		printf(env.Stderr, "%s\n", w.String())
+	}
 	printf(env.Stdout, "%s: ok: plan %q, %s, %s, %s, %s (%s), concurrency %d\n",
 		path, p.Name, plural(len(p.Images), "image"), plural(len(p.Machines), "machine"), plural(len(p.Targets), "target"),
 		plural(len(p.Instances), "step instance"), plural(counts[plan.TypeInstall], "install"), p.Concurrency)

@@ -396,3 +396,16 @@ faults:
 		t.Fatalf("no retry shown:\n%s", out)
 	}
 }
+
+// TestValidatePrintsThePreviewsWarnings: validate says every warning the
+// preview says, e.g. a wave larger than concurrency.
+func TestValidatePrintsThePreviewsWarnings(t *testing.T) {
+	src := simtest.FleetPlan("warn", []string{"game"}, 6, 2, "    waves: [\"100%\"]\n", "", "")
+	r := newRig(t, src)
+	if err := Validate(r.env(), r.plan, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.errOut.String(), "warning:") || !strings.Contains(r.errOut.String(), "more than concurrency 2") {
+		t.Fatalf("validate printed no warning:\n%s%s", r.out.String(), r.errOut.String())
+	}
+}

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -47,12 +48,38 @@ type Options struct {
 
 // Load reads and validates the plan file at path. On failure the error is an
 // *Errors listing every problem found (errors.As also fills an Errors).
+// A file larger than MaxPlanBytes is refused without being read.
 func Load(path string, opt Options) (*Plan, error) {
-	src, err := os.ReadFile(path)
+	src, err := readPlan(path)
 	if err != nil {
-		return nil, &Errors{{Pos: Pos{File: path}, Msg: fmt.Sprintf("cannot read plan: %v", err)}}
+		return nil, err
 	}
 	return Parse(path, src, opt)
+}
+
+// readPlan reads at most MaxPlanBytes+1 bytes: the size from Stat is checked
+// first, and the limited read catches files that grow or do not know their
+// size (a pipe).
+func readPlan(path string) ([]byte, error) {
+	cannot := func(err error) error {
+		return &Errors{{Pos: Pos{File: path}, Msg: fmt.Sprintf("cannot read plan: %v", err)}}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, cannot(err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Size() > MaxPlanBytes {
+		return nil, &Errors{sizeError(path, st.Size())}
+	}
+	src, err := io.ReadAll(io.LimitReader(f, MaxPlanBytes+1))
+	if err != nil {
+		return nil, cannot(err)
+	}
+	if len(src) > MaxPlanBytes {
+		return nil, &Errors{sizeError(path, int64(len(src)))}
+	}
+	return src, nil
 }
 
 // Parse validates a plan held in memory; filename is used in positions.
@@ -65,11 +92,17 @@ func Parse(filename string, src []byte, opt Options) (p *Plan, err error) {
 			err = &Errors{{Pos: Pos{File: filename, Line: 1, Col: 1}, Msg: fmt.Sprintf("internal error while reading the plan (please report): %v", r)}}
 		}
 	}()
+	if len(src) > MaxPlanBytes {
+		return nil, &Errors{sizeError(filename, int64(len(src)))}
+	}
 	l := newLoader(filename, src, opt)
 	p = l.load()
 	if len(l.errs) > 0 {
 		l.errs.sort()
 		errs := l.errs
+		if l.dropped > 0 {
+			errs = append(errs, &Error{Pos: Pos{File: filename}, Msg: fmt.Sprintf("%d more errors not shown: fix these first", l.dropped)})
+		}
 		return nil, &errs
 	}
 	return p, nil

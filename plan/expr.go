@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/expr-lang/expr"
+	exprast "github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"github.com/goccy/go-yaml/ast"
 )
@@ -56,6 +60,17 @@ type installView struct {
 	JobIDs []int64 `expr:"jobids"`
 }
 
+type machineView struct {
+	Name   string            `expr:"name"`
+	ID     int64             `expr:"id"`
+	Labels map[string]string `expr:"labels"`
+}
+
+type imageView struct {
+	Name string `expr:"name"`
+	ID   int64  `expr:"id"`
+}
+
 // readyView is a ready step's output: steps.<name>.status is the last
 // counters it read.
 type readyView struct {
@@ -77,17 +92,6 @@ type regionView struct {
 	Pending   int `expr:"pending"`
 	Failed    int `expr:"failed"`
 	Completed int `expr:"completed"`
-}
-
-type machineView struct {
-	Name   string            `expr:"name"`
-	ID     int64             `expr:"id"`
-	Labels map[string]string `expr:"labels"`
-}
-
-type imageView struct {
-	Name string `expr:"name"`
-	ID   int64  `expr:"id"`
 }
 
 // viewType is the expression type of a step kind's output.
@@ -292,7 +296,8 @@ func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *comp
 	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
 	if err != nil {
 		x.progs[ck] = nil
-		l.exprError(e, env, c, err)
+		l.exprError(e, env, c, err, -1)
+		l.nameErrors(e, env, c)
 		return nil
 	}
 	p := &compiled{prog: prog, env: env, vars: x.varsValue}
@@ -323,8 +328,9 @@ var (
 
 // exprError reports a compile error at its position inside the YAML scalar,
 // in words that name plan concepts instead of synthetic Go types.
-func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
-	x := l.xenv
+// at, when not negative, is the byte offset in the source to report at
+// instead of the error's own position.
+func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error, at int) {
 	msg := err.Error()
 	off := 0
 	var fe *file.Error
@@ -332,63 +338,21 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 		msg = fe.Message
 		off = runeLineColToOffset(e.Source, fe.Line, fe.Column)
 	}
+	if at >= 0 {
+		off = at
+	}
 	hint := ""
 	width := 1
 	where := fmt.Sprintf("%s of step %q", c.key, c.step)
 	switch {
 	case reNoField.MatchString(msg):
 		m := reNoField.FindStringSubmatch(msg)
-		typ, field := m[1], m[2]
-		width = len([]rune(field))
-		switch typ {
-		case env.stepsType.String():
-			switch {
-			case contains(c.ambiguous, field):
-				msg = fmt.Sprintf("steps.%s is ambiguous in %s: step %q has several instances among its needs here; an expression can read only a step with a single instance in scope", field, where, field)
-			case contains(x.stepNames, field):
-				msg = fmt.Sprintf("step %q is not among the needs of step %q (directly or not), so %s cannot read its output", field, c.step, c.key)
-				hint = fmt.Sprintf("add %q to needs", field)
-			default:
-				msg = fmt.Sprintf("unknown step %q in %s", field, where)
-				hint = DidYouMean(field, x.stepNames)
-				for _, s := range x.stepNames {
-					if strings.HasPrefix(s, field+"-") {
-						hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
-					}
-				}
-			}
-		case x.varsType.String():
-			msg = fmt.Sprintf("unknown variable %q in %s", field, where)
-			hint = DidYouMean(field, x.varNames)
-		default:
-			if vf, ok := typeByString(typ); ok {
-				msg = fmt.Sprintf("%s has no field %q (it has %s)", vf.name, field, strings.Join(vf.fields, ", "))
-				hint = DidYouMean(field, vf.fields)
-			} else {
-				msg = fmt.Sprintf("unknown field %q", field)
-			}
-		}
+		width = len([]rune(m[2]))
+		msg, hint = l.noFieldMessage(env, c, where, m[1], m[2])
 	case reUnknown.MatchString(msg):
 		name := reUnknown.FindStringSubmatch(msg)[1]
 		width = len([]rune(name))
-		roots := []string{"image", "vars", "steps"}
-		if env.machine {
-			roots = append([]string{"machine"}, roots...)
-		}
-		if env.status {
-			roots = append(roots, "status")
-		}
-		if name == "machine" && !env.machine {
-			msg = fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where)
-		} else {
-			msg = fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", "))
-			hint = DidYouMean(name, roots)
-			if hint == "" && contains(x.varNames, name) {
-				hint = fmt.Sprintf("write vars.%s", name)
-			} else if hint == "" && contains(x.stepNames, name) {
-				hint = fmt.Sprintf("write steps.%s", name)
-			}
-		}
+		msg, hint = l.unknownNameMessage(env, where, name)
 	case reExpected.MatchString(msg):
 		got := l.friendlyTypes(env, reExpected.FindStringSubmatch(msg)[1])
 		msg = fmt.Sprintf("%s must be a boolean expression, but its type is %s", where, got)
@@ -398,6 +362,143 @@ func (l *loader) exprError(e *Expr, env *envInfo, c exprCtx, err error) {
 		msg = fmt.Sprintf("%s in %s", l.friendlyTypes(env, msg), where)
 	}
 	l.errAt(l.scalarAt(c.node, e.Source, off), width, hint, "%s", msg)
+}
+
+// noFieldMessage explains "type T has no field F": an unknown, unreachable
+// or ambiguous step, an unknown variable, or an unknown field of an output.
+func (l *loader) noFieldMessage(env *envInfo, c exprCtx, where, typ, field string) (msg, hint string) {
+	x := l.xenv
+	switch typ {
+	case env.stepsType.String():
+		switch {
+		case contains(c.ambiguous, field):
+			return fmt.Sprintf("steps.%s is ambiguous in %s: step %q has several instances among its needs here; an expression can read only a step with a single instance in scope", field, where, field), ""
+		case contains(x.stepNames, field):
+			return fmt.Sprintf("step %q is not among the needs of step %q (directly or not), so %s cannot read its output", field, c.step, c.key), fmt.Sprintf("add %q to needs", field)
+		}
+		hint = DidYouMean(field, x.stepNames)
+		for _, s := range x.stepNames {
+			if strings.HasPrefix(s, field+"-") {
+				hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
+			}
+		}
+		return fmt.Sprintf("unknown step %q in %s", field, where), hint
+	case x.varsType.String():
+		return fmt.Sprintf("unknown variable %q in %s", field, where), DidYouMean(field, x.varNames)
+	}
+	if vf, ok := typeByString(typ); ok {
+		return fmt.Sprintf("%s has no field %q (it has %s)", vf.name, field, strings.Join(vf.fields, ", ")), DidYouMean(field, vf.fields)
+	}
+	return fmt.Sprintf("unknown field %q", field), ""
+}
+
+// unknownNameMessage explains a name that is none of the expression's roots.
+func (l *loader) unknownNameMessage(env *envInfo, where, name string) (msg, hint string) {
+	x := l.xenv
+	roots := []string{"image", "vars", "steps"}
+	if env.machine {
+		roots = append([]string{"machine"}, roots...)
+	}
+	if env.status {
+		roots = append(roots, "status")
+	}
+	if name == "machine" && !env.machine {
+		return fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where), ""
+	}
+	hint = DidYouMean(name, roots)
+	if hint == "" && contains(x.varNames, name) {
+		hint = fmt.Sprintf("write vars.%s", name)
+	} else if hint == "" && contains(x.stepNames, name) {
+		hint = fmt.Sprintf("write steps.%s", name)
+	}
+	return fmt.Sprintf("unknown name %q in %s (an expression sees %s)", name, where, strings.Join(roots, ", ")), hint
+}
+
+// nameErrors reports every name an expression reads that its scope lacks.
+// The checker stops at its first problem; here each chain of names
+// (steps.diff.changed, vars.max, machine.labels) is checked on its own, a
+// segment at a time, so that two wrong names are both reported at once.
+func (l *loader) nameErrors(e *Expr, env *envInfo, c exprCtx) {
+	tree, err := parser.Parse(e.Source)
+	if err != nil {
+		return
+	}
+	var members []*exprast.MemberNode
+	inner := map[exprast.Node]bool{}
+	exprast.Walk(&tree.Node, visitor(func(n exprast.Node) {
+		if m, ok := n.(*exprast.MemberNode); ok {
+			members = append(members, m)
+			inner[m.Node] = true
+		}
+	}))
+	envValue := expr.Env(reflect.New(env.typ).Elem().Interface())
+	for _, m := range members {
+		if inner[m] {
+			continue // part of a longer chain
+		}
+		chain := memberChain(m)
+		if chain == nil {
+			continue
+		}
+		src := chain[0].(*exprast.IdentifierNode).Value
+		for _, seg := range chain[1:] {
+			name := seg.(*exprast.MemberNode).Property.(*exprast.StringNode).Value
+			if identifier.MatchString(name) {
+				src += "." + name
+			} else {
+				src += "[" + strconv.Quote(name) + "]"
+			}
+			if _, err := expr.Compile(src, envValue); err != nil {
+				l.exprError(e, env, c, err, runeOffset(e.Source, seg.Location().From))
+				break
+			}
+		}
+	}
+}
+
+// memberChain returns the names a member access reads from the root of
+// the environment (an identifier, then each property), or nil when it does
+// not start at the root or reads a computed property or a method.
+func memberChain(m *exprast.MemberNode) []exprast.Node {
+	var chain []exprast.Node
+	var n exprast.Node = m
+	for {
+		switch x := n.(type) {
+		case *exprast.MemberNode:
+			if _, ok := x.Property.(*exprast.StringNode); !ok || x.Method {
+				chain = nil // start again after the computed part
+			} else {
+				chain = append(chain, x)
+			}
+			n = x.Node
+			continue
+		case *exprast.IdentifierNode:
+			chain = append(chain, x)
+			slices.Reverse(chain)
+			if len(chain) < 2 {
+				return nil
+			}
+			return chain
+		}
+		return nil
+	}
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+type visitor func(exprast.Node)
+
+func (v visitor) Visit(n *exprast.Node) { v(*n) }
+
+// runeOffset turns a rune offset in src into a byte offset.
+func runeOffset(src string, runes int) int {
+	for i := range src {
+		if runes == 0 {
+			return i
+		}
+		runes--
+	}
+	return len(src)
 }
 
 func typeByString(s string) (struct {
@@ -485,30 +586,66 @@ func (e *Expr) eval(in EvalInput) (bool, error) {
 
 // run evaluates the program with an environment built from the input.
 func (p *compiled) run(in EvalInput) (bool, error) {
-	env := reflect.New(p.env.typ).Elem()
+	return p.newEnv().run(p, nil, in)
+}
+
+// env is an environment of one compiled program, built once and filled for
+// each evaluation: the loader evaluates a where for every target.
+type env struct {
+	v       reflect.Value // *struct of the program's environment type
+	machine *machineView  // nil when the program sees no machine
+	image   *imageView
+	steps   reflect.Value
+	status  *statusView // nil when the program sees no status
+}
+
+func (p *compiled) newEnv() *env {
+	e := &env{v: reflect.New(p.env.typ)}
+	s := e.v.Elem()
 	i := 0
 	if p.env.machine {
+		e.machine = s.Field(0).Addr().Interface().(*machineView)
+		i = 1
+	}
+	e.image = s.Field(i).Addr().Interface().(*imageView)
+	s.Field(i + 1).Set(p.vars)
+	e.steps = s.Field(i + 2)
+	if p.env.status {
+		e.status = s.Field(i + 3).Addr().Interface().(*statusView)
+	}
+	return e
+}
+
+// run fills the environment from the input and evaluates the program, on
+// machine when it is not nil.
+func (e *env) run(p *compiled, machine *vm.VM, in EvalInput) (bool, error) {
+	if e.machine != nil {
+		*e.machine = machineView{}
 		if in.Machine != nil {
 			labels := in.Machine.Labels
 			if labels == nil {
 				labels = map[string]string{}
 			}
-			env.Field(0).Set(reflect.ValueOf(machineView{Name: in.Machine.Name, ID: in.Machine.ID, Labels: labels}))
+			*e.machine = machineView{Name: in.Machine.Name, ID: in.Machine.ID, Labels: labels}
 		}
-		i = 1
 	}
+	*e.image = imageView{}
 	if in.Image != nil {
-		env.Field(i).Set(reflect.ValueOf(imageView{Name: in.Image.Name, ID: in.Image.ID}))
+		*e.image = imageView{Name: in.Image.Name, ID: in.Image.ID}
 	}
-	env.Field(i + 1).Set(p.vars)
-	steps := env.Field(i + 2)
 	for j, name := range p.env.steps {
-		steps.Field(j).Set(viewValue(p.env.kinds[j], in.Steps[name]))
+		e.steps.Field(j).Set(viewValue(p.env.kinds[j], in.Steps[name]))
 	}
-	if p.env.status {
-		env.Field(i + 3).Set(reflect.ValueOf(statusOf(in.Status)))
+	if e.status != nil {
+		*e.status = statusOf(in.Status)
 	}
-	out, err := vm.Run(p.prog, env.Interface())
+	var out any
+	var err error
+	if machine != nil {
+		out, err = machine.Run(p.prog, e.v.Interface())
+	} else {
+		out, err = vm.Run(p.prog, e.v.Interface())
+	}
 	if err != nil {
 		return false, err
 	}
@@ -558,7 +695,8 @@ func (l *loader) compileStatus(e *Expr, steps []string, c exprCtx) *compiled {
 	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
 	if err != nil {
 		x.progs[ck] = nil
-		l.exprError(e, env, c, err)
+		l.exprError(e, env, c, err, -1)
+		l.nameErrors(e, env, c)
 		return nil
 	}
 	p := &compiled{prog: prog, env: env, vars: x.varsValue}

@@ -101,61 +101,14 @@ func (l *loader) interpolateSpans(s pv[string], what string, vs *varState, spans
 			l.errAt(p, 2, "write $${ for a literal ${", "unterminated ${ in %s", what)
 			return Value{}, false
 		}
-		ref := in[i+2 : i+end]
-		p := l.scalarAt(s.node, in, i)
-		width := end + 1
-		switch {
-		case strings.HasPrefix(ref, "env:"):
-			name := strings.TrimPrefix(ref, "env:")
-			if name == "" {
-				l.errAt(p, width, "", "${env:} needs a variable name, like ${env:BUILD_URL}")
-				ok = false
-				break
-			}
-			v, found := l.lookupEnv(name)
-			if !found {
-				l.errAt(p, width, "", "environment variable %s is not set (used in %s)", name, what)
-				ok = false
-				break
-			}
+		r := ref{text: in[i+2 : i+end], pos: l.scalarAt(s.node, in, i), width: end + 1, what: what}
+		if v, d, label, good := l.expandRef(r, vs); good {
 			if spans != nil {
-				*spans = append(*spans, span{res.Len(), res.Len() + len(v), "${env:" + name + "}"})
+				*spans = append(*spans, span{res.Len(), res.Len() + len(v), label})
 			}
 			res.WriteString(v)
-			disp.WriteString("${env:" + name + "}")
-		case strings.HasPrefix(ref, "vars."):
-			name := strings.TrimPrefix(ref, "vars.")
-			if vs == nil || vs.raw[name] == nil {
-				var names []string
-				if vs != nil {
-					names = vs.names
-				}
-				l.errAt(p, width, DidYouMean(name, names), "unknown variable %q in %s", name, what)
-				ok = false
-				break
-			}
-			v, d, good := l.varValue(name, vs, p, width)
-			if !good {
-				ok = false
-				break
-			}
-			str, scalar := scalarString(v)
-			if !scalar {
-				l.errAt(p, width, "", "variable %q is a list or mapping and cannot be put into a string", name)
-				ok = false
-				break
-			}
-			if spans != nil {
-				label := "${vars." + name + "}"
-				if vs.fromEnv[name] {
-					label += " (" + d + ")"
-				}
-				*spans = append(*spans, span{res.Len(), res.Len() + len(str), label})
-			}
-			res.WriteString(str)
 			disp.WriteString(d)
-		default:
-			l.errAt(p, width, "write ${vars.NAME} or ${env:NAME}; $${ writes a literal ${", "unknown interpolation ${%s} in %s", ref, what)
+		} else {
 			ok = false
 		}
 		i += end + 1
@@ -164,6 +117,65 @@ func (l *loader) interpolateSpans(s pv[string], what string, vs *varState, spans
 		return Value{}, false
 	}
 	return Value{Resolved: res.String(), Display: MaskURLs(disp.String())}, true
+}
+
+// ref is one ${...} in a string: its text between the braces, where it is
+// and how wide, and what the string is (for messages).
+type ref struct {
+	text  string
+	pos   Pos
+	width int
+	what  string
+}
+
+// expandRef returns what a reference stands for, how it may be shown and
+// the label naming it in a span; false after reporting why it cannot be
+// expanded.
+func (l *loader) expandRef(r ref, vs *varState) (value, display, label string, ok bool) {
+	switch {
+	case strings.HasPrefix(r.text, "env:"):
+		name := strings.TrimPrefix(r.text, "env:")
+		if name == "" {
+			l.errAt(r.pos, r.width, "", "${env:} needs a variable name, like ${env:BUILD_URL}")
+			return "", "", "", false
+		}
+		v, found := l.lookupEnv(name)
+		if !found {
+			l.errAt(r.pos, r.width, "", "environment variable %s is not set (used in %s)", name, r.what)
+			return "", "", "", false
+		}
+		return v, "${env:" + name + "}", "${env:" + name + "}", true
+	case strings.HasPrefix(r.text, "vars."):
+		return l.expandVar(r, strings.TrimPrefix(r.text, "vars."), vs)
+	}
+	l.errAt(r.pos, r.width, "write ${vars.NAME} or ${env:NAME}; $${ writes a literal ${", "unknown interpolation ${%s} in %s", r.text, r.what)
+	return "", "", "", false
+}
+
+// expandVar expands ${vars.name}.
+func (l *loader) expandVar(r ref, name string, vs *varState) (value, display, label string, ok bool) {
+	if vs == nil || vs.raw[name] == nil {
+		var names []string
+		if vs != nil {
+			names = vs.names
+		}
+		l.errAt(r.pos, r.width, DidYouMean(name, names), "unknown variable %q in %s", name, r.what)
+		return "", "", "", false
+	}
+	v, d, good := l.varValue(name, vs, r.pos, r.width)
+	if !good {
+		return "", "", "", false
+	}
+	str, scalar := scalarString(v)
+	if !scalar {
+		l.errAt(r.pos, r.width, "", "variable %q is a list or mapping and cannot be put into a string", name)
+		return "", "", "", false
+	}
+	label = "${vars." + name + "}"
+	if vs.fromEnv[name] {
+		label += " (" + d + ")"
+	}
+	return str, d, label, true
 }
 
 // varValue resolves a variable, interpolating it first when it is a string.

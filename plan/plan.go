@@ -68,6 +68,8 @@ type Plan struct {
 	Fleets []*Fleet
 	// Notify lists the webhooks told about the run's events.
 	Notify []*Notify
+
+	warnings []Warning // see Warnings
 }
 
 // Fleet is a Clanforge fleet the plan can switch between profiles.
@@ -180,10 +182,12 @@ const (
 
 // Step is a validated step template.
 type Step struct {
-	Name        string
-	Type        StepType
-	Needs       []string
-	Where       *Expr // nil: every target
+	Name  string
+	Type  StepType
+	Needs []string
+	Where *Expr // nil: every target
+	// AllowEmpty: a where that matches nothing is intended, not an error.
+	AllowEmpty  bool
 	When        *Expr // nil: always
 	Timeout     time.Duration
 	Retries     int

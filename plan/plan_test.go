@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/goccy/go-yaml/parser"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,7 +168,7 @@ func TestBrokenPlans(t *testing.T) {
 		}, Options{}, []want{{"1:1", `missing required key "name" in the plan`, ""}}},
 		{"yaml syntax error", func(t *testing.T) string {
 			return edit(t, "images: [{name: img, id: 1}]", "images: [{name: img, id: 1}")
-		}, Options{}, []want{{"4:1", "YAML syntax error: ',' or ']' must be specified", ""}}},
+		}, Options{}, []want{{"3:28", "YAML syntax error: ',' or ']' must be specified", ""}}},
 		{"bad indentation", func(t *testing.T) string {
 			return edit(t, "    desc: d\n", "   desc: d\n")
 		}, Options{}, []want{{"11:", "YAML syntax error", ""}}},
@@ -677,5 +678,37 @@ func TestURLCredentialsMustBeEncoded(t *testing.T) {
 				t.Errorf("the error echoes the secret:\n%s", out)
 			}
 		})
+	}
+}
+
+// BenchmarkYAMLParser10k is what goccy/go-yaml's parser alone costs on
+// BenchmarkLoad10k's document: the floor the loader cannot go under while
+// it uses that parser.
+func BenchmarkYAMLParser10k(b *testing.B) {
+	src := fleet(10_000, `[1, "10%", "50%", "100%"]`)
+	b.SetBytes(int64(len(src)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parser.ParseBytes(src, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	for _, c := range []struct {
+		s     string
+		cands []string
+		want  string
+	}{
+		{"sped", []string{"seed", "speed", "jitter"}, `did you mean "speed"?`}, // as close as "seed", longer prefix
+		{"mirorring", []string{"mirroring", "waves"}, `did you mean "mirroring"?`},
+		{"instal", []string{"install", "uninstall"}, `did you mean "install"?`},
+		{"zzz", []string{"speed"}, ""},
+		{"ab", []string{"ba", "ac"}, `did you mean "ac"?`},
+	} {
+		if got := DidYouMean(c.s, c.cands); got != c.want {
+			t.Errorf("DidYouMean(%q, %q) = %q, want %q", c.s, c.cands, got, c.want)
+		}
 	}
 }

@@ -27,6 +27,12 @@ type stepInfo struct {
 	// badNeeds: a need was unknown, so missing-diff or missing-version
 	// errors downstream would only repeat that error.
 	badNeeds bool
+	// whereFailed: evaluating where failed (reported), so that it matched
+	// nothing says nothing more.
+	whereFailed bool
+	// emptied: its where matched nothing (reported); steps that need it
+	// would only repeat that as a missing diff or version.
+	emptied bool
 }
 
 const defaultTimeout = 30 * time.Minute
@@ -38,7 +44,26 @@ func (l *loader) load() *Plan {
 	}
 	p := &Plan{File: l.file, Source: l.src, Concurrency: 4, Vars: map[string]any{}, VarDisplay: map[string]string{}}
 	p.Hash = planHash(l.src, l.opt.Vars)
+	l.topLevel(rp, p)
+	vs := l.vars(rp, p)
+	l.texts(rp, p, vs)
+	l.images(rp, p)
+	l.machines(rp, p)
+	infos := l.steps(rp, p, vs)
+	if infos == nil {
+		return p
+	}
+	order, ok := l.graph(infos)
+	if !ok {
+		return p
+	}
+	l.expand(p, infos, order)
+	p.warnings = l.warnings(p)
+	return p
+}
 
+// topLevel checks version, name, concurrency and clanforge.asid.
+func (l *loader) topLevel(rp *rawPlan, p *Plan) {
 	if rp.Version.Set && rp.Version.V != 1 {
 		l.errNode(rp.Version.node, "", "unsupported plan version %d: this rollout reads version 1", rp.Version.V)
 	}
@@ -64,8 +89,10 @@ func (l *loader) load() *Plan {
 		}
 		p.ASID = rp.ASID.V
 	}
+}
 
-	vs := l.vars(rp, p)
+// texts interpolates the description and clanforge.url.
+func (l *loader) texts(rp *rawPlan, p *Plan, vs *varState) {
 	if d, ok := l.interpolate(rp.Description, "description", vs); ok {
 		p.Description = d.Resolved
 		p.DescriptionDisplay = d.Display
@@ -76,19 +103,6 @@ func (l *loader) load() *Plan {
 		}
 		p.ClanforgeURL = strings.TrimRight(u.Resolved, "/")
 	}
-
-	l.images(rp, p)
-	l.machines(rp, p)
-	infos := l.steps(rp, p, vs)
-	if infos == nil {
-		return p
-	}
-	order, ok := l.graph(infos)
-	if !ok {
-		return p
-	}
-	l.expand(p, infos, order)
-	return p
 }
 
 // Plan fields added beyond the contract live in plan_extra.go.
@@ -113,56 +127,7 @@ func (l *loader) vars(rp *rawPlan, p *Plan) *varState {
 		vs.raw[v.Name] = v
 		vs.names = append(vs.names, v.Name)
 	}
-	// Overrides replace a variable's value, typed like the plan's value.
-	keys := make([]string, 0, len(l.opt.Vars))
-	for k := range l.opt.Vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		val := l.opt.Vars[k]
-		pos := Pos{File: "--var " + k}
-		rv := vs.raw[k]
-		if rv == nil {
-			l.errAt(pos, 0, DidYouMean(k, vs.names), "unknown plan variable %q (a --var can only override a variable the plan declares under vars)", k)
-			continue
-		}
-		nv := &rawVar{Name: k, Pos: rv.Pos, node: nil}
-		switch rv.Value.(type) {
-		case string, nil:
-			nv.Value = val
-		case int:
-			n, err := strconv.Atoi(val)
-			if err != nil {
-				l.errAt(pos, 0, "", "variable %q is an integer in the plan; the override is not an integer", k)
-				continue
-			}
-			nv.Value = n
-		case float64:
-			f, err := strconv.ParseFloat(val, 64)
-			if err != nil {
-				l.errAt(pos, 0, "", "variable %q is a number in the plan; the override is not a number", k)
-				continue
-			}
-			nv.Value = f
-		case bool:
-			b, err := strconv.ParseBool(val)
-			if err != nil {
-				l.errAt(pos, 0, "", "variable %q is true/false in the plan; the override is neither", k)
-				continue
-			}
-			nv.Value = b
-		default:
-			l.errAt(pos, 0, "", "variable %q is a list or mapping and cannot be overridden with --var", k)
-			continue
-		}
-		// An override is taken literally: it is not interpolated again.
-		vs.raw[k] = nv
-		vs.done[k] = true
-		vs.value[k] = nv.Value
-		s, _ := scalarString(nv.Value)
-		vs.display[k] = s
-	}
+	l.overrides(vs)
 	for _, n := range vs.names {
 		v, d, _ := l.varValue(n, vs, vs.raw[n].Pos, len(n))
 		p.Vars[n] = v
@@ -173,6 +138,58 @@ func (l *loader) vars(rp *rawPlan, p *Plan) *varState {
 	return vs
 }
 
+// overrides applies --var values: each replaces a variable's value, typed
+// like the plan's value, and is taken literally (not interpolated again).
+func (l *loader) overrides(vs *varState) {
+	keys := make([]string, 0, len(l.opt.Vars))
+	for k := range l.opt.Vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		pos := Pos{File: "--var " + k}
+		rv := vs.raw[k]
+		if rv == nil {
+			l.errAt(pos, 0, DidYouMean(k, vs.names), "unknown plan variable %q (a --var can only override a variable the plan declares under vars)", k)
+			continue
+		}
+		v, msg := overrideValue(rv.Value, l.opt.Vars[k])
+		if msg != "" {
+			l.errAt(pos, 0, "", "variable %q %s", k, msg)
+			continue
+		}
+		vs.raw[k] = &rawVar{Name: k, Pos: rv.Pos, Value: v}
+		vs.done[k] = true
+		vs.value[k] = v
+		vs.display[k], _ = scalarString(v)
+	}
+}
+
+// overrideValue types an override like the plan's value, or says why it
+// cannot be.
+func overrideValue(planValue any, val string) (any, string) {
+	switch planValue.(type) {
+	case string, nil:
+		return val, ""
+	case int:
+		if n, err := strconv.Atoi(val); err == nil {
+			return n, ""
+		}
+		return nil, "is an integer in the plan; the override is not an integer"
+	case float64:
+		if f, err := strconv.ParseFloat(val, 64); err == nil {
+			return f, ""
+		}
+		return nil, "is a number in the plan; the override is not a number"
+	case bool:
+		if b, err := strconv.ParseBool(val); err == nil {
+			return b, ""
+		}
+		return nil, "is true/false in the plan; the override is neither"
+	}
+	return nil, "is a list or mapping and cannot be overridden with --var"
+}
+
 func (l *loader) images(rp *rawPlan, p *Plan) {
 	if rp.have["images"] && len(rp.Images) == 0 {
 		l.errAt(rp.Pos, 1, "", "images must list at least one image")
@@ -180,18 +197,22 @@ func (l *loader) images(rp *rawPlan, p *Plan) {
 	byName := map[string]*Image{}
 	byID := map[int64]*Image{}
 	for _, ri := range rp.Images {
-		if !ri.Name.Set || !ri.ID.Set {
+		// An image whose id is missing or unreadable (reported) stays in
+		// the plan, so that the rest of it is checked as written.
+		if !ri.Name.Set {
+			l.partialTargets = true
 			continue
 		}
 		img := &Image{Name: ri.Name.V, ID: ri.ID.V, Pos: ri.Pos}
 		if prev := byName[img.Name]; prev != nil {
 			l.errNode(ri.Name.node, "", "duplicate image %q (first defined on line %d)", img.Name, prev.Pos.Line)
+			l.partialTargets = true
 			continue
 		}
 		if !validName(img.Name) {
 			l.errNode(ri.Name.node, "", "image name %q must be non-empty and contain no spaces, / or @", img.Name)
 		}
-		if img.ID < 1 {
+		if img.ID < 1 && ri.ID.Set {
 			l.errNode(ri.ID.node, "", "image id must be a positive integer")
 		}
 		if prev := byID[img.ID]; prev != nil && img.ID > 0 {
@@ -212,16 +233,19 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 	if rp.have["machines"] && len(rp.Machines) == 0 {
 		l.errAt(rp.Pos, 1, "", "machines must list at least one machine")
 	}
-	imgNames := make([]string, len(p.Images))
-	imgByName := map[string]*Image{}
-	for i, im := range p.Images {
-		imgNames[i] = im.Name
-		imgByName[im.Name] = im
+	imgs := imageIndex{byName: map[string]*Image{}}
+	for _, im := range p.Images {
+		imgs.names = append(imgs.names, im.Name)
+		imgs.byName[im.Name] = im
 	}
 	byName := map[string]*Machine{}
 	byID := map[int64]*Machine{}
 	for _, rm := range rp.Machines {
-		if !rm.Name.Set || !rm.ID.Set {
+		// A machine whose id is missing or unreadable (reported) stays in
+		// the plan: without it, steps that target it would bring errors
+		// about diffs and versions that are not there.
+		if !rm.Name.Set {
+			l.partialTargets = true
 			continue
 		}
 		m := &Machine{Name: rm.Name.V, ID: rm.ID.V, Labels: rm.Labels, Pos: rm.Pos, Index: len(p.Machines)}
@@ -230,43 +254,59 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 		}
 		if prev := byName[m.Name]; prev != nil {
 			l.errNode(rm.Name.node, "", "duplicate machine %q (first defined on line %d)", m.Name, prev.Pos.Line)
+			l.partialTargets = true
 			continue
 		}
 		if !validName(m.Name) {
 			l.errNode(rm.Name.node, "", "machine name %q must be non-empty and contain no spaces, / or @", m.Name)
 		}
-		if m.ID < 1 {
+		if !rm.ID.Set {
+			// Reported while decoding.
+		} else if m.ID < 1 {
 			l.errNode(rm.ID.node, "", "machine id must be a positive integer")
 		} else if prev := byID[m.ID]; prev != nil {
 			l.errNode(rm.ID.node, "", "machine id %d is already used by machine %q (line %d)", m.ID, prev.Name, prev.Pos.Line)
 		}
 		byName[m.Name] = m
 		byID[m.ID] = m
-		carried := map[*Image]bool{}
-		if rm.ImagesSet {
-			for _, in := range rm.Images {
-				if !in.Set {
-					continue
-				}
-				im := imgByName[in.V]
-				if im == nil {
-					l.errNode(in.node, DidYouMean(in.V, imgNames), "machine %q carries unknown image %q", m.Name, in.V)
-					continue
-				}
-				if carried[im] {
-					l.errNode(in.node, "", "image %q is listed twice for machine %q", in.V, m.Name)
-				}
-				carried[im] = true
-			}
-		}
-		// Images keep the plan's image order whatever order the machine lists.
-		for _, im := range p.Images {
-			if !rm.ImagesSet || carried[im] {
-				m.Images = append(m.Images, im)
-				p.Targets = append(p.Targets, &Target{Machine: m, Image: im})
-			}
-		}
+		l.machineImages(rm, m, p, imgs)
 		p.Machines = append(p.Machines, m)
+	}
+}
+
+// imageIndex finds the plan's images by name.
+type imageIndex struct {
+	names  []string
+	byName map[string]*Image
+}
+
+// machineImages gives m the images it carries (all of them unless it lists
+// some) and adds its targets to the plan.
+func (l *loader) machineImages(rm *rawMachine, m *Machine, p *Plan, imgs imageIndex) {
+	carried := map[*Image]bool{}
+	if rm.ImagesSet {
+		for _, in := range rm.Images {
+			if !in.Set {
+				continue
+			}
+			im := imgs.byName[in.V]
+			if im == nil {
+				l.errNode(in.node, DidYouMean(in.V, imgs.names), "machine %q carries unknown image %q", m.Name, in.V)
+				l.partialTargets = true
+				continue
+			}
+			if carried[im] {
+				l.errNode(in.node, "", "image %q is listed twice for machine %q", in.V, m.Name)
+			}
+			carried[im] = true
+		}
+	}
+	// Images keep the plan's image order whatever order the machine lists.
+	for _, im := range p.Images {
+		if !rm.ImagesSet || carried[im] {
+			m.Images = append(m.Images, im)
+			p.Targets = append(p.Targets, &Target{Machine: m, Image: im})
+		}
 	}
 }
 
@@ -278,29 +318,14 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 	byName := map[string]*stepInfo{}
 	all := append(append([]*rawStep{}, rp.Steps...), rp.OnFailure...)
 	for _, rs := range all {
-		if !rs.Type.Set || !contains(stepTypes, rs.Type.V) {
+		name, ok := l.stepName(rs, all, byName)
+		if !ok {
 			continue
 		}
-		name := rs.Name.V
-		if !rs.Name.Set {
-			if !rs.OnFailure {
-				continue
-			}
-			// Unnamed on_failure steps are named after their type.
-			name = rs.Type.V
-			for i := 2; byName[name] != nil || l.namedLater(all, name); i++ {
-				name = fmt.Sprintf("%s-%d", rs.Type.V, i)
-			}
-		} else if !validName(name) {
-			l.errNode(rs.Name.node, "", "step name %q must be non-empty and contain no spaces, / or @", name)
-		}
-		if prev := byName[name]; prev != nil {
-			l.errNode(rs.Name.node, "", "duplicate step name %q (first defined on line %d)", name, prev.s.Pos.Line)
-			continue
-		}
-		s := l.step2(rs, name, vs)
+		s := l.buildStep(rs, name, vs)
 		info := &stepInfo{s: s, raw: rs, index: len(infos), byTarget: map[*Target]*Instance{}, byImage: map[*Image][]*Instance{}}
 		byName[name] = info
+		l.raw[s] = rs
 		infos = append(infos, info)
 		l.xenv.stepType[name] = s.Type
 		l.xenv.stepNames = append(l.xenv.stepNames, name)
@@ -310,7 +335,39 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 			p.Steps = append(p.Steps, s)
 		}
 	}
-	// needs
+	l.needs(infos, byName)
+	return infos
+}
+
+// stepName names a step: its own name, or for an unnamed on_failure step
+// one made from its type. It is false for a step to leave out (no type, no
+// name, or a duplicate name).
+func (l *loader) stepName(rs *rawStep, all []*rawStep, byName map[string]*stepInfo) (string, bool) {
+	if !rs.Type.Set || !contains(stepTypes, rs.Type.V) {
+		return "", false
+	}
+	name := rs.Name.V
+	if !rs.Name.Set {
+		if !rs.OnFailure {
+			return "", false
+		}
+		// Unnamed on_failure steps are named after their type.
+		name = rs.Type.V
+		for i := 2; byName[name] != nil || l.namedLater(all, name); i++ {
+			name = fmt.Sprintf("%s-%d", rs.Type.V, i)
+		}
+	} else if !validName(name) {
+		l.errNode(rs.Name.node, "", "step name %q must be non-empty and contain no spaces, / or @", name)
+	}
+	if prev := byName[name]; prev != nil {
+		l.errNode(rs.Name.node, "", "duplicate step name %q (first defined on line %d)", name, prev.s.Pos.Line)
+		return "", false
+	}
+	return name, true
+}
+
+// needs resolves each step's needs to the steps they name.
+func (l *loader) needs(infos []*stepInfo, byName map[string]*stepInfo) {
 	names := make([]string, 0, len(infos))
 	for _, in := range infos {
 		if !in.s.OnFailure {
@@ -342,7 +399,6 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 			in.needs = append(in.needs, dep.index)
 		}
 	}
-	return infos
 }
 
 func (l *loader) namedLater(all []*rawStep, name string) bool {
@@ -354,12 +410,24 @@ func (l *loader) namedLater(all []*rawStep, name string) bool {
 	return false
 }
 
-// step2 builds a Step from its raw form: defaults, ranges and interpolation.
-func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
+// buildStep builds a Step from its raw form: defaults, ranges and interpolation.
+func (l *loader) buildStep(rs *rawStep, name string, vs *varState) *Step {
 	s := &Step{Name: name, Type: StepType(rs.Type.V), Pos: rs.Pos, Timeout: defaultTimeout, Full: FullFalse, OnFailure: rs.OnFailure}
 	if rs.OnFailure && s.Type != TypeReject {
 		l.errNode(rs.Type.node, "", "on_failure supports reject steps only, not %s", s.Type)
 	}
+	l.stepLimits(rs, s)
+	l.stepTexts(rs, s, vs)
+	l.versionKeys(rs, s)
+	l.installKeys(rs, s)
+	s.Reinstall = rs.Reinstall.V
+	l.stepExprs(rs, s)
+	s.AllowEmpty = rs.AllowEmpty.V
+	return s
+}
+
+// stepLimits checks timeout, retries and max_parallel.
+func (l *loader) stepLimits(rs *rawStep, s *Step) {
 	if rs.Timeout.Set {
 		d, err := time.ParseDuration(rs.Timeout.V)
 		switch {
@@ -387,6 +455,10 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 			s.MaxParallel = int(min(rs.MaxPar.V, math.MaxInt32))
 		}
 	}
+}
+
+// stepTexts interpolates desc, url and game_build.
+func (l *loader) stepTexts(rs *rawStep, s *Step, vs *varState) {
 	if v, ok := l.interpolate(rs.Desc, "desc", vs); ok {
 		s.Desc = v
 	}
@@ -394,7 +466,7 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 	if v, ok := l.interpolateSpans(rs.URL, "url", vs, &urlSpans); ok {
 		s.URL = v
 		if s.Type == TypeUpdate {
-			l.checkURLCredentials(rs.URL, v, urlSpans, name)
+			l.checkURLCredentials(rs.URL, v, urlSpans, s.Name)
 		}
 	}
 	if v, ok := l.interpolate(rs.GameBuild, "game_build", vs); ok {
@@ -403,6 +475,10 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 	if rs.Type.V == "update" && rs.Desc.Set && strings.TrimSpace(rs.Desc.V) == "" {
 		l.errNode(rs.Desc.node, "", "desc must not be empty")
 	}
+}
+
+// versionKeys checks the version step's keys.
+func (l *loader) versionKeys(rs *rawStep, s *Step) {
 	s.Restart = rs.Restart.V
 	if rs.Full.Set {
 		s.Full = FullMode(rs.Full.V)
@@ -429,13 +505,16 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 	// installed, after this many minutes): one alone means nothing, and a
 	// strict server refuses it.
 	switch {
-	case rs.DisableTimeout.Set && !rs.DisablePercentage.Set:
+	case rs.DisableTimeout.Set && !rs.DisablePercentage.Given:
 		l.errNode(rs.DisableTimeout.node, "add disable_percentage", "disable_timeout needs disable_percentage: Clanforge disables slow machines only once that share of machines has installed")
-	case rs.DisablePercentage.Set && !rs.DisableTimeout.Set:
+	case rs.DisablePercentage.Set && !rs.DisableTimeout.Given:
 		l.errNode(rs.DisablePercentage.node, "add disable_timeout", "disable_percentage needs disable_timeout (minutes): Clanforge disables slow machines only after that long")
 	}
+}
+
+// installKeys checks the install step's keys.
+func (l *loader) installKeys(rs *rawStep, s *Step) {
 	s.Mirroring = rs.Mirroring.V
-	s.Reinstall = rs.Reinstall.V
 	if rs.WavesSet.Set {
 		if s.Mirroring {
 			l.errNode(rs.WavesSet.node, "", "waves apply to machine installs (mirroring: false), not to a mirroring install")
@@ -451,6 +530,11 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 			s.MaxFailures = &mf
 		}
 	}
+}
+
+// stepExprs records where, when and expr; they are compiled during
+// expansion, once per scope shape.
+func (l *loader) stepExprs(rs *rawStep, s *Step) {
 	for _, e := range []struct {
 		v   pv[string]
 		dst **Expr
@@ -463,7 +547,6 @@ func (l *loader) step2(rs *rawStep, name string, vs *varState) *Step {
 			*e.dst = &Expr{Source: e.v.V, Pos: l.scalarAt(e.v.node, e.v.V, 0)}
 		}
 	}
-	return s
 }
 
 // waves checks a waves list on its own; checks that need instance counts

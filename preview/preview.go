@@ -165,12 +165,10 @@ func Build(p *plan.Plan, opt Options) *Doc {
 	for _, st := range p.OnFailure {
 		d.OnFailure = append(d.OnFailure, stepDoc(st, fb[st], opt.ASID, fleets))
 	}
-	for _, sd := range d.Steps {
-		for _, w := range sd.Waves {
-			if len(w.Machines) > p.Concurrency {
-				d.Warnings = append(d.Warnings, fmt.Sprintf("step %s: wave %d of image %s has %d machines, more than concurrency %d: it will install in batches of %d", sd.Name, w.Wave, w.Image, len(w.Machines), p.Concurrency, p.Concurrency))
-			}
-		}
+	// The plan owns its warnings, so that validate and the preview say
+	// the same.
+	for _, w := range p.Warnings() {
+		d.Warnings = append(d.Warnings, w.Msg)
 	}
 	if opt.Preflight != nil || opt.PreflightErr != "" {
 		pd := &PreflightDoc{Error: opt.PreflightErr}

@@ -177,6 +177,9 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		{name: "install_at now without waves", old: "    waves: [1, \"100%\"]\n", new: "", ok: true},
 		{name: "machine images", old: "labels: {role: fleet}}\n  - {name: m2", new: "labels: {role: fleet}, images: [img]}\n  - {name: m2", ok: true},
 		{name: "count max_failures", old: `max_failures: "10%"`, new: `max_failures: 1`, ok: true},
+		{name: "allow_empty", old: "    mirroring: false\n", new: "    mirroring: false\n    allow_empty: true\n", ok: true},
+		{name: "allow_empty on reject", old: "    reinstall: true\n", new: "    reinstall: true\n    where: machine.labels.role == \"fleet\"\n    allow_empty: false\n", ok: true},
+		{name: "allow_empty not a boolean", old: "    mirroring: false\n", new: "    mirroring: false\n    allow_empty: \"yes\"\n"},
 		{name: "version 2", old: "version: 1", new: "version: 2"},
 		{name: "missing name", old: "name: agree\n", new: ""},
 		{name: "unknown top key", old: "concurrency: 4", new: "concurency: 4"},
@@ -222,6 +225,7 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		{name: "last wave short", old: `waves: [1, "100%"]`, new: `waves: [1, "50%"]`, semantic: true},
 		{name: "decreasing waves", old: `waves: [1, "100%"]`, new: `waves: [2, 1, "100%"]`, semantic: true},
 		{name: "zero timeout", old: "timeout: 45m", new: "timeout: 0s", semantic: true},
+		{name: "where matching nothing", old: `where: machine.labels.role == "fleet"`, new: `where: machine.labels.role == "Fleet"`, semantic: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

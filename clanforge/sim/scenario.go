@@ -4,12 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/rollout/rollout/plan"
 )
 
 // Scenario controls the simulator's timing, injected failures and API faults.
@@ -234,86 +240,279 @@ type Build struct {
 	Removed  []string `yaml:"removed"`
 }
 
-// LoadScenario reads and validates a scenario file.
+// LoadScenario reads and validates a scenario file. Its errors are
+// *plan.Errors, positioned and worded as plan errors are.
 func LoadScenario(path string) (Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Scenario{}, fmt.Errorf("scenario: %w", err)
 	}
-	sc, err := ParseScenario(data)
-	if err != nil {
-		return Scenario{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return sc, nil
+	return parseScenario(path, data)
 }
 
 // ParseScenario decodes and validates a scenario document. Unknown keys,
-// wrong types and out-of-range values are errors.
-func ParseScenario(data []byte) (sc Scenario, err error) {
-	// The YAML decoder has been seen to panic on fuzzed input; a scenario
-	// file is user input, so turn a panic into an error.
+// wrong types and out-of-range values are errors, all reported at once as
+// *plan.Errors whose positions name the file "scenario".
+func ParseScenario(data []byte) (Scenario, error) {
+	return parseScenario("scenario", data)
+}
+
+func parseScenario(file string, data []byte) (sc Scenario, err error) {
+	src := plan.NewSource(file, data)
+	// The YAML library has been seen to panic on fuzzed input; a scenario
+	// file is user input, so a panic is an error.
 	defer func() {
 		if r := recover(); r != nil {
-			sc, err = Scenario{}, fmt.Errorf("scenario: cannot decode: %v", r)
+			sc, err = Scenario{}, &plan.Errors{src.Errorf(1, 1, 1, "", "cannot read the scenario (please report): %v", r)}
 		}
 	}()
 	if strings.TrimSpace(string(data)) == "" {
 		return Scenario{}, nil
 	}
-	if err := yaml.UnmarshalWithOptions(data, &sc, yaml.Strict()); err != nil {
-		if perr := durationError(data); perr != nil {
-			return Scenario{}, perr
-		}
-		return Scenario{}, fmt.Errorf("scenario: %s", yaml.FormatError(err, false, true))
+	f, perr := parser.ParseBytes(data, 0)
+	if perr != nil {
+		return Scenario{}, &plan.Errors{src.SyntaxError(perr)}
 	}
-	if err := sc.Validate(); err != nil {
-		return Scenario{}, err
+	var body ast.Node
+	for _, d := range f.Docs {
+		if d != nil && d.Body != nil {
+			if _, comment := d.Body.(*ast.CommentGroupNode); !comment {
+				body = d.Body
+				break
+			}
+		}
+	}
+	if body == nil {
+		return Scenario{}, nil
+	}
+	c := &scenarioChecker{src: src}
+	c.check(body, reflect.TypeFor[Scenario](), "the scenario")
+	if len(c.errs) == 0 {
+		if derr := yaml.NodeToValue(body, &sc); derr != nil {
+			c.errs = append(c.errs, src.Errorf(1, 1, 1, "", "cannot decode the scenario: %v", derr))
+		}
+	}
+	if len(c.errs) == 0 {
+		for _, p := range sc.problems() {
+			c.at(nodeAt(body, p.path), p.hint, "%s", p.msg)
+		}
+	}
+	if len(c.errs) > 0 {
+		sort.SliceStable(c.errs, func(i, j int) bool {
+			a, b := c.errs[i].Pos, c.errs[j].Pos
+			return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+		})
+		return Scenario{}, &c.errs
 	}
 	return sc, nil
 }
 
-// durationKeys are the scenario's duration-valued keys.
-var durationKeys = []string{
-	"durations.startup", "durations.update", "durations.diff", "durations.version",
-	"durations.mirror", "durations.install", "durations.uninstall", "faults.latency",
-	"durations.switch_start", "durations.switch_batch",
+// scenarioChecker walks a scenario's YAML against the Scenario type,
+// reporting every unknown key (with a suggestion) and every value of the
+// wrong kind, at its position, before anything is decoded.
+type scenarioChecker struct {
+	src  *plan.Source
+	errs plan.Errors
 }
 
-// durationError finds an invalid duration string and names its key and
-// position: the decoder's own error for it carries neither.
-func durationError(data []byte) error {
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil
-	}
-	for _, key := range durationKeys {
-		path, err := yaml.PathString("$." + key)
-		if err != nil {
-			continue
-		}
-		node, err := path.FilterFile(file)
-		if err != nil || node == nil {
-			continue
-		}
-		v := strings.Trim(node.String(), `"'`)
-		if _, err := time.ParseDuration(v); err != nil {
-			pos := node.GetToken().Position
-			return fmt.Errorf("scenario: line %d column %d: %s: invalid duration %q (use Go durations such as 20s or 1m30s)", pos.Line, pos.Column, key, v)
+var durationType = reflect.TypeFor[time.Duration]()
+
+func (c *scenarioChecker) at(n ast.Node, hint, format string, args ...any) {
+	line, col, width := 1, 1, 1
+	if n != nil {
+		if tk := n.GetToken(); tk != nil && tk.Position != nil {
+			line, col, width = tk.Position.Line, tk.Position.Column, max(len([]rune(tk.Value)), 1)
 		}
 	}
-	return nil
+	c.errs = append(c.errs, c.src.Errorf(line, col, width, hint, format, args...))
+}
+
+// check reports what in n does not fit t; what names n in messages.
+func (c *scenarioChecker) check(n ast.Node, t reflect.Type, what string) {
+	for {
+		switch x := n.(type) {
+		case *ast.AnchorNode:
+			n = x.Value
+			continue
+		case *ast.TagNode:
+			n = x.Value
+			continue
+		}
+		break
+	}
+	if _, ok := n.(*ast.AliasNode); ok || n == nil {
+		return // an alias decodes as what it names; nothing is zero
+	}
+	if _, ok := n.(*ast.NullNode); ok {
+		return
+	}
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == durationType:
+		c.duration(n, what)
+	case t.Kind() == reflect.Struct:
+		c.mapping(n, t, what)
+	case t.Kind() == reflect.Slice:
+		seq, ok := n.(*ast.SequenceNode)
+		if !ok {
+			c.at(n, "", "%s must be a list, not %s", what, nodeKind(n))
+			return
+		}
+		for i, v := range seq.Values {
+			c.check(v, t.Elem(), fmt.Sprintf("%s[%d]", what, i))
+		}
+	default:
+		c.scalar(n, t, what)
+	}
+}
+
+// mapping checks a mapping's keys against the struct's yaml tags.
+func (c *scenarioChecker) mapping(n ast.Node, t reflect.Type, what string) {
+	m, ok := n.(*ast.MappingNode)
+	if !ok {
+		c.at(n, "", "%s must be a mapping, not %s", what, nodeKind(n))
+		return
+	}
+	fields := map[string]reflect.Type{}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" {
+			fields[tag] = t.Field(i).Type
+			names = append(names, tag)
+		}
+	}
+	for _, mv := range m.Values {
+		key := mv.Key.GetToken().Value
+		ft, ok := fields[key]
+		if !ok {
+			c.at(mv.Key, plan.DidYouMean(key, names), "unknown key %q in %s (one of %s)", key, what, strings.Join(names, ", "))
+			continue
+		}
+		path := key
+		if what != "the scenario" {
+			path = what + "." + key
+		}
+		c.check(mv.Value, ft, path)
+	}
+}
+
+// duration checks a Go duration string (an integer counts nanoseconds).
+func (c *scenarioChecker) duration(n ast.Node, what string) {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		return
+	case *ast.StringNode:
+		if _, err := time.ParseDuration(x.Value); err == nil {
+			return
+		}
+		c.at(n, "", "%s: invalid duration %q (use Go durations such as 20s or 1m30s)", what, x.Value)
+	default:
+		c.at(n, "", "%s must be a duration such as 20s or 1m30s, not %s", what, nodeKind(n))
+	}
+}
+
+// scalar checks a number, a boolean or a string.
+func (c *scenarioChecker) scalar(n ast.Node, t reflect.Type, what string) {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
+		if _, ok := n.(*ast.IntegerNode); !ok {
+			c.at(n, "", "%s must be an integer, not %s", what, nodeKind(n))
+		}
+	case reflect.Float64:
+		switch n.(type) {
+		case *ast.IntegerNode, *ast.FloatNode:
+		default:
+			c.at(n, "", "%s must be a number, not %s", what, nodeKind(n))
+		}
+	case reflect.Bool:
+		if _, ok := n.(*ast.BoolNode); !ok {
+			c.at(n, "", "%s must be true or false, not %s", what, nodeKind(n))
+		}
+	case reflect.String:
+		switch n.(type) {
+		case *ast.MappingNode, *ast.SequenceNode:
+			c.at(n, "quote it if it is text", "%s must be a string, not %s", what, nodeKind(n))
+		}
+	}
+}
+
+func nodeKind(n ast.Node) string {
+	switch n.(type) {
+	case *ast.StringNode, *ast.LiteralNode:
+		return "a string"
+	case *ast.IntegerNode:
+		return "an integer"
+	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		return "a number"
+	case *ast.BoolNode:
+		return "a boolean"
+	case *ast.MappingNode:
+		return "a mapping"
+	case *ast.SequenceNode:
+		return "a list"
+	}
+	return "something else"
+}
+
+// nodeAt finds the node of a path such as "faults.targeted[0].endpoint"
+// ("" is the whole document); it stops at the deepest node it finds.
+func nodeAt(n ast.Node, path string) ast.Node {
+	for _, part := range strings.FieldsFunc(path, func(r rune) bool { return r == '.' || r == '[' }) {
+		if i, err := strconv.Atoi(strings.TrimSuffix(part, "]")); err == nil && strings.HasSuffix(part, "]") {
+			seq, ok := n.(*ast.SequenceNode)
+			if !ok || i >= len(seq.Values) {
+				return n
+			}
+			n = seq.Values[i]
+			continue
+		}
+		m, ok := n.(*ast.MappingNode)
+		if !ok {
+			return n
+		}
+		found := false
+		for _, mv := range m.Values {
+			if mv.Key.GetToken().Value == part {
+				n, found = mv.Value, true
+				break
+			}
+		}
+		if !found {
+			return n
+		}
+	}
+	return n
+}
+
+// problem is a value out of range: where it is (a path such as
+// "failures[0].kind"), what is wrong, and a suggestion.
+type problem struct {
+	path, msg, hint string
 }
 
 // Validate checks value ranges; it does not need the inventory (image names
 // in allocations, builds and failures are checked by New).
 func (sc *Scenario) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("scenario: "+format, args...)) }
+	for _, p := range sc.problems() {
+		errs = append(errs, errors.New("scenario: "+p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+// problems lists every value out of range.
+func (sc *Scenario) problems() []problem {
+	var out []problem
+	bad := func(path, hint, format string, args ...any) {
+		out = append(out, problem{path: path, msg: fmt.Sprintf(format, args...), hint: hint})
+	}
 	if sc.Speed < 0 {
-		bad("speed must be positive, got %v", sc.Speed)
+		bad("speed", "", "speed must be positive, got %v", sc.Speed)
 	}
 	if sc.Jitter < 0 || sc.Jitter > 0.9 {
-		bad("jitter must be between 0 and 0.9, got %v", sc.Jitter)
+		bad("jitter", "", "jitter must be between 0 and 0.9, got %v", sc.Jitter)
 	}
 	d := sc.Durations
 	for _, kd := range []struct {
@@ -321,99 +520,111 @@ func (sc *Scenario) Validate() error {
 		v    time.Duration
 	}{{"startup", d.Startup}, {"update", d.Update}, {"diff", d.Diff}, {"version", d.Version}, {"mirror", d.Mirror}, {"install", d.Install}, {"uninstall", d.Uninstall}} {
 		if kd.v < 0 {
-			bad("durations.%s must not be negative, got %v", kd.name, kd.v)
+			bad("durations."+kd.name, "", "durations.%s must not be negative, got %v", kd.name, kd.v)
 		}
 	}
 	for i, f := range sc.Failures {
+		at := fmt.Sprintf("failures[%d]", i)
 		if !validKind(f.Kind) {
-			bad("failures[%d].kind %q is not one of %s", i, f.Kind, kindList())
+			bad(at+".kind", plan.DidYouMean(string(f.Kind), strings.Split(kindList(), ", ")), "failures[%d].kind %q is not one of %s", i, f.Kind, kindList())
 		}
 		if f.Times < 0 {
-			bad("failures[%d].times must not be negative, got %d", i, f.Times)
+			bad(at+".times", "", "failures[%d].times must not be negative, got %d", i, f.Times)
 		}
 		if f.Machine != "" && (f.Kind == KindVersion || f.Kind == KindMirror) {
-			bad("failures[%d].machine cannot be used with kind %s (it has no machine; use image or region)", i, f.Kind)
+			bad(at+".machine", "", "failures[%d].machine cannot be used with kind %s (it has no machine; use image or region)", i, f.Kind)
 		}
 	}
-	share := func(name string, v float64) {
-		if v < 0 || v > 1 {
-			bad("faults.%s is a share and must be between 0 and 1, got %v", name, v)
-		}
-	}
-	f := sc.Faults
-	share("rate_limit", f.RateLimit)
-	share("server_error", f.ServerError)
-	share("drop", f.Drop)
-	if f.RateLimit+f.ServerError > 1 {
-		bad("faults.rate_limit + faults.server_error must not exceed 1")
-	}
-	if f.RetryAfter < 0 {
-		bad("faults.retry_after must not be negative, got %d", f.RetryAfter)
-	}
-	if f.ServerErrorStatus != 0 && (f.ServerErrorStatus < 500 || f.ServerErrorStatus > 599) {
-		bad("faults.server_error_status must be a 5xx status, got %d", f.ServerErrorStatus)
-	}
-	if f.Latency < 0 {
-		bad("faults.latency must not be negative, got %v", f.Latency)
-	}
-	for i, t := range f.Targeted {
-		if _, ok := endpointNames[t.Endpoint]; !ok {
-			bad("faults.targeted[%d].endpoint %q is not an endpoint name (one of %s)", i, t.Endpoint, endpointList())
-		}
-		switch t.Fault {
-		case "", FaultDrop, FaultRateLimit, FaultServerError:
-		default:
-			bad("faults.targeted[%d].fault %q is not one of drop, rate_limit, server_error", i, t.Fault)
-		}
-		if t.Count < 0 || t.Skip < 0 {
-			bad("faults.targeted[%d]: count and skip must not be negative", i)
-		}
-	}
+	out = append(out, sc.Faults.problems()...)
 	switch sc.BusinessErrorStatus {
 	case 0, 200, 400:
 	default:
-		bad("business_error_status must be 200 or 400, got %d", sc.BusinessErrorStatus)
+		bad("business_error_status", "", "business_error_status must be 200 or 400, got %d", sc.BusinessErrorStatus)
 	}
 	for i, b := range sc.Builds {
 		if b.URL == "" && b.Desc == "" {
-			bad("builds[%d] needs url or desc to match an update", i)
+			bad(fmt.Sprintf("builds[%d]", i), "", "builds[%d] needs url or desc to match an update", i)
 		}
 	}
-	if d.SwitchStart < 0 {
-		bad("durations.switch_start must not be negative, got %v", d.SwitchStart)
+	if sc.Durations.SwitchStart < 0 {
+		bad("durations.switch_start", "", "durations.switch_start must not be negative, got %v", sc.Durations.SwitchStart)
 	}
-	if d.SwitchBatch < 0 {
-		bad("durations.switch_batch must not be negative, got %v", d.SwitchBatch)
+	if sc.Durations.SwitchBatch < 0 {
+		bad("durations.switch_batch", "", "durations.switch_batch must not be negative, got %v", sc.Durations.SwitchBatch)
 	}
 	for _, name := range sortedKeys(sc.FleetProfiles) {
 		if p := sc.FleetProfiles[name]; p <= 0 {
-			bad("fleet_profiles.%s must be a positive profile id, got %d", name, p)
+			bad("fleet_profiles."+name, "", "fleet_profiles.%s must be a positive profile id, got %d", name, p)
 		}
 	}
+	troubles := []string{TroubleStall, TroubleError, TroubleFailed}
 	for i, t := range sc.Switches {
+		at := fmt.Sprintf("switches[%d]", i)
 		switch t.Trouble {
 		case TroubleStall, TroubleError, TroubleFailed:
 		case "":
-			bad("switches[%d].trouble is required (stall, error or failed)", i)
+			bad(at, "", "switches[%d].trouble is required (stall, error or failed)", i)
 		default:
-			bad("switches[%d].trouble %q is not one of stall, error, failed", i, t.Trouble)
+			bad(at+".trouble", plan.DidYouMean(t.Trouble, troubles), "switches[%d].trouble %q is not one of stall, error, failed", i, t.Trouble)
 		}
 		if t.Profile < 0 {
-			bad("switches[%d].profile must not be negative, got %d", i, t.Profile)
+			bad(at+".profile", "", "switches[%d].profile must not be negative, got %d", i, t.Profile)
 		}
 		if t.After < 0 || t.Times < 0 {
-			bad("switches[%d]: after and times must not be negative", i)
+			bad(at, "", "switches[%d]: after and times must not be negative", i)
 		}
 		if t.Error != "" && t.Trouble != TroubleError {
-			bad("switches[%d].error is only shown by trouble: error", i)
+			bad(at+".error", "", "switches[%d].error is only shown by trouble: error", i)
 		}
 	}
 	for i, r := range sc.NeverReadyRegions {
 		if r == "" {
-			bad("never_ready_regions[%d] is empty", i)
+			bad(fmt.Sprintf("never_ready_regions[%d]", i), "", "never_ready_regions[%d] is empty", i)
 		}
 	}
-	return errors.Join(errs...)
+	return out
+}
+
+// problems lists every fault setting out of range.
+func (f Faults) problems() []problem {
+	var out []problem
+	bad := func(path, hint, format string, args ...any) {
+		out = append(out, problem{path: "faults." + path, msg: fmt.Sprintf(format, args...), hint: hint})
+	}
+	share := func(name string, v float64) {
+		if v < 0 || v > 1 {
+			bad(name, "", "faults.%s is a share and must be between 0 and 1, got %v", name, v)
+		}
+	}
+	share("rate_limit", f.RateLimit)
+	share("server_error", f.ServerError)
+	share("drop", f.Drop)
+	if f.RateLimit+f.ServerError > 1 {
+		bad("server_error", "", "faults.rate_limit + faults.server_error must not exceed 1")
+	}
+	if f.RetryAfter < 0 {
+		bad("retry_after", "", "faults.retry_after must not be negative, got %d", f.RetryAfter)
+	}
+	if f.ServerErrorStatus != 0 && (f.ServerErrorStatus < 500 || f.ServerErrorStatus > 599) {
+		bad("server_error_status", "", "faults.server_error_status must be a 5xx status, got %d", f.ServerErrorStatus)
+	}
+	if f.Latency < 0 {
+		bad("latency", "", "faults.latency must not be negative, got %v", f.Latency)
+	}
+	faults := []string{FaultDrop, FaultRateLimit, FaultServerError}
+	for i, t := range f.Targeted {
+		at := fmt.Sprintf("targeted[%d]", i)
+		if _, ok := endpointNames[t.Endpoint]; !ok {
+			bad(at+".endpoint", plan.DidYouMean(t.Endpoint, strings.Split(endpointList(), ", ")), "faults.targeted[%d].endpoint %q is not an endpoint name (one of %s)", i, t.Endpoint, endpointList())
+		}
+		if t.Fault != "" && !slices.Contains(faults, t.Fault) {
+			bad(at+".fault", plan.DidYouMean(t.Fault, faults), "faults.targeted[%d].fault %q is not one of drop, rate_limit, server_error", i, t.Fault)
+		}
+		if t.Count < 0 || t.Skip < 0 {
+			bad(at, "", "faults.targeted[%d]: count and skip must not be negative", i)
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

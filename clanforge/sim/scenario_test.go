@@ -1,9 +1,15 @@
 package sim
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rollout/rollout/plan"
 )
 
 func TestExampleScenarioLoads(t *testing.T) {
@@ -35,7 +41,7 @@ func TestParseScenario(t *testing.T) {
 		{"unknown key", "seed: 1\nsped: 2\n", "sped"},
 		{"unknown nested key", "faults:\n  ratelimit: 0.1\n", "ratelimit"},
 		{"unknown failure key", "failures:\n  - {kind: install, machin: eu-1}\n", "machin"},
-		{"bad duration", "durations:\n  update: soon\n", "line 2 column 11: durations.update"},
+		{"bad duration", "durations:\n  update: soon\n", "scenario:2:11: durations.update: invalid duration"},
 		{"bad latency", "faults:\n  latency: 5 s\n", "faults.latency"},
 		{"negative duration", "durations:\n  diff: -1s\n", "durations.diff"},
 		{"bad kind", "failures:\n  - {kind: deploy}\n", `kind "deploy"`},
@@ -66,6 +72,63 @@ func TestParseScenario(t *testing.T) {
 				t.Fatalf("error %v, want one mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestScenarioErrorsReadLikePlanErrors: a scenario's errors are plan
+// errors (issue 14, item 8): every one at once, each at file:line:col with
+// the source line, and a suggestion for a misspelt name.
+func TestScenarioErrorsReadLikePlanErrors(t *testing.T) {
+	type want struct{ pos, msg, hint string }
+	tests := []struct {
+		name  string
+		doc   string
+		wants []want
+	}{
+		{"misspelt key", "seed: 1\nsped: 2\n", []want{{"2:1", `unknown key "sped" in the scenario`, `did you mean "speed"?`}}},
+		{"misspelt nested key", "faults:\n  ratelimit: 0.1\n", []want{{"2:3", `unknown key "ratelimit" in faults`, `did you mean "rate_limit"?`}}},
+		{"misspelt kind", "failures:\n  - {kind: instal, machine: eu-1}\n", []want{{"2:12", `failures[0].kind "instal" is not one of`, `did you mean "install"?`}}},
+		{"misspelt endpoint", "faults:\n  targeted:\n    - {endpoint: imagediff/creat}\n", []want{{"3:18", `"imagediff/creat" is not an endpoint name`, `did you mean "imagediff/create"?`}}},
+		{"wrong kind of value", "seed: [1]\n", []want{{"1:7", "seed must be an integer, not a list", ""}}},
+		{"out of range", "faults:\n  drop: 1.5\n", []want{{"2:9", "faults.drop is a share and must be between 0 and 1, got 1.5", ""}}},
+		{"every error at once", "sped: 2\ndurations:\n  update: soon\nfailures:\n  - {kind: install, machin: eu-1}\n", []want{
+			{"1:1", `unknown key "sped"`, `did you mean "speed"?`},
+			{"3:11", `durations.update: invalid duration "soon"`, ""},
+			{"5:21", `unknown key "machin" in failures[0]`, `did you mean "machine"?`},
+		}},
+		{"syntax error", "seed: 1\nfaults: [1\n", []want{{"2:9", "YAML syntax error: sequence end token ']' not found", ""}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseScenario([]byte(tt.doc))
+			var errs plan.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("error %v (%T), want plan.Errors", err, err)
+			}
+			if len(errs) != len(tt.wants) {
+				t.Fatalf("%d errors, want %d:\n%v", len(errs), len(tt.wants), err)
+			}
+			for i, w := range tt.wants {
+				e := errs[i]
+				if pos := fmt.Sprintf("%d:%d", e.Pos.Line, e.Pos.Col); pos != w.pos || !strings.Contains(e.Msg, w.msg) || e.Hint != w.hint || e.Pos.File != "scenario" {
+					t.Errorf("error %d: %s:%d:%d %s [%s]\nwant %s %s [%s]", i, e.Pos.File, e.Pos.Line, e.Pos.Col, e.Msg, e.Hint, w.pos, w.msg, w.hint)
+				}
+			}
+			// Rendered as plan errors are: position, message, the line and a caret.
+			lines := strings.Split(errs[0].Error(), "\n")
+			if len(lines) < 3 || !strings.HasPrefix(lines[0], "scenario:"+tt.wants[0].pos+": ") || !strings.Contains(lines[2], "^") {
+				t.Errorf("rendered:\n%s", errs[0].Error())
+			}
+		})
+	}
+	// A file names itself in every position.
+	path := filepath.Join(t.TempDir(), "chaos.yaml")
+	if err := os.WriteFile(path, []byte("speed: 2\njiter: 0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadScenario(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":2:1: unknown key \"jiter\"") || !strings.Contains(err.Error(), `did you mean "jitter"?`) {
+		t.Fatalf("LoadScenario: %v", err)
 	}
 }
 
