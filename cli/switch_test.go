@@ -186,7 +186,7 @@ func TestSwitchRefusals(t *testing.T) {
 	}{
 		{"no fleet", SwitchOptions{To: "game-b"}, true, "--fleet NAME is required"},
 		{"both to and profile", SwitchOptions{Fleet: "prod-eu", To: "game-b", Profile: 102}, true, "exactly one of --to IMAGE and --profile ID"},
-		{"unknown fleet", SwitchOptions{Fleet: "prod-ue", To: "game-b", Yes: true}, true, `unknown fleet "prod-ue": plan switch.yaml has prod-eu, prod-us; did you mean "prod-eu"?`},
+		{"unknown fleet", SwitchOptions{Fleet: "prod-euu", To: "game-b", Yes: true}, true, `unknown fleet "prod-euu": plan switch.yaml has prod-eu, prod-us; did you mean "prod-eu"?`},
 		{"unknown image", SwitchOptions{Fleet: "prod-eu", To: "game-c", Yes: true}, true, `unknown image "game-c"`},
 		{"negative max machines", SwitchOptions{Fleet: "prod-eu", To: "game-b", MaxMachines: -1}, true, "--max-machines"},
 	} {
