@@ -453,37 +453,73 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 	}
 }
 
+// versionSendLimit bounds how often one version create is sent within a
+// run when each earlier send was proven to have made nothing (the diff
+// still locked the image after its answer was lost).
+const versionSendLimit = 5
+
 // settleLostVersion settles a version create whose answer was lost in this
 // run: the version the install jobs name is adopted; a diff that still locks
-// the image proves the create never took effect, and it is sent once more.
-// That resend cannot make a second version even if the first request is
-// still being processed somewhere, because a diff is consumed by the first
-// version made from it and the API refuses a version from a consumed diff.
+// the image proves the create never took effect, and it is sent again, with
+// backoff, up to versionSendLimit sends in all. A resend cannot make a second
+// version even if an earlier request is still being processed somewhere,
+// because a diff is consumed by the first version made from it and the API
+// refuses a version from a consumed diff.
+//
+// Its errors say what is known: a settle that could not read the API is
+// "could not be settled" (an *OutcomeUnknownError-like error); a create
+// whose every lost answer was settled as "nothing made" ends with an error
+// that says so and does not match clanforge.ErrOutcomeUnknown.
 func (r *runner) settleLostVersion(ctx context.Context, create call, lost error) (*clanforge.Job, error) {
-	st := create.settle(ctx)
-	switch {
-	case st.err != nil:
-		return nil, st.err
-	case st.adopt != 0:
-		_ = r.journal.Result(create.key, st.adopt, nil)
-		return &clanforge.Job{ID: st.adopt}, nil
+	diffID := r.in.Diff.DiffID
+	sends := 1
+	var wait time.Duration
+	for {
+		st := create.settle(ctx)
+		switch {
+		case st.err != nil:
+			return nil, st.err
+		case st.adopt != 0:
+			_ = r.journal.Result(create.key, st.adopt, nil)
+			return &clanforge.Job{ID: st.adopt}, nil
+		}
+		// Settled: the create made nothing.
+		if sends >= versionSendLimit {
+			// The lost answers were all settled: say so, and not in
+			// the words of an unsettled one.
+			cause := lost
+			var ou *clanforge.OutcomeUnknownError
+			if errors.As(lost, &ou) && ou.Cause != nil {
+				cause = ou.Cause
+			}
+			return nil, fmt.Errorf("imageversion/create for diff %d was sent %d times; the answer to each was lost, and each time the diff still locked image %d afterwards, so none made a version; giving up (last failure: %v)",
+				diffID, sends, r.inst.Image.ID, cause)
+		}
+		wait = r.policy.grow(wait)
+		r.progress(JobUpdate{Kind: KindVersion, Job: clanforge.Job{StateName: "settling",
+			Error: fmt.Sprintf("the answer to imageversion/create was lost and the diff still locks the image, so nothing was made: sending it again in %s (send %d of at most %d)", wait, sends+1, versionSendLimit)}})
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		if err := r.journal.Intent(create.key, create.endpoint, create.params); err != nil {
+			return nil, fmt.Errorf("journal: recording intent %q: %w", create.key, err)
+		}
+		sends++
+		job, err := create.send(ctx)
+		var id int64
+		if job != nil && err == nil {
+			id = job.ID
+		}
+		_ = r.journal.Result(create.key, id, err)
+		if err == nil {
+			return job, nil
+		}
+		var ou *clanforge.OutcomeUnknownError
+		if !errors.As(err, &ou) {
+			return nil, fmt.Errorf("after a lost answer (%v), the diff still locked the image and the create was sent again: %w", lost, err)
+		}
+		lost = err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := r.journal.Intent(create.key, create.endpoint, create.params); err != nil {
-		return nil, fmt.Errorf("journal: recording intent %q: %w", create.key, err)
-	}
-	job, err := create.send(ctx)
-	var id int64
-	if job != nil && err == nil {
-		id = job.ID
-	}
-	_ = r.journal.Result(create.key, id, err)
-	if err != nil {
-		return nil, fmt.Errorf("after a lost answer (%v), the diff still locked the image and the create was sent once more: %w", lost, err)
-	}
-	return job, nil
 }
 
 // unsettled is an outcome the API could not settle; it matches
