@@ -59,12 +59,17 @@ type fakeAPI struct {
 	// HTTP 500 before any work, "drop" does the work and closes the
 	// connection without an answer.
 	versionFaults []string // imageversion/create
+	updateFaults  []string // imageupdate/create
 	queueFaults   []string // imageinstall/<id>/queue
 	// failStatusReads answers the next N reads of imageinstall/status
 	// with HTTP 500; each faulted queue request sets it to
 	// failStatusAfterQueue (the client's own settle reads then fail).
 	failStatusReads      int
 	failStatusAfterQueue int
+	// afterWork, when set, is called with the route of every request
+	// once its work is done and before its answer goes out (or is
+	// dropped).
+	afterWork func(route string)
 }
 
 type step struct {
@@ -221,6 +226,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/cfp/v1/imageversion/create":
 		route = "imageversion/create"
 		pop(&f.versionFaults)
+	case r.URL.Path == "/cfp/v1/imageupdate/create":
+		route = "imageupdate/create"
+		pop(&f.updateFaults)
 	case reJob.MatchString(r.URL.Path) && strings.HasSuffix(r.URL.Path, "/queue"):
 		route = "imageinstall/queue"
 		pop(&f.queueFaults)
@@ -341,7 +349,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f.hits[route]++
+	after := f.afterWork
 	f.mu.Unlock()
+	if after != nil {
+		after(route)
+	}
 	if drop {
 		hj, _ := w.(http.Hijacker)
 		conn, _, err := hj.Hijack()

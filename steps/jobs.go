@@ -24,8 +24,9 @@ func (r *runner) runUpdate(ctx context.Context) error {
 	attempts := r.step.Retries + 1
 	var lastErr error
 	for a := 1; a <= attempts; a++ {
+		key := Key(r.inst.ID, epUpdateCreate, a)
 		job, _, err := r.do(ctx, call{
-			key:      Key(r.inst.ID, epUpdateCreate, a),
+			key:      key,
 			endpoint: apiPrefix + epUpdateCreate,
 			params:   r.updateParams(),
 			settle:   r.lockSettle("update"),
@@ -36,6 +37,12 @@ func (r *runner) runUpdate(ctx context.Context) error {
 		if err != nil {
 			if errors.Is(err, errNothingToPoll) {
 				return nil
+			}
+			if ctx.Err() != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) {
+				// The run is being interrupted and the answer was lost:
+				// settle it now, while the update holds its lock.
+				r.settleInterrupted(ctx, KindUpdate, key, r.lockSettle("update"))
+				return ctx.Err()
 			}
 			return fmt.Errorf("imageupdate/create: %w", err)
 		}
@@ -68,6 +75,30 @@ func (r *runner) updateParams() map[string]string {
 		p["url"] = maskURL(r.step.URL.Display)
 	}
 	return p
+}
+
+// interruptSettleBudget bounds the reads that settle a lost answer while the
+// run is being interrupted.
+const interruptSettleBudget = 15 * time.Second
+
+// settleInterrupted settles a create whose answer was lost as the run was
+// being interrupted, and records the job it made. The client's own settle
+// read went out on the cancelled context and failed; reads may go on after
+// an interrupt (only state-changing calls stop), and now is the time to
+// read: the job holds its image's lock while it runs, and a resume may come
+// after it ended and released the lock, when nothing would name it. The
+// job is reported so that the run lists it as unfinished.
+func (r *runner) settleInterrupted(ctx context.Context, kind, key string, settle func(context.Context) settlement) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interruptSettleBudget)
+	defer cancel()
+	s := settle(sctx)
+	if s.err != nil || s.adopt == 0 {
+		return
+	}
+	if err := r.journal.Result(key, s.adopt, nil); err != nil {
+		return
+	}
+	r.report(kind, clanforge.Job{ID: s.adopt})
 }
 
 // attach polls a job to its end. A job known only by id (re-attached from
@@ -155,10 +186,24 @@ func (r *runner) runDiff(ctx context.Context) error {
 			key:      Key(r.inst.ID, epDiffRetry, retry+1),
 			endpoint: fmt.Sprintf("%simagediff/%d/retry", apiPrefix, diffID),
 			params:   map[string]string{"accountserviceid": itoa(c.ASID()), "diffid": itoa(diffID)},
-			// A retry's lost answer is settled conservatively: the diff
-			// is polled as if the retry had taken effect. If it had not,
-			// one retry is lost; resending could run it twice.
-			settle: func(context.Context) settlement { return settlement{adopt: diffID} },
+			// A retry whose answer an earlier run never recorded is
+			// settled from the diff's failure count: retry n is sent
+			// after n failures (the first run and n-1 retries each
+			// failed once), so a diff still Failed with jobfailed n has
+			// not run since, and the retry is sent again. Running
+			// again, completed, or failed once more: the retry took
+			// effect, and the diff is polled (API §7 #4: jobfailed
+			// counts failures).
+			settle: func(ctx context.Context) settlement {
+				d, err := c.DiffStatus(ctx, diffID)
+				if err != nil {
+					return settlement{err: fmt.Errorf("settling an earlier imagediff/%d/retry from its status: %w", diffID, err)}
+				}
+				if d.State == clanforge.StateFailed && d.Failed == retry+1 {
+					return settlement{}
+				}
+				return settlement{adopt: diffID}
+			},
 			send: func(ctx context.Context) (*clanforge.Job, error) {
 				return c.RetryDiff(ctx, diffID)
 			},
@@ -399,8 +444,12 @@ func (r *runner) runReject(ctx context.Context) error {
 // machines is ours. The pre-flight proved no foreign diff locked the image
 // when the rollout first started, and a version needs a diff, so no one else
 // can have made a newer version of it since. While the version is still
-// packaging no install job exists yet, so this waits for them, bounded by the
-// step's timeout; it reports the wait as a job in state "settling".
+// packaging no install job exists yet, so this waits for them, reported as a
+// job in state "settling", for at most versionSettleReads reads that find
+// none (and within the step's timeout). Under install_at now the jobs may
+// instead have run and completed, leaving the list, while the rollout was
+// down: then nothing names the version any more, and the wait ends with an
+// outcome that is known to have taken effect but cannot be identified.
 //
 // When the same machines carry several images, the install entries'
 // imagepath (documented as "/home/cf/<imageid>" in the API example) tells
@@ -419,7 +468,8 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 	}
 	pol := r.policy
 	wait := pol.Min
-	for {
+	start := time.Now()
+	for reads := 1; ; reads++ {
 		list, err := r.env.Client.InstallStatus(ctx)
 		if err != nil {
 			return settlement{err: fmt.Errorf("settling an earlier imageversion/create from imageinstall/status: %w", err)}
@@ -442,6 +492,10 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 			return unknown("install jobs on machines shared with other images do not say which image they install")
 		case ours != 0:
 			return settlement{adopt: ours}
+		case reads >= versionSettleReads:
+			return settlement{err: unsettled(fmt.Sprintf("an earlier imageversion/create for diff %d took effect (the diff no longer locks image %d), but the version it made cannot be identified: "+
+				"after %d reads of imageinstall/status over %s no install job on the image's fleet machines names it (under install_at now they may all have run and completed while the rollout was down, and nothing else names a version); "+
+				"nothing was sent again; check the image's latest version", diffID, img, reads, time.Since(start).Round(time.Second)))}
 		}
 		r.progress(JobUpdate{Kind: KindVersion, Job: clanforge.Job{StateName: "settling", Error: fmt.Sprintf("waiting for the install jobs of the version made from diff %d", diffID)}})
 		select {
@@ -452,6 +506,12 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 		wait = min(time.Duration(float64(wait)*pol.Factor), pol.Max)
 	}
 }
+
+// versionSettleReads bounds the reads of imageinstall/status that look for
+// the install jobs of a version whose create answer was never recorded: with
+// the default poll policy about twelve minutes, more than a version takes to
+// package.
+const versionSettleReads = 30
 
 // versionSendLimit bounds how often one version create is sent within a
 // run when each earlier send was proven to have made nothing (the diff

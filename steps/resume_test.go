@@ -312,3 +312,125 @@ func TestVersionResendWithBackoff(t *testing.T) {
 		}
 	})
 }
+
+// TestVersionSettleWaitIsBounded: a version create whose answer was never
+// recorded took effect (the diff no longer locks the image), but no install
+// job names its version (under install_at now they ran and completed while
+// the rollout was down). The settle gives up after versionSettleReads reads
+// with an error that says the create took effect and nothing was resent,
+// instead of waiting for the step's timeout.
+func TestVersionSettleWaitIsBounded(t *testing.T) {
+	f, c := newFake(t)
+	d := completedDiff(t, f, 3)
+	f.mu.Lock()
+	delete(f.locks, imgB.ID)
+	f.mu.Unlock()
+	j := newJournal()
+	j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
+	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto, InstallAt: plan.InstallNow}
+	env := newEnv(c, j, testPol)
+	env.Fleet = map[int64][]int64{imgB.ID: {812000, 812001}}
+	// Without the bound the settle waits until this deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := Run(ctx, env, instFor(s, nil), Inputs{Diff: d}, nil)
+	if err == nil || !strings.Contains(err.Error(), "took effect") || !strings.Contains(err.Error(), "cannot be identified") ||
+		!strings.Contains(err.Error(), fmt.Sprintf("after %d reads", versionSettleReads)) {
+		t.Fatalf("err = %v", err)
+	}
+	if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
+		t.Errorf("which version it made is unknown, yet the error does not say so: %v", err)
+	}
+	if n := f.hit("imageinstall/status"); n != versionSettleReads {
+		t.Errorf("reads = %d, want %d", n, versionSettleReads)
+	}
+	if n := f.hit("imageversion/create"); n != 0 {
+		t.Errorf("creates = %d, want 0", n)
+	}
+}
+
+// TestUpdateLostAnswerSettledOnInterrupt: the run is interrupted while the
+// answer to imageupdate/create is lost (the API made the update). The
+// client's settle read went out on the cancelled context; the step reads
+// the lock anyway, while the update holds it, and records the update's id,
+// so that a resume after the update ended re-attaches to it instead of
+// finding no lock and creating a second update.
+func TestUpdateLostAnswerSettledOnInterrupt(t *testing.T) {
+	f, c := newFake(t)
+	f.updateFaults = []string{"drop"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.afterWork = func(route string) {
+		if route == "imageupdate/create" {
+			cancel() // the interrupt arrives while the answer is on its way
+		}
+	}
+	j := newJournal()
+	out, err := Run(ctx, newEnv(c, j, testPol), instFor(updateStep(0), build1), Inputs{}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the interrupt", err)
+	}
+	f.mu.Lock()
+	var made int64
+	for id, jb := range f.jobs {
+		if jb.kind == "update" {
+			made = id
+		}
+	}
+	f.mu.Unlock()
+	key := "update@buildbox-1/game-b imageupdate/create#1"
+	if got, ok := j.results[key]; !ok || got != made || made == 0 {
+		t.Fatalf("journal result %d (%v), want the update made, %d", got, ok, made)
+	}
+	if out.Job.ID != made {
+		t.Errorf("output job %d, want %d (the run lists it as unfinished)", out.Job.ID, made)
+	}
+	if n := f.hit("imageupdate/create"); n != 1 {
+		t.Errorf("creates = %d, want 1", n)
+	}
+}
+
+// TestDiffRetryIntentSettledFromFailureCount: an earlier run announced a
+// diff retry but recorded no answer. The diff's failure count tells whether
+// the retry ran: still Failed with the count it had is proof it did not,
+// and the retry is sent (once); running again means it did, and it is
+// polled without a second retry. Before, the step always assumed the retry
+// had run and failed the rollout when it had not.
+func TestDiffRetryIntentSettledFromFailureCount(t *testing.T) {
+	tests := []struct {
+		name       string
+		failed     int    // jobfailed of the diff now
+		script     []step // what its status reads show from now
+		wantRetry  int
+		wantFailed bool
+	}{
+		{"retry never reached the API", 1, []step{sFail("injected")}, 1, false},
+		{"retry ran and runs", 1, []step{sRun, sDone}, 0, false},
+		{"retry ran and failed again", 2, []step{sFail("injected")}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, c := newFake(t)
+			id := f.addJob("diff", imgB.ID, tt.script)
+			f.mu.Lock()
+			d := f.jobs[id]
+			d.failed, d.cur = tt.failed, tt.script[0]
+			if tt.script[0].st == clanforge.StateFailed {
+				d.pos = len(tt.script) // no new failure is counted
+			}
+			f.locks[imgB.ID] = lock{"diff", id}
+			f.mu.Unlock()
+			j := newJournal()
+			j.prior["diff@buildbox-1/game-b imagediff/create#1"] = priorRec{intent: true, result: true, job: id}
+			j.prior["diff@buildbox-1/game-b imagediff/retry#1"] = priorRec{intent: true}
+			s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
+			_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), Inputs{}, nil)
+			if tt.wantFailed != (err != nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if n := f.hit("imagediff/retry"); n != tt.wantRetry {
+				t.Errorf("retries sent = %d, want %d", n, tt.wantRetry)
+			}
+		})
+	}
+}
