@@ -60,6 +60,7 @@ type fakeAPI struct {
 	// connection without an answer.
 	versionFaults []string // imageversion/create
 	updateFaults  []string // imageupdate/create
+	dropDiff      bool     // act on imagediff/create, then drop the connection
 	queueFaults   []string // imageinstall/<id>/queue
 	// failStatusReads answers the next N reads of imageinstall/status
 	// with HTTP 500; each faulted queue request sets it to
@@ -288,6 +289,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.jobs[f.next] = &fjob{id: f.next, kind: "diff", image: img, script: script, changed: len(f.diffFiles[0]) + len(f.diffFiles[1]) + len(f.diffFiles[2])}
 			f.locks[img] = lock{"diff", f.next}
 			out = jobJSON("diffid", f.next, step{st: clanforge.StateCreated}, 0, now)
+			drop = drop || f.dropDiff
 		case "/cfp/v1/imageversion/create":
 			route = "imageversion/create"
 			d := f.jobs[i64("diffid")]

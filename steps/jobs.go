@@ -85,9 +85,11 @@ const interruptSettleBudget = 15 * time.Second
 // being interrupted, and records the job it made. The client's own settle
 // read went out on the cancelled context and failed; reads may go on after
 // an interrupt (only state-changing calls stop), and now is the time to
-// read: the job holds its image's lock while it runs, and a resume may come
-// after it ended and released the lock, when nothing would name it. The
-// job is reported so that the run lists it as unfinished.
+// read: an update holds its image's lock only while it runs, and a resume
+// may come after it ended, when nothing would name it; a diff holds it until
+// accepted or rejected, but a resume's pre-flight takes a lock held by a job
+// the journal does not name for someone else's. The job is reported so that
+// the run lists it as unfinished.
 func (r *runner) settleInterrupted(ctx context.Context, kind, key string, settle func(context.Context) settlement) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interruptSettleBudget)
 	defer cancel()
@@ -128,8 +130,9 @@ func (r *runner) runDiff(ctx context.Context) error {
 	if m == nil {
 		return fmt.Errorf("diff step %q has no machine", r.step.Name)
 	}
+	createKey := Key(r.inst.ID, epDiffCreate, 1)
 	job, _, err := r.do(ctx, call{
-		key:      Key(r.inst.ID, epDiffCreate, 1),
+		key:      createKey,
 		endpoint: apiPrefix + epDiffCreate,
 		params: map[string]string{
 			"accountserviceid": itoa(c.ASID()),
@@ -142,6 +145,12 @@ func (r *runner) runDiff(ctx context.Context) error {
 		},
 	})
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) {
+			// Interrupted with the answer lost: record the diff now, so
+			// that a resume's pre-flight knows its lock is ours.
+			r.settleInterrupted(ctx, KindDiff, createKey, r.lockSettle("diff"))
+			return ctx.Err()
+		}
 		return fmt.Errorf("imagediff/create: %w", err)
 	}
 	diffID := job.ID

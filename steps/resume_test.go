@@ -434,3 +434,32 @@ func TestDiffRetryIntentSettledFromFailureCount(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffLostAnswerSettledOnInterrupt: like the update's, a diff create
+// whose answer is lost as the run is interrupted is settled from the lock
+// and recorded, so that the resume's pre-flight knows the lock is the
+// rollout's own (the state journal's Ours).
+func TestDiffLostAnswerSettledOnInterrupt(t *testing.T) {
+	f, c := newFake(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.afterWork = func(route string) {
+		if route == "imagediff/create" {
+			cancel()
+		}
+	}
+	f.mu.Lock()
+	f.dropDiff = true
+	f.mu.Unlock()
+	j := newJournal()
+	_, err := Run(ctx, newEnv(c, j, testPol), instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), Inputs{}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want the interrupt", err)
+	}
+	f.mu.Lock()
+	holder := f.locks[imgB.ID]
+	f.mu.Unlock()
+	if got := j.results["diff@buildbox-1/game-b imagediff/create#1"]; holder.kind != "diff" || got != holder.id {
+		t.Fatalf("journal result %d, want the diff holding the lock, %+v", got, holder)
+	}
+}
