@@ -60,6 +60,7 @@ type fakeAPI struct {
 	// connection without an answer.
 	versionFaults []string // imageversion/create
 	updateFaults  []string // imageupdate/create
+	retryFaults   []string // imagediff/<id>/retry
 	dropDiff      bool     // act on imagediff/create, then drop the connection
 	queueFaults   []string // imageinstall/<id>/queue
 	// failStatusReads answers the next N reads of imageinstall/status
@@ -230,6 +231,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.URL.Path == "/cfp/v1/imageupdate/create":
 		route = "imageupdate/create"
 		pop(&f.updateFaults)
+	case reJob.MatchString(r.URL.Path) && strings.HasSuffix(r.URL.Path, "/retry"):
+		route = "imagediff/retry"
+		pop(&f.retryFaults)
 	case reJob.MatchString(r.URL.Path) && strings.HasSuffix(r.URL.Path, "/queue"):
 		route = "imageinstall/queue"
 		pop(&f.queueFaults)

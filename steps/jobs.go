@@ -191,18 +191,18 @@ func (r *runner) runDiff(ctx context.Context) error {
 			}
 			return err
 		}
-		job, _, err = r.do(ctx, call{
+		retryCall := call{
 			key:      Key(r.inst.ID, epDiffRetry, retry+1),
 			endpoint: fmt.Sprintf("%simagediff/%d/retry", apiPrefix, diffID),
 			params:   map[string]string{"accountserviceid": itoa(c.ASID()), "diffid": itoa(diffID)},
-			// A retry whose answer an earlier run never recorded is
-			// settled from the diff's failure count: retry n is sent
-			// after n failures (the first run and n-1 retries each
-			// failed once), so a diff still Failed with jobfailed n has
-			// not run since, and the retry is sent again. Running
-			// again, completed, or failed once more: the retry took
-			// effect, and the diff is polled (API §7 #4: jobfailed
-			// counts failures).
+			// A retry whose answer was lost (in this run, or never
+			// recorded by an earlier one) is settled from the diff's
+			// failure count: retry n is sent after n failures (the
+			// first run and n-1 retries each failed once), so a diff
+			// still Failed with jobfailed n has not run since, and the
+			// retry is sent again. Running again, completed, or failed
+			// once more: the retry took effect, and the diff is polled
+			// (API §7 #4: jobfailed counts failures).
 			settle: func(ctx context.Context) settlement {
 				d, err := c.DiffStatus(ctx, diffID)
 				if err != nil {
@@ -216,7 +216,30 @@ func (r *runner) runDiff(ctx context.Context) error {
 			send: func(ctx context.Context) (*clanforge.Job, error) {
 				return c.RetryDiff(ctx, diffID)
 			},
-		})
+		}
+		job, _, err = r.do(ctx, retryCall)
+		// The client settles a lost retry answer from the diff's
+		// timestamps, which have one-second resolution; when it cannot,
+		// the failure count can (do settles an answered error like a
+		// missing answer), with a bounded number of proven-harmless
+		// resends.
+		var wait time.Duration
+		for sends := 1; err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil && sends < retrySendLimit; sends++ {
+			wait = r.policy.grow(wait)
+			if serr := sleep(ctx, wait); serr != nil {
+				break
+			}
+			job, _, err = r.do(ctx, retryCall)
+		}
+		if err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil {
+			switch st := retryCall.settle(ctx); {
+			case st.err == nil && st.adopt != 0:
+				_ = r.journal.Result(retryCall.key, st.adopt, nil)
+				job, err = &clanforge.Job{ID: st.adopt}, nil
+			case st.err == nil:
+				return fmt.Errorf("imagediff/%d/retry was sent %d times; the answer to each was lost, and each time the diff had not run again afterwards, so none took effect; giving up", diffID, retrySendLimit)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("imagediff/%d/retry: %w", diffID, err)
 		}
@@ -515,6 +538,10 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 		wait = min(time.Duration(float64(wait)*pol.Factor), pol.Max)
 	}
 }
+
+// retrySendLimit bounds the sends of one diff retry whose answers were lost
+// and each settled as not taken effect.
+const retrySendLimit = 3
 
 // versionSettleReads bounds the reads of imageinstall/status that look for
 // the install jobs of a version whose create answer was never recorded: with

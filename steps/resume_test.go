@@ -463,3 +463,38 @@ func TestDiffLostAnswerSettledOnInterrupt(t *testing.T) {
 		t.Fatalf("journal result %d, want the diff holding the lock, %+v", got, holder)
 	}
 }
+
+// TestDiffRetryLostAnswerSettledFromFailureCount: a retry answered 500
+// before any work leaves the client unable to settle it; the diff's
+// failure count proves the retry did not run, and it is sent again (a
+// bounded number of times), so the diff's one retry still happens.
+func TestDiffRetryLostAnswerSettledFromFailureCount(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		faults  int
+		wantErr string
+	}{
+		{"one 500", 1, ""},
+		{"always 500", 10, fmt.Sprintf("was sent %d times", retrySendLimit)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, c := newFake(t)
+			f.diffScripts = [][]step{{sRun, sFail("injected")}}
+			for range tt.faults {
+				f.retryFaults = append(f.retryFaults, "500")
+			}
+			s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
+			out, err := Run(context.Background(), newEnv(c, newJournal(), testPol), instFor(s, build1), Inputs{}, nil)
+			if tt.wantErr == "" {
+				if err != nil || out.Job.State != int(clanforge.StateCompleted) {
+					t.Fatalf("err = %v, output %+v", err, out)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tt.wantErr) || errors.Is(err, clanforge.ErrOutcomeUnknown) {
+				t.Fatalf("err = %v", err)
+			}
+			if n, want := f.hit("imagediff/retry"), min(tt.faults+1, retrySendLimit); n != want {
+				t.Errorf("retries sent = %d, want %d", n, want)
+			}
+		})
+	}
+}
