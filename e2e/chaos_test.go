@@ -340,8 +340,10 @@ type proxy struct {
 	// state-changing call. A SIGTERM there is settled from the lock at
 	// once, but the simulator's updates, this fast, may end within the
 	// client's first backoff of a failed read.
-	spare   bool
-	at      int // the armed call
+	spare bool
+	at    int // the armed call
+	// landed counts the calls kills landed on, by endpoint and side.
+	landed  map[string]int
 	read5xx float64
 	drop    float64
 	calls   int // state-changing requests of the current run
@@ -413,6 +415,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Unlock()
 	switch {
 	case hit != nil:
+		side := "before the work"
+		if hit.after {
+			side = "after the work"
+		}
+		p.mu.Lock()
+		p.landed[endpointOf(r.URL.Path)+" "+side]++
+		p.mu.Unlock()
 		if hit.after {
 			p.sim.ServeHTTP(httptest.NewRecorder(), r)
 		}
@@ -428,6 +437,15 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.sim.ServeHTTP(w, r)
 	}
+}
+
+// endpointOf names a state-changing call by its endpoint, without ids.
+func endpointOf(path string) string {
+	parts := strings.Split(strings.TrimPrefix(path, "/cfp/v1/"), "/")
+	if len(parts) == 3 {
+		return parts[0] + "/" + parts[2]
+	}
+	return strings.Join(parts, "/")
 }
 
 // closeConn closes the connection without an answer.
@@ -486,7 +504,8 @@ func runTrial(t *testing.T, tr trial, st *stats) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	px := &proxy{rng: rand.New(rand.NewPCG(tr.seed, 7)), read5xx: tr.read5xx, drop: tr.drop, faults: map[string]int{}, spare: !updateWindow}
+	px := &proxy{rng: rand.New(rand.NewPCG(tr.seed, 7)), read5xx: tr.read5xx, drop: tr.drop, faults: map[string]int{},
+		landed: map[string]int{}, spare: !updateWindow}
 	e := simtest.Start(t, p, simtest.Scenario(t, tr.scenario()), simtest.Credentials(chaosAccess, chaosSecret),
 		simtest.Front(func(s *sim.Server) http.Handler { px.sim = s; return px }))
 	stateDir := filepath.Join(dir, "state")
@@ -751,6 +770,7 @@ type stats struct {
 	kills  map[string]int
 	modes  map[string]int
 	faults map[string]int
+	landed map[string]int
 	dups   int
 	// stopped counts trials that ended, as their scenario demands, with
 	// a version that took effect but could not be identified.
@@ -758,7 +778,7 @@ type stats struct {
 }
 
 func newStats() *stats {
-	return &stats{kills: map[string]int{}, modes: map[string]int{}, faults: map[string]int{}}
+	return &stats{kills: map[string]int{}, modes: map[string]int{}, faults: map[string]int{}, landed: map[string]int{}}
 }
 
 func (s *stats) run() {
@@ -801,6 +821,9 @@ func (s *stats) trial(dups int, srv *sim.Server, px *proxy) {
 	for f, n := range px.faults {
 		s.faults["proxy "+f] += n
 	}
+	for c, n := range px.landed {
+		s.landed[c] += n
+	}
 	px.mu.Unlock()
 }
 
@@ -823,7 +846,7 @@ func (s *stats) String() string {
 	for _, n := range s.kills {
 		total += n
 	}
-	return fmt.Sprintf("chaos: %d trials, %d runs, %d kills (%s; %s), faults injected: %s; duplicates found: %d; "+
+	return fmt.Sprintf("chaos: %d trials, %d runs, %d kills (%s; %s; on calls: %s), faults injected: %s; duplicates found: %d; "+
 		"trials stopped with an unidentifiable version (exit 1, as demanded): %d",
-		s.trials, s.runs, total, list(s.kills), list(s.modes), list(s.faults), s.dups, s.stopped)
+		s.trials, s.runs, total, list(s.kills), list(s.modes), list(s.landed), list(s.faults), s.dups, s.stopped)
 }
