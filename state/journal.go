@@ -1,8 +1,9 @@
 // Package state owns a rollout's state directory (by default
 // .rollout/<plan name>/): the lock that keeps two runs off it, and the
 // append-only journal (journal.jsonl) that records every state-changing call
-// before it is sent and after it answered, every instance's outcome and
-// output, and how each run started and ended. A resumed run replays the
+// before it is sent and after it answered, the install jobs the rollout saw
+// listed (which leave every list when they complete), every instance's
+// outcome and output, and how each run started and ended. A resumed run replays the
 // journal so that it never sends a state-changing call twice and skips the
 // instances that already succeeded; `rollout status` reads the same replay.
 //

@@ -368,6 +368,9 @@ func (r *runner) queue(ctx context.Context, kind string, j *clanforge.Install) e
 		return nil
 	}
 	if err != nil {
+		// do reports an intent it could not record as "journal: ...",
+		// without a sentinel; nothing was sent, and a resend would fail
+		// the same way.
 		if strings.HasPrefix(err.Error(), "journal: ") {
 			err = fmt.Errorf("%w: %w", errJournal, err)
 		}
