@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rollout
 
-.PHONY: build test demo bench lint schema fuzz clean
+.PHONY: build test demo bench lint schema fuzz chaos clean
 
 # -buildvcs=auto stamps the git revision that rollout --version shows (some
 # environments set GOFLAGS=-buildvcs=false).
@@ -35,6 +35,14 @@ fuzz:
 	$(GO) test ./clanforge -run '^$$' -fuzz '^FuzzDecodeResponses$$' -fuzztime 30s
 	$(GO) test ./clanforge/sim -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime 30s
 	$(GO) test ./redact -run '^$$' -fuzz '^FuzzSecretNeverLeaks$$' -fuzztime 30s
+
+# The randomized kill-and-resume proof of issue 9 at length: trials of run,
+# kill (SIGKILL, SIGTERM, SIGINT) at a random moment, remote time passing,
+# resume, against the simulator with random faults; `make test` runs 8.
+# CHAOS_TRIALS=n sets the number, CHAOS_SEED=s replays from a seed.
+CHAOS_TRIALS ?= 60
+chaos:
+	CHAOS_TRIALS=$(CHAOS_TRIALS) $(GO) test ./e2e -run '^TestChaos$$' -count=1 -timeout 60m -v
 
 clean:
 	rm -rf bin

@@ -21,29 +21,6 @@ import (
 	"github.com/rollout/rollout/plan"
 )
 
-// binary is the rollout command built once for the tests that run it as a
-// user would, as a separate process that can be killed.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rollout-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "rollout")
-	build := exec.Command("go", "build", "-o", binary, "github.com/rollout/rollout")
-	build.Dir = ".."
-	out, err := build.CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building rollout: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 const killPlan = `version: 1
 name: killme
 clanforge: {asid: 4321}
@@ -109,15 +86,6 @@ type killer struct {
 	after  bool
 	kill   func()
 	killed bool
-}
-
-func mutatingPath(p string) bool {
-	for _, s := range []string{"/create", "/retry", "/reject", "/queue"} {
-		if strings.HasSuffix(p, s) {
-			return true
-		}
-	}
-	return false
 }
 
 func (k *killer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -195,16 +163,6 @@ func (f *fixture) start(args ...string) (*exec.Cmd, *bytes.Buffer) {
 func (f *fixture) runArgs(extra ...string) []string {
 	return append([]string{"run", f.planPath, "--no-tui", "--state-dir", filepath.Join(f.dir, "state"),
 		"--poll-min", "10ms", "--poll-max", "100ms"}, extra...)
-}
-
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	return -1
 }
 
 // fastScenario makes a whole cycle take well under a second.

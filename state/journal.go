@@ -1,8 +1,9 @@
 // Package state owns a rollout's state directory (by default
 // .rollout/<plan name>/): the lock that keeps two runs off it, and the
 // append-only journal (journal.jsonl) that records every state-changing call
-// before it is sent and after it answered, every instance's outcome and
-// output, and how each run started and ended. A resumed run replays the
+// before it is sent and after it answered, the install jobs the rollout saw
+// listed (which leave every list when they complete), every instance's
+// outcome and output, and how each run started and ended. A resumed run replays the
 // journal so that it never sends a state-changing call twice and skips the
 // instances that already succeeded; `rollout status` reads the same replay.
 //
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/steps"
 )
 
 // Version is the version of the journal records this package writes. A
@@ -45,6 +47,7 @@ const (
 	TypeResult     = "result"
 	TypeOutcome    = "outcome"
 	TypeUnfinished = "unfinished"
+	TypeInstalls   = "installs"
 	TypeFinish     = "finish"
 	// TypeWait records that a wait (an approval, a bake) began; TypeDecision
 	// how it ended and who ended it.
@@ -96,7 +99,7 @@ type Record struct {
 	Job      *JobRecord      `json:"job,omitempty"`
 	Output   json.RawMessage `json:"output,omitempty"`
 
-	// unfinished
+	// unfinished, installs
 	Jobs []JobRecord `json:"jobs,omitempty"`
 
 	// wait, decision
@@ -128,6 +131,11 @@ type JobRecord struct {
 	StateName string `json:"state_name,omitempty"`
 	Progress  int    `json:"progress,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Version and Machine say what an install job installs where (the
+	// installs record): its target version, and for a machine job (kind
+	// install) its machine.
+	Version int64 `json:"version,omitempty"`
+	Machine int64 `json:"machine,omitempty"`
 }
 
 // Terminal reports whether the job's last known state is an end state
@@ -386,6 +394,41 @@ func (j *Journal) PriorResult(key string) (Intent, bool) {
 		return Intent{}, false
 	}
 	return *in, true
+}
+
+// SeenInstalls records the install jobs a read of imageinstall/status listed
+// that no earlier record names, in one installs record; it writes nothing
+// when every job is known. See steps.Journal.
+func (j *Journal) SeenInstalls(jobs []steps.SeenInstall) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var recs []JobRecord
+	batch := map[installKey]map[int64]bool{}
+	for _, s := range jobs {
+		k := installKeyOf(s.InstallInterest)
+		if s.ID == 0 || j.live.installs[k][s.ID] || batch[k][s.ID] {
+			continue
+		}
+		if batch[k] == nil {
+			batch[k] = map[int64]bool{}
+		}
+		batch[k][s.ID] = true
+		recs = append(recs, JobRecord{Kind: k.kind(), ID: s.ID, Version: s.VersionID, Machine: k.machine})
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return j.append(&Record{Type: TypeInstalls, Jobs: recs})
+}
+
+// InstallJobs returns the ids of the install jobs of interest in that any
+// run recorded: listed (installs records), queued by instance instID, or
+// named as instID's unfinished jobs by an interrupt. Sorted. See
+// steps.Journal.
+func (j *Journal) InstallJobs(instID string, in steps.InstallInterest) []int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.live.installJobs(instID, in)
 }
 
 // Outcome records how an instance ended, with its last job and its output

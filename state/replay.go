@@ -12,6 +12,7 @@ import (
 
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
+	"github.com/rollout/rollout/steps"
 )
 
 // Summary is a replayed journal: what `rollout status` shows and what a
@@ -242,13 +243,83 @@ type replayer struct {
 	s       Summary
 	jobs    map[jobKey]*jobState
 	records int
+	// installs holds the install jobs the installs records name, by what
+	// they install; instJobs the install jobs tied to an instance by its
+	// queue intents, its recorded outcome or an interrupt's unfinished
+	// list. A resumed install instance reads both (installJobs).
+	installs map[installKey]map[int64]bool
+	instJobs map[string]map[int64]bool
 }
 
 func newReplayer() *replayer {
 	return &replayer{
-		s:    Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}, Notified: map[string]string{}},
-		jobs: map[jobKey]*jobState{},
+		s:        Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}, Notified: map[string]string{}},
+		jobs:     map[jobKey]*jobState{},
+		installs: map[installKey]map[int64]bool{},
+		instJobs: map[string]map[int64]bool{},
 	}
+}
+
+// installKey is what an install job installs: a version, on a mirror or on
+// one machine.
+type installKey struct {
+	version   int64
+	mirroring bool
+	machine   int64 // 0 for mirror jobs
+}
+
+func installKeyOf(in steps.InstallInterest) installKey {
+	k := installKey{version: in.VersionID, mirroring: in.Mirroring}
+	if !in.Mirroring {
+		k.machine = in.Machine
+	}
+	return k
+}
+
+func (k installKey) kind() string {
+	if k.mirroring {
+		return "mirror"
+	}
+	return "install"
+}
+
+func isInstallKind(kind string) bool { return kind == "install" || kind == "mirror" }
+
+func (r *replayer) tieInstall(instance string, id int64) {
+	if instance == "" || id == 0 {
+		return
+	}
+	if r.instJobs[instance] == nil {
+		r.instJobs[instance] = map[int64]bool{}
+	}
+	r.instJobs[instance][id] = true
+}
+
+// installJobs is the union of the install jobs recorded for in and those
+// tied to instance, sorted.
+func (r *replayer) installJobs(instance string, in steps.InstallInterest) []int64 {
+	set := map[int64]bool{}
+	for id := range r.installs[installKeyOf(in)] {
+		set[id] = true
+	}
+	for id := range r.instJobs[instance] {
+		set[id] = true
+	}
+	out := make([]int64, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a] < out[b] })
+	return out
+}
+
+// queueJob is the install job a queue intent names (its endpoint carries the
+// id: /cfp/v1/imageinstall/<jobid>/queue), or 0 for any other intent.
+func queueJob(in *Intent) int64 {
+	if !strings.Contains(in.Endpoint, "imageinstall") || !strings.Contains(in.Endpoint, "queue") {
+		return 0
+	}
+	return idFrom(in, "jobid")
 }
 
 // feed applies every complete line of data. It returns the length of the
@@ -321,7 +392,11 @@ func (r *replayer) apply(rec *Record) {
 	case TypeIntent:
 		// A key is written once per intent; should it come again the
 		// later one wins, with its answer still to come.
-		r.s.Intents[rec.Key] = &Intent{Key: rec.Key, Endpoint: rec.Endpoint, Params: rec.Params, Time: rec.Time}
+		in := &Intent{Key: rec.Key, Endpoint: rec.Endpoint, Params: rec.Params, Time: rec.Time}
+		r.s.Intents[rec.Key] = in
+		// A queue intent ties its job to the instance whether or not an
+		// answer followed: the job existed, and the instance drives it.
+		r.tieInstall(in.Instance(), queueJob(in))
 	case TypeResult:
 		in := r.s.Intents[rec.Key]
 		if in == nil {
@@ -337,9 +412,26 @@ func (r *replayer) apply(rec *Record) {
 			ID: rec.Instance, Outcome: rec.Outcome, Error: rec.Error, Job: rec.Job, Output: rec.Output, Time: rec.Time,
 		}
 		r.outcome(rec)
+		if rec.Job != nil && isInstallKind(rec.Job.Kind) {
+			r.tieInstall(rec.Instance, rec.Job.ID)
+		}
+	case TypeInstalls:
+		for _, jr := range rec.Jobs {
+			k := installKey{version: jr.Version, mirroring: jr.Kind == "mirror", machine: jr.Machine}
+			if k.mirroring {
+				k.machine = 0
+			}
+			if r.installs[k] == nil {
+				r.installs[k] = map[int64]bool{}
+			}
+			r.installs[k][jr.ID] = true
+		}
 	case TypeUnfinished:
 		r.s.Unfinished = append(r.s.Unfinished, rec.Jobs...)
 		for _, jr := range rec.Jobs {
+			if isInstallKind(jr.Kind) {
+				r.tieInstall(jr.Instance, jr.ID)
+			}
 			if js, ok := r.jobs[jobKey{jr.Kind, jr.ID}]; ok {
 				inst := js.rec.Instance
 				js.rec = jr

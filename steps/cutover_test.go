@@ -29,12 +29,13 @@ const (
 // this run's included, as the state journal does; seed pre-fills what an
 // earlier run left behind.
 type liveJournal struct {
-	mu      sync.Mutex
-	intents map[string]bool
-	results map[string]int64
-	hasRes  map[string]bool
-	order   []string
-	params  map[string]map[string]string
+	NopJournal // install records: the cut-over steps make none
+	mu         sync.Mutex
+	intents    map[string]bool
+	results    map[string]int64
+	hasRes     map[string]bool
+	order      []string
+	params     map[string]map[string]string
 }
 
 func newLiveJournal() *liveJournal {

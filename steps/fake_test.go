@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +54,24 @@ type fakeAPI struct {
 	// instead of giving its id (the field's type is undocumented).
 	machineNames    map[int64]string
 	statusReadTimes []time.Time
+
+	// Faults, each entry used by one request in order: "500" answers
+	// HTTP 500 before any work, "drop" does the work and closes the
+	// connection without an answer.
+	versionFaults []string // imageversion/create
+	updateFaults  []string // imageupdate/create
+	retryFaults   []string // imagediff/<id>/retry
+	dropDiff      bool     // act on imagediff/create, then drop the connection
+	queueFaults   []string // imageinstall/<id>/queue
+	// failStatusReads answers the next N reads of imageinstall/status
+	// with HTTP 500; each faulted queue request sets it to
+	// failStatusAfterQueue (the client's own settle reads then fail).
+	failStatusReads      int
+	failStatusAfterQueue int
+	// afterWork, when set, is called with the route of every request
+	// once its work is done and before its answer goes out (or is
+	// dropped).
+	afterWork func(route string)
 }
 
 type step struct {
@@ -198,6 +218,42 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	drop := false
 	route := r.URL.Path
 	i64 := func(k string) int64 { v, _ := strconv.ParseInt(q.Get(k), 10, 64); return v }
+	fault := ""
+	pop := func(faults *[]string) {
+		if len(*faults) > 0 {
+			fault, *faults = (*faults)[0], (*faults)[1:]
+		}
+	}
+	switch {
+	case r.URL.Path == "/cfp/v1/imageversion/create":
+		route = "imageversion/create"
+		pop(&f.versionFaults)
+	case r.URL.Path == "/cfp/v1/imageupdate/create":
+		route = "imageupdate/create"
+		pop(&f.updateFaults)
+	case reJob.MatchString(r.URL.Path) && strings.HasSuffix(r.URL.Path, "/retry"):
+		route = "imagediff/retry"
+		pop(&f.retryFaults)
+	case reJob.MatchString(r.URL.Path) && strings.HasSuffix(r.URL.Path, "/queue"):
+		route = "imageinstall/queue"
+		pop(&f.queueFaults)
+		if fault != "" {
+			f.failStatusReads = f.failStatusAfterQueue
+		}
+	case r.URL.Path == "/cfp/v1/imageinstall/status" && f.failStatusReads > 0:
+		route = "imageinstall/status"
+		f.failStatusReads--
+		fault = "500"
+	}
+	if fault == "500" {
+		f.hits[route]++
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	if fault == "drop" {
+		drop = true
+	}
 	if m := reJob.FindStringSubmatch(r.URL.Path); m != nil {
 		route = m[1] + "/" + m[3]
 		id, _ := strconv.ParseInt(m[2], 10, 64)
@@ -237,6 +293,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.jobs[f.next] = &fjob{id: f.next, kind: "diff", image: img, script: script, changed: len(f.diffFiles[0]) + len(f.diffFiles[1]) + len(f.diffFiles[2])}
 			f.locks[img] = lock{"diff", f.next}
 			out = jobJSON("diffid", f.next, step{st: clanforge.StateCreated}, 0, now)
+			drop = drop || f.dropDiff
 		case "/cfp/v1/imageversion/create":
 			route = "imageversion/create"
 			d := f.jobs[i64("diffid")]
@@ -257,7 +314,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.next++
 			f.jobs[f.next] = &fjob{id: f.next, kind: "version", image: d.image, script: f.versionScript, changed: boolInt(q.Get("install_at") == "NOW()")}
 			out = jobJSON("imageversionid", f.next, step{st: clanforge.StateCreated}, 0, now)
-			drop = f.dropVersion
+			drop = drop || f.dropVersion
 		case "/cfp/v1/imageinstall/status":
 			route = "imageinstall/status"
 			list := []any{}
@@ -298,7 +355,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f.hits[route]++
+	after := f.afterWork
 	f.mu.Unlock()
+	if after != nil {
+		after(route)
+	}
 	if drop {
 		hj, _ := w.(http.Hijacker)
 		conn, _, err := hj.Hijack()
@@ -421,6 +482,11 @@ type memJournal struct {
 	params  map[string]map[string]string
 	results map[string]int64
 	prior   map[string]priorRec
+	// seen holds what SeenInstalls recorded, in this run or (seeded by a
+	// test) an earlier one; writes counts the SeenInstalls calls that had
+	// something new to record.
+	seen   map[InstallInterest]map[int64]bool
+	writes int
 }
 
 type priorRec struct {
@@ -429,7 +495,51 @@ type priorRec struct {
 }
 
 func newJournal() *memJournal {
-	return &memJournal{params: map[string]map[string]string{}, results: map[string]int64{}, prior: map[string]priorRec{}}
+	return &memJournal{params: map[string]map[string]string{}, results: map[string]int64{}, prior: map[string]priorRec{},
+		seen: map[InstallInterest]map[int64]bool{}}
+}
+
+func (j *memJournal) SeenInstalls(jobs []SeenInstall) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	wrote := false
+	for _, s := range jobs {
+		if j.seen[s.InstallInterest][s.ID] {
+			continue
+		}
+		if j.seen[s.InstallInterest] == nil {
+			j.seen[s.InstallInterest] = map[int64]bool{}
+		}
+		j.seen[s.InstallInterest][s.ID] = true
+		wrote = true
+	}
+	if wrote {
+		j.writes++
+	}
+	return nil
+}
+
+// InstallJobs returns the jobs recorded as seen for in and those an
+// earlier run queued under instID (the prior queue keys).
+func (j *memJournal) InstallJobs(instID string, in InstallInterest) []int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	set := map[int64]bool{}
+	for id := range j.seen[in] {
+		set[id] = true
+	}
+	for key, p := range j.prior {
+		rest, ok := strings.CutPrefix(key, instID+" imageinstall/queue/")
+		if id, err := strconv.ParseInt(rest, 10, 64); ok && p.intent && err == nil {
+			set[id] = true
+		}
+	}
+	out := make([]int64, 0, len(set))
+	for id := range set {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (j *memJournal) Intent(key, endpoint string, params map[string]string) error {
@@ -437,6 +547,9 @@ func (j *memJournal) Intent(key, endpoint string, params map[string]string) erro
 	defer j.mu.Unlock()
 	j.intents = append(j.intents, key)
 	j.params[key] = params
+	// A new intent under a key awaits its own answer, as in the state
+	// journal.
+	delete(j.results, key)
 	return nil
 }
 
@@ -447,9 +560,18 @@ func (j *memJournal) Result(key string, id int64, err error) error {
 	return nil
 }
 
+// Prior answers from this run's records first, as the state journal does,
+// then from what the test seeded as an earlier run's.
 func (j *memJournal) Prior(key string) (bool, bool, int64) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if _, ok := j.params[key]; ok {
+		id, answered := j.results[key]
+		return true, answered, id
+	}
+	if id, ok := j.results[key]; ok {
+		return true, true, id
+	}
 	p := j.prior[key]
 	return p.intent, p.result, p.job
 }

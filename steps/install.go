@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/plan"
@@ -23,6 +25,10 @@ const readErrorLimit = 3
 // runInstall finds the install job(s) of the version in scope, queues the
 // pending ones once (install_at manual), and watches them until they leave
 // the list (completed) or fail (state 6, which stays listed).
+//
+// A resumed instance starts from every job of its interest the journal
+// names (listed, queued or left unfinished by any earlier run): one that
+// the first read no longer lists completed while the rollout was down.
 func (r *runner) runInstall(ctx context.Context) error {
 	c := r.env.Client
 	ver := r.in.Version
@@ -52,6 +58,7 @@ func (r *runner) runInstall(ctx context.Context) error {
 		w.SetClock(r.now)
 		defer w.Close()
 	}
+	w.SetJournal(r.journal)
 	sub, err := w.Subscribe(interest)
 	if err != nil {
 		return fmt.Errorf("watching imageinstall/status: %w", err)
@@ -60,13 +67,22 @@ func (r *runner) runInstall(ctx context.Context) error {
 
 	seen := map[int64]clanforge.Install{} // last listed state of each job
 	gone := map[int64]bool{}              // left the list: completed
-	queued := map[int64]bool{}            // queue sent (or settled) once
 	// Jobs the shared watcher listed before this instance subscribed count
 	// as seen: one that the next read no longer lists completed while the
 	// instance waited for its turn (install_at now runs jobs unasked).
 	for _, j := range sub.Known() {
 		seen[j.ID] = j
 	}
+	// So do the jobs earlier runs recorded: a job that completed while
+	// the rollout was down has left the list, and only the journal still
+	// knows it existed.
+	for _, id := range r.journal.InstallJobs(r.inst.ID, interest) {
+		if _, ok := seen[id]; !ok {
+			seen[id] = clanforge.Install{Job: clanforge.Job{ID: id}, Mirroring: mirroring,
+				Machine: interest.Machine, TargetVersionID: versionID}
+		}
+	}
+	qs := &queuer{r: r, kind: kind, jobs: map[int64]*queueState{}}
 	empty, readErrs := 0, 0
 	for {
 		var snap InstallSnapshot
@@ -105,6 +121,11 @@ func (r *runner) runInstall(ctx context.Context) error {
 				seen[id] = clanforge.Install{Job: done, Mirroring: j.Mirroring, Mirror: j.Mirror,
 					Machine: j.Machine, Location: j.Location, TargetVersionID: j.TargetVersionID}
 				r.emit(kind, done)
+				if manual {
+					// A queue whose answer was lost is settled: the
+					// job was queued (it ran to its end).
+					qs.settled(id)
+				}
 			}
 		}
 		r.setInstallOutput(seen, gone)
@@ -119,11 +140,15 @@ func (r *runner) runInstall(ctx context.Context) error {
 				squashed = append(squashed, j.ID)
 				continue
 			case clanforge.StatePending:
-				if manual && !queued[j.ID] {
-					queued[j.ID] = true
-					if err := r.queue(ctx, kind, &j); err != nil {
+				if manual {
+					if err := qs.pending(ctx, &j, snap.Sent); err != nil {
 						return err
 					}
+				}
+			case clanforge.StateQueued, clanforge.StateRunning:
+				if manual {
+					// Past Pending: whoever queued it, it is queued.
+					qs.settled(j.ID)
 				}
 			}
 			live++
@@ -184,26 +209,153 @@ func (r *runner) installFailed(kind string, j *clanforge.Install) error {
 	return fmt.Errorf("%s job %d on machine %d for version %d failed: %s", kind, j.ID, j.Machine, j.TargetVersionID, msg)
 }
 
-// queue pushes one pending job into the processing queue, once per job for
-// the life of the rollout (the journal key carries the job id).
+// queueSendLimit bounds how often one install job is queued within a run
+// when every earlier call was proven to have done nothing (a read sent after
+// the call still listed the job Pending). It is well above what transient
+// faults need: most lost answers settle as queued on the next read.
+const queueSendLimit = 6
+
+// queueState is what one instance knows about queueing one job.
+type queueState struct {
+	sends int  // queue calls this run sent (or tried to send) for the job
+	done  bool // queued: an answer said so, or a read showed it moved on
+	// lost is set while the outcome of the last call is unknown (its
+	// answer was lost, or it failed in a way that does not prove it did
+	// nothing): when the call returned, on the real clock. A read sent
+	// after it settles the call.
+	lost time.Time
+	// notBefore spaces resends out (the real clock).
+	notBefore time.Time
+	wait      time.Duration
+}
+
+// queuer queues the pending jobs of one install instance, each once, and
+// settles a call whose outcome is unknown from the shared watcher's later
+// reads rather than from reads of its own: the watcher reads anyway, and a
+// settle that waits on its own reads can starve under faults while the
+// watcher's reads succeed.
+type queuer struct {
+	r    *runner
+	kind string
+	jobs map[int64]*queueState
+}
+
+func (q *queuer) state(id int64) *queueState {
+	st := q.jobs[id]
+	if st == nil {
+		st = &queueState{}
+		q.jobs[id] = st
+	}
+	return st
+}
+
+// settled notes that job id is queued, as a read showed (it left Pending or
+// the list). A queue intent of this run or an earlier one that has no
+// recorded answer gets one now, so that the journal no longer lists it as
+// pending.
+func (q *queuer) settled(id int64) {
+	st := q.state(id)
+	if st.done {
+		return
+	}
+	st.done = true
+	key := QueueKey(q.r.inst.ID, id)
+	if intent, result, job := q.r.journal.Prior(key); intent && (!result || job == 0) {
+		_ = q.r.journal.Result(key, id, nil)
+	}
+	st.lost = time.Time{}
+}
+
+// pending handles job j, listed Pending by a read sent at sent: it queues
+// the job once, or again when a read sent after an earlier call whose
+// outcome is unknown still lists it Pending, which proves that call did
+// nothing (queueing moves a job out of Pending at once). A call the API
+// refused ends the instance; so does a job still Pending after
+// queueSendLimit calls.
+func (q *queuer) pending(ctx context.Context, j *clanforge.Install, sent time.Time) error {
+	st := q.state(j.ID)
+	if st.done {
+		// An answer said queued; this read may have been sent before the
+		// call arrived.
+		return nil
+	}
+	if st.sends > 0 {
+		if st.lost.IsZero() || sent.IsZero() || !sent.After(st.lost) || time.Now().Before(st.notBefore) {
+			return nil
+		}
+		if st.sends >= queueSendLimit {
+			return fmt.Errorf("queueing %s job %d (imageinstall/%d/queue): sent %d times, and each time a later read of imageinstall/status still listed the job Pending, so none of the calls took effect; giving up",
+				q.kind, j.ID, j.ID, st.sends)
+		}
+	}
+	st.sends++
+	err := q.r.queue(ctx, q.kind, j)
+	switch {
+	case err == nil:
+		st.done, st.lost = true, time.Time{}
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case refused(err):
+		return err
+	case errors.Is(err, clanforge.ErrNotApplied):
+		// The client already sent it again as often as reads proved the
+		// earlier sends did nothing (clanforge.Config.MaxResends): it owns
+		// those resends, and they are not multiplied here. Nothing was
+		// queued; a later run may queue the job.
+		return fmt.Errorf("queueing %s job %d (imageinstall/%d/queue): %w", q.kind, j.ID, j.ID, err)
+	}
+	// The outcome is unknown (or nothing was sent): the watcher's next
+	// read settles it.
+	st.lost = time.Now()
+	st.wait = q.r.policy.grow(st.wait)
+	st.notBefore = st.lost.Add(st.wait)
+	q.r.emit(q.kind, clanforge.Job{ID: j.ID, State: j.State, StateName: "settling",
+		Error: fmt.Sprintf("the answer to queueing job %d was lost (%v); a later read of imageinstall/status settles it", j.ID, err)})
+	return nil
+}
+
+// refused reports whether err is an answer of the API that refused the call
+// outright (an error envelope or a 4xx other than 429), or a journal
+// failure: the call cannot have taken effect, and sending it again would be
+// refused again.
+func refused(err error) bool {
+	if errors.Is(err, clanforge.ErrOutcomeUnknown) || errors.Is(err, clanforge.ErrRateLimited) {
+		return false
+	}
+	if errors.Is(err, errJournal) {
+		return true
+	}
+	var ae *clanforge.APIError
+	return errors.As(err, &ae) && ae.HTTPStatus < 500
+}
+
+// errJournal marks a queue call that could not be recorded.
+var errJournal = errors.New("journal")
+
+// queue pushes one pending job into the processing queue. The journal key
+// carries the job id, so an earlier run's call is found: one that got its
+// answer is not sent again. One without an answer is sent again only
+// because the caller holds a read, sent after that run ended, that lists
+// the job Pending: proof the earlier call did nothing.
+//
+// The call, the client's own settling of a lost answer included, is bounded
+// by callBudget; past it, the caller settles it from the watcher's reads.
 func (r *runner) queue(ctx context.Context, kind string, j *clanforge.Install) error {
 	c := r.env.Client
 	jobID, mirroring := j.ID, j.Mirroring
-	qj, adopted, err := r.do(ctx, call{
+	cctx, cancel := context.WithTimeout(ctx, r.policy.callBudget())
+	defer cancel()
+	qj, adopted, err := r.do(cctx, call{
 		key:      QueueKey(r.inst.ID, jobID),
 		endpoint: fmt.Sprintf("%simageinstall/%d/queue", apiPrefix, jobID),
 		params: map[string]string{
 			"accountserviceid": itoa(c.ASID()),
 			"mirroring":        fmt.Sprint(mirroring),
 		},
-		settle: func(ctx context.Context) settlement {
-			inst, listed, err := c.FindInstall(ctx, jobID)
-			if err != nil {
-				return settlement{err: fmt.Errorf("settling an earlier queue of install job %d: %w", jobID, err)}
-			}
-			if !listed || inst.State != clanforge.StatePending {
-				return settlement{done: true}
-			}
+		settle: func(context.Context) settlement {
+			// The caller's read lists the job Pending and was sent
+			// after the earlier call: it did nothing.
 			return settlement{}
 		},
 		send: func(ctx context.Context) (*clanforge.Job, error) {
@@ -222,6 +374,12 @@ func (r *runner) queue(ctx context.Context, kind string, j *clanforge.Install) e
 		return nil
 	}
 	if err != nil {
+		// do reports an intent it could not record as "journal: ...",
+		// without a sentinel; nothing was sent, and a resend would fail
+		// the same way.
+		if strings.HasPrefix(err.Error(), "journal: ") {
+			err = fmt.Errorf("%w: %w", errJournal, err)
+		}
 		return fmt.Errorf("queueing %s job %d (imageinstall/%d/queue): %w", kind, jobID, jobID, err)
 	}
 	if !adopted && qj != nil && qj.State != clanforge.StateUnknown {

@@ -24,8 +24,9 @@ func (r *runner) runUpdate(ctx context.Context) error {
 	attempts := r.step.Retries + 1
 	var lastErr error
 	for a := 1; a <= attempts; a++ {
+		key := Key(r.inst.ID, epUpdateCreate, a)
 		job, _, err := r.do(ctx, call{
-			key:      Key(r.inst.ID, epUpdateCreate, a),
+			key:      key,
 			endpoint: apiPrefix + epUpdateCreate,
 			params:   r.updateParams(),
 			settle:   r.lockSettle("update"),
@@ -36,6 +37,12 @@ func (r *runner) runUpdate(ctx context.Context) error {
 		if err != nil {
 			if errors.Is(err, errNothingToPoll) {
 				return nil
+			}
+			if ctx.Err() != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) {
+				// The run is being interrupted and the answer was lost:
+				// settle it now, while the update holds its lock.
+				r.settleInterrupted(ctx, KindUpdate, key, r.lockSettle("update"))
+				return ctx.Err()
 			}
 			return fmt.Errorf("imageupdate/create: %w", err)
 		}
@@ -70,6 +77,32 @@ func (r *runner) updateParams() map[string]string {
 	return p
 }
 
+// interruptSettleBudget bounds the reads that settle a lost answer while the
+// run is being interrupted.
+const interruptSettleBudget = 15 * time.Second
+
+// settleInterrupted settles a create whose answer was lost as the run was
+// being interrupted, and records the job it made. The client's own settle
+// read went out on the cancelled context and failed; reads may go on after
+// an interrupt (only state-changing calls stop), and now is the time to
+// read: an update holds its image's lock only while it runs, and a resume
+// may come after it ended, when nothing would name it; a diff holds it until
+// accepted or rejected, but a resume's pre-flight takes a lock held by a job
+// the journal does not name for someone else's. The job is reported so that
+// the run lists it as unfinished.
+func (r *runner) settleInterrupted(ctx context.Context, kind, key string, settle func(context.Context) settlement) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interruptSettleBudget)
+	defer cancel()
+	s := settle(sctx)
+	if s.err != nil || s.adopt == 0 {
+		return
+	}
+	if err := r.journal.Result(key, s.adopt, nil); err != nil {
+		return
+	}
+	r.report(kind, clanforge.Job{ID: s.adopt})
+}
+
 // attach polls a job to its end. A job known only by id (re-attached from
 // the journal or adopted from a lock) is read first.
 func (r *runner) attach(ctx context.Context, kind string, job *clanforge.Job, read func(context.Context) (*clanforge.Job, error)) (*clanforge.Job, error) {
@@ -97,8 +130,9 @@ func (r *runner) runDiff(ctx context.Context) error {
 	if m == nil {
 		return fmt.Errorf("diff step %q has no machine", r.step.Name)
 	}
+	createKey := Key(r.inst.ID, epDiffCreate, 1)
 	job, _, err := r.do(ctx, call{
-		key:      Key(r.inst.ID, epDiffCreate, 1),
+		key:      createKey,
 		endpoint: apiPrefix + epDiffCreate,
 		params: map[string]string{
 			"accountserviceid": itoa(c.ASID()),
@@ -111,6 +145,12 @@ func (r *runner) runDiff(ctx context.Context) error {
 		},
 	})
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) {
+			// Interrupted with the answer lost: record the diff now, so
+			// that a resume's pre-flight knows its lock is ours.
+			r.settleInterrupted(ctx, KindDiff, createKey, r.lockSettle("diff"))
+			return ctx.Err()
+		}
 		return fmt.Errorf("imagediff/create: %w", err)
 	}
 	diffID := job.ID
@@ -151,18 +191,55 @@ func (r *runner) runDiff(ctx context.Context) error {
 			}
 			return err
 		}
-		job, _, err = r.do(ctx, call{
+		retryCall := call{
 			key:      Key(r.inst.ID, epDiffRetry, retry+1),
 			endpoint: fmt.Sprintf("%simagediff/%d/retry", apiPrefix, diffID),
 			params:   map[string]string{"accountserviceid": itoa(c.ASID()), "diffid": itoa(diffID)},
-			// A retry's lost answer is settled conservatively: the diff
-			// is polled as if the retry had taken effect. If it had not,
-			// one retry is lost; resending could run it twice.
-			settle: func(context.Context) settlement { return settlement{adopt: diffID} },
+			// A retry whose answer was lost (in this run, or never
+			// recorded by an earlier one) is settled from the diff's
+			// failure count: retry n is sent after n failures (the
+			// first run and n-1 retries each failed once), so a diff
+			// still Failed with jobfailed n has not run since, and the
+			// retry is sent again. Running again, completed, or failed
+			// once more: the retry took effect, and the diff is polled
+			// (API §7 #4: jobfailed counts failures).
+			settle: func(ctx context.Context) settlement {
+				d, err := c.DiffStatus(ctx, diffID)
+				if err != nil {
+					return settlement{err: fmt.Errorf("settling an earlier imagediff/%d/retry from its status: %w", diffID, err)}
+				}
+				if d.State == clanforge.StateFailed && d.Failed == retry+1 {
+					return settlement{}
+				}
+				return settlement{adopt: diffID}
+			},
 			send: func(ctx context.Context) (*clanforge.Job, error) {
 				return c.RetryDiff(ctx, diffID)
 			},
-		})
+		}
+		job, _, err = r.do(ctx, retryCall)
+		// The client settles a lost retry answer from the diff's
+		// timestamps, which have one-second resolution; when it cannot,
+		// the failure count can (do settles an answered error like a
+		// missing answer), with a bounded number of proven-harmless
+		// resends.
+		var wait time.Duration
+		for sends := 1; err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil && sends < retrySendLimit; sends++ {
+			wait = r.policy.grow(wait)
+			if serr := sleep(ctx, wait); serr != nil {
+				break
+			}
+			job, _, err = r.do(ctx, retryCall)
+		}
+		if err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil {
+			switch st := retryCall.settle(ctx); {
+			case st.err == nil && st.adopt != 0:
+				_ = r.journal.Result(retryCall.key, st.adopt, nil)
+				job, err = &clanforge.Job{ID: st.adopt}, nil
+			case st.err == nil:
+				return fmt.Errorf("imagediff/%d/retry was sent %d times; the answer to each was lost, and each time the diff had not run again afterwards, so none took effect; giving up", diffID, retrySendLimit)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("imagediff/%d/retry: %w", diffID, err)
 		}
@@ -399,8 +476,12 @@ func (r *runner) runReject(ctx context.Context) error {
 // machines is ours. The pre-flight proved no foreign diff locked the image
 // when the rollout first started, and a version needs a diff, so no one else
 // can have made a newer version of it since. While the version is still
-// packaging no install job exists yet, so this waits for them, bounded by the
-// step's timeout; it reports the wait as a job in state "settling".
+// packaging no install job exists yet, so this waits for them, reported as a
+// job in state "settling", for at most versionSettleReads reads that find
+// none (and within the step's timeout). Under install_at now the jobs may
+// instead have run and completed, leaving the list, while the rollout was
+// down: then nothing names the version any more, and the wait ends with an
+// outcome that is known to have taken effect but cannot be identified.
 //
 // When the same machines carry several images, the install entries'
 // imagepath (documented as "/home/cf/<imageid>" in the API example) tells
@@ -419,7 +500,8 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 	}
 	pol := r.policy
 	wait := pol.Min
-	for {
+	start := time.Now()
+	for reads := 1; ; reads++ {
 		list, err := r.env.Client.InstallStatus(ctx)
 		if err != nil {
 			return settlement{err: fmt.Errorf("settling an earlier imageversion/create from imageinstall/status: %w", err)}
@@ -442,6 +524,10 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 			return unknown("install jobs on machines shared with other images do not say which image they install")
 		case ours != 0:
 			return settlement{adopt: ours}
+		case reads >= versionSettleReads:
+			return settlement{err: unsettled(fmt.Sprintf("an earlier imageversion/create for diff %d took effect (the diff no longer locks image %d), but the version it made cannot be identified: "+
+				"after %d reads of imageinstall/status over %s no install job on the image's fleet machines names it (under install_at now they may all have run and completed while the rollout was down, and nothing else names a version); "+
+				"nothing was sent again; check the image's latest version", diffID, img, reads, time.Since(start).Round(time.Second)))}
 		}
 		r.progress(JobUpdate{Kind: KindVersion, Job: clanforge.Job{StateName: "settling", Error: fmt.Sprintf("waiting for the install jobs of the version made from diff %d", diffID)}})
 		select {
@@ -453,37 +539,83 @@ func (r *runner) settleVersionFromInstalls(ctx context.Context, diffID int64) se
 	}
 }
 
+// retrySendLimit bounds the sends of one diff retry whose answers were lost
+// and each settled as not taken effect.
+const retrySendLimit = 3
+
+// versionSettleReads bounds the reads of imageinstall/status that look for
+// the install jobs of a version whose create answer was never recorded: with
+// the default poll policy about twelve minutes, more than a version takes to
+// package.
+const versionSettleReads = 30
+
+// versionSendLimit bounds how often one version create is sent within a
+// run when each earlier send was proven to have made nothing (the diff
+// still locked the image after its answer was lost).
+const versionSendLimit = 5
+
 // settleLostVersion settles a version create whose answer was lost in this
 // run: the version the install jobs name is adopted; a diff that still locks
-// the image proves the create never took effect, and it is sent once more.
-// That resend cannot make a second version even if the first request is
-// still being processed somewhere, because a diff is consumed by the first
-// version made from it and the API refuses a version from a consumed diff.
+// the image proves the create never took effect, and it is sent again, with
+// backoff, up to versionSendLimit sends in all. A resend cannot make a second
+// version even if an earlier request is still being processed somewhere,
+// because a diff is consumed by the first version made from it and the API
+// refuses a version from a consumed diff.
+//
+// Its errors say what is known: a settle that could not read the API is
+// "could not be settled" (an *OutcomeUnknownError-like error); a create
+// whose every lost answer was settled as "nothing made" ends with an error
+// that says so and does not match clanforge.ErrOutcomeUnknown.
 func (r *runner) settleLostVersion(ctx context.Context, create call, lost error) (*clanforge.Job, error) {
-	st := create.settle(ctx)
-	switch {
-	case st.err != nil:
-		return nil, st.err
-	case st.adopt != 0:
-		_ = r.journal.Result(create.key, st.adopt, nil)
-		return &clanforge.Job{ID: st.adopt}, nil
+	diffID := r.in.Diff.DiffID
+	sends := 1
+	var wait time.Duration
+	for {
+		st := create.settle(ctx)
+		switch {
+		case st.err != nil:
+			return nil, st.err
+		case st.adopt != 0:
+			_ = r.journal.Result(create.key, st.adopt, nil)
+			return &clanforge.Job{ID: st.adopt}, nil
+		}
+		// Settled: the create made nothing.
+		if sends >= versionSendLimit {
+			// The lost answers were all settled: say so, and not in
+			// the words of an unsettled one.
+			cause := lost
+			var ou *clanforge.OutcomeUnknownError
+			if errors.As(lost, &ou) && ou.Cause != nil {
+				cause = ou.Cause
+			}
+			return nil, fmt.Errorf("imageversion/create for diff %d was sent %d times; the answer to each was lost, and each time the diff still locked image %d afterwards, so none made a version; giving up (last failure: %v)",
+				diffID, sends, r.inst.Image.ID, cause)
+		}
+		wait = r.policy.grow(wait)
+		r.progress(JobUpdate{Kind: KindVersion, Job: clanforge.Job{StateName: "settling",
+			Error: fmt.Sprintf("the answer to imageversion/create was lost and the diff still locks the image, so nothing was made: sending it again in %s (send %d of at most %d)", wait, sends+1, versionSendLimit)}})
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		if err := r.journal.Intent(create.key, create.endpoint, create.params); err != nil {
+			return nil, fmt.Errorf("journal: recording intent %q: %w", create.key, err)
+		}
+		sends++
+		job, err := create.send(ctx)
+		var id int64
+		if job != nil && err == nil {
+			id = job.ID
+		}
+		_ = r.journal.Result(create.key, id, err)
+		if err == nil {
+			return job, nil
+		}
+		var ou *clanforge.OutcomeUnknownError
+		if !errors.As(err, &ou) {
+			return nil, fmt.Errorf("after a lost answer (%v), the diff still locked the image and the create was sent again: %w", lost, err)
+		}
+		lost = err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := r.journal.Intent(create.key, create.endpoint, create.params); err != nil {
-		return nil, fmt.Errorf("journal: recording intent %q: %w", create.key, err)
-	}
-	job, err := create.send(ctx)
-	var id int64
-	if job != nil && err == nil {
-		id = job.ID
-	}
-	_ = r.journal.Result(create.key, id, err)
-	if err != nil {
-		return nil, fmt.Errorf("after a lost answer (%v), the diff still locked the image and the create was sent once more: %w", lost, err)
-	}
-	return job, nil
 }
 
 // unsettled is an outcome the API could not settle; it matches

@@ -138,3 +138,11 @@ func (r *runner) pollJob(ctx context.Context, kind string, job *clanforge.Job, r
 	}
 	return job, nil
 }
+
+// callBudget bounds one state-changing call together with the client's own
+// settling of a lost answer (its reads retry until their context ends).
+// Past it the caller settles the call from reads it makes anyway, so that
+// a settle read starved by faults cannot hold the instance for minutes.
+func (p PollPolicy) callBudget() time.Duration {
+	return max(4*p.Max, 30*time.Second)
+}

@@ -32,6 +32,26 @@ type Journal interface {
 	// Prior returns what an earlier run recorded under key: whether its
 	// intent was written, and whether a result (and which job id) followed.
 	Prior(key string) (intent bool, result bool, jobID int64)
+	// SeenInstalls records install jobs that a read of imageinstall/status
+	// listed. The platform makes them when a version completes, so no
+	// intent names them, and they leave the list when they complete: a
+	// resumed run learns from this record that a job it no longer finds
+	// existed, and completed while nobody watched. An implementation
+	// writes only the jobs it has not recorded yet, and nothing when no
+	// job is new.
+	SeenInstalls(jobs []SeenInstall) error
+	// InstallJobs returns the ids of the install jobs of interest in that
+	// any run recorded, sorted: seen listed (SeenInstalls), queued by
+	// instance instID (QueueKey intents), or named by an interrupt as
+	// unfinished jobs of instID.
+	InstallJobs(instID string, in InstallInterest) []int64
+}
+
+// SeenInstall is an install job as a read of imageinstall/status listed it:
+// its id and the interest (version, kind, machine) it serves.
+type SeenInstall struct {
+	InstallInterest
+	ID int64
 }
 
 // NopJournal records nothing (plan previews, tests that do not resume).
@@ -40,6 +60,8 @@ type NopJournal struct{}
 func (NopJournal) Intent(string, string, map[string]string) error { return nil }
 func (NopJournal) Result(string, int64, error) error              { return nil }
 func (NopJournal) Prior(string) (bool, bool, int64)               { return false, false, 0 }
+func (NopJournal) SeenInstalls([]SeenInstall) error               { return nil }
+func (NopJournal) InstallJobs(string, InstallInterest) []int64    { return nil }
 
 // JobUpdate reports a job's state to the engine while an instance runs.
 type JobUpdate struct {

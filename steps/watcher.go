@@ -38,6 +38,11 @@ type InstallSnapshot struct {
 	Seq int64
 	// At is when the answer arrived (Env.Now's clock).
 	At time.Time
+	// Sent is when the read was sent (the real clock), zero for a
+	// snapshot that carries only an error. A read sent after a call's
+	// answer (or its loss) sees what the call did: install steps settle
+	// a queue call whose answer was lost from such a read.
+	Sent time.Time
 	// Jobs are the listed jobs matching the subscription's interest.
 	Jobs []clanforge.Install
 	// Err is set when the read failed after the client's own retries.
@@ -84,10 +89,18 @@ type InstallWatcher struct {
 	// names resolves a machine job's machine given by name; see
 	// SetMachineNames.
 	names map[string]int64
+	// journal records every listed job of a version some subscriber
+	// asked for (versions), once (recorded), so that a resumed run
+	// knows jobs that complete while no instance watches them. See
+	// SetJournal.
+	journal  Journal
+	versions map[int64]bool
+	recorded map[int64]bool
 }
 
 type installRead struct {
 	at    time.Time // Env clock
+	sent  time.Time // real clock: when the read was sent
 	real  time.Time // real clock, for spacing reads
 	index map[InstallInterest][]clanforge.Install
 	err   error
@@ -108,6 +121,52 @@ func newWatcher(p PollPolicy) *InstallWatcher {
 		subs:   map[*InstallSubscription]struct{}{},
 		wake:   make(chan struct{}, 1),
 		known:  map[InstallInterest]map[int64]clanforge.Install{},
+
+		versions: map[int64]bool{},
+		recorded: map[int64]bool{},
+	}
+}
+
+// SetJournal makes the watcher record, through j's SeenInstalls, every job
+// a read lists for a version that some subscriber asked for, before any
+// subscriber sees it: no instance can queue a job the journal does not
+// know. Under install_at now a machine's job may start, complete and leave
+// the list while its instance still waits for its wave; the record lets a
+// resumed run tell that job completed rather than never existed. The first
+// install instance binds the run's journal if nobody did (see runInstall);
+// a journal already bound stays.
+func (w *InstallWatcher) SetJournal(j Journal) {
+	if j == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.journal == nil {
+		w.journal = j
+	}
+}
+
+// recordLocked writes the jobs of watched versions that are not recorded
+// yet. A failed write is retried with the next read; the queue intent of
+// a manual install names its job anyway. Callers hold w.mu.
+func (w *InstallWatcher) recordLocked(jobs []SeenInstall) {
+	if w.journal == nil {
+		return
+	}
+	var fresh []SeenInstall
+	for _, j := range jobs {
+		if w.versions[j.VersionID] && !w.recorded[j.ID] {
+			fresh = append(fresh, j)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if err := w.journal.SeenInstalls(fresh); err != nil {
+		return
+	}
+	for _, j := range fresh {
+		w.recorded[j.ID] = true
 	}
 }
 
@@ -176,6 +235,21 @@ func (w *InstallWatcher) Subscribe(in InstallInterest) (*InstallSubscription, er
 		return nil, fmt.Errorf("%w: %w", errWatcherStopped, err)
 	}
 	s := &InstallSubscription{w: w, key: in, ch: make(chan InstallSnapshot, 1)}
+	if !w.versions[in.VersionID] {
+		// A version watched for the first time: record the jobs of it
+		// that earlier reads (for other versions' subscribers) listed.
+		w.versions[in.VersionID] = true
+		var jobs []SeenInstall
+		for k, byID := range w.known {
+			if k.VersionID != in.VersionID {
+				continue
+			}
+			for id := range byID {
+				jobs = append(jobs, SeenInstall{InstallInterest: k, ID: id})
+			}
+		}
+		w.recordLocked(jobs)
+	}
 	for _, j := range w.known[in] {
 		s.known = append(s.known, j)
 	}
@@ -186,7 +260,7 @@ func (w *InstallWatcher) Subscribe(in InstallInterest) (*InstallSubscription, er
 	if l := w.last; l != nil && l.err == nil && time.Since(l.real) < w.policy.Min {
 		// A fresh read serves the newcomer at no cost: a wave of many
 		// instances starting together triggers one read, not many.
-		s.deliver(InstallSnapshot{Seq: w.seq, At: l.at, Jobs: l.index[in]})
+		s.deliver(InstallSnapshot{Seq: w.seq, At: l.at, Sent: l.sent, Jobs: l.index[in]})
 	}
 	if l := w.last; l != nil {
 		if soon := l.real.Add(w.policy.Min); soon.Before(w.nextAt) {
@@ -270,13 +344,14 @@ func (w *InstallWatcher) loop(ctx context.Context, gen int) {
 			w.parentEnded(gen)
 			return
 		}
+		sent := time.Now()
 		list, err := w.read(ctx)
 		if ctx.Err() != nil {
 			w.parentEnded(gen)
 			return
 		}
 		w.reads.Add(1)
-		w.publish(gen, list, err)
+		w.publish(gen, sent, list, err)
 	}
 }
 
@@ -292,7 +367,7 @@ func (w *InstallWatcher) parentEnded(gen int) {
 }
 
 // publish indexes one read, schedules the next and fans the read out.
-func (w *InstallWatcher) publish(gen int, list []clanforge.Install, err error) {
+func (w *InstallWatcher) publish(gen int, sent time.Time, list []clanforge.Install, err error) {
 	realNow := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -301,6 +376,7 @@ func (w *InstallWatcher) publish(gen int, list []clanforge.Install, err error) {
 	}
 	now := w.now()
 	index := make(map[InstallInterest][]clanforge.Install)
+	var seen []SeenInstall
 	if err == nil {
 		for i := range list {
 			if in := &list[i]; in.Machine == 0 && in.MachineName != "" {
@@ -312,13 +388,20 @@ func (w *InstallWatcher) publish(gen int, list []clanforge.Install, err error) {
 				w.known[k] = map[int64]clanforge.Install{}
 			}
 			w.known[k][list[i].ID] = list[i]
+			seen = append(seen, SeenInstall{InstallInterest: k, ID: list[i].ID})
 		}
+		// Recorded before any subscriber sees the read.
+		w.recordLocked(seen)
 	}
 	w.seq++
-	w.last = &installRead{at: now, real: realNow, index: index, err: err}
+	w.last = &installRead{at: now, sent: sent, real: realNow, index: index, err: err}
 	w.nextAt = realNow.Add(w.nextDelayLocked(now, index, err))
 	for s := range w.subs {
-		s.deliver(InstallSnapshot{Seq: w.seq, At: now, Jobs: index[s.key], Err: err})
+		snap := InstallSnapshot{Seq: w.seq, At: now, Jobs: index[s.key], Err: err}
+		if err == nil {
+			snap.Sent = sent
+		}
+		s.deliver(snap)
 	}
 }
 
