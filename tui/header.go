@@ -8,10 +8,13 @@ import (
 )
 
 // headerModel renders the top lines: plan, clock, overall progress, counts,
-// waves, estimate, request rate and the abort/interrupt banner. It reads the
-// shared state and keeps nothing of its own; everything it shows is computed
-// once per batch, so a frame costs the same at 5 or 5,000 targets.
-type headerModel struct{}
+// waves, estimate, request rate and the abort/interrupt/waiting banner. It
+// reads the shared state and keeps nothing of its own but which control
+// keys the view offers; everything it shows is computed once per batch, so
+// a frame costs the same at 5 or 5,000 targets.
+type headerModel struct {
+	approve, abort bool // the a and x keys work
+}
 
 // bannerText is the abort/interrupt banner, or "" when there is none.
 func (headerModel) bannerText(s *state, cancelling bool) string {
@@ -29,9 +32,45 @@ func (headerModel) bannerText(s *state, cancelling bool) string {
 	case cancelling:
 		return "INTERRUPTED — stopping; nothing new is sent to Clanforge (ctrl+c: leave now)"
 	case len(s.waits) > 0:
-		return waitBanner(s.waits[0], len(s.waits))
+		w, _ := s.shownWait()
+		return waitBanner(w, len(s.waits))
 	}
 	return ""
+}
+
+// bannerLines are the banner and, while the run waits, the line under it
+// with the question and the keys that answer it.
+func (h headerModel) bannerLines(s *state, cancelling bool) []string {
+	b := h.bannerText(s, cancelling)
+	if b == "" {
+		return nil
+	}
+	lines := []string{b}
+	if s.finished || s.aborting || cancelling || len(s.waits) == 0 {
+		return lines
+	}
+	w, _ := s.shownWait()
+	var keys []string
+	if h.approve && w.Kind == engine.WaitApproval {
+		keys = append(keys, "a approve")
+	}
+	if h.abort {
+		keys = append(keys, "x abort")
+	}
+	second := ""
+	if w.Kind == engine.WaitApproval && w.Message != "" {
+		second = w.Message
+	}
+	if len(keys) > 0 {
+		if second != "" {
+			second += "  ·  "
+		}
+		second += strings.Join(keys, " · ")
+	}
+	if second != "" {
+		lines = append(lines, second)
+	}
+	return lines
 }
 
 func orDash(s string) string {
@@ -104,16 +143,22 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 		lines = append(lines, clip(st.Cancelled.Render("API: ")+n, w))
 	}
 
-	// Line 4: the banner, full width so nobody misses it.
-	if b := h.bannerText(s, cancelling); b != "" {
-		lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
+	// Line 4: the banner, full width so nobody misses it, and under a
+	// waiting banner the question and the keys that answer it.
+	for i, b := range h.bannerLines(s, cancelling) {
+		if i == 0 {
+			lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
+			continue
+		}
+		lines = append(lines, st.Notice.Render(clip("   "+b, w)))
 	}
 	return lines
 }
 
 // waitBanner says what the run waits for, since when, and where the
-// rollout stands, e.g. "WAITING FOR APPROVAL since 14:02 — 3 of 120 machines
-// on image version 48811, 0 failed: Switch prod-eu to game-b?".
+// rollout stands, e.g. "WAITING FOR APPROVAL of go_live@game-b since 14:02 —
+// 3 of 120 machines on image version 48811, 0 failed"; the question goes on
+// the line under it, with the keys.
 func waitBanner(w engine.WaitInfo, n int) string {
 	var b strings.Builder
 	if w.Kind == engine.WaitBake {
@@ -123,9 +168,6 @@ func waitBanner(w engine.WaitInfo, n int) string {
 	}
 	if w.Progress != "" {
 		b.WriteString(" — " + w.Progress)
-	}
-	if w.Message != "" && w.Kind != engine.WaitBake {
-		b.WriteString(": " + w.Message)
 	}
 	if n > 1 {
 		fmt.Fprintf(&b, " (+%d more waiting)", n-1)
