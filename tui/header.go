@@ -16,7 +16,8 @@ type headerModel struct {
 	approve, abort bool // the a and x keys work
 }
 
-// bannerText is the abort/interrupt banner, or "" when there is none.
+// bannerText is the abort/interrupt/waiting banner, or "" when there is
+// none.
 func (headerModel) bannerText(s *state, cancelling bool) string {
 	switch {
 	case s.finished && s.summary.Verdict == engine.VerdictInterrupted:
@@ -38,28 +39,39 @@ func (headerModel) bannerText(s *state, cancelling bool) string {
 	return ""
 }
 
-// bannerLines are the banner and, while the run waits, the line under it
-// with the question and the keys that answer it.
-func (h headerModel) bannerLines(s *state, cancelling bool) []string {
+// bannerLines are the banner and, while the run waits, the lines under it:
+// the question with the keys that answer it, and where the rollout stands
+// when that does not fit on the banner itself (w columns).
+func (h headerModel) bannerLines(s *state, cancelling bool, w int) []string {
 	b := h.bannerText(s, cancelling)
 	if b == "" {
 		return nil
 	}
-	lines := []string{b}
 	if s.finished || s.aborting || cancelling || len(s.waits) == 0 {
-		return lines
+		return []string{b}
 	}
-	w, _ := s.shownWait()
+	wt, _ := s.shownWait()
+	var progress string
+	if head, until, prog := waitParts(wt, len(s.waits)); lenCells(" ⚠ "+b) > w && (until != "" || prog != "") {
+		// When it ends and where the rollout stands are what a person
+		// decides on: they get a line of their own rather than being cut.
+		b = head
+		progress = strings.TrimSpace(strings.Trim(until, " ()"))
+		if prog != "" {
+			progress = strings.TrimPrefix(progress+" · now: "+prog, " · ")
+		}
+	}
+	lines := []string{b}
 	var keys []string
-	if h.approve && w.Kind == engine.WaitApproval {
+	if h.approve && wt.Kind == engine.WaitApproval {
 		keys = append(keys, "a approve")
 	}
 	if h.abort {
 		keys = append(keys, "x abort")
 	}
 	second := ""
-	if w.Kind == engine.WaitApproval && w.Message != "" {
-		second = w.Message
+	if wt.Kind == engine.WaitApproval && wt.Message != "" {
+		second = wt.Message
 	}
 	if len(keys) > 0 {
 		if second != "" {
@@ -69,6 +81,9 @@ func (h headerModel) bannerLines(s *state, cancelling bool) []string {
 	}
 	if second != "" {
 		lines = append(lines, second)
+	}
+	if progress != "" {
+		lines = append(lines, progress)
 	}
 	return lines
 }
@@ -145,7 +160,7 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 
 	// Line 4: the banner, full width so nobody misses it, and under a
 	// waiting banner the question and the keys that answer it.
-	for i, b := range h.bannerLines(s, cancelling) {
+	for i, b := range h.bannerLines(s, cancelling, w) {
 		if i == 0 {
 			lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
 			continue
@@ -155,22 +170,37 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 	return lines
 }
 
-// waitBanner says what the run waits for, since when, and where the
-// rollout stands, e.g. "WAITING FOR APPROVAL of go_live@game-b since 14:02 —
-// 3 of 120 machines on image version 48811, 0 failed"; the question goes on
-// the line under it, with the keys.
+// waitBanner says what the run waits for, since when, until when, and
+// where the rollout stands, e.g. "WAITING FOR APPROVAL of go_live@game-b
+// since 14:02 (until 18:02, then abort) — 3 of 120 machines on image
+// version 48811, 0 failed"; the question goes on the line under it, with
+// the keys.
 func waitBanner(w engine.WaitInfo, n int) string {
-	var b strings.Builder
-	if w.Kind == engine.WaitBake {
-		fmt.Fprintf(&b, "BAKING %s until %s", w.ID, w.Until.Local().Format("15:04:05"))
-	} else {
-		fmt.Fprintf(&b, "WAITING FOR APPROVAL of %s since %s", w.ID, w.Since.Local().Format("15:04"))
+	head, until, progress := waitParts(w, n)
+	s := head + until
+	if progress != "" {
+		s += " — " + progress
 	}
-	if w.Progress != "" {
-		b.WriteString(" — " + w.Progress)
+	return s
+}
+
+// waitParts splits a wait's banner into what it is (with how many more
+// wait), when it ends by itself, and where the rollout stands.
+func waitParts(w engine.WaitInfo, n int) (head, until, progress string) {
+	if w.Kind == engine.WaitBake {
+		head = fmt.Sprintf("BAKING %s until %s", w.ID, w.Until.Local().Format("15:04:05"))
+	} else {
+		head = fmt.Sprintf("WAITING FOR APPROVAL of %s since %s", w.ID, w.Since.Local().Format("15:04"))
+		if !w.Until.IsZero() {
+			then := string(w.OnTimeout)
+			if then == "" {
+				then = "abort"
+			}
+			until = fmt.Sprintf(" (until %s, then %s)", w.Until.Local().Format("15:04"), then)
+		}
 	}
 	if n > 1 {
-		fmt.Fprintf(&b, " (+%d more waiting)", n-1)
+		head += fmt.Sprintf(" (+%d more waiting)", n-1)
 	}
-	return b.String()
+	return head, until, w.Progress
 }

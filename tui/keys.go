@@ -25,6 +25,8 @@ type keyMap struct {
 	Approve key.Binding
 	Abort   key.Binding
 	Confirm key.Binding
+	// quitShort is what q does, in the footer.
+	quitShort string
 }
 
 func defaultKeys() keyMap {
@@ -46,6 +48,8 @@ func defaultKeys() keyMap {
 		Approve:  key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "approve")),
 		Abort:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "abort rollout")),
 		Confirm:  key.NewBinding(key.WithKeys("y", "Y"), key.WithHelp("y", "yes")),
+
+		quitShort: "cancel",
 	}
 }
 
@@ -53,6 +57,7 @@ func defaultKeys() keyMap {
 func watchKeys() keyMap {
 	k := defaultKeys()
 	k.Quit = key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "leave (the rollout goes on)"))
+	k.quitShort = "leave"
 	return k
 }
 
@@ -64,7 +69,7 @@ func (k keyMap) ShortHelp() []key.Binding {
 	short := func(b key.Binding, desc string) key.Binding {
 		return key.NewBinding(key.WithKeys(b.Keys()...), key.WithHelp(b.Help().Key, desc))
 	}
-	return []key.Binding{short(k.Quit, "cancel"), short(k.Open, "details"), short(k.Filter, "filter"),
+	return []key.Binding{short(k.Quit, k.quitShort), short(k.Open, "details"), short(k.Filter, "filter"),
 		short(k.Failures, "failures"), short(k.Help, "help"),
 		key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "move"))}
 }

@@ -192,7 +192,7 @@ func (m *Model) headerHeight() int {
 	if len(m.st.waves) > 0 {
 		n++
 	}
-	return n + len(m.header.bannerLines(m.st, m.cancelling))
+	return n + len(m.header.bannerLines(m.st, m.cancelling, m.w))
 }
 
 // bodyHeight is what is left for the list, detail or help pane.
@@ -397,7 +397,7 @@ func (m *Model) askCancel() {
 	if m.cancelling {
 		return
 	}
-	m.confirm.open = true
+	m.confirm = confirmModel{open: true, kind: confirmCancel}
 }
 
 // confirmCancel asks the engine to stop. The program keeps running until
