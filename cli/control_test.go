@@ -144,6 +144,15 @@ func TestApproveFromAnotherTerminal(t *testing.T) {
 	if s := so.out.String(); !strings.Contains(s, "Waiting now:") || !strings.Contains(s, "approve: "+w.Approve) {
 		t.Fatalf("status while waiting:\n%s", s)
 	}
+	sj := r.other()
+	if err := Status(context.Background(), sj.env, StatusOptions{StateDir: r.state, JSON: true}); err != nil {
+		t.Fatal(err)
+	}
+	var doc StatusDoc
+	if err := json.Unmarshal(sj.out.Bytes(), &doc); err != nil || !doc.WaitingLive || len(doc.Waiting) != 1 ||
+		doc.Waiting[0].ID != w.ID || doc.Waiting[0].Approve != w.Approve || doc.Status != "running" {
+		t.Fatalf("status --json while waiting (%v):\n%s", err, sj.out.String())
+	}
 
 	o := r.other()
 	err := Control(context.Background(), o.env, ControlOptions{Plan: r.plan, StateDir: r.state, Reason: "canary looks fine"})
