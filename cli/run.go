@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
@@ -268,7 +269,29 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	// cancels it exactly like an interrupt.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
-	warn := func(msg string) { printf(env.Stderr, "rollout run: warning: %s\n", msg) }
+	// Warnings wait while the live view owns the terminal: printed under
+	// it they would tear its frame.
+	var warnMu sync.Mutex
+	var held []string
+	holding := !o.JSON && !o.NoTUI && env.IsTerminal()
+	warn := func(msg string) {
+		warnMu.Lock()
+		defer warnMu.Unlock()
+		if holding {
+			held = append(held, msg)
+			return
+		}
+		printf(env.Stderr, "rollout run: warning: %s\n", msg)
+	}
+	defer func() {
+		warnMu.Lock()
+		holding = false
+		msgs := held
+		warnMu.Unlock()
+		for _, m := range msgs {
+			warn(m)
+		}
+	}()
 	commands := controlCommands(o)
 	var observers fanout
 	ctl, cerr := newController(sd.dir, p, opts.Journal, commands, warn)
