@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
@@ -18,14 +19,17 @@ import (
 
 // RunOptions are what `rollout run` is asked to do.
 type RunOptions struct {
-	Path        string
-	Vars        map[string]string
-	Sim         bool
-	NoTUI       bool
-	JSON        bool
-	Resume      bool
-	Fresh       bool
-	Yes         bool
+	Path   string
+	Vars   map[string]string
+	Sim    bool
+	NoTUI  bool
+	JSON   bool
+	Resume bool
+	Fresh  bool
+	Yes    bool
+	// AutoApprove approves every approval as it comes (unattended runs);
+	// each is recorded as approved by --auto-approve.
+	AutoApprove bool
 	StateDir    string // "" : the plan's default
 	Speed       float64
 	Scenario    string
@@ -56,6 +60,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.Resume, "resume", false, "continue an unfinished or interrupted run from its journal")
 	fs.BoolVar(&o.Fresh, "fresh", false, "start over, setting the old journal aside (kept, not deleted)")
 	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
+	fs.BoolVar(&o.AutoApprove, "auto-approve", false, "approve every approval as it comes, for unattended runs (recorded as such; bake times still pass)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>, .rollout/<plan name>.sim with --sim)")
 	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1)")
 	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
@@ -117,6 +122,9 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 	if err != nil {
 		return err
 	}
+	if planHook != nil {
+		planHook(p)
+	}
 	policy, err := o.pollPolicy()
 	if err != nil {
 		return err
@@ -158,8 +166,9 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		Journal:     sd.rec,
 		Requests:    conn.client.Requests,
 		Resumed:     o.Resume,
+		AutoApprove: o.AutoApprove,
 	}
-	sum, outErr, err := env.execute(ctx, conn, p, o, opts)
+	sum, outErr, err := env.execute(ctx, conn, p, o, sd, opts)
 	if err != nil {
 		return failErr("rollout run: %v", err)
 	}
@@ -248,31 +257,107 @@ func facts(r *steps.PreflightReport) []state.Fact {
 // with --json, and plain lines otherwise. outErr, when set, reports a
 // reporter that could not write. The client's waits go to the engine's
 // observer from the moment the engine exists.
-func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions, opts engine.Options) (sum *engine.Summary, outErr func() error, err error) {
+//
+// Beside the view or reporter, two more observers see every event: the
+// controller, which takes approvals and aborts from the live view and from
+// other terminals (control files in the state directory) and publishes
+// what the run waits for; and the event log that `rollout watch` follows.
+// Neither can stop the run: a control directory or event log that cannot
+// be written is a warning.
+func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions, sd *stateDir, opts engine.Options) (sum *engine.Summary, outErr func() error, err error) {
 	// The run has its own context so that the live view's confirmed quit
 	// cancels it exactly like an interrupt.
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
+	// Warnings wait while the live view owns the terminal: printed under
+	// it they would tear its frame.
+	var warnMu sync.Mutex
+	var held []string
+	holding := !o.JSON && !o.NoTUI && env.IsTerminal()
+	warn := func(msg string) {
+		warnMu.Lock()
+		defer warnMu.Unlock()
+		if holding {
+			held = append(held, msg)
+			return
+		}
+		printf(env.Stderr, "rollout run: warning: %s\n", msg)
+	}
+	defer func() {
+		warnMu.Lock()
+		holding = false
+		msgs := held
+		warnMu.Unlock()
+		for _, m := range msgs {
+			warn(m)
+		}
+	}()
+	commands := controlCommands(o)
+	var observers fanout
+	ctl, cerr := newController(sd.dir, p, opts.Journal, commands, warn)
+	if cerr != nil {
+		warn(fmt.Sprintf("approvals and aborts from other terminals are off: %v", cerr))
+	}
 	var ui *tui.UI
 	switch {
 	case !o.JSON && !o.NoTUI && env.IsTerminal():
-		ui = tui.New(tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun})
-		opts.Observer = ui
+		uo := tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun}
+		if ctl != nil {
+			uo.Approve, uo.Abort = ctl.approveFromView("the live view"), ctl.abortFromView("the live view")
+		}
+		ui = tui.New(uo)
+		observers = append(observers, ui)
 	case o.JSON:
-		rep := report.NewJSON(env.Stdout)
-		opts.Observer, outErr = rep, rep.Err
+		rep := report.NewJSON(env.Stdout, report.WithCommands(commands))
+		observers, outErr = append(observers, rep), rep.Err
 	default:
-		rep := report.NewPlain(env.Stdout)
-		opts.Observer, outErr = rep, rep.Err
+		rep := report.NewPlain(env.Stdout, report.WithCommands(commands))
+		observers, outErr = append(observers, rep), rep.Err
 	}
+	if ctl != nil {
+		observers = append(observers, ctl)
+		opts.Control = ctl.requests()
+	}
+	evlog, lerr := state.CreateEventLog(sd.dir)
+	if lerr != nil {
+		warn(fmt.Sprintf("rollout watch cannot follow this run: %v", lerr))
+	} else {
+		observers = append(observers, evlog)
+		defer func() {
+			if err := evlog.Close(); err != nil {
+				warn(fmt.Sprintf("rollout watch could not follow all of this run: %v", err))
+			}
+		}()
+	}
+	opts.Observer = observers
 	eng := engine.New(p, opts)
 	c.onWait(func(w clanforge.Wait) { eng.Notice(notice(w)) })
 	defer c.onWait(nil)
+	if ctl != nil {
+		ctl.start()
+	}
+	// The controller hears how the run ended before the view or reporter
+	// is done with it, so that no requester waits for an answer.
+	finish := func(s *engine.Summary) {
+		if ctl == nil {
+			return
+		}
+		v := "stopped"
+		if s != nil {
+			v = s.Verdict.String()
+		}
+		ctl.finish(v)
+	}
 	if ui != nil {
-		sum, err = env.runWithTUI(ctx, cancelRun, ui, func() (*engine.Summary, error) { return eng.Run(runCtx) })
+		sum, err = env.runWithTUI(ctx, cancelRun, ui, func() (*engine.Summary, error) {
+			s, err := eng.Run(runCtx)
+			finish(s)
+			return s, err
+		})
 		return sum, nil, err
 	}
 	sum, err = eng.Run(runCtx)
+	finish(sum)
 	return sum, outErr, err
 }
 

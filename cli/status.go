@@ -52,44 +52,11 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 // named by its file or by its name (as in .rollout/<name>); with neither,
 // the only state directory under .rollout/ is shown.
 func Status(ctx context.Context, env *Env, o StatusOptions) error {
-	var p *plan.Plan
-	dir := &o.StateDir
-	if o.Plan != "" {
-		if _, err := os.Stat(o.Plan); err != nil && !strings.ContainsAny(o.Plan, "/\\") {
-			// Not a file: a plan's name, as the state directory has it.
-			if *dir == "" {
-				*dir = findStateDir(o.Plan, o.Sim)
-			}
-		} else {
-			var err error
-			if p, err = env.loadPlan(o.Plan, o.Vars); err != nil {
-				return err
-			}
-			if *dir == "" {
-				*dir = defaultStateDir(p, o.Sim)
-				if _, err := os.Stat(*dir); err != nil && !o.Sim {
-					if alt := defaultStateDir(p, true); dirExists(alt) {
-						*dir = alt
-					}
-				}
-			}
-		}
+	loc, err := env.locate("status", o.Plan, o.Vars, o.StateDir, locateOptions{sim: o.Sim})
+	if err != nil {
+		return err
 	}
-	if *dir == "" {
-		found, _ := filepath.Glob(filepath.Join(".rollout", "*", state.JournalName))
-		switch len(found) {
-		case 0:
-			return failErr("rollout status: no journal under .rollout/: name the plan (its file or its name) or --state-dir")
-		case 1:
-			*dir = filepath.Dir(found[0])
-		default:
-			var names []string
-			for _, f := range found {
-				names = append(names, filepath.Base(filepath.Dir(f)))
-			}
-			return usageErr("rollout status: several plans have run here: %s; name one (rollout status NAME) or give --state-dir", strings.Join(names, ", "))
-		}
-	}
+	p, dir := loc.p, &loc.dir
 	sum, err := state.Replay(*dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return failErr("rollout status: no journal in %s: this plan has not run here", *dir)
@@ -137,9 +104,15 @@ type StatusDoc struct {
 	OpenJobs   []StatusJob    `json:"open_jobs"`
 	OpenDiffs  []StatusJob    `json:"open_diffs"`
 	Unfinished []StatusJob    `json:"unfinished"`
-	Next       string         `json:"next,omitempty"` // the command to continue, when there is one
-	TornTail   bool           `json:"torn_tail,omitempty"`
-	Complete   bool           `json:"targets_complete"` // every target of the plan is listed
+	// Waiting is what the run in progress waits for now (waiting_live),
+	// or what the last run waited for when it stopped.
+	Waiting     []StatusWait `json:"waiting"`
+	WaitingLive bool         `json:"waiting_live,omitempty"`
+	// Decisions lists how every wait ended, and who ended it, in order.
+	Decisions []StatusDecision `json:"decisions"`
+	Next      string           `json:"next,omitempty"` // the command to continue, when there is one
+	TornTail  bool             `json:"torn_tail,omitempty"`
+	Complete  bool             `json:"targets_complete"` // every target of the plan is listed
 }
 
 // StatusRun is one run recorded in the journal.
@@ -153,6 +126,30 @@ type StatusRun struct {
 	Resumed  bool       `json:"resumed"`
 	Sim      bool       `json:"sim,omitempty"`
 	API      string     `json:"api,omitempty"`
+}
+
+// StatusWait is one wait of a run: an approval or a bake time.
+type StatusWait struct {
+	ID       string     `json:"id"`
+	Kind     string     `json:"kind"` // approval, bake
+	Step     string     `json:"step,omitempty"`
+	Image    string     `json:"image,omitempty"`
+	Message  string     `json:"message,omitempty"`
+	Since    time.Time  `json:"since"`
+	Until    *time.Time `json:"until,omitempty"`
+	Progress string     `json:"progress,omitempty"`
+	Approve  string     `json:"approve_command,omitempty"`
+	Abort    string     `json:"abort_command,omitempty"`
+}
+
+// StatusDecision is how one wait ended and who ended it.
+type StatusDecision struct {
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`
+	Decision string    `json:"decision"` // approved, auto-approved, timed-out, baked, aborted
+	By       string    `json:"by,omitempty"`
+	At       time.Time `json:"at"`
+	Reason   string    `json:"reason,omitempty"`
 }
 
 // StatusTarget is one target's outcome.
@@ -176,6 +173,7 @@ type StatusJob struct {
 func statusDocument(ctx context.Context, sum *state.Summary, dir string, live *clanforge.Client) *StatusDoc {
 	d := &StatusDoc{V: 1, Plan: sum.Plan, StateDir: dir, Journal: filepath.Join(dir, state.JournalName),
 		Runs: []StatusRun{}, Targets: []StatusTarget{}, OpenJobs: []StatusJob{}, OpenDiffs: []StatusJob{}, Unfinished: []StatusJob{},
+		Waiting: []StatusWait{}, Decisions: []StatusDecision{},
 		TornTail: sum.TornTail, Complete: len(sum.AllInstances) > 0 || len(sum.Instances) == 0}
 	for _, r := range sum.Runs {
 		sr := StatusRun{PID: r.PID, Host: r.Host, User: r.User, Started: r.Started.UTC(), Verdict: r.Verdict, Resumed: r.Resumed, Sim: r.Sim, API: r.API}
@@ -199,6 +197,7 @@ func statusDocument(ctx context.Context, sum *state.Summary, dir string, live *c
 			d.Next = continueCommand(sum, dir)
 		}
 	}
+	d.addWaits(sum, dir)
 	for _, t := range sum.Targets() {
 		d.Targets = append(d.Targets, StatusTarget{Target: t.Target, Outcome: t.Outcome, Error: t.Error, OpenDiff: t.OpenDiff})
 	}
@@ -217,6 +216,48 @@ func statusDocument(ctx context.Context, sum *state.Summary, dir string, live *c
 		d.Unfinished = append(d.Unfinished, StatusJob{Kind: j.Kind, ID: j.ID, Instance: j.Instance, StateName: j.StateName})
 	}
 	return d
+}
+
+// addWaits fills in what the run waits for: from waiting.json while a run
+// holds the directory (it is current then), else from the journal, the
+// waits its last run began and never ended; and every decision.
+func (d *StatusDoc) addWaits(sum *state.Summary, dir string) {
+	for _, w := range sum.Decisions {
+		d.Decisions = append(d.Decisions, StatusDecision{ID: w.ID, Kind: w.Kind, Decision: w.Decision, By: w.By, At: w.At.UTC(), Reason: w.Reason})
+	}
+	if d.Status == "running" {
+		holder, held := state.Holder(dir)
+		w, err := state.ReadWaiting(dir)
+		if !held || err != nil || (holder.PID != 0 && w.PID != holder.PID) {
+			return
+		}
+		d.WaitingLive = true
+		for _, x := range w.Waits {
+			sw := StatusWait{ID: x.ID, Kind: x.Kind, Step: x.Step, Image: x.Image, Message: x.Message, Since: x.Since.UTC(),
+				Progress: x.Progress, Approve: x.Approve, Abort: x.Abort}
+			if !x.Until.IsZero() {
+				u := x.Until.UTC()
+				sw.Until = &u
+			}
+			d.Waiting = append(d.Waiting, sw)
+		}
+		return
+	}
+	if d.Status != "unfinished" && d.Status != engine.VerdictInterrupted.String() {
+		return
+	}
+	for _, id := range sortedKeys(sum.Waits) {
+		w := sum.Waits[id]
+		if w.Decision != "" {
+			continue
+		}
+		sw := StatusWait{ID: w.ID, Kind: w.Kind, Step: w.Step, Image: w.Image, Message: w.Message, Since: w.Since.UTC()}
+		if !w.Until.IsZero() {
+			u := w.Until.UTC()
+			sw.Until = &u
+		}
+		d.Waiting = append(d.Waiting, sw)
+	}
 }
 
 // text renders the document for people.
@@ -263,6 +304,46 @@ func (d *StatusDoc) text(out io.Writer) error {
 		}
 		fmt.Fprintln(w, line)
 	}
+	if len(d.Waiting) > 0 {
+		if d.WaitingLive {
+			fmt.Fprintln(w, "\nWaiting now:")
+		} else {
+			fmt.Fprintln(w, "\nWaiting when the last run stopped (a resumed run waits again):")
+		}
+		for _, x := range d.Waiting {
+			line := fmt.Sprintf("  %s\t%s since %s", x.ID, waitWord(x.Kind), x.Since.Local().Format(time.DateTime))
+			if x.Until != nil {
+				line += ", until " + x.Until.Local().Format(time.DateTime)
+			}
+			if x.Progress != "" {
+				line += " — " + x.Progress
+			}
+			if x.Message != "" {
+				line += ": " + x.Message
+			}
+			fmt.Fprintln(w, line)
+			if x.Approve != "" {
+				fmt.Fprintf(w, "    approve: %s\n", x.Approve)
+			}
+			if x.Abort != "" {
+				fmt.Fprintf(w, "    abort:   %s\n", x.Abort)
+			}
+		}
+	}
+	if len(d.Decisions) > 0 {
+		fmt.Fprintln(w, "\nApprovals and pauses:")
+		for _, x := range d.Decisions {
+			line := fmt.Sprintf("  %s\t%s", x.ID, x.Decision)
+			if x.By != "" {
+				line += " by " + x.By
+			}
+			line += " at " + x.At.Local().Format(time.DateTime)
+			if x.Reason != "" {
+				line += ": " + x.Reason
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 	if len(d.OpenDiffs) > 0 {
 		fmt.Fprintln(w, "\nOpen diffs (each locks its image until rejected or turned into a version):")
 		for _, j := range d.OpenDiffs {
@@ -278,6 +359,13 @@ func (d *StatusDoc) text(out io.Writer) error {
 		fmt.Fprintf(w, "\nThe last run was interrupted; its remote jobs may still run. Continue it with: %s\n", d.Next)
 	}
 	return w.Flush()
+}
+
+func waitWord(kind string) string {
+	if kind == string(engine.WaitBake) {
+		return "baking"
+	}
+	return "waiting for approval"
 }
 
 func stateName(s string) string {
@@ -326,17 +414,6 @@ func liveState(ctx context.Context, c *clanforge.Client, j state.JobRecord) stri
 		s += ": " + job.Error
 	}
 	return s
-}
-
-// findStateDir is the state directory of a plan named name: the real runs',
-// or, with sim or when only it exists, the simulated runs'.
-func findStateDir(name string, sim bool) string {
-	p := &plan.Plan{Name: name}
-	real, simulated := defaultStateDir(p, false), defaultStateDir(p, true)
-	if sim || (!dirExists(real) && dirExists(simulated)) {
-		return simulated
-	}
-	return real
 }
 
 func dirExists(dir string) bool {

@@ -420,6 +420,12 @@ func (e *Engine) waveIsOpen(k waveKey) bool {
 			return false
 		}
 	}
+	// A pause after the previous wave holds this one until it ends. This
+	// is the one place a wave opens, so a resumed run whose earlier waves
+	// ended in an earlier run pauses too.
+	if k.wave > 0 && e.pauseBefore(waveKey{k.step, k.image, k.wave - 1}) {
+		return false
+	}
 	e.waveOpen[k] = true
 	var ids []string
 	for _, n := range e.nodes {
@@ -785,10 +791,6 @@ func (e *Engine) openWavesAfter(k waveKey) {
 		parked := e.waveParked[next]
 		if len(parked) == 0 && e.waveLeft[next] == 0 {
 			continue
-		}
-		// A pause after the previous wave holds this one until it ends.
-		if e.pauseBefore(waveKey{k.step, k.image, w - 1}) {
-			return
 		}
 		if !e.waveIsOpen(next) {
 			return

@@ -349,3 +349,62 @@ func TestApproveWhenNothingWaits(t *testing.T) {
 	}
 	x.drain(r.done)
 }
+
+// TestResumeHoldsThePausedWave: a run resumed after an interrupt during a
+// pause (its first wave ended in the earlier run) holds the next wave for
+// the pause again: nothing of wave 2 starts before the approval.
+func TestResumeHoldsThePausedWave(t *testing.T) {
+	p := pausePlan(t, plan.Pause{Approve: true})
+	sj, err := state.Open(t.TempDir(), p.Name, p.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sj.Close()
+	rec := state.NewRecorder(sj)
+	x := newScripted()
+	log := newWaitLog()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = engine.New(p, engine.Options{Executor: x, Observer: log, Journal: rec}).Run(ctx)
+	}()
+	go x.drain(done)
+	select {
+	case <-log.started:
+	case <-done:
+		t.Fatalf("the first run ended without pausing: %v", log.snapshot())
+	}
+	cancel()
+	<-done
+
+	x2 := newScripted()
+	log2 := newWaitLog()
+	ctl := make(chan engine.Request)
+	r := start(p, engine.Options{Executor: x2, Observer: log2, Control: ctl, Journal: rec, Resumed: true})
+	go x2.drain(r.done)
+	var w engine.WaitInfo
+	select {
+	case w = <-log2.started:
+	case <-r.done:
+		t.Fatalf("the resumed run ended without pausing: %v", log2.snapshot())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the resumed run did not pause: %v", log2.snapshot())
+	}
+	if w.ID != "install@game after wave 1" {
+		t.Fatalf("waiting on %q", w.ID)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for _, ev := range log2.snapshot() {
+		if strings.HasPrefix(ev, "start install@") || strings.HasPrefix(ev, "wave install game 2") {
+			t.Fatalf("%q before the approval: %v", ev, log2.snapshot())
+		}
+	}
+	if err := approve(ctl, "install"); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	if !r.sum.Verdict.Success() {
+		t.Fatalf("verdict %s", r.sum.Verdict)
+	}
+}

@@ -87,6 +87,9 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 			if in.hasJob {
 				name += fmt.Sprintf(" %d%%", in.job.Progress)
 			}
+			if _, ok := s.waitOf(in.info.ID); ok {
+				name = "needs approval"
+			}
 			state = st.Running.Render(name)
 		case stDone:
 			state = outcomeStyle(st, in.outcome).Render(outcomeWord(string(in.outcome)))
@@ -137,7 +140,56 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 			}
 		}
 	}
-	return lines
+	return append(lines, decisionLines(s, st, r.image, w)...)
+}
+
+// decisionLines is who approved what for an image, and what of it waits
+// now: approvals (by whom, when, why), timeouts, bake times, aborts.
+func decisionLines(s *state, st Styles, image string, w int) []string {
+	var out []string
+	for _, d := range s.decisions {
+		if d.Wait.Image != image {
+			continue
+		}
+		out = append(out, clip("  "+decisionText(d), w))
+	}
+	for _, wt := range s.waits {
+		if wt.Image != image {
+			continue
+		}
+		what := "waiting for approval"
+		if wt.Kind == engine.WaitBake {
+			what = "baking until " + wt.Until.Local().Format("15:04:05")
+		}
+		out = append(out, clip("  "+st.Running.Render(fmt.Sprintf("%s: %s since %s", wt.ID, what, wt.Since.Local().Format("15:04:05"))), w))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return append([]string{"", st.ColHeader.Render(fit("APPROVALS AND PAUSES OF "+image, w))}, out...)
+}
+
+// decisionText says how one wait ended and who ended it, e.g.
+// "gate@buildbox-1/game approved by alice@laptop at 12:03:04: looks good".
+func decisionText(d engine.DecisionRecord) string {
+	at := " at " + d.Decision.At.Local().Format("15:04:05")
+	why := ""
+	if d.Decision.Reason != "" {
+		why = ": " + d.Decision.Reason
+	}
+	switch d.Decision.Kind {
+	case engine.Approved:
+		return d.Wait.ID + " approved by " + d.Decision.By + at + why
+	case engine.AutoApproved:
+		return d.Wait.ID + " approved automatically (--auto-approve)" + at
+	case engine.TimedOut:
+		return d.Wait.ID + ": nobody approved in time" + at + why
+	case engine.Baked:
+		return d.Wait.ID + ": bake time over" + at
+	case engine.Aborted:
+		return d.Wait.ID + ": aborted by " + d.Decision.By + at + why
+	}
+	return d.Wait.ID + ": " + string(d.Decision.Kind) + at + why
 }
 
 func outcomeStyle(st Styles, o engine.Outcome) lipgloss.Style {

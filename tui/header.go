@@ -8,12 +8,16 @@ import (
 )
 
 // headerModel renders the top lines: plan, clock, overall progress, counts,
-// waves, estimate, request rate and the abort/interrupt banner. It reads the
-// shared state and keeps nothing of its own; everything it shows is computed
-// once per batch, so a frame costs the same at 5 or 5,000 targets.
-type headerModel struct{}
+// waves, estimate, request rate and the abort/interrupt/waiting banner. It
+// reads the shared state and keeps nothing of its own but which control
+// keys the view offers; everything it shows is computed once per batch, so
+// a frame costs the same at 5 or 5,000 targets.
+type headerModel struct {
+	approve, abort bool // the a and x keys work
+}
 
-// bannerText is the abort/interrupt banner, or "" when there is none.
+// bannerText is the abort/interrupt/waiting banner, or "" when there is
+// none.
 func (headerModel) bannerText(s *state, cancelling bool) string {
 	switch {
 	case s.finished && s.summary.Verdict == engine.VerdictInterrupted:
@@ -29,9 +33,59 @@ func (headerModel) bannerText(s *state, cancelling bool) string {
 	case cancelling:
 		return "INTERRUPTED — stopping; nothing new is sent to Clanforge (ctrl+c: leave now)"
 	case len(s.waits) > 0:
-		return waitBanner(s.waits[0], len(s.waits))
+		w, _ := s.shownWait()
+		return waitBanner(w, len(s.waits))
 	}
 	return ""
+}
+
+// bannerLines are the banner and, while the run waits, the lines under it:
+// the question with the keys that answer it, and where the rollout stands
+// when that does not fit on the banner itself (w columns).
+func (h headerModel) bannerLines(s *state, cancelling bool, w int) []string {
+	b := h.bannerText(s, cancelling)
+	if b == "" {
+		return nil
+	}
+	if s.finished || s.aborting || cancelling || len(s.waits) == 0 {
+		return []string{b}
+	}
+	wt, _ := s.shownWait()
+	var progress string
+	if head, until, prog := waitParts(wt, len(s.waits)); lenCells(" ⚠ "+b) > w && (until != "" || prog != "") {
+		// When it ends and where the rollout stands are what a person
+		// decides on: they get a line of their own rather than being cut.
+		b = head
+		progress = strings.TrimSpace(strings.Trim(until, " ()"))
+		if prog != "" {
+			progress = strings.TrimPrefix(progress+" · now: "+prog, " · ")
+		}
+	}
+	lines := []string{b}
+	var keys []string
+	if h.approve && wt.Kind == engine.WaitApproval {
+		keys = append(keys, "a approve")
+	}
+	if h.abort {
+		keys = append(keys, "x abort")
+	}
+	second := ""
+	if wt.Kind == engine.WaitApproval && wt.Message != "" {
+		second = wt.Message
+	}
+	if len(keys) > 0 {
+		if second != "" {
+			second += "  ·  "
+		}
+		second += strings.Join(keys, " · ")
+	}
+	if second != "" {
+		lines = append(lines, second)
+	}
+	if progress != "" {
+		lines = append(lines, progress)
+	}
+	return lines
 }
 
 func orDash(s string) string {
@@ -104,31 +158,49 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 		lines = append(lines, clip(st.Cancelled.Render("API: ")+n, w))
 	}
 
-	// Line 4: the banner, full width so nobody misses it.
-	if b := h.bannerText(s, cancelling); b != "" {
-		lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
+	// Line 4: the banner, full width so nobody misses it, and under a
+	// waiting banner the question and the keys that answer it.
+	for i, b := range h.bannerLines(s, cancelling, w) {
+		if i == 0 {
+			lines = append(lines, st.Banner.Render(fit(" ⚠ "+b, w)))
+			continue
+		}
+		lines = append(lines, st.Notice.Render(clip("   "+b, w)))
 	}
 	return lines
 }
 
-// waitBanner says what the run waits for, since when, and where the
-// rollout stands, e.g. "WAITING FOR APPROVAL since 14:02 — 3 of 120 machines
-// on image version 48811, 0 failed: Switch prod-eu to game-b?".
+// waitBanner says what the run waits for, since when, until when, and
+// where the rollout stands, e.g. "WAITING FOR APPROVAL of go_live@game-b
+// since 14:02 (until 18:02, then abort) — 3 of 120 machines on image
+// version 48811, 0 failed"; the question goes on the line under it, with
+// the keys.
 func waitBanner(w engine.WaitInfo, n int) string {
-	var b strings.Builder
+	head, until, progress := waitParts(w, n)
+	s := head + until
+	if progress != "" {
+		s += " — " + progress
+	}
+	return s
+}
+
+// waitParts splits a wait's banner into what it is (with how many more
+// wait), when it ends by itself, and where the rollout stands.
+func waitParts(w engine.WaitInfo, n int) (head, until, progress string) {
 	if w.Kind == engine.WaitBake {
-		fmt.Fprintf(&b, "BAKING %s until %s", w.ID, w.Until.Local().Format("15:04:05"))
+		head = fmt.Sprintf("BAKING %s until %s", w.ID, w.Until.Local().Format("15:04:05"))
 	} else {
-		fmt.Fprintf(&b, "WAITING FOR APPROVAL of %s since %s", w.ID, w.Since.Local().Format("15:04"))
-	}
-	if w.Progress != "" {
-		b.WriteString(" — " + w.Progress)
-	}
-	if w.Message != "" && w.Kind != engine.WaitBake {
-		b.WriteString(": " + w.Message)
+		head = fmt.Sprintf("WAITING FOR APPROVAL of %s since %s", w.ID, w.Since.Local().Format("15:04"))
+		if !w.Until.IsZero() {
+			then := string(w.OnTimeout)
+			if then == "" {
+				then = "abort"
+			}
+			until = fmt.Sprintf(" (until %s, then %s)", w.Until.Local().Format("15:04"), then)
+		}
 	}
 	if n > 1 {
-		fmt.Fprintf(&b, " (+%d more waiting)", n-1)
+		head += fmt.Sprintf(" (+%d more waiting)", n-1)
 	}
-	return b.String()
+	return head, until, w.Progress
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
 )
 
 // helpModel is the `?` pane: every key, grouped, and what the row symbols
@@ -21,8 +22,13 @@ func newHelp(st Styles) helpModel {
 
 // footer is the one-line key reminder.
 func (h *helpModel) footer(keys keyMap, w int) string {
+	return h.footerOf(keys.ShortHelp(), w)
+}
+
+// footerOf is the one-line reminder of the given keys.
+func (h *helpModel) footerOf(keys []key.Binding, w int) string {
 	h.model.SetWidth(w)
-	return h.model.ShortHelpView(keys.ShortHelp())
+	return h.model.ShortHelpView(keys)
 }
 
 // View renders exactly ht lines.
@@ -39,6 +45,18 @@ func (h *helpModel) View(st Styles, keys keyMap, w, ht int) []string {
 		"  inside a group rows keep plan order. Machine — is an image's own step",
 		"  (version, mirror).",
 		"",
+	)
+	if keys.Approve.Enabled() || keys.Abort.Enabled() {
+		lines = append(lines,
+			st.Title.Render("Waiting for a person"),
+			"",
+			"  A banner says what the rollout waits for. a approves it and x aborts the",
+			"  rollout, each after you confirm with y; both are recorded with your name.",
+			"  From another terminal: rollout approve PLAN, rollout abort PLAN.",
+			"",
+		)
+	}
+	lines = append(lines,
 		st.Faint.Render("? or esc closes this help"),
 	)
 	out := make([]string, 0, ht)

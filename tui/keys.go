@@ -19,6 +19,14 @@ type keyMap struct {
 	Quit     key.Binding
 	Yes      key.Binding
 	No       key.Binding
+	// Approve and Abort open their confirmations; Confirm is their yes,
+	// deliberately not enter or ctrl+c: approving or aborting a rollout
+	// takes a key nobody presses by accident.
+	Approve key.Binding
+	Abort   key.Binding
+	Confirm key.Binding
+	// quitShort is what q does, in the footer.
+	quitShort string
 }
 
 func defaultKeys() keyMap {
@@ -37,7 +45,20 @@ func defaultKeys() keyMap {
 		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "cancel rollout")),
 		Yes:      key.NewBinding(key.WithKeys("y", "Y", "enter", "ctrl+c"), key.WithHelp("y", "yes, cancel")),
 		No:       key.NewBinding(key.WithKeys("n", "N", "esc", "q"), key.WithHelp("n/esc", "no, keep going")),
+		Approve:  key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "approve")),
+		Abort:    key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "abort rollout")),
+		Confirm:  key.NewBinding(key.WithKeys("y", "Y"), key.WithHelp("y", "yes")),
+
+		quitShort: "cancel",
 	}
+}
+
+// watchKeys are the keys of a watcher: q leaves the view, the run goes on.
+func watchKeys() keyMap {
+	k := defaultKeys()
+	k.Quit = key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "leave (the rollout goes on)"))
+	k.quitShort = "leave"
+	return k
 }
 
 // ShortHelp is the footer line. It must fit 80 columns next to the
@@ -48,9 +69,25 @@ func (k keyMap) ShortHelp() []key.Binding {
 	short := func(b key.Binding, desc string) key.Binding {
 		return key.NewBinding(key.WithKeys(b.Keys()...), key.WithHelp(b.Help().Key, desc))
 	}
-	return []key.Binding{short(k.Quit, "cancel"), short(k.Open, "details"), short(k.Filter, "filter"),
+	return []key.Binding{short(k.Quit, k.quitShort), short(k.Open, "details"), short(k.Filter, "filter"),
 		short(k.Failures, "failures"), short(k.Help, "help"),
 		key.NewBinding(key.WithKeys("up", "down"), key.WithHelp("↑/↓", "move"))}
+}
+
+// controlHelp is the footer while the run waits for a person: approving
+// and aborting come first, where nobody has to look for them.
+func (k keyMap) controlHelp(approve, abort bool) []key.Binding {
+	var out []key.Binding
+	short := func(b key.Binding, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(b.Keys()...), key.WithHelp(b.Help().Key, desc))
+	}
+	if approve {
+		out = append(out, k.Approve)
+	}
+	if abort {
+		out = append(out, short(k.Abort, "abort"))
+	}
+	return append(out, k.ShortHelp()...)
 }
 
 // FullHelp is the `?` pane, one column per group.
@@ -58,12 +95,24 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End},
 		{k.Open, k.Back, k.Filter, k.Failures},
-		{k.Help, k.Quit},
+		{k.Approve, k.Abort, k.Help, k.Quit},
 	}
 }
 
 // confirmKeys is the help shown inside the confirmation dialog.
 type confirmKeys struct{ k keyMap }
 
-func (c confirmKeys) ShortHelp() []key.Binding  { return []key.Binding{c.k.Yes, c.k.No} }
+func (c confirmKeys) ShortHelp() []key.Binding { return []key.Binding{c.k.Yes, c.k.No} }
+
+// decideKeys is the help inside the approve and abort confirmations.
+type decideKeys struct {
+	k   keyMap
+	yes string
+}
+
+func (c decideKeys) ShortHelp() []key.Binding {
+	return []key.Binding{key.NewBinding(key.WithKeys(c.k.Confirm.Keys()...), key.WithHelp("y", c.yes)),
+		key.NewBinding(key.WithKeys(c.k.No.Keys()...), key.WithHelp("n/esc", "no, go back"))}
+}
+func (c decideKeys) FullHelp() [][]key.Binding  { return [][]key.Binding{c.ShortHelp()} }
 func (c confirmKeys) FullHelp() [][]key.Binding { return [][]key.Binding{c.ShortHelp()} }

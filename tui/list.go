@@ -308,6 +308,10 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 		if cur.hasJob && cur.job.StateName != "" {
 			stateText = cur.job.StateName
 		}
+		if _, ok := s.waitOf(cur.info.ID); ok {
+			// An approve instance holds no slot: it waits for a person.
+			stateText = "approval?"
+		}
 		stateText = st.Running.Render(fit(stateText, c.state))
 		if cur.hasJob {
 			barText = bar(st, c.bar, cur.job.Progress)

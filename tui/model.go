@@ -7,6 +7,8 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/rollout/rollout/engine"
 )
 
 // defaultTick is how often the program drains the engine's events: fast
@@ -47,23 +49,56 @@ type Model struct {
 	userQuit   bool
 	forceQuit  bool
 	quitting   bool
+
+	// approve and abort send a confirmed decision to the run; watch
+	// makes q leave the view instead of cancelling the run.
+	approve  func(id string) (string, error)
+	abort    func(reason string) (string, error)
+	watch    bool
+	detached bool
+	// flash is the answer to the last approve or abort, shown in the
+	// footer for flashFor; flashErr marks a refusal.
+	flash    string
+	flashErr bool
+	flashAt  time.Time
+	deciding bool // a decision is on its way to the run
+}
+
+// flashFor is how long the answer to an approve or abort stays in the
+// footer.
+const flashFor = 10 * time.Second
+
+// decidedMsg is the run's answer to an approve or abort of the view.
+type decidedMsg struct {
+	text string
+	err  error
 }
 
 func newModel(buf *buffer, opt Options, color bool) *Model {
 	st := NewStyles(color)
+	keys := defaultKeys()
+	if opt.Watch {
+		keys = watchKeys()
+	}
+	keys.Approve.SetEnabled(opt.Approve != nil)
+	keys.Abort.SetEnabled(opt.Abort != nil)
 	m := &Model{
-		buf:    buf,
-		now:    opt.Now,
-		tick:   opt.Tick,
-		cancel: opt.Cancel,
-		st:     newState(opt.PlanName),
-		styles: st,
-		bare:   bareStyles(),
-		keys:   defaultKeys(),
-		w:      opt.Width,
-		h:      opt.Height,
-		filter: newFilter(st),
-		help:   newHelp(st),
+		buf:     buf,
+		now:     opt.Now,
+		tick:    opt.Tick,
+		cancel:  opt.Cancel,
+		st:      newState(opt.PlanName),
+		styles:  st,
+		bare:    bareStyles(),
+		keys:    keys,
+		approve: opt.Approve,
+		abort:   opt.Abort,
+		watch:   opt.Watch,
+		header:  headerModel{approve: opt.Approve != nil, abort: opt.Abort != nil},
+		w:       opt.Width,
+		h:       opt.Height,
+		filter:  newFilter(st),
+		help:    newHelp(st),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -118,6 +153,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyPressMsg:
 		return m, m.onKey(msg)
+	case decidedMsg:
+		m.deciding = false
+		m.flashAt = m.now()
+		m.flash, m.flashErr = msg.text, msg.err != nil
+		if msg.err != nil {
+			m.flash = m.st.clean.str(msg.err.Error())
+		} else {
+			m.flash = m.st.clean.str(msg.text)
+		}
+		return m, nil
 	}
 	if m.filter.focused {
 		return m, m.filter.update(msg)
@@ -147,10 +192,7 @@ func (m *Model) headerHeight() int {
 	if len(m.st.waves) > 0 {
 		n++
 	}
-	if m.header.bannerText(m.st, m.cancelling) != "" {
-		n++
-	}
-	return n
+	return n + len(m.header.bannerLines(m.st, m.cancelling, m.w))
 }
 
 // bodyHeight is what is left for the list, detail or help pane.
@@ -165,6 +207,19 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	if m.confirm.open {
+		if m.confirm.kind != confirmCancel {
+			switch {
+			case msg.String() == "ctrl+c":
+				// ctrl+c never approves or aborts: it asks to cancel.
+				m.confirm.open = false
+				m.askCancel()
+			case key.Matches(msg, k.Confirm):
+				return m.decide()
+			case key.Matches(msg, k.No):
+				m.confirm.open = false
+			}
+			return nil
+		}
 		switch {
 		case key.Matches(msg, k.Yes):
 			return m.confirmCancel()
@@ -174,6 +229,12 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	isCtrlC := msg.String() == "ctrl+c"
+	if m.watch && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
+		// A watcher only leaves: the run is another process's.
+		m.detached = true
+		m.quitting = true
+		return tea.Quit
+	}
 	if isCtrlC && m.cancelling {
 		// The second interrupt leaves at once; the engine keeps its own
 		// cancellation going.
@@ -200,6 +261,14 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	if key.Matches(msg, k.Quit) {
 		m.askCancel()
+		return nil
+	}
+	switch {
+	case key.Matches(msg, k.Approve):
+		m.askApprove()
+		return nil
+	case key.Matches(msg, k.Abort):
+		m.askAbort()
 		return nil
 	}
 	if m.help.open {
@@ -268,11 +337,67 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
+// askApprove opens the approval dialog for the wait the banner shows.
+func (m *Model) askApprove() {
+	switch w, ok := m.st.shownWait(); {
+	case m.st.finished || m.cancelling:
+	case m.deciding:
+		m.say("an approval or abort is on its way to the run; wait for its answer", true)
+	case !ok:
+		m.say("nothing is waiting for an approval now", true)
+	default:
+		m.confirm = confirmModel{open: true, kind: confirmApprove, wait: w}
+	}
+}
+
+// askAbort opens the abort dialog.
+func (m *Model) askAbort() {
+	switch {
+	case m.st.finished || m.cancelling:
+	case m.deciding:
+		m.say("an approval or abort is on its way to the run; wait for its answer", true)
+	case m.st.aborting:
+		m.say("the rollout is already aborting", true)
+	default:
+		m.confirm = confirmModel{open: true, kind: confirmAbort}
+	}
+}
+
+func (m *Model) say(text string, isErr bool) {
+	m.flash, m.flashErr, m.flashAt = text, isErr, m.now()
+}
+
+// decide sends the confirmed approval or abort to the run off the
+// program's goroutine; the answer comes back as a decidedMsg.
+func (m *Model) decide() tea.Cmd {
+	c := m.confirm
+	m.confirm.open = false
+	m.deciding = true
+	if c.kind == confirmApprove {
+		id := c.wait.ID
+		if raw, ok := m.st.rawWait[id]; ok {
+			id = raw
+		}
+		m.say("approving "+c.wait.ID+"…", false)
+		approve := m.approve
+		return func() tea.Msg {
+			text, err := approve(id)
+			return decidedMsg{text, err}
+		}
+	}
+	m.say("aborting the rollout…", false)
+	abort := m.abort
+	return func() tea.Msg {
+		text, err := abort("")
+		return decidedMsg{text, err}
+	}
+}
+
 func (m *Model) askCancel() {
 	if m.cancelling {
 		return
 	}
-	m.confirm.open = true
+	m.confirm = confirmModel{open: true, kind: confirmCancel}
 }
 
 // confirmCancel asks the engine to stop. The program keeps running until
@@ -346,5 +471,16 @@ func (m *Model) footer() string {
 		status = append(status, m.styles.Notice.Render("failures only"))
 	}
 	left := strings.Join(status, " ") + "  "
-	return clip(left+m.help.footer(m.keys, max(w-lenCells(left), 0)), w)
+	if m.flash != "" && m.now().Sub(m.flashAt) < flashFor {
+		style := m.styles.Notice
+		if m.flashErr {
+			style = m.styles.Failed
+		}
+		return clip(left+style.Render(m.flash), w)
+	}
+	keys := m.keys.ShortHelp()
+	if w, ok := m.st.shownWait(); len(m.st.waits) > 0 && !m.st.finished && !m.st.aborting && !m.cancelling {
+		keys = m.keys.controlHelp(ok && w.Kind == engine.WaitApproval && m.approve != nil, m.abort != nil)
+	}
+	return clip(left+m.help.footerOf(keys, max(w-lenCells(left), 0)), w)
 }

@@ -107,8 +107,13 @@ type state struct {
 	aborting    bool
 	abortReason string
 	// waits are the run's waits in progress (approvals, bakes), in the
-	// order they began.
-	waits []engine.WaitInfo
+	// order they began; decisions how the ended ones ended, and who ended
+	// them (cleaned, as every string here).
+	waits     []engine.WaitInfo
+	decisions []engine.DecisionRecord
+	// rawWait maps a cleaned wait id to the engine's own, which is what
+	// an approval names.
+	rawWait map[string]string
 	// notice is the API client's last wait, shown while it is fresh.
 	notice     string
 	noticeAt   time.Time
@@ -343,13 +348,27 @@ func (s *state) applyEvent(e *event) {
 		s.aborting = true
 		s.abortReason = s.clean.str(e.reason)
 	case evWaitStarted:
-		s.waits = append(s.waits, redact.Copy(e.wait, redact.Terminal))
+		w := redact.Copy(e.wait, redact.Terminal)
+		s.waits = append(s.waits, w)
+		if s.rawWait == nil {
+			s.rawWait = map[string]string{}
+		}
+		s.rawWait[w.ID] = e.wait.ID
+		if i, ok := s.byID[e.wait.ID]; ok {
+			s.touch(s.insts[i].row)
+		}
 	case evWaitEnded:
+		if i, ok := s.byID[e.wait.ID]; ok {
+			s.touch(s.insts[i].row)
+		}
 		for i, w := range s.waits {
-			if w.ID == e.wait.ID {
+			if s.rawWait[w.ID] == e.wait.ID {
 				s.waits = append(s.waits[:i], s.waits[i+1:]...)
 				break
 			}
+		}
+		if e.dec.Kind != engine.Stopped {
+			s.decisions = append(s.decisions, redact.Copy(engine.DecisionRecord{Wait: e.wait, Decision: e.dec}, redact.Terminal))
 		}
 	case evNotice:
 		s.notice, s.noticeAt = s.clean.str(e.notice.Text), e.notice.At
@@ -575,6 +594,30 @@ func (s *state) estimate() {
 	conc := max(s.run.Concurrency, 1)
 	s.eta = max(total/time.Duration(conc), longest)
 	s.etaKnown = true
+}
+
+// shownWait is the wait the banner shows and a approves: the first
+// approval waiting, else the first wait (a bake).
+func (s *state) shownWait() (engine.WaitInfo, bool) {
+	for _, w := range s.waits {
+		if w.Kind == engine.WaitApproval {
+			return w, true
+		}
+	}
+	if len(s.waits) > 0 {
+		return s.waits[0], false
+	}
+	return engine.WaitInfo{}, false
+}
+
+// waitOf is the wait an instance is (an approve instance waiting), if any.
+func (s *state) waitOf(id string) (engine.WaitInfo, bool) {
+	for _, w := range s.waits {
+		if w.ID == id {
+			return w, true
+		}
+	}
+	return engine.WaitInfo{}, false
 }
 
 // noticeFor is how long an API notice stays in the header after it came:

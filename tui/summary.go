@@ -111,6 +111,31 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		}
 	}
 
+	// Who approved what stays on the terminal with the rest.
+	var decided []engine.DecisionRecord
+	for _, d := range s.Decisions {
+		if d.Decision.Kind != engine.Stopped {
+			decided = append(decided, d)
+		}
+	}
+	if len(decided) > 0 {
+		line("")
+		line(st.Title.Render("Approvals and pauses"))
+		for _, d := range decided {
+			g := st.Done.Render("✓")
+			if d.Decision.Kind == engine.Aborted || (d.Decision.Kind == engine.TimedOut && d.Wait.OnTimeout != "continue") {
+				g = st.Failed.Render("✗")
+			}
+			for i, part := range wrapText(decisionText(d), w-4) {
+				if i == 0 {
+					line("  " + g + " " + part)
+					continue
+				}
+				line("    " + part)
+			}
+		}
+	}
+
 	if len(s.Unfinished) > 0 {
 		line("")
 		line(st.Title.Render(fmt.Sprintf("Unfinished remote jobs: %d (they may still run on Clanforge)", len(s.Unfinished))))

@@ -44,6 +44,18 @@ type Options struct {
 	Now func() time.Time
 	// Tick is how often events are drained into the view (default 100 ms).
 	Tick time.Duration
+	// Approve approves the wait named id (the approval the banner shows)
+	// and Abort aborts the rollout, each once the person confirmed it in
+	// a dialog (keys a and x). They are called off the program's
+	// goroutine and may block until the run answered; they return what
+	// was done ("approved gate@game as alice@laptop"), or an error saying
+	// why not, which the view shows. With nil the key is off.
+	Approve func(id string) (string, error)
+	Abort   func(reason string) (string, error)
+	// Watch makes the view a watcher of a run in another process (rollout
+	// watch): q and ctrl+c leave the view at once, without a confirmation,
+	// and the run goes on.
+	Watch bool
 }
 
 // ErrCancelled is returned by Run when the user confirmed a cancel and the
@@ -53,6 +65,10 @@ var ErrCancelled = errors.New("tui: rollout cancelled by the user")
 // ErrForceQuit is returned by Run when the user pressed ctrl+c again while
 // the cancel was under way: the view left before the engine finished.
 var ErrForceQuit = errors.New("tui: view left before the rollout stopped")
+
+// ErrDetached is returned by Run when a watcher (Options.Watch) left the
+// view before the run ended; the run goes on.
+var ErrDetached = errors.New("tui: left the view; the rollout goes on")
 
 // UI is the live view. It implements engine.Observer; its methods may be
 // called from any goroutine, before or during Run, and never block.
@@ -119,6 +135,8 @@ func (u *UI) Run(ctx context.Context) error {
 		return ErrForceQuit
 	case m.userQuit:
 		return ErrCancelled
+	case m.detached:
+		return ErrDetached
 	}
 	return nil
 }
