@@ -454,68 +454,6 @@ func replyErr(r state.ControlReply) (string, error) {
 	return r.Message, nil
 }
 
-// fanout hands every engine event to each observer in turn. None of them
-// blocks: the reporter or view, the controller and the event log.
-type fanout []engine.Observer
-
-var _ engine.Observer = fanout(nil)
-
-func (f fanout) RunStarted(i engine.RunInfo) {
-	for _, o := range f {
-		o.RunStarted(i)
-	}
-}
-func (f fanout) WaveStarted(step, image string, wave, waves int, instances []string) {
-	for _, o := range f {
-		o.WaveStarted(step, image, wave, waves, instances)
-	}
-}
-func (f fanout) InstanceStarted(id string, at time.Time) {
-	for _, o := range f {
-		o.InstanceStarted(id, at)
-	}
-}
-func (f fanout) JobProgress(id string, job engine.JobInfo) {
-	for _, o := range f {
-		o.JobProgress(id, job)
-	}
-}
-func (f fanout) InstanceFinished(id string, r engine.Result) {
-	for _, o := range f {
-		o.InstanceFinished(id, r)
-	}
-}
-func (f fanout) Aborting(reason string) {
-	for _, o := range f {
-		o.Aborting(reason)
-	}
-}
-func (f fanout) RequestCount(n int64) {
-	for _, o := range f {
-		o.RequestCount(n)
-	}
-}
-func (f fanout) Notice(n engine.Notice) {
-	for _, o := range f {
-		o.Notice(n)
-	}
-}
-func (f fanout) WaitStarted(w engine.WaitInfo) {
-	for _, o := range f {
-		o.WaitStarted(w)
-	}
-}
-func (f fanout) WaitEnded(w engine.WaitInfo, d engine.Decision) {
-	for _, o := range f {
-		o.WaitEnded(w, d)
-	}
-}
-func (f fanout) RunFinished(s engine.Summary) {
-	for _, o := range f {
-		o.RunFinished(s)
-	}
-}
-
 // controlCommands are the exact commands that approve a wait of this run
 // or abort it from another terminal.
 func controlCommands(o RunOptions) func(engine.WaitInfo) (string, string) {

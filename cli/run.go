@@ -10,6 +10,7 @@ import (
 
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/engine"
+	"github.com/rollout/rollout/notify"
 	"github.com/rollout/rollout/plan"
 	"github.com/rollout/rollout/report"
 	"github.com/rollout/rollout/state"
@@ -293,7 +294,7 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 		}
 	}()
 	commands := controlCommands(o)
-	var observers fanout
+	var observers []engine.Observer
 	ctl, cerr := newController(sd.dir, p, opts.Journal, commands, warn)
 	if cerr != nil {
 		warn(fmt.Sprintf("approvals and aborts from other terminals are off: %v", cerr))
@@ -329,7 +330,17 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 			}
 		}()
 	}
-	opts.Observer = observers
+	// The plan's webhooks hear the same events; they never hold the run
+	// back, and what they could not deliver is a warning.
+	if n := notify.New(p, notify.Options{Journal: sd.j, Commands: commands, Warn: warn, AutoApprove: o.AutoApprove}); n != nil {
+		observers = append(observers, n)
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyDrain)
+			defer cancel()
+			n.Close(cctx)
+		}()
+	}
+	opts.Observer = engine.Fanout(observers...)
 	eng := engine.New(p, opts)
 	c.onWait(func(w clanforge.Wait) { eng.Notice(notice(w)) })
 	defer c.onWait(nil)
@@ -360,6 +371,10 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	finish(sum)
 	return sum, outErr, err
 }
+
+// notifyDrain bounds how long the end of a run waits for its last
+// notifications (finished, a failure) to be delivered.
+const notifyDrain = 15 * time.Second
 
 // notice is a client wait as the engine's observers see it.
 func notice(w clanforge.Wait) engine.Notice {

@@ -53,6 +53,10 @@ type Options struct {
 	// Warn reports a notification that could not be delivered (or
 	// recorded). It must not block.
 	Warn func(string)
+	// AutoApprove tells that the run approves every approval itself (run
+	// --auto-approve): nobody is asked, so no approval message is sent;
+	// approved is.
+	AutoApprove bool
 	// Attempts bounds the sends of one message (default 4); Backoff is the
 	// first delay between them, doubled each time (default 1 s).
 	Attempts int
@@ -380,7 +384,7 @@ func (n *Notifier) Notice(engine.Notice) {}
 // WaitStarted implements engine.Observer: "approval", with the exact
 // commands that approve or abort. Bake times are not announced.
 func (n *Notifier) WaitStarted(w engine.WaitInfo) {
-	if w.Kind != engine.WaitApproval {
+	if w.Kind != engine.WaitApproval || n.opt.AutoApprove {
 		return
 	}
 	var b strings.Builder

@@ -193,3 +193,19 @@ func TestRetriesThenDelivers(t *testing.T) {
 		t.Fatalf("delivered %d times", len(got))
 	}
 }
+
+// TestAutoApproveSendsApprovedOnly: with --auto-approve nobody is asked, so
+// no approval message goes out; approved does.
+func TestAutoApproveSendsApprovedOnly(t *testing.T) {
+	r := newReceiver(t)
+	p := &plan.Plan{Name: "p", Notify: []*plan.Notify{hook(r.srv.URL, "slack", "approval", "approved")}}
+	n := notify.New(p, notify.Options{Backoff: time.Millisecond, AutoApprove: true})
+	w := engine.WaitInfo{ID: "go_live@game-b", Kind: engine.WaitApproval, Step: "go_live", Image: "game-b"}
+	n.WaitStarted(w)
+	n.WaitEnded(w, engine.Decision{Kind: engine.AutoApproved, By: "--auto-approve"})
+	closeWithin(n, 5*time.Second)
+	got := r.texts()
+	if len(got) != 1 || !strings.Contains(got[0], "approved by --auto-approve") {
+		t.Fatalf("messages %q", got)
+	}
+}
