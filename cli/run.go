@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,11 @@ type RunOptions struct {
 	// RateLimit caps API requests per second; 0: the default (10 against
 	// the API, none against the in-process simulator).
 	RateLimit float64
+	// Resend and AssumeSent name update instances whose create an earlier
+	// run sent without recording its answer, and what a person decided
+	// after looking: send it again, or take it as made (--resume only).
+	Resend     []string
+	AssumeSent []string
 	// set names the flags given on the command line, so that an explicit
 	// zero can be told from an absent flag.
 	set map[string]bool
@@ -69,6 +75,14 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
 	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight checks after this long")
+	fs.Func("resend", "with --resume: send again the update of this instance (e.g. update@buildbox-1/game) that an earlier run sent without recording its answer, after checking it was not made (repeatable)", func(v string) error {
+		o.Resend = append(o.Resend, v)
+		return nil
+	})
+	fs.Func("assume-sent", "with --resume: take as made the update of this instance that an earlier run sent without recording its answer, after checking the build is there (repeatable)", func(v string) error {
+		o.AssumeSent = append(o.AssumeSent, v)
+		return nil
+	})
 	fs.Float64Var(&o.RateLimit, "rate-limit", 0, "most API requests per second (default 10 against the API; no limit against the built-in simulator, which is not a shared service)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		path, err := onePlan("run", args)
@@ -99,6 +113,8 @@ func (o *RunOptions) check() error {
 		return usageErr("rollout run: --concurrency must be at least 1")
 	case o.PollMin < 0 || o.PollMax < 0 || (o.set["poll-min"] && o.PollMin == 0) || (o.set["poll-max"] && o.PollMax == 0):
 		return usageErr("rollout run: --poll-min and --poll-max must be positive durations, e.g. 500ms or 2s")
+	case (len(o.Resend) > 0 || len(o.AssumeSent) > 0) && !o.Resume:
+		return usageErr("rollout run: --resend and --assume-sent settle an earlier run's unanswered update: they go with --resume")
 	case o.RateLimit < 0 || (o.set["rate-limit"] && o.RateLimit == 0):
 		return usageErr("rollout run: --rate-limit must be a positive number of requests per second")
 	case o.PreflightTimeout < 0 || (o.set["preflight-timeout"] && o.PreflightTimeout == 0):
@@ -147,6 +163,10 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		return err
 	}
 
+	resend, assumed, err := updateDecisions(p, o)
+	if err != nil {
+		return err
+	}
 	watcher := steps.NewInstallWatcher(conn.client, policy)
 	watcher.SetMachineNames(steps.MachineIDs(p))
 	defer watcher.Close()
@@ -157,8 +177,18 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		Poll:     policy,
 		Now:      time.Now,
 		Fleet:    steps.FleetOf(p),
+
+		Resend:     resend,
+		AssumeSent: assumed,
 	}
-	if err := sd.j.Start(state.RunStartInfo{Resumed: o.Resume, API: conn.base, Sim: o.Sim, PlanFile: o.Path}); err != nil {
+	var overrides []string
+	for _, id := range o.Resend {
+		overrides = append(overrides, "resend "+id)
+	}
+	for _, id := range o.AssumeSent {
+		overrides = append(overrides, "assume-sent "+id)
+	}
+	if err := sd.j.Start(state.RunStartInfo{Resumed: o.Resume, API: conn.base, Sim: o.Sim, PlanFile: o.Path, Overrides: overrides}); err != nil {
 		return failErr("rollout run: %v", err)
 	}
 	opts := engine.Options{
@@ -174,6 +204,43 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		return failErr("rollout run: %v", err)
 	}
 	return env.finishRun(sd, o, sum, outErr)
+}
+
+// updateDecisions checks that --resend and --assume-sent name update
+// instances of the plan, each once, and returns them as sets.
+func updateDecisions(p *plan.Plan, o RunOptions) (resend, assumed map[string]bool, err error) {
+	var updates []string
+	for _, in := range p.Instances {
+		if in.Step.Type == plan.TypeUpdate {
+			updates = append(updates, in.ID)
+		}
+	}
+	set := func(flag string, ids []string) (map[string]bool, error) {
+		m := map[string]bool{}
+		for _, id := range ids {
+			if !slices.Contains(updates, id) {
+				msg := fmt.Sprintf("rollout run: --%s %s: no update instance of the plan is called that", flag, id)
+				if h := plan.DidYouMean(id, updates); h != "" {
+					msg += "; " + h
+				}
+				return nil, usageErr("%s", msg)
+			}
+			m[id] = true
+		}
+		return m, nil
+	}
+	if resend, err = set("resend", o.Resend); err != nil {
+		return nil, nil, err
+	}
+	if assumed, err = set("assume-sent", o.AssumeSent); err != nil {
+		return nil, nil, err
+	}
+	for id := range resend {
+		if assumed[id] {
+			return nil, nil, usageErr("rollout run: %s is given both --resend and --assume-sent", id)
+		}
+	}
+	return resend, assumed, nil
 }
 
 // pollPolicy is the default policy, scaled for a faster simulator and

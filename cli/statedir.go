@@ -100,7 +100,10 @@ func (env *Env) applyRules(p *plan.Plan, o *RunOptions, dir string, prior *state
 		return nil
 	}
 	last := prior.Runs[len(prior.Runs)-1]
-	unfinished := !prior.Finished || prior.Verdict == engine.VerdictInterrupted.String()
+	// A run that ended with calls whose answer it never recorded (an
+	// update only a person can settle) is unfinished too: it is resumed,
+	// with that person's decision, never repeated.
+	unfinished := !prior.Finished || prior.Verdict == engine.VerdictInterrupted.String() || len(prior.PendingIntents()) > 0
 	switch {
 	case last.Sim != o.Sim && !o.Fresh:
 		what := "the built-in simulator"
@@ -133,8 +136,11 @@ func (env *Env) applyRules(p *plan.Plan, o *RunOptions, dir string, prior *state
 		return nil
 	case unfinished:
 		why := "did not finish (it crashed or was killed)"
-		if prior.Finished {
+		switch {
+		case prior.Finished && prior.Verdict == engine.VerdictInterrupted.String():
 			why = "was interrupted"
+		case prior.Finished:
+			why = "ended with calls whose outcome is unknown"
 		}
 		return usageErr("rollout run: the last run of %q (journal %s) %s: remote jobs may still be running.\n"+
 			"  continue it:   rollout run %s --resume%s\n"+

@@ -80,6 +80,9 @@ type Record struct {
 	// PlanFile is the plan's path as the run was given it, so that
 	// status can print commands that work.
 	PlanFile string `json:"plan_file,omitempty"`
+	// Overrides are a person's decisions on calls an earlier run left
+	// unanswered (--resend, --assume-sent).
+	Overrides []string `json:"overrides,omitempty"`
 
 	// preflight
 	Facts []Fact `json:"facts,omitempty"`

@@ -15,6 +15,9 @@ type RunStartInfo struct {
 	API      string // base URL, without credentials
 	Sim      bool
 	PlanFile string // the plan's path as given
+	// Overrides are a person's decisions on unanswered calls, e.g.
+	// "resend update@buildbox-1/game".
+	Overrides []string
 }
 
 // Start records that a run began: its pid, host and user, the API it talks
@@ -22,7 +25,7 @@ type RunStartInfo struct {
 func (j *Journal) Start(info RunStartInfo) error {
 	host, _ := os.Hostname()
 	return j.write(&Record{Type: TypeRunStart, PID: os.Getpid(), Host: host, User: currentUser(),
-		Resumed: info.Resumed, API: MaskCredentials(info.API), Sim: info.Sim, PlanFile: info.PlanFile})
+		Resumed: info.Resumed, API: MaskCredentials(info.API), Sim: info.Sim, PlanFile: info.PlanFile, Overrides: info.Overrides})
 }
 
 // WithInstances lists the plan's instance ids in a new journal's first

@@ -44,6 +44,12 @@ func (r *runner) runUpdate(ctx context.Context) error {
 				r.settleInterrupted(ctx, KindUpdate, key, r.lockSettle("update"))
 				return ctx.Err()
 			}
+			var unsettled *UnsettledUpdateError
+			if errors.Is(err, clanforge.ErrOutcomeUnknown) && !errors.As(err, &unsettled) {
+				// The client could not settle the lost answer from the
+				// lock either: a person decides, as on a resume.
+				return fmt.Errorf("imageupdate/create: %w (%w)", &UnsettledUpdateError{Instance: r.inst.ID, Image: img.Name, Machine: m.Name}, err)
+			}
 			return fmt.Errorf("imageupdate/create: %w", err)
 		}
 		id := job.ID
@@ -606,7 +612,10 @@ func (r *runner) settleLostVersion(ctx context.Context, create call, lost error)
 		if job != nil && err == nil {
 			id = job.ID
 		}
-		_ = r.journal.Result(create.key, id, err)
+		if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
+			// As in do: an unknown outcome is no answer.
+			_ = r.journal.Result(create.key, id, err)
+		}
 		if err == nil {
 			return job, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/plan"
 	"github.com/rollout/rollout/redact"
 )
 
@@ -71,9 +72,12 @@ func (r *runner) do(ctx context.Context, c call) (job *clanforge.Job, adopted bo
 		// The earlier run saw the answer: re-attach, never send again.
 		return &clanforge.Job{ID: prior}, true, nil
 	}
-	if intent {
-		// Sent, but either no answer was recorded or the answer was an
-		// error that may have been a lost answer: settle before sending.
+	if intent && !result {
+		// Sent, but no answer was recorded (the process died, or the
+		// answer was lost and the outcome stayed unknown): settle before
+		// sending. A recorded error answer is a known outcome: the API
+		// refused the call, or it was never sent (an unknown outcome is
+		// never recorded as an answer), so it made nothing.
 		s := c.settle(ctx)
 		if s.err != nil {
 			return nil, false, s.err
@@ -101,9 +105,13 @@ func (r *runner) do(ctx context.Context, c call) (job *clanforge.Job, adopted bo
 	if job != nil && err == nil {
 		id = job.ID
 	}
-	// A failed Result write is survivable: the intent is on record, so a
-	// resume settles it from the API like a lost answer.
-	_ = r.journal.Result(c.key, id, err)
+	// An answer whose outcome is unknown is no answer: the intent stays
+	// without a result, so that the run counts as unfinished and a resume
+	// settles it from the API. A failed Result write is survivable for
+	// the same reason.
+	if !errors.Is(err, clanforge.ErrOutcomeUnknown) {
+		_ = r.journal.Result(c.key, id, err)
+	}
 	if err != nil {
 		return job, false, err
 	}
@@ -113,23 +121,56 @@ func (r *runner) do(ctx context.Context, c call) (job *clanforge.Job, adopted bo
 // lockSettle adopts the image's lock holder when it is of kind: after a lost
 // create answer, a holder of that kind is the job the call made (the
 // engine's pre-flight ensured no foreign lock existed when the rollout first
-// started, and updates and diffs of one image are serialized). No holder
-// means the call made nothing, with one exception this cannot see: an
-// update that was made and already finished leaves no lock, and is then
-// sent again. An interrupt cannot cause that (the client awaits the answer
-// of a request that has left); only a kill between the intent and the
-// answer followed by a resume after the update ended can.
+// started, and updates and diffs of one image are serialized).
+//
+// No holder proves a diff create made nothing: a diff locks its image until
+// it is rejected or turned into a version, which only this run would do.
+// It proves nothing for an update: one that was made and already finished
+// leaves no lock either, and no read tells the two apart. The update is
+// then neither sent again nor assumed done: the person decides, with
+// --resend or --assume-sent for that instance (Env.Resend, Env.AssumeSent),
+// after looking at the build machine or the Clanforge panel.
 func (r *runner) lockSettle(kind string) func(context.Context) settlement {
 	return func(ctx context.Context) settlement {
 		k, id, err := r.env.Client.LockHolder(ctx, r.inst.Image.ID)
 		if err != nil {
 			return settlement{err: fmt.Errorf("settling an earlier %s create from image/options: %w", kind, err)}
 		}
-		if k == kind && id != 0 {
+		switch {
+		case k == kind && id != 0:
 			return settlement{adopt: id}
+		case kind != "update" || r.env.Resend[r.inst.ID]:
+			return settlement{}
+		case r.env.AssumeSent[r.inst.ID]:
+			return settlement{done: true}
 		}
-		return settlement{}
+		return settlement{err: &UnsettledUpdateError{Instance: r.inst.ID, Image: r.inst.Image.Name, Machine: machineName(r.inst)}}
 	}
+}
+
+// UnsettledUpdateError is an imageupdate/create an earlier run sent whose
+// answer it never recorded, with no update holding the image now: it was
+// either never made or made and finished, and only a person can tell.
+type UnsettledUpdateError struct {
+	Instance, Image, Machine string
+}
+
+func (e *UnsettledUpdateError) Error() string {
+	return fmt.Sprintf("an earlier run sent imageupdate/create for image %s on %s and stopped before its answer; no update holds the image now, "+
+		"so the update was either never made or made and already finished, and no read of the API tells which. rollout will not send it twice "+
+		"on a guess: look at %s (or the image's updates in the Clanforge panel), then continue with --resume and either --assume-sent %s "+
+		"(the build is there: go on to the diff) or --resend %s (it is not: send the update again)",
+		e.Image, e.Machine, e.Machine, e.Instance, e.Instance)
+}
+
+// Is matches clanforge.ErrOutcomeUnknown: the outcome is unknown.
+func (e *UnsettledUpdateError) Is(target error) bool { return target == clanforge.ErrOutcomeUnknown }
+
+func machineName(in *plan.Instance) string {
+	if in.Machine == nil {
+		return "the build machine"
+	}
+	return in.Machine.Name
 }
 
 // maskURL hides credentials in a URL-like value (the user-info, secret

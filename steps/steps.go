@@ -103,6 +103,11 @@ type Env struct {
 	// answer was never recorded: the install jobs a completed version
 	// generates name it. See FleetOf.
 	Fleet map[int64][]int64
+	// Resend and AssumeSent hold a person's decisions, by instance id, on
+	// an update create an earlier run sent without recording its answer
+	// (see UnsettledUpdateError): send it again, or take it as made.
+	Resend     map[string]bool
+	AssumeSent map[string]bool
 }
 
 // MachineIDs maps the plan's machine names to their ids, for

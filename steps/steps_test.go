@@ -593,17 +593,34 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 			t.Errorf("creates %d, diffid %d (want %d), journal result %d", f.hit("imagediff/create"), out.DiffID, id, j.results[key])
 		}
 	})
-	t.Run("update, no lock: sent once", func(t *testing.T) {
-		f, c := newFake(t)
-		j := newJournal()
-		j.prior["update@buildbox-1/game-b imageupdate/create#1"] = priorRec{intent: true}
-		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imageupdate/create") != 1 {
-			t.Errorf("creates = %d, want 1", f.hit("imageupdate/create"))
-		}
-	})
+	// No lock: the update was never made, or made and finished. Nothing
+	// is sent on a guess; a person's decision is carried out.
+	for _, tc := range []struct {
+		name          string
+		resend, taken bool
+		creates       int
+	}{
+		{"update, no lock: a person decides", false, false, 0},
+		{"update, no lock, --resend: sent once", true, false, 1},
+		{"update, no lock, --assume-sent: none sent", false, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, c := newFake(t)
+			j := newJournal()
+			id := "update@buildbox-1/game-b"
+			j.prior[id+" imageupdate/create#1"] = priorRec{intent: true}
+			env := newEnv(c, j, testPol)
+			env.Resend, env.AssumeSent = map[string]bool{id: tc.resend}, map[string]bool{id: tc.taken}
+			_, err := Run(context.Background(), env, instFor(updateStep(0), build1), plan.Inputs{}, nil)
+			var ue *UnsettledUpdateError
+			if decided := tc.resend || tc.taken; decided && err != nil || !decided && !errors.As(err, &ue) {
+				t.Fatalf("err = %v", err)
+			}
+			if f.hit("imageupdate/create") != tc.creates {
+				t.Errorf("creates = %d, want %d", f.hit("imageupdate/create"), tc.creates)
+			}
+		})
+	}
 	t.Run("version, diff still locks: safe to send", func(t *testing.T) {
 		f, c := newFake(t)
 		d := completedDiff(t, f, 3)
