@@ -450,7 +450,7 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 		{"ab-rollout.yaml", nil, exitOK, []string{`rollout "ab-rollout" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}, nil},
 		{"canary.yaml", []string{"--scenario", "../examples/scenarios/canary.yaml"}, exitFailed,
 			[]string{"aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"}, []string{"install@us-5/game started"}},
-		{"gate-reject.yaml", nil, exitFailed, []string{`gate "small-change" is false`, "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"}, []string{"version@game started"}},
+		{"gate-reject.yaml", nil, exitFailed, []string{`gate "small-change" is false`, "where steps.diff.changed = ", ", vars.max_changed = 0", "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"}, []string{"version@game started"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.plan, func(t *testing.T) {

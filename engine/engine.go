@@ -479,7 +479,11 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 				e.removeReady(i)
 				n.status = running
 				now := e.now()
-				e.finish(n, Result{Outcome: SkippedWhen, Err: skip("when is false: " + st.When.Source), Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
+				why := "when is false: " + st.When.Source
+				if vals := st.When.Explain(e.evalInput(n)); vals != "" {
+					why += ", where " + vals
+				}
+				e.finish(n, Result{Outcome: SkippedWhen, Err: skip(why), Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
 				continue
 			}
 		}

@@ -445,3 +445,30 @@ func TestNoForwardSwitchAfterARollback(t *testing.T) {
 		t.Fatalf("verdict %s", sum.Verdict)
 	}
 }
+
+// TestWhenFalseSaysWhy: an instance a false when skipped says what the
+// expression read.
+func TestWhenFalseSaysWhy(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("when", []string{"game"}, 2, 2, "    when: steps.version.versionid < 0\n", "", ""))
+	x := newScripted()
+	done := make(chan struct{})
+	var sum *engine.Summary
+	log := &eventLog{}
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x, Observer: log}).Run(context.Background())
+	}()
+	x.drain(done)
+	if !sum.Verdict.Success() {
+		t.Fatalf("verdict %s", sum.Verdict)
+	}
+	found := false
+	for _, ts := range sum.Targets {
+		if strings.Contains(engine.ErrText(ts.Err), "where steps.version.versionid = 1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no skip says the value: %+v", sum.Targets)
+	}
+}

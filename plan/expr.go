@@ -561,6 +561,19 @@ func runeLineColToOffset(src string, line, col int) int {
 
 // eval picks the program compiled for the input's scope shape and runs it.
 func (e *Expr) eval(in EvalInput) (bool, error) {
+	p := e.programFor(in)
+	if p == nil {
+		return false, fmt.Errorf("%s:%d:%d: expression %q was not compiled for this scope", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source)
+	}
+	ok, err := p.run(in)
+	if err != nil {
+		return false, fmt.Errorf("%s:%d:%d: evaluating %q: %w", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source, err)
+	}
+	return ok, nil
+}
+
+// programFor is the program compiled for the input's scope shape, or nil.
+func (e *Expr) programFor(in EvalInput) *compiled {
 	p, _ := e.program.(*compiled)
 	if p == nil {
 		names := make([]string, 0, len(in.Steps))
@@ -574,14 +587,7 @@ func (e *Expr) eval(in EvalInput) (bool, error) {
 		}
 		p = e.programs[key]
 	}
-	if p == nil {
-		return false, fmt.Errorf("%s:%d:%d: expression %q was not compiled for this scope", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source)
-	}
-	ok, err := p.run(in)
-	if err != nil {
-		return false, fmt.Errorf("%s:%d:%d: evaluating %q: %w", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Source, err)
-	}
-	return ok, nil
+	return p
 }
 
 // run evaluates the program with an environment built from the input.
@@ -619,6 +625,26 @@ func (p *compiled) newEnv() *env {
 // run fills the environment from the input and evaluates the program, on
 // machine when it is not nil.
 func (e *env) run(p *compiled, machine *vm.VM, in EvalInput) (bool, error) {
+	e.fill(p, in)
+	var out any
+	var err error
+	if machine != nil {
+		out, err = machine.Run(p.prog, e.v.Interface())
+	} else {
+		out, err = vm.Run(p.prog, e.v.Interface())
+	}
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("the expression did not give a boolean")
+	}
+	return b, nil
+}
+
+// fill sets the environment from the input.
+func (e *env) fill(p *compiled, in EvalInput) {
 	if e.machine != nil {
 		*e.machine = machineView{}
 		if in.Machine != nil {
@@ -639,21 +665,6 @@ func (e *env) run(p *compiled, machine *vm.VM, in EvalInput) (bool, error) {
 	if e.status != nil {
 		*e.status = statusOf(in.Status)
 	}
-	var out any
-	var err error
-	if machine != nil {
-		out, err = machine.Run(p.prog, e.v.Interface())
-	} else {
-		out, err = vm.Run(p.prog, e.v.Interface())
-	}
-	if err != nil {
-		return false, err
-	}
-	b, ok := out.(bool)
-	if !ok {
-		return false, fmt.Errorf("the expression did not give a boolean")
-	}
-	return b, nil
 }
 
 // statusMark ends the shape key of an environment that has status.

@@ -261,15 +261,21 @@ func (r *runner) runGate() error {
 	if r.step.Expr == nil {
 		return fmt.Errorf("gate %q has no expression", r.step.Name)
 	}
-	ok, err := r.step.Expr.Eval(plan.EvalInput{
+	in := plan.EvalInput{
 		Machine: r.inst.Machine,
 		Image:   r.inst.Image,
 		Steps:   r.in.Scope,
-	})
+	}
+	ok, err := r.step.Expr.Eval(in)
 	if err != nil {
 		return fmt.Errorf("gate %q: evaluating %s: %w", r.step.Name, r.step.Expr.Source, err)
 	}
 	if !ok {
+		// Say why, not only what was asked: the values the expression
+		// read.
+		if why := r.step.Expr.Explain(in); why != "" {
+			return fmt.Errorf("gate %q is false: %s, where %s", r.step.Name, r.step.Expr.Source, why)
+		}
 		return fmt.Errorf("gate %q is false: %s", r.step.Name, r.step.Expr.Source)
 	}
 	return nil

@@ -193,7 +193,8 @@ func TestSimGateFalseThenReject(t *testing.T) {
 	if err == nil || failed.Step.Name != "small-change" {
 		t.Fatalf("failed %v: %v, want the gate to fail", failed, err)
 	}
-	if want := `gate "small-change" is false: steps.diff.changed <= vars.max_changed`; err.Error() != want {
+	// The error says why: the values the expression read.
+	if want := `gate "small-change" is false: steps.diff.changed <= vars.max_changed, where steps.diff.changed = 2, vars.max_changed = 0`; err.Error() != want {
 		t.Errorf("err = %q, want %q", err, want)
 	}
 	if locks := r.srv.Locks(); len(locks) != 1 {
