@@ -28,13 +28,20 @@ schema: build
 	$(GO) test ./schema/...
 	./$(BIN) schema > /dev/null
 
-# Short fuzz runs of the plan loader, the API response decoder, the
-# scenario parser and the credential masker.
+# Short fuzz runs of every fuzz target: the plan loader and its fast YAML
+# path, the API response decoder and its fast paths, the scenario parser,
+# the credential masker and the output boundary. -fuzzminimizetime keeps
+# the minimizer from spending minutes on large corpus inputs.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./plan -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 30s
-	$(GO) test ./clanforge -run '^$$' -fuzz '^FuzzDecodeResponses$$' -fuzztime 30s
-	$(GO) test ./clanforge/sim -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime 30s
-	$(GO) test ./redact -run '^$$' -fuzz '^FuzzSecretNeverLeaks$$' -fuzztime 30s
+	$(GO) test ./plan -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./plan -run '^$$' -fuzz '^FuzzFastParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./clanforge -run '^$$' -fuzz '^FuzzDecodeResponses$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./clanforge -run '^$$' -fuzz '^FuzzEnvelopeFields$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./clanforge -run '^$$' -fuzz '^FuzzScalarFastPaths$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./clanforge/sim -run '^$$' -fuzz '^FuzzParseScenario$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./redact -run '^$$' -fuzz '^FuzzSecretNeverLeaks$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./redact -run '^$$' -fuzz '^FuzzTerminalHidesSecrets$$' -fuzztime $(FUZZTIME)
 
 # The randomized kill-and-resume proof of issue 9 at length: trials of run,
 # kill (SIGKILL, SIGTERM, SIGINT) at a random moment, remote time passing,
