@@ -273,7 +273,7 @@ func (l *loader) decodePlan(body ast.Node) *rawPlan {
 func clanforgeCredential(k string) string {
 	switch strings.ToLower(k) {
 	case "access_key", "secret_key", "accesskey", "secretkey", "key", "secret", "token", "password":
-		return fmt.Sprintf("key %q is not allowed in clanforge: credentials come only from the environment (CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY)", k)
+		return fmt.Sprintf("key %q is not allowed in clanforge: credentials come only from the environment (CLANFORGE_TOKEN, or CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY)", k)
 	}
 	return ""
 }
