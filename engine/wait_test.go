@@ -434,3 +434,38 @@ func TestResumeHoldsThePausedWave(t *testing.T) {
 		t.Fatalf("verdict %s", r.sum.Verdict)
 	}
 }
+
+// TestPauseBeforeAnEmptyWave: a pause entry applies between its wave and
+// the next wave that has instances. With 4 machines, waves [1, "25%",
+// "100%"] are 1, 0 and 3 machines: pause_after: [approve] holds the third
+// wave (the second is empty) until approved.
+func TestPauseBeforeAnEmptyWave(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("pause-empty", []string{"game"}, 4, 4, "    waves: [1, \"25%\", \"100%\"]\n    pause_after: [approve]\n", "", ""))
+	x := newScripted()
+	log := newWaitLog()
+	ctl := make(chan engine.Request)
+	r := start(p, engine.Options{Executor: x, Observer: log, Control: ctl})
+	go x.drain(r.done)
+	select {
+	case w := <-log.started:
+		if w.ID != "install@game after wave 1" {
+			t.Fatalf("waiting for %s", w.ID)
+		}
+	case <-r.done:
+		t.Fatalf("the run ended without pausing: %v", log.snapshot())
+	}
+	if i := log.index("wave install game 3"); i >= 0 {
+		t.Fatalf("wave 3 started during the pause: %v", log.snapshot())
+	}
+	if err := approve(ctl, "install"); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	if !r.sum.Verdict.Success() {
+		t.Fatalf("verdict %s", r.sum.Verdict)
+	}
+	ended, wave3 := log.index("ended install@game after wave 1"), log.index("wave install game 3")
+	if ended < 0 || wave3 < ended {
+		t.Fatalf("wave 3 started before the approval: %v", log.snapshot())
+	}
+}
