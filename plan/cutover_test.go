@@ -498,6 +498,9 @@ func TestControlKeyErrors(t *testing.T) {
 		{"message unknown variable", []string{"${vars.idle}?", "${vars.idel}?"}, []want{{"76:36", `unknown variable "idel" in message`, `did you mean "idle"?`}}},
 		{"approve on a machine", []string{"    where: image.name == vars.idle\n    when", "    where: machine.labels.role == \"build\"\n    when"}, []want{{"74:12", `machine is not in scope in where of step "go_live"`, ""}}},
 		{"approve before anything for its image", []string{"    where: image.name == vars.idle\n    when", "    when"}, []want{{"73:13", `step "go_live" runs for image "game-a", but step "fleet_ready", which it needs, has no instance for that image`, `step "fleet_ready" runs for image game-b: give step "go_live" a where that selects the same images`}}},
+		{"an install for an image without a version", []string{`where: machine.labels.role == "fleet" && image.name == vars.idle`, `where: machine.labels.role == "fleet"`}, []want{{"55:5",
+			`install step "install" finds no version among its needs for image "game-a"`,
+			`the steps it needs run for image game-b only: give step "install" a where that selects the same images (e.g. image.name == "game-b")`}}},
 		{"approve in on_failure", []string{"  - type: switch\n    to: ${vars.live}\n", "  - type: approve\n"}, []want{{"90:11", "on_failure supports reject and switch steps only, not approve", ""}}},
 		{"unknown step type", []string{"type: switch\n    needs", "type: swich\n    needs"}, []want{{"80:11", `unknown step type "swich"`, `did you mean "switch"?`}}},
 		// install: pause_after and max_failures_per

@@ -555,15 +555,50 @@ func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Inst
 		inst.Diff = d
 		if s.Type == TypeVersion && d == nil {
 			if n == 0 {
-				l.errAt(s.Pos, 1, "", "version step %q finds no diff among its needs for image %q: it must need (directly or not) exactly one diff instance", s.Name, inst.Image.Name)
+				l.errAt(s.Pos, 1, l.imagesHint(in, inst), "version step %q finds no diff among its needs for image %q: it must need (directly or not) exactly one diff instance", s.Name, inst.Image.Name)
 			} else {
 				l.errAt(s.Pos, 1, "", "version step %q finds several diff instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
 			}
 		}
 	}
 	if s.Type == TypeInstall {
-		l.installInputs(s, inst, sc)
+		l.installInputs(in, inst, sc)
 	}
+}
+
+// imagesHint suggests a where for an instance whose needs have no
+// instance for its image (a step meant for some images only, without the
+// where that says so): "" when it has some.
+func (l *loader) imagesHint(in *stepInfo, inst *Instance) string {
+	if len(inst.Deps) > 0 || len(in.needs) == 0 || l.infos == nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	var runs []string
+	for _, n := range in.needs {
+		for _, img := range l.infosImages(l.infos[n]) {
+			if !seen[img] {
+				seen[img] = true
+				runs = append(runs, img)
+			}
+		}
+	}
+	if len(runs) == 0 {
+		return ""
+	}
+	sort.Strings(runs)
+	return fmt.Sprintf("the steps it needs run for image %s only: give step %q a where that selects the same images (e.g. image.name == %q)", strings.Join(runs, ", "), in.s.Name, runs[0])
+}
+
+// infosImages lists the images a step has instances for.
+func (l *loader) infosImages(in *stepInfo) []string {
+	var out []string
+	for img, insts := range in.byImage {
+		if len(insts) > 0 {
+			out = append(out, img.Name)
+		}
+	}
+	return out
 }
 
 // single returns the one instance of a step of type t in scope, how many
@@ -590,12 +625,13 @@ func (l *loader) single(sc map[string]*Instance, t StepType) (x *Instance, n int
 
 // installInputs finds an install instance's version and checks that what
 // it queues can be queued.
-func (l *loader) installInputs(s *Step, inst *Instance, sc map[string]*Instance) {
+func (l *loader) installInputs(in *stepInfo, inst *Instance, sc map[string]*Instance) {
+	s := in.s
 	v, n, names := l.single(sc, TypeVersion)
 	inst.Version = v
 	switch {
 	case v == nil && n == 0:
-		l.errAt(s.Pos, 1, "", "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
+		l.errAt(s.Pos, 1, l.imagesHint(in, inst), "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
 	case v == nil:
 		l.errAt(s.Pos, 1, "", "install step %q finds several version instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
 	case !s.Mirroring && v.Step.InstallAt == InstallManual:

@@ -47,6 +47,7 @@ type loader struct {
 	// hidden are the secrets written literally in the plan (a webhook
 	// URL's path), masked in the source lines and messages of errors.
 	hidden []redact.Secret
+	infos  []*stepInfo // the steps, once built
 	// badProfile: the image's profile is given but unusable (reported).
 	badProfile map[*Image]bool
 	lastScope  struct {

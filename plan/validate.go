@@ -344,6 +344,7 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 		}
 	}
 	l.needs(infos, byName)
+	l.infos = infos
 	return infos
 }
 
