@@ -23,11 +23,6 @@ import (
 // asked. The controller also publishes what the run waits for in
 // waiting.json, for status and approve.
 
-// planHook adjusts a plan after it is loaded for a run. It is nil in the
-// command users get; the rollout_testhooks build and tests set it to turn
-// stand-ins into control steps the loader does not parse yet.
-var planHook func(*plan.Plan)
-
 // controlPoll is how often the run looks for requests in its control
 // directory: fast enough that `rollout approve` answers at once, cheap
 // enough (one directory read) to cost the run nothing.

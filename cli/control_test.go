@@ -18,23 +18,20 @@ import (
 	"github.com/rollout/rollout/state"
 )
 
-func init() {
-	// The plan loader does not parse approve steps or pause_after yet:
-	// gates named approve* and vars.pause_after stand in for them.
-	planHook = simtest.Control
-}
-
-// approvePlan is the rig's fleet plan with an approval between the diff
-// and the version (the gate approve_ship), waves [1, 100%], on_failure
-// reject, and the extra vars (e.g. `pause_after: "approve"`).
-func approvePlan(name, vars string) string {
-	src := simtest.FleetPlan(name, []string{"game"}, 3, 2, "    waves: [1, \"100%\"]\n", "1 == 1", "on_failure:\n  - type: reject\n")
-	src = strings.Replace(src, "name: gate", "name: approve_ship", 1)
-	src = strings.Replace(src, "needs: [gate]", "needs: [approve_ship]", 1)
-	if vars != "" {
-		src = strings.Replace(src, `vars: {build: "9.9.9"}`, `vars: {build: "9.9.9", `+vars+`}`, 1)
-	}
-	return src
+// approvePlan is the rig's fleet plan with an approve step between the
+// diff and the version (approve_ship, asking "Ship it?"), waves [1, 100%],
+// on_failure reject, and the extra lines of the install step (e.g.
+// "    pause_after: [approve]\n").
+func approvePlan(name, install string) string {
+	src := simtest.FleetPlan(name, []string{"game"}, 3, 2, "    waves: [1, \"100%\"]\n"+install, "", "on_failure:\n  - type: reject\n")
+	return strings.Replace(src, "  - name: version\n    type: version\n    needs: [diff]\n", `  - name: approve_ship
+    type: approve
+    needs: [diff]
+    message: "Ship it?"
+  - name: version
+    type: version
+    needs: [approve_ship]
+`, 1)
 }
 
 // other is a second terminal: its own output, same environment.
@@ -160,7 +157,7 @@ func TestApproveFromAnotherTerminal(t *testing.T) {
 		t.Fatalf("approve: %v", err)
 	}
 	host, _ := os.Hostname()
-	want := "approved approve_ship@buildbox-1/game as alice@" + host + ": canary looks fine\n"
+	want := "approved approve_ship@game as alice@" + host + ": canary looks fine\n"
 	if o.out.String() != want {
 		t.Fatalf("approve said %q, want %q", o.out.String(), want)
 	}
@@ -207,7 +204,7 @@ func TestApproveErrorsSayWhatWaits(t *testing.T) {
 	}
 	err = Control(context.Background(), o.env, ControlOptions{Plan: "approve-errors", StateDir: r.state, Step: "install"})
 	if err == nil || errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `nothing named "install" is waiting`) ||
-		!strings.Contains(err.Error(), "approve_ship@buildbox-1/game (--step approve_ship)") {
+		!strings.Contains(err.Error(), "approve_ship@game (--step approve_ship)") {
 		t.Fatalf("a step that does not wait: %v", err)
 	}
 	if n := r.queued(sim.KindInstall) + r.queued(sim.KindMirror); n != 0 {
@@ -303,7 +300,7 @@ func TestLeftoverRequestIsAppliedWhenItStillMatches(t *testing.T) {
 
 // TestAutoApprove: an unattended run approves as it goes and says so.
 func TestAutoApprove(t *testing.T) {
-	r := newRig(t, approvePlan("auto-rig", `pause_after: "approve"`))
+	r := newRig(t, approvePlan("auto-rig", "    pause_after: [approve]\n"))
 	if err := r.run(context.Background(), func(o *RunOptions) { o.AutoApprove = true }); err != nil {
 		t.Fatalf("run --auto-approve: %v\n%s", err, r.out.String())
 	}
@@ -325,7 +322,7 @@ func TestAutoApprove(t *testing.T) {
 // naming the install step; the answer names the pause.
 func TestPauseApprovedByStep(t *testing.T) {
 	t.Setenv("USER", "erin")
-	r := newRig(t, approvePlan("pause-rig", `pause_after: "approve"`))
+	r := newRig(t, approvePlan("pause-rig", "    pause_after: [approve]\n"))
 	done, out := r.background(context.Background(), nil)
 	r.waitFor(t, done, "approve_ship@")
 	o := r.other()
@@ -366,7 +363,7 @@ func summaryOf(t *testing.T, out string) string {
 // never saw live), follows the approval, and ends with the very summary
 // the run printed, and the run's verdict.
 func TestWatchStartedMidRunShowsTheSameSummary(t *testing.T) {
-	r := newRig(t, approvePlan("watch-rig", `pause_after: "approve"`))
+	r := newRig(t, approvePlan("watch-rig", "    pause_after: [approve]\n"))
 	done, out := r.background(context.Background(), nil)
 	r.waitFor(t, done, "approve_ship@")
 	w := r.other()

@@ -33,8 +33,21 @@ func fingerprint(p *plan.Plan) map[string]string {
 	for k, v := range p.Vars {
 		m["vars."+k] = h(v)
 	}
+	// The keys of cut-over and control join a part's hash only when the
+	// plan gives them, so that a plan without them keeps the hashes it
+	// had before they existed.
 	for _, img := range p.Images {
-		m["image "+img.Name] = h(img.ID)
+		if img.Profile != 0 {
+			m["image "+img.Name] = h(img.ID, img.Profile)
+		} else {
+			m["image "+img.Name] = h(img.ID)
+		}
+	}
+	for _, f := range p.Fleets {
+		m["fleet "+f.Name] = h(f.ID)
+	}
+	for i, n := range p.Notify {
+		m[fmt.Sprintf("notify %d", i+1)] = h(n.URL.Resolved, n.Format, n.Events)
 	}
 	for _, mc := range p.Machines {
 		var imgs []string
@@ -46,7 +59,11 @@ func fingerprint(p *plan.Plan) map[string]string {
 			labels = append(labels, k+"="+v)
 		}
 		sort.Strings(labels)
-		m["machine "+mc.Name] = h(mc.ID, imgs, labels)
+		if mc.Fleet != nil {
+			m["machine "+mc.Name] = h(mc.ID, imgs, labels, mc.Fleet.Name)
+		} else {
+			m["machine "+mc.Name] = h(mc.ID, imgs, labels)
+		}
 	}
 	step := func(prefix string, s *plan.Step) {
 		src := func(e *plan.Expr) string {
@@ -55,9 +72,13 @@ func fingerprint(p *plan.Plan) map[string]string {
 			}
 			return e.Source
 		}
-		m[prefix+s.Name] = h(s.Type, s.Needs, src(s.Where), src(s.When), s.Timeout, s.Retries, s.MaxParallel,
+		base := []any{s.Type, s.Needs, src(s.Where), src(s.When), s.Timeout, s.Retries, s.MaxParallel,
 			s.Desc.Resolved, s.URL.Resolved, src(s.Expr), s.Restart, s.Full, s.GameBuild.Resolved, s.Force, s.InstallAt,
-			s.DisableTimeout, s.DisablePercentage, s.Mirroring, fmt.Sprint(s.Waves), s.MaxFailuresCount, s.Reinstall)
+			s.DisableTimeout, s.DisablePercentage, s.Mirroring, fmt.Sprint(s.Waves), s.MaxFailuresCount, s.Reinstall}
+		if extra := controlKeys(s); len(extra) > 0 {
+			base = append(base, extra)
+		}
+		m[prefix+s.Name] = h(base...)
 	}
 	for _, s := range p.Steps {
 		step("step ", s)
@@ -66,6 +87,39 @@ func fingerprint(p *plan.Plan) map[string]string {
 		step("on_failure ", s)
 	}
 	return m
+}
+
+// controlKeys lists a step's keys of cut-over and control that the plan
+// gives (and max_failures_per), each as "key=value".
+func controlKeys(s *plan.Step) []string {
+	var out []string
+	add := func(key string, set bool, v any) {
+		if set {
+			out = append(out, fmt.Sprintf("%s=%v", key, v))
+		}
+	}
+	if s.Until != nil {
+		add("until", true, s.Until.Source)
+	}
+	if s.FailIf != nil {
+		add("fail_if", true, s.FailIf.Source)
+	}
+	var fleets []string
+	for _, f := range s.Fleets {
+		fleets = append(fleets, f.Name)
+	}
+	add("fleets", len(fleets) > 0, fleets)
+	add("message", s.Message.Resolved != "", s.Message.Resolved)
+	add("on_timeout", s.OnTimeout != "", s.OnTimeout)
+	if s.To != nil {
+		add("to", true, s.To.Name)
+	}
+	add("profile", s.Profile != 0, s.Profile)
+	add("max_machines", s.MaxMachines != 0, s.MaxMachines)
+	add("force_after", s.ForceAfter != 0, s.ForceAfter)
+	add("pause_after", len(s.PauseAfter) > 0, s.PauseAfter)
+	add("max_failures_per", s.MaxFailuresPerImage, "image")
+	return out
 }
 
 func saveFingerprint(dir string, p *plan.Plan) error {

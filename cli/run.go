@@ -139,9 +139,6 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 	if err != nil {
 		return err
 	}
-	if planHook != nil {
-		planHook(p)
-	}
 	policy, err := o.pollPolicy()
 	if err != nil {
 		return err

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,16 +18,17 @@ import (
 )
 
 const (
-	swEU = "c0a3e2a1-6955-415c-b1d4-af9199833e6a"
-	swUS = "5d1b0c7e-2f6a-4c61-9d8e-0b7f3c2a9e14"
+	swEU = simtest.FleetEU
+	swUS = simtest.FleetUS
 )
 
-// switchRig is a plan with fleets and profiled images, the simulator of
-// it, and an Env pointed at it. The plan loader does not read fleets and
-// profiles yet, so the plan is completed in Go and handed to switchWith,
-// as Switch does once it loaded the plan.
+// switchRig is a plan with fleets and profiled images (in the file
+// switch.yaml of a temporary directory), the simulator of it, and an Env
+// pointed at it.
 type switchRig struct {
 	p        *plan.Plan
+	path     string
+	src      string
 	sim      *simtest.Env
 	out, err bytes.Buffer
 	vars     map[string]string
@@ -33,24 +36,15 @@ type switchRig struct {
 
 func newSwitchRig(t *testing.T, scenario string) *switchRig {
 	t.Helper()
-	p := simtest.Plan(t, simtest.FleetPlan("switch", []string{"game-a", "game-b"}, 4, 2, "", "", ""))
-	p.Images[0].Profile, p.Images[1].Profile = 101, 102
-	eu := &plan.Fleet{Name: "prod-eu", ID: swEU}
-	us := &plan.Fleet{Name: "prod-us", ID: swUS}
-	p.Fleets = []*plan.Fleet{eu, us}
-	for _, m := range p.Machines {
-		switch m.Labels["region"] {
-		case "eu":
-			m.Fleet = eu
-		case "us":
-			m.Fleet = us
-		}
+	src := simtest.CutoverPlan("switch", []string{"game-a", "game-b"}, 4, 2, "", "", "")
+	r := &switchRig{p: simtest.Plan(t, src), src: src, path: filepath.Join(t.TempDir(), "switch.yaml")}
+	if err := os.WriteFile(r.path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	if scenario == "" {
 		scenario = "speed: 200\n"
 	}
-	r := &switchRig{p: p}
-	r.sim = simtest.Start(t, p, simtest.Scenario(t, scenario), simtest.Credentials(rigAccess, rigSecret))
+	r.sim = simtest.Start(t, r.p, simtest.Scenario(t, scenario), simtest.Credentials(rigAccess, rigSecret))
 	r.vars = map[string]string{
 		"CLANFORGE_URL":        r.sim.URL,
 		"CLANFORGE_ACCESS_KEY": rigAccess,
@@ -70,14 +64,13 @@ func (r *switchRig) env() *Env {
 
 // run runs the switch with the rig's plan, fast polls.
 func (r *switchRig) run(o SwitchOptions) error {
-	o.Plan = "switch.yaml"
+	if o.Plan == "" {
+		o.Plan = r.path
+	}
 	o.PollMin, o.PollMax = 5*time.Millisecond, 40*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := o.check(); err != nil {
-		return err
-	}
-	return switchWith(ctx, r.env(), o, r.p)
+	return Switch(ctx, r.env(), o)
 }
 
 func (r *switchRig) patches(id string) []sim.Switch {
@@ -186,7 +179,7 @@ func TestSwitchRefusals(t *testing.T) {
 	}{
 		{"no fleet", SwitchOptions{To: "game-b"}, true, "--fleet NAME is required"},
 		{"both to and profile", SwitchOptions{Fleet: "prod-eu", To: "game-b", Profile: 102}, true, "exactly one of --to IMAGE and --profile ID"},
-		{"unknown fleet", SwitchOptions{Fleet: "prod-euu", To: "game-b", Yes: true}, true, `unknown fleet "prod-euu": plan switch.yaml has prod-eu, prod-us; did you mean "prod-eu"?`},
+		{"unknown fleet", SwitchOptions{Fleet: "prod-euu", To: "game-b", Yes: true}, true, `unknown fleet "prod-euu": plan ` + r.path + ` has prod-eu, prod-us; did you mean "prod-eu"?`},
 		{"unknown image", SwitchOptions{Fleet: "prod-eu", To: "game-c", Yes: true}, true, `unknown image "game-c"`},
 		{"negative max machines", SwitchOptions{Fleet: "prod-eu", To: "game-b", MaxMachines: -1}, true, "--max-machines"},
 	} {
@@ -197,11 +190,13 @@ func TestSwitchRefusals(t *testing.T) {
 			}
 		})
 	}
-	r.p.Images[1].Profile = 0
-	if err := r.run(SwitchOptions{Fleet: "prod-eu", To: "game-b", Yes: true}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "image game-b has no profile") {
+	noProfile := filepath.Join(t.TempDir(), "no-profile.yaml")
+	if err := os.WriteFile(noProfile, []byte(strings.Replace(r.src, ", profile: 102}", "}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.run(SwitchOptions{Fleet: "prod-eu", To: "game-b", Yes: true, Plan: noProfile}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "image game-b has no profile") {
 		t.Errorf("image without profile: %v", err)
 	}
-	r.p.Images[1].Profile = 102
 
 	// prod-us stalls past its Deadline: the command fails saying so.
 	err := r.run(SwitchOptions{Fleet: "prod-us", To: "game-b", Yes: true, MaxMachines: 1, ForceAfter: time.Second})

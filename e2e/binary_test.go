@@ -28,21 +28,10 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	// The same command with the stand-ins for plan keys the loader does
-	// not parse yet (approve steps, pause_after): see simtest.Control.
-	hooksBinary = filepath.Join(dir, "rollout-testhooks")
-	if out, err := exec.Command("go", "build", "-tags", "rollout_testhooks", "-o", hooksBinary, "github.com/rollout/rollout").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building rollout with test hooks: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// hooksBinary is the command built with the rollout_testhooks tag.
-var hooksBinary string
 
 // exitCode is the process's exit status, -1 when a signal ended it.
 func exitCode(err error) int {

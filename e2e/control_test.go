@@ -14,31 +14,28 @@ import (
 	"github.com/rollout/rollout/clanforge/sim"
 )
 
-// approvePlan is killPlan with an approval between the diff and the
-// version (the gate approve_ship, which the rollout_testhooks build turns
-// into an approve step), on_failure reject, and vars (e.g. pause_after).
-func approvePlan(vars string) string {
+// approvePlan is killPlan with an approve step between the diff and the
+// version (approve_ship), on_failure reject, and the extra lines of the
+// install step (e.g. "    pause_after: [approve]\n").
+func approvePlan(install string) string {
 	src := strings.Replace(killPlan, "name: killme", "name: approve-e2e", 1)
 	src = strings.Replace(src, `  - name: version
     type: version
     needs: [diff]`, `  - name: approve_ship
-    type: gate
+    type: approve
     needs: [diff]
-    expr: "1 == 1"
+    message: "Ship 7.0.0?"
   - name: version
     type: version
     needs: [approve_ship]`, 1)
-	if vars != "" {
-		src = strings.Replace(src, `vars: {build: "7.0.0"}`, `vars: {build: "7.0.0", `+vars+`}`, 1)
-	}
-	return src + "on_failure:\n  - type: reject\n"
+	return src + install + "on_failure:\n  - type: reject\n"
 }
 
-// background starts `run --no-tui` of the hooks build and returns it with
-// a channel that closes when it exited.
+// background starts `run --no-tui` and returns it with a channel that
+// closes when it exited.
 func (f *fixture) background(extra ...string) (*exec.Cmd, *bytes.Buffer, <-chan struct{}, *error) {
 	f.t.Helper()
-	cmd := exec.Command(hooksBinary, f.runArgs(extra...)...)
+	cmd := exec.Command(binary, f.runArgs(extra...)...)
 	cmd.Env = f.env("USER=runner")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -142,19 +139,19 @@ func TestApproveFromAnotherProcess(t *testing.T) {
 	}
 	// The wrong step is refused and says what waits.
 	msg, code := f.other("alice", "approve", f.planPath, "--state-dir", f.stateDir(), "--step", "install")
-	if code != exitFailed || !strings.Contains(msg, "approve_ship@buildbox-1/game (--step approve_ship)") {
+	if code != exitFailed || !strings.Contains(msg, "approve_ship@game (--step approve_ship)") {
 		t.Fatalf("approve --step install: exit %d\n%s", code, msg)
 	}
 	msg, code = f.other("alice", "approve", f.planPath, "--state-dir", f.stateDir(), "--reason", "canary is fine")
 	host, _ := os.Hostname()
-	if code != exitOK || msg != "approved approve_ship@buildbox-1/game as alice@"+host+": canary is fine\n" {
+	if code != exitOK || msg != "approved approve_ship@game as alice@"+host+": canary is fine\n" {
 		t.Fatalf("approve: exit %d\n%s", code, msg)
 	}
 	waitExit(t, exited, out)
 	if exitCode(*err) != exitOK {
 		t.Fatalf("run: exit %d\n%s", exitCode(*err), out)
 	}
-	if !strings.Contains(out.String(), "approve_ship@buildbox-1/game approved by alice@"+host+": canary is fine") {
+	if !strings.Contains(out.String(), "approve_ship@game approved by alice@"+host+": canary is fine") {
 		t.Fatalf("the run does not say who approved:\n%s", out)
 	}
 	checkOneJobPerIntent(t, f.sim)
@@ -193,7 +190,7 @@ func TestAbortFromAnotherProcess(t *testing.T) {
 // not ask again for the approval given before the kill.
 func TestKillWhileWaitingThenResume(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, approvePlan(`pause_after: "approve"`), fastScenario)
+	f := newFixture(t, approvePlan("    pause_after: [approve]\n"), fastScenario)
 	cmd, out, exited, _ := f.background()
 	f.waitingFor(cmd.Process.Pid, "approve_ship@", exited, out)
 	if msg, code := f.other("alice", "approve", f.planPath, "--state-dir", f.stateDir()); code != exitOK {
@@ -244,7 +241,7 @@ func TestKillWhileWaitingThenResume(t *testing.T) {
 			decisions = append(decisions, rec.Wait.ID+" "+strings.Split(rec.Wait.By, "@")[0])
 		}
 	}
-	if strings.Join(decisions, ", ") != "approve_ship@buildbox-1/game alice, install@game after wave 1 carol" {
+	if strings.Join(decisions, ", ") != "approve_ship@game alice, install@game after wave 1 carol" {
 		t.Fatalf("decisions in the journal: %v", decisions)
 	}
 	// history tells the two runs apart.

@@ -420,11 +420,15 @@ func (e *Engine) waveIsOpen(k waveKey) bool {
 			return false
 		}
 	}
-	// A pause after the previous wave holds this one until it ends. This
-	// is the one place a wave opens, so a resumed run whose earlier waves
-	// ended in an earlier run pauses too.
-	if k.wave > 0 && e.pauseBefore(waveKey{k.step, k.image, k.wave - 1}) {
-		return false
+	// A pause after an earlier wave holds this one until it ends: after
+	// the previous wave, or after an empty one before it (a pause entry
+	// applies up to the next wave that has instances). Pauses already
+	// passed answer at once. This is the one place a wave opens, so a
+	// resumed run whose earlier waves ended in an earlier run pauses too.
+	for w := 0; w < k.wave; w++ {
+		if e.pauseBefore(waveKey{k.step, k.image, w}) {
+			return false
+		}
 	}
 	e.waveOpen[k] = true
 	var ids []string

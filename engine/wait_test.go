@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,25 +55,49 @@ func (l *waitLog) index(prefix string) int {
 	return -1
 }
 
-// approvePlan is a fleet plan whose gate (between diff and version) is
-// turned into an approve step, as the loader will build it.
+// approvePlan is a fleet plan with an approve step, named gate, between
+// the diff and the version, as the plan loads it (once per image).
 func approvePlan(t *testing.T, timeout time.Duration, onTimeout plan.OnTimeout) *plan.Plan {
-	p := simtest.Plan(t, simtest.FleetPlan("approve", []string{"game"}, 4, 2, "    waves: [1, \"100%\"]\n", "1 == 1", "on_failure:\n  - type: reject\n"))
-	for _, s := range p.Steps {
-		if s.Type == plan.TypeGate {
-			s.Type, s.Expr = plan.TypeApprove, nil
-			s.Message = plan.Value{Resolved: "Ship it?", Display: "Ship it?"}
-			s.Timeout, s.OnTimeout = timeout, onTimeout
-		}
+	src := simtest.FleetPlan("approve", []string{"game"}, 4, 2, "    waves: [1, \"100%\"]\n", "", "on_failure:\n  - type: reject\n")
+	src = strings.Replace(src, "  - name: version\n    type: version\n    needs: [diff]\n", fmt.Sprintf(`  - name: gate
+    type: approve
+    needs: [diff]
+    message: "Ship it?"
+    timeout: %s
+    on_timeout: %s
+  - name: version
+    type: version
+    needs: [gate]
+`, timeout, onTimeout), 1)
+	p := simtest.Plan(t, src)
+	if s := p.Steps[2]; s.Type != plan.TypeApprove || s.Timeout != timeout || s.OnTimeout != onTimeout {
+		t.Fatalf("the approve step loaded as %+v", s)
 	}
 	return p
 }
 
+// pausePlan is a fleet plan whose install step has waves [1, 2, 100%] and
+// pause_after pause (approve, a bake time, or null for the zero Pause).
 func pausePlan(t *testing.T, pause ...plan.Pause) *plan.Plan {
-	p := simtest.Plan(t, simtest.FleetPlan("pause", []string{"game"}, 4, 4, "    waves: [1, 2, \"100%\"]\n", "", ""))
+	install := "    waves: [1, 2, \"100%\"]\n"
+	if len(pause) > 0 {
+		var entries []string
+		for _, x := range pause {
+			switch {
+			case x.Approve:
+				entries = append(entries, "approve")
+			case x.Bake > 0:
+				entries = append(entries, x.Bake.String())
+			default:
+				entries = append(entries, "null")
+			}
+		}
+		install += "    pause_after: [" + strings.Join(entries, ", ") + "]\n"
+	}
+	p := simtest.Plan(t, simtest.FleetPlan("pause", []string{"game"}, 4, 4, install, "", ""))
 	for _, s := range p.Steps {
-		if s.Name == "install" {
-			s.PauseAfter = pause
+		if s.Name == "install" && !slices.Equal(s.PauseAfter, pause) {
+			t.Fatalf("pause_after loaded as %v, want %v", s.PauseAfter, pause)
 		}
 	}
 	return p
@@ -161,7 +187,7 @@ func TestApprovalTimeout(t *testing.T) {
 		if log.index("start version@") >= 0 {
 			t.Fatal("version started after a timed-out approval")
 		}
-		if log.index("start reject@buildbox-1/game") < 0 {
+		if log.index("start reject@game") < 0 {
 			t.Fatalf("on_failure did not run for the image: %v", log.snapshot())
 		}
 	})
@@ -406,5 +432,40 @@ func TestResumeHoldsThePausedWave(t *testing.T) {
 	<-r.done
 	if !r.sum.Verdict.Success() {
 		t.Fatalf("verdict %s", r.sum.Verdict)
+	}
+}
+
+// TestPauseBeforeAnEmptyWave: a pause entry applies between its wave and
+// the next wave that has instances. With 4 machines, waves [1, "25%",
+// "100%"] are 1, 0 and 3 machines: pause_after: [approve] holds the third
+// wave (the second is empty) until approved.
+func TestPauseBeforeAnEmptyWave(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("pause-empty", []string{"game"}, 4, 4, "    waves: [1, \"25%\", \"100%\"]\n    pause_after: [approve]\n", "", ""))
+	x := newScripted()
+	log := newWaitLog()
+	ctl := make(chan engine.Request)
+	r := start(p, engine.Options{Executor: x, Observer: log, Control: ctl})
+	go x.drain(r.done)
+	select {
+	case w := <-log.started:
+		if w.ID != "install@game after wave 1" {
+			t.Fatalf("waiting for %s", w.ID)
+		}
+	case <-r.done:
+		t.Fatalf("the run ended without pausing: %v", log.snapshot())
+	}
+	if i := log.index("wave install game 3"); i >= 0 {
+		t.Fatalf("wave 3 started during the pause: %v", log.snapshot())
+	}
+	if err := approve(ctl, "install"); err != nil {
+		t.Fatal(err)
+	}
+	<-r.done
+	if !r.sum.Verdict.Success() {
+		t.Fatalf("verdict %s", r.sum.Verdict)
+	}
+	ended, wave3 := log.index("ended install@game after wave 1"), log.index("wave install game 3")
+	if ended < 0 || wave3 < ended {
+		t.Fatalf("wave 3 started before the approval: %v", log.snapshot())
 	}
 }

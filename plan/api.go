@@ -98,6 +98,7 @@ func Parse(filename string, src []byte, opt Options) (p *Plan, err error) {
 	l := newLoader(filename, src, opt)
 	p = l.load()
 	if len(l.errs) > 0 {
+		l.maskHidden()
 		l.errs.sort()
 		errs := l.errs
 		if l.dropped > 0 {

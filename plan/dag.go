@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -262,13 +263,19 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 	// if it had none, so the rest of the plan is still checked.
 	wc := l.where(in, in.perTarget)
 	var made []*Instance
-	if in.perTarget {
+	switch {
+	case in.perTarget:
 		var cands int
 		made, cands = l.targetInstances(p, infos, in, wc)
 		if len(made) == 0 && cands > 0 {
 			l.emptyWhere(p, in, "target")
 		}
-	} else {
+	case s.Type == TypeSwitch:
+		var matched bool
+		if made, matched = l.switchInstances(p, in, wc); !matched {
+			l.emptyWhere(p, in, "image")
+		}
+	default:
 		made = l.imageInstances(p, in, wc)
 		if len(made) == 0 && len(p.Images) > 0 {
 			l.emptyWhere(p, in, "image")
@@ -277,6 +284,10 @@ func (l *loader) expandStep(p *Plan, infos []*stepInfo, in *stepInfo, full map[*
 	for _, inst := range made {
 		in.byImage[inst.Image] = append(in.byImage[inst.Image], inst)
 	}
+	// A where that does not compile is reported, and the step expands as
+	// if it had none: the needs of the instances it would have left out
+	// are no news then.
+	l.voidNeeds(infos, in, made, s.Where == nil || wc != nil)
 	l.scopeInstances(infos, in, made, full)
 	if len(made) == 0 {
 		// Nothing matched, but the expressions are still checked, against
@@ -347,6 +358,84 @@ func (l *loader) imageInstances(p *Plan, in *stepInfo, wc *compiled) []*Instance
 		}
 	}
 	return made
+}
+
+// switchInstances makes a switch step's instances: one for each of its
+// fleets, all belonging to the image it switches to (switchImage). matched
+// is false when the step's where, evaluated for that image, is false: the
+// step then has no instances.
+func (l *loader) switchInstances(p *Plan, in *stepInfo, wc *compiled) (made []*Instance, matched bool) {
+	if in.s.To == nil && in.s.Profile == 0 {
+		return nil, true // what it switches to is unknown (reported)
+	}
+	img := switchImage(p, in.s)
+	if img == nil {
+		return nil, true
+	}
+	if !l.matches(in, wc, nil, img) {
+		return nil, false
+	}
+	for _, f := range in.s.Fleets {
+		made = append(made, &Instance{ID: in.s.Name + "@" + f.Name + "/" + img.Name, Step: in.s, Image: img, Fleet: f, Wave: -1})
+	}
+	return made, true
+}
+
+// voidNeeds reports (when report) a need that waits for nothing: an instance of a
+// ready, approve or switch step (or of a step that needs one) for an image
+// that the needed step has no instance for. The needs rule would then give
+// it no dependency on that step at all, so that a fleet could be switched,
+// or an approval asked, before anything it was meant to follow. Steps of
+// the other types keep the rule as it was.
+func (l *loader) voidNeeds(infos []*stepInfo, in *stepInfo, made []*Instance, report bool) {
+	if in.badNeeds || in.perTarget {
+		return
+	}
+	control := func(t StepType) bool { return t == TypeReady || t == TypeApprove || t == TypeSwitch }
+	seen := map[*Image]bool{}
+	for _, inst := range made {
+		if seen[inst.Image] {
+			continue
+		}
+		seen[inst.Image] = true
+		for _, n := range in.needs {
+			dep := infos[n]
+			if dep.emptied || len(dep.byImage[inst.Image]) > 0 || !(control(in.s.Type) || control(dep.s.Type)) {
+				continue
+			}
+			if in.voidNeed = true; report {
+				l.voidNeed(in, dep, inst.Image)
+			}
+		}
+	}
+}
+
+// voidNeed reports that in, for image img, needs dep, which has no
+// instance for img.
+func (l *loader) voidNeed(in, dep *stepInfo, img *Image) {
+	pos, width := in.s.Pos, 1
+	for _, nd := range in.raw.Needs {
+		if nd.Set && nd.V == dep.s.Name {
+			pos, width = nd.Pos, l.width(nd.node)
+		}
+	}
+	var runs []string
+	for im, insts := range dep.byImage {
+		if len(insts) > 0 {
+			runs = append(runs, im.Name)
+		}
+	}
+	sort.Strings(runs)
+	hint := fmt.Sprintf("step %q has no instances: remove the need", dep.s.Name)
+	if len(runs) > 0 {
+		hint = fmt.Sprintf("step %q runs for image %s: ", dep.s.Name, strings.Join(runs, ", "))
+		if in.s.Type == TypeSwitch {
+			hint += "switch to that image, or let the steps before it run for " + img.Name
+		} else {
+			hint += fmt.Sprintf("give step %q a where that selects the same images", in.s.Name)
+		}
+	}
+	l.errAt(pos, width, hint, "step %q runs for image %q, but step %q, which it needs, has no instance for that image: it would wait for nothing", in.s.Name, img.Name, dep.s.Name)
 }
 
 // scopeInstances resolves each instance's dependencies and scope, then its
@@ -466,15 +555,50 @@ func (l *loader) resolveInputs(in *stepInfo, inst *Instance, sc map[string]*Inst
 		inst.Diff = d
 		if s.Type == TypeVersion && d == nil {
 			if n == 0 {
-				l.errAt(s.Pos, 1, "", "version step %q finds no diff among its needs for image %q: it must need (directly or not) exactly one diff instance", s.Name, inst.Image.Name)
+				l.errAt(s.Pos, 1, l.imagesHint(in, inst), "version step %q finds no diff among its needs for image %q: it must need (directly or not) exactly one diff instance", s.Name, inst.Image.Name)
 			} else {
 				l.errAt(s.Pos, 1, "", "version step %q finds several diff instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
 			}
 		}
 	}
 	if s.Type == TypeInstall {
-		l.installInputs(s, inst, sc)
+		l.installInputs(in, inst, sc)
 	}
+}
+
+// imagesHint suggests a where for an instance whose needs have no
+// instance for its image (a step meant for some images only, without the
+// where that says so): "" when it has some.
+func (l *loader) imagesHint(in *stepInfo, inst *Instance) string {
+	if len(inst.Deps) > 0 || len(in.needs) == 0 || l.infos == nil {
+		return ""
+	}
+	seen := map[string]bool{}
+	var runs []string
+	for _, n := range in.needs {
+		for _, img := range l.infosImages(l.infos[n]) {
+			if !seen[img] {
+				seen[img] = true
+				runs = append(runs, img)
+			}
+		}
+	}
+	if len(runs) == 0 {
+		return ""
+	}
+	sort.Strings(runs)
+	return fmt.Sprintf("the steps it needs run for image %s only: give step %q a where that selects the same images (e.g. image.name == %q)", strings.Join(runs, ", "), in.s.Name, runs[0])
+}
+
+// infosImages lists the images a step has instances for.
+func (l *loader) infosImages(in *stepInfo) []string {
+	var out []string
+	for img, insts := range in.byImage {
+		if len(insts) > 0 {
+			out = append(out, img.Name)
+		}
+	}
+	return out
 }
 
 // single returns the one instance of a step of type t in scope, how many
@@ -501,12 +625,13 @@ func (l *loader) single(sc map[string]*Instance, t StepType) (x *Instance, n int
 
 // installInputs finds an install instance's version and checks that what
 // it queues can be queued.
-func (l *loader) installInputs(s *Step, inst *Instance, sc map[string]*Instance) {
+func (l *loader) installInputs(in *stepInfo, inst *Instance, sc map[string]*Instance) {
+	s := in.s
 	v, n, names := l.single(sc, TypeVersion)
 	inst.Version = v
 	switch {
 	case v == nil && n == 0:
-		l.errAt(s.Pos, 1, "", "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
+		l.errAt(s.Pos, 1, l.imagesHint(in, inst), "install step %q finds no version among its needs for image %q: it must need (directly or not) exactly one version step", s.Name, inst.Image.Name)
 	case v == nil:
 		l.errAt(s.Pos, 1, "", "install step %q finds several version instances among its needs for image %q (steps %s): it must find exactly one", s.Name, inst.Image.Name, strings.Join(names, ", "))
 	case !s.Mirroring && v.Step.InstallAt == InstallManual:
@@ -538,7 +663,7 @@ func (l *loader) manualBecause(version *Step) string {
 // compileInstance compiles when and gate expressions for the instance's
 // scope shape (cached, so identical shapes compile once).
 func (l *loader) compileInstance(in *stepInfo, inst *Instance, sc map[string]*Instance) {
-	if in.s.When == nil && in.s.Expr == nil {
+	if (in.s.When == nil && in.s.Expr == nil && in.s.Until == nil && in.s.FailIf == nil) || in.voidNeed {
 		return
 	}
 	if l.lastScope.sc != nil && sameMap(l.lastScope.sc, sc) && l.lastScope.step == in && l.lastScope.machine == (inst.Machine != nil) {
@@ -561,6 +686,14 @@ func (l *loader) compileInstance(in *stepInfo, inst *Instance, sc map[string]*In
 	}
 	if in.s.Expr != nil {
 		l.compile(in.s.Expr, inst.Machine != nil, names, exprCtx{key: "expr", step: in.s.Name, perImage: inst.Machine == nil, ambiguous: amb, node: in.raw.Expr.node})
+	}
+	// A ready step runs once per image: its until and fail_if see status,
+	// never machine.
+	if in.s.Until != nil {
+		l.compileStatus(in.s.Until, names, exprCtx{key: "until", step: in.s.Name, perImage: true, ambiguous: amb, node: in.raw.Until.node})
+	}
+	if in.s.FailIf != nil {
+		l.compileStatus(in.s.FailIf, names, exprCtx{key: "fail_if", step: in.s.Name, perImage: true, ambiguous: amb, node: in.raw.FailIf.node})
 	}
 }
 
@@ -618,6 +751,10 @@ func (l *loader) expandFailure(p *Plan, infos []*stepInfo, full map[*Instance]ma
 	}
 	for _, in := range infos {
 		if !in.s.OnFailure {
+			continue
+		}
+		if in.s.Type == TypeSwitch {
+			l.failureSwitch(p, in, full)
 			continue
 		}
 		wc := l.where(in, true)
@@ -703,4 +840,29 @@ func (l *loader) sameFailureShape(in *stepInfo, inst *Instance, full map[*Instan
 		}
 	}
 	return true
+}
+
+// failureSwitch makes an on_failure switch step's instances: one per fleet,
+// as a switch's are, each triggered by every main instance of the run, so
+// that it runs after any failure, whichever image failed (whether this run
+// switched the fleet is the step's to find out when it runs). Its scope is
+// everything the main instances see, names with several instances left
+// out.
+func (l *loader) failureSwitch(p *Plan, in *stepInfo, full map[*Instance]map[string]*Instance) {
+	wc := l.where(in, false)
+	made, matched := l.switchInstances(p, in, wc)
+	if !matched {
+		l.emptyWhere(p, in, "image")
+	}
+	if len(made) == 0 {
+		return
+	}
+	trig := slices.Clip(slices.Clone(p.Instances))
+	sc := mergeScopes(trig, full)
+	scope := visible(sc)
+	for _, inst := range made {
+		inst.Trigger, inst.Scope = trig, scope
+	}
+	l.compileInstance(in, made[0], sc)
+	p.FailureInstances = append(p.FailureInstances, made...)
 }

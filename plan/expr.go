@@ -291,6 +291,10 @@ func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *comp
 		}
 		return p
 	}
+	if !l.stepNamesAreIdents(e, c) {
+		x.progs[ck] = nil
+		return nil
+	}
 	env := x.env(machine, steps)
 	compiles.Add(1)
 	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
@@ -379,7 +383,8 @@ func (l *loader) noFieldMessage(env *envInfo, c exprCtx, where, typ, field strin
 		hint = DidYouMean(field, x.stepNames)
 		for _, s := range x.stepNames {
 			if strings.HasPrefix(s, field+"-") {
-				hint = fmt.Sprintf("a step name with \"-\" must be written steps[%q]", s)
+				// steps.fleet-ready reads as steps.fleet - ready.
+				return fmt.Sprintf("steps.%s reads as steps.%s minus %s in %s: step names used in expressions must be identifiers (letters, digits and _)", s, field, strings.TrimPrefix(s, field+"-"), where), identHint(s)
 			}
 		}
 		return fmt.Sprintf("unknown step %q in %s", field, where), hint
@@ -404,6 +409,19 @@ func (l *loader) unknownNameMessage(env *envInfo, where, name string) (msg, hint
 	}
 	if name == "machine" && !env.machine {
 		return fmt.Sprintf("machine is not in scope in %s: the step runs once per image", where), ""
+	}
+	if name == "status" && !env.status {
+		hint = "read a ready step's counters as steps.<name>.status"
+		var ready []string
+		for _, s := range x.stepNames {
+			if x.stepType[s] == TypeReady {
+				ready = append(ready, s)
+			}
+		}
+		if len(ready) == 1 {
+			hint = fmt.Sprintf("did you mean steps.%s.status?", ready[0])
+		}
+		return fmt.Sprintf("status is not in scope in %s: it is in scope only in a ready step's until and fail_if", where), hint
 	}
 	hint = DidYouMean(name, roots)
 	if hint == "" && contains(x.varNames, name) {
@@ -441,6 +459,11 @@ func (l *loader) nameErrors(e *Expr, env *envInfo, c exprCtx) {
 			continue
 		}
 		src := chain[0].(*exprast.IdentifierNode).Value
+		if _, err := expr.Compile(src, envValue); err != nil {
+			// The root is unknown: said once, where it is.
+			l.exprError(e, env, c, err, runeOffset(e.Source, chain[0].Location().From))
+			continue
+		}
 		for _, seg := range chain[1:] {
 			name := seg.(*exprast.MemberNode).Property.(*exprast.StringNode).Value
 			if identifier.MatchString(name) {
@@ -485,6 +508,99 @@ func memberChain(m *exprast.MemberNode) []exprast.Node {
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// stepNamesAreIdents reports each step an expression reads by a name that
+// is not an identifier (steps["fleet-ready"]): the format says step names
+// used in expressions are identifiers, so that steps.<name> always reads
+// them. It is false when it reported one.
+func (l *loader) stepNamesAreIdents(e *Expr, c exprCtx) bool {
+	if !strings.Contains(e.Source, "steps") {
+		return true
+	}
+	tree, err := parser.Parse(e.Source)
+	if err != nil {
+		return true // the checker reports it
+	}
+	ok := true
+	exprast.Walk(&tree.Node, visitor(func(n exprast.Node) {
+		if b, isBinary := n.(*exprast.BinaryNode); isBinary && b.Operator == "-" {
+			if l.dashedStep(e, c, b) {
+				ok = false
+			}
+			return
+		}
+		m, isMember := n.(*exprast.MemberNode)
+		if !isMember {
+			return
+		}
+		root, isIdent := m.Node.(*exprast.IdentifierNode)
+		prop, isString := m.Property.(*exprast.StringNode)
+		if !isIdent || root.Value != "steps" || !isString || identifier.MatchString(prop.Value) {
+			return
+		}
+		ok = false
+		at := runeOffset(e.Source, prop.Location().From)
+		width := len([]rune(strconv.Quote(prop.Value)))
+		l.errAt(l.scalarAt(c.node, e.Source, at), width, identHint(prop.Value),
+			"%s of step %q reads step %q, whose name is not an identifier: step names used in expressions must be identifiers (letters, digits and _)", c.key, c.step, prop.Value)
+	}))
+	return ok
+}
+
+// dashedStep reports steps.fleet-ready, which reads as steps.fleet minus
+// ready, when a step's name begins with "fleet-ready": true when it
+// reported it.
+func (l *loader) dashedStep(e *Expr, c exprCtx, b *exprast.BinaryNode) bool {
+	left, ok := b.Left.(*exprast.MemberNode)
+	if !ok {
+		return false
+	}
+	root, isIdent := left.Node.(*exprast.IdentifierNode)
+	prop, isString := left.Property.(*exprast.StringNode)
+	if !isIdent || root.Value != "steps" || !isString {
+		return false
+	}
+	right := b.Right
+	for {
+		if m, isMember := right.(*exprast.MemberNode); isMember {
+			right = m.Node
+			continue
+		}
+		break
+	}
+	next, isIdent := right.(*exprast.IdentifierNode)
+	if !isIdent {
+		return false
+	}
+	prefix := prop.Value + "-" + next.Value
+	name := ""
+	for _, s := range l.xenv.stepNames {
+		if s == prefix || (strings.HasPrefix(s, prefix+"-") && name == "") {
+			name = s
+		}
+	}
+	if name == "" {
+		return false
+	}
+	at := runeOffset(e.Source, prop.Location().From)
+	l.errAt(l.scalarAt(c.node, e.Source, at), len([]rune(name)), identHint(name),
+		"steps.%s reads as steps.%s minus %s in %s of step %q: step names used in expressions must be identifiers (letters, digits and _)", name, prop.Value, strings.TrimPrefix(name, prop.Value+"-"), c.key, c.step)
+	return true
+}
+
+// identHint suggests the identifier a step named name could be renamed to.
+func identHint(name string) string {
+	id := strings.Map(func(r rune) rune {
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, name)
+	if id == "" || id[0] >= '0' && id[0] <= '9' {
+		id = "_" + id
+	}
+	return fmt.Sprintf("did you mean %q? rename the step to %s and read it as steps.%s", id, id, id)
+}
 
 type visitor func(exprast.Node)
 
@@ -700,6 +816,10 @@ func (l *loader) compileStatus(e *Expr, steps []string, c exprCtx) *compiled {
 			e.add(sk, p)
 		}
 		return p
+	}
+	if !l.stepNamesAreIdents(e, c) {
+		x.progs[ck] = nil
+		return nil
 	}
 	env := x.statusEnv(false, steps)
 	compiles.Add(1)

@@ -8,6 +8,8 @@ import (
 	"github.com/expr-lang/expr/vm"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
+
+	"github.com/rollout/rollout/redact"
 )
 
 // The loader turns a plan's source into a *Plan in three passes: decoding
@@ -42,7 +44,13 @@ type loader struct {
 	envs        map[*compiled]*env
 	vm          vm.VM
 	lastFailure *Instance // see sameFailureShape
-	lastScope   struct {
+	// hidden are the secrets written literally in the plan (a webhook
+	// URL's path), masked in the source lines and messages of errors.
+	hidden []redact.Secret
+	infos  []*stepInfo // the steps, once built
+	// badProfile: the image's profile is given but unusable (reported).
+	badProfile map[*Image]bool
+	lastScope  struct {
 		sc      map[string]*Instance
 		step    *stepInfo
 		machine bool
@@ -53,17 +61,18 @@ func newLoader(file string, src []byte, opt Options) *loader {
 	text := string(src)
 	source := &Source{File: file, lines: strings.Split(text, "\n")}
 	l := &loader{
-		file:      file,
-		src:       src,
-		text:      text,
-		source:    source,
-		lines:     source.lines,
-		opt:       opt,
-		lookupEnv: opt.LookupEnv,
-		seen:      map[string]bool{},
-		anchors:   map[string]ast.Node{},
-		envs:      map[*compiled]*env{},
-		raw:       map[*Step]*rawStep{},
+		file:       file,
+		src:        src,
+		text:       text,
+		source:     source,
+		lines:      source.lines,
+		opt:        opt,
+		lookupEnv:  opt.LookupEnv,
+		seen:       map[string]bool{},
+		anchors:    map[string]ast.Node{},
+		envs:       map[*compiled]*env{},
+		raw:        map[*Step]*rawStep{},
+		badProfile: map[*Image]bool{},
 	}
 	if l.lookupEnv == nil {
 		l.lookupEnv = os.LookupEnv
@@ -126,4 +135,22 @@ func (l *loader) width(n ast.Node) int {
 		return 1
 	}
 	return w
+}
+
+// maskHidden masks the plan's literal secrets in its errors. Errors are
+// quoted as they are found, some before the secret is known, so this is
+// done once at the end.
+func (l *loader) maskHidden() {
+	if len(l.hidden) == 0 {
+		return
+	}
+	mask := func(s string) string {
+		for _, h := range l.hidden {
+			s = strings.ReplaceAll(s, h.Value, h.Label)
+		}
+		return s
+	}
+	for _, e := range l.errs {
+		e.Line, e.Msg, e.Hint = mask(e.Line), mask(e.Msg), mask(e.Hint)
+	}
 }

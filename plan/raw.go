@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
@@ -39,7 +40,27 @@ type rawPlan struct {
 	Machines     []*rawMachine
 	Steps        []*rawStep
 	OnFailure    []*rawStep
+	Fleets       []*rawFleet
+	FleetsNode   ast.Node // the fleets key's value
+	Notify       []*rawNotify
 	have         map[string]bool
+}
+
+// rawFleet is one entry of fleets.
+type rawFleet struct {
+	Pos  Pos
+	Name pv[string]
+	ID   pv[string]
+}
+
+// rawNotify is one webhook of notify.
+type rawNotify struct {
+	Pos    Pos
+	URL    pv[string]
+	Format pv[string]
+	Events []pv[string]
+	// EventsSet: the entry has events (a list, maybe empty).
+	EventsSet pv[bool]
 }
 
 type rawVar struct {
@@ -50,9 +71,10 @@ type rawVar struct {
 }
 
 type rawImage struct {
-	Pos  Pos
-	Name pv[string]
-	ID   pv[int64]
+	Pos     Pos
+	Name    pv[string]
+	ID      pv[int64]
+	Profile pv[int64]
 }
 
 type rawMachine struct {
@@ -62,6 +84,7 @@ type rawMachine struct {
 	Labels    map[string]string
 	Images    []pv[string]
 	ImagesSet bool
+	Fleet     pv[string]
 }
 
 type rawStep struct {
@@ -95,11 +118,29 @@ type rawStep struct {
 	Waves       []pv[Size]
 	WavesSet    pv[bool]
 	MaxFailures pv[Size]
+	// MaxFailuresPer is "image" or "step".
+	MaxFailuresPer pv[string]
+	PauseAfter     []pv[Pause]
+	PauseAfterSet  pv[bool]
 	// reject
 	Reinstall pv[bool]
+	// ready
+	Until  pv[string]
+	FailIf pv[string]
+	// ready and switch
+	Fleets    []pv[string]
+	FleetsSet pv[bool]
+	// approve
+	Message   pv[string]
+	OnTimeout pv[string]
+	// switch
+	To          pv[string]
+	Profile     pv[int64]
+	MaxMachines pv[int64]
+	ForceAfter  pv[string]
 }
 
-var topKeys = []string{"version", "name", "description", "clanforge", "concurrency", "vars", "images", "machines", "steps", "on_failure"}
+var topKeys = []string{"version", "name", "description", "clanforge", "concurrency", "vars", "images", "fleets", "machines", "steps", "on_failure", "notify"}
 
 var commonStepKeys = []string{"name", "type", "needs", "where", "allow_empty", "when", "timeout", "retries", "max_parallel"}
 
@@ -109,11 +150,21 @@ var stepKeys = map[string][]string{
 	"diff":    {},
 	"gate":    {"expr"},
 	"version": {"restart", "full", "game_build", "force", "install_at", "disable_timeout", "disable_percentage"},
-	"install": {"mirroring", "waves", "max_failures"},
+	"install": {"mirroring", "waves", "max_failures", "max_failures_per", "pause_after"},
 	"reject":  {"reinstall"},
+	"ready":   {"until", "fail_if", "fleets"},
+	"approve": {"message", "on_timeout"},
+	"switch":  {"to", "profile", "fleets", "max_machines", "force_after"},
 }
 
-var stepTypes = []string{"update", "diff", "gate", "version", "install", "reject"}
+var stepTypes = []string{"update", "diff", "gate", "version", "install", "reject", "ready", "approve", "switch"}
+
+// failureTypes are the step types on_failure may hold.
+var failureTypes = []string{"reject", "switch"}
+
+// notifyEvents are the events a webhook may ask for, in the order a run
+// meets them.
+var notifyEvents = []string{EventStarted, EventWave, EventApproval, EventApproved, EventFailed, EventAborted, EventFinished}
 
 // parseRaw parses the source once into an AST and decodes it into rawPlan.
 func (l *loader) parseRaw() *rawPlan {
@@ -191,9 +242,11 @@ var planFields = []struct {
 	{"clanforge", (*loader).decodeClanforge},
 	{"vars", (*loader).decodeVars},
 	{"images", (*loader).decodeImages},
+	{"fleets", (*loader).decodeFleets},
 	{"machines", (*loader).decodeMachines},
 	{"steps", func(l *loader, rp *rawPlan, e *kv) { rp.Steps = l.decodeSteps(e, "steps", false) }},
 	{"on_failure", func(l *loader, rp *rawPlan, e *kv) { rp.OnFailure = l.decodeSteps(e, "on_failure", true) }},
+	{"notify", (*loader).decodeNotify},
 }
 
 // decodePlan reads the top-level mapping.
@@ -220,7 +273,7 @@ func (l *loader) decodePlan(body ast.Node) *rawPlan {
 func clanforgeCredential(k string) string {
 	switch strings.ToLower(k) {
 	case "access_key", "secret_key", "accesskey", "secretkey", "key", "secret", "token", "password":
-		return fmt.Sprintf("key %q is not allowed in clanforge: credentials come only from the environment (CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY)", k)
+		return fmt.Sprintf("key %q is not allowed in clanforge: credentials come only from the environment (CLANFORGE_TOKEN, or CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY)", k)
 	}
 	return ""
 }
@@ -248,13 +301,49 @@ func (l *loader) decodeVars(rp *rawPlan, e *kv) {
 func (l *loader) decodeImages(rp *rawPlan, e *kv) {
 	items, _ := l.list(e, "images")
 	for _, it := range items {
-		m, ok := l.mapping(it, "an image", []string{"name", "id"}, nil)
+		m, ok := l.mapping(it, "an image", []string{"name", "id", "profile"}, nil)
 		if !ok {
 			l.partialTargets = true
 			continue
 		}
 		l.requireKeys(m, it, "an image", "name", "id")
-		rp.Images = append(rp.Images, &rawImage{Pos: l.pos(it), Name: l.str(m.get("name"), "image name"), ID: l.int(m.get("id"), "image id")})
+		rp.Images = append(rp.Images, &rawImage{Pos: l.pos(it), Name: l.str(m.get("name"), "image name"), ID: l.int(m.get("id"), "image id"),
+			Profile: l.int(m.get("profile"), "image profile")})
+	}
+}
+
+// decodeFleets reads the fleets a cut-over switches: each {name, id}.
+func (l *loader) decodeFleets(rp *rawPlan, e *kv) {
+	rp.FleetsNode = orNode(e.val, e)
+	items, _ := l.list(e, "fleets")
+	for _, it := range items {
+		m, ok := l.mapping(it, "a fleet", []string{"name", "id"}, nil)
+		if !ok {
+			continue
+		}
+		l.requireKeys(m, it, "a fleet", "name", "id")
+		rp.Fleets = append(rp.Fleets, &rawFleet{Pos: l.pos(it), Name: l.str(m.get("name"), "fleet name"), ID: l.str(m.get("id"), "fleet id")})
+	}
+}
+
+// decodeNotify reads the webhooks: each {url, format, events}.
+func (l *loader) decodeNotify(rp *rawPlan, e *kv) {
+	items, _ := l.list(e, "notify")
+	for _, it := range items {
+		m, ok := l.mapping(it, "a notify entry", []string{"url", "format", "events"}, nil)
+		if !ok {
+			continue
+		}
+		l.requireKeys(m, it, "a notify entry", "url", "events")
+		rn := &rawNotify{Pos: l.pos(it), URL: l.str(m.get("url"), "notify url"), Format: l.str(m.get("format"), "notify format")}
+		if ev := m.get("events"); ev != nil {
+			rn.EventsSet = pv[bool]{V: true, Set: true, Pos: l.pos(orNode(ev.val, ev)), node: orNode(ev.val, ev)}
+			items, _ := l.list(ev, "events")
+			for _, x := range items {
+				rn.Events = append(rn.Events, l.str(&kv{val: x}, "an event"))
+			}
+		}
+		rp.Notify = append(rp.Notify, rn)
 	}
 }
 
@@ -270,12 +359,12 @@ func (l *loader) decodeMachines(rp *rawPlan, e *kv) {
 }
 
 func (l *loader) decodeMachine(n ast.Node) *rawMachine {
-	m, ok := l.mapping(n, "a machine", []string{"name", "id", "labels", "images"}, nil)
+	m, ok := l.mapping(n, "a machine", []string{"name", "id", "labels", "images", "fleet"}, nil)
 	if !ok {
 		return nil
 	}
 	l.requireKeys(m, n, "a machine", "name", "id")
-	rm := &rawMachine{Pos: l.pos(n), Name: l.str(m.get("name"), "machine name"), ID: l.int(m.get("id"), "machine id")}
+	rm := &rawMachine{Pos: l.pos(n), Name: l.str(m.get("name"), "machine name"), ID: l.int(m.get("id"), "machine id"), Fleet: l.str(m.get("fleet"), "machine fleet")}
 	if e := m.get("labels"); e != nil && !isNull(e.val) {
 		rm.Labels = l.labels(e)
 	}
@@ -345,6 +434,17 @@ var stepFields = []struct {
 	{"waves", (*loader).decodeWaves},
 	{"max_failures", func(l *loader, s *rawStep, e *kv) { s.MaxFailures = l.size(orNode(e.val, e), "max_failures") }},
 	{"reinstall", func(l *loader, s *rawStep, e *kv) { s.Reinstall = l.bool(e, "reinstall") }},
+	{"max_failures_per", (*loader).decodeMaxFailuresPer},
+	{"pause_after", (*loader).decodePauseAfter},
+	{"until", func(l *loader, s *rawStep, e *kv) { s.Until = l.str(e, "until") }},
+	{"fail_if", func(l *loader, s *rawStep, e *kv) { s.FailIf = l.str(e, "fail_if") }},
+	{"fleets", (*loader).decodeStepFleets},
+	{"message", func(l *loader, s *rawStep, e *kv) { s.Message = l.str(e, "message") }},
+	{"on_timeout", (*loader).decodeOnTimeout},
+	{"to", func(l *loader, s *rawStep, e *kv) { s.To = l.str(e, "to") }},
+	{"profile", func(l *loader, s *rawStep, e *kv) { s.Profile = l.int(e, "profile") }},
+	{"max_machines", func(l *loader, s *rawStep, e *kv) { s.MaxMachines = l.int(e, "max_machines") }},
+	{"force_after", func(l *loader, s *rawStep, e *kv) { s.ForceAfter = l.str(e, "force_after") }},
 }
 
 // requiredStepKeys lists the keys each step type must have, with how the
@@ -430,12 +530,24 @@ func allowedStepKeys(typ string) []string {
 // misplacedStepKey explains a key of another step type ("" when k is no
 // step key at all).
 func misplacedStepKey(k, typ string) string {
+	var owners []string
 	for _, t := range stepTypes {
 		if contains(stepKeys[t], k) {
-			return fmt.Sprintf("key %q belongs to %s steps, not to a %s step", k, t, typ)
+			owners = append(owners, t)
 		}
 	}
-	return ""
+	if len(owners) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("key %q belongs to %s steps, not to %s %s step", k, strings.Join(owners, " and "), article(typ), typ)
+}
+
+// article is "an" before a vowel, else "a".
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 func (l *loader) decodeNeeds(s *rawStep, e *kv) {
@@ -475,4 +587,89 @@ func (l *loader) decodeWaves(s *rawStep, e *kv) {
 	for _, it := range items {
 		s.Waves = append(s.Waves, l.size(it, "a wave"))
 	}
+}
+
+// decodeMaxFailuresPer reads image or step.
+func (l *loader) decodeMaxFailuresPer(s *rawStep, e *kv) {
+	s.MaxFailuresPer = l.oneOf(e, "max_failures_per", []string{"step", "image"})
+}
+
+// decodeOnTimeout reads abort or continue.
+func (l *loader) decodeOnTimeout(s *rawStep, e *kv) {
+	s.OnTimeout = l.oneOf(e, "on_timeout", []string{string(OnTimeoutAbort), string(OnTimeoutContinue)})
+}
+
+// oneOf reads a string that must be one of values; an other one is
+// reported (with a did-you-mean) and left unset.
+func (l *loader) oneOf(e *kv, what string, values []string) pv[string] {
+	v := l.str(e, what)
+	if v.Set && !contains(values, v.V) {
+		l.errNode(v.node, DidYouMean(v.V, values), "%s must be %s, not %q", what, orList(values), v.V)
+		v.Set = false
+	}
+	return v
+}
+
+// orList joins values as "a, b or c".
+func orList(values []string) string {
+	if len(values) < 2 {
+		return strings.Join(values, "")
+	}
+	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
+}
+
+// decodeStepFleets reads the fleet names of a ready or switch step.
+func (l *loader) decodeStepFleets(s *rawStep, e *kv) {
+	s.FleetsSet = pv[bool]{V: true, Set: true, Pos: l.pos(orNode(e.val, e)), node: orNode(e.val, e)}
+	items, _ := l.list(e, "fleets")
+	for _, it := range items {
+		s.Fleets = append(s.Fleets, l.str(&kv{val: it}, "a fleet name"))
+	}
+}
+
+// decodePauseAfter reads an install step's pause_after: each entry
+// approve, a Go duration (a bake time) or null (go on at once).
+func (l *loader) decodePauseAfter(s *rawStep, e *kv) {
+	node := orNode(e.val, e)
+	s.PauseAfterSet = pv[bool]{V: true, Set: true, Pos: l.pos(node), node: node}
+	if x, ok := e.val.(*ast.StringNode); ok {
+		l.errNode(x, fmt.Sprintf("write pause_after: [%s]", x.Value), "pause_after must be a list (one entry per wave boundary), not a string")
+		return
+	}
+	items, _ := l.list(e, "pause_after")
+	for i, it := range items {
+		s.PauseAfter = append(s.PauseAfter, l.pause(it, i))
+	}
+}
+
+// pause reads entry i of pause_after.
+func (l *loader) pause(n ast.Node, i int) pv[Pause] {
+	p := pv[Pause]{Pos: l.pos(n), node: n, Given: true}
+	bad := func(hint, got string) pv[Pause] {
+		l.errNode(n, hint, "pause_after entry %d must be approve, a duration like 10m (a bake time) or null (go on at once), not %s", i+1, got)
+		return p
+	}
+	switch x := n.(type) {
+	case nil, *ast.NullNode:
+		p.Set = true
+	case *ast.StringNode:
+		if x.Value == "approve" {
+			p.V, p.Set = Pause{Approve: true}, true
+			break
+		}
+		d, err := time.ParseDuration(x.Value)
+		if err != nil {
+			return bad(DidYouMean(x.Value, []string{"approve", "null"}), fmt.Sprintf("%q", x.Value))
+		}
+		if d < 0 {
+			l.errNode(n, "", "pause_after entry %d is a negative duration", i+1)
+			return p
+		}
+		p.V, p.Set = Pause{Bake: d}, true
+	case *ast.IntegerNode:
+		return bad("write a unit, like 10m or 30s", kindName(n))
+	default:
+		return bad("", kindName(n))
+	}
+	return p
 }

@@ -11,8 +11,9 @@ import (
 // Secrets returns every value of the plan that must never be shown: each
 // value read from the environment with ${env:NAME} (labelled "${env:NAME}")
 // and each credential the plan's display hides ("***"), found in step
-// values (desc, url, game_build, on_failure steps included), the
-// description and string variables. Each whole interpolated value is
+// values (desc, url, game_build, message; on_failure steps included), the
+// description, string variables and the webhook URLs of notify (masked
+// even when written literally, see webhookDisplay). Each whole interpolated value is
 // included too, labelled with its Display. The command registers them
 // (redact.Register) before anything is printed, so that an API answer
 // quoting one is masked in every output and every encoding.
@@ -35,6 +36,9 @@ func (p *Plan) Secrets() []redact.Secret {
 			out = append(out, st.Secrets()...)
 		}
 	}
+	for _, n := range p.Notify {
+		add(n.URL)
+	}
 	return dedupe(out)
 }
 
@@ -42,7 +46,7 @@ func (p *Plan) Secrets() []redact.Secret {
 // Value.Secrets).
 func (s *Step) Secrets() []redact.Secret {
 	var out []redact.Secret
-	for _, v := range []Value{s.Desc, s.URL, s.GameBuild} {
+	for _, v := range []Value{s.Desc, s.URL, s.GameBuild, s.Message} {
 		out = append(out, v.Secrets()...)
 	}
 	return dedupe(out)

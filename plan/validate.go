@@ -33,6 +33,9 @@ type stepInfo struct {
 	// emptied: its where matched nothing (reported); steps that need it
 	// would only repeat that as a missing diff or version.
 	emptied bool
+	// voidNeed: a need waits for nothing for some image (reported, see
+	// voidNeeds); its expressions would only repeat that.
+	voidNeed bool
 }
 
 const defaultTimeout = 30 * time.Minute
@@ -48,7 +51,9 @@ func (l *loader) load() *Plan {
 	vs := l.vars(rp, p)
 	l.texts(rp, p, vs)
 	l.images(rp, p)
+	l.fleets(rp, p)
 	l.machines(rp, p)
+	l.notify(rp, p, vs)
 	infos := l.steps(rp, p, vs)
 	if infos == nil {
 		return p
@@ -196,6 +201,7 @@ func (l *loader) images(rp *rawPlan, p *Plan) {
 	}
 	byName := map[string]*Image{}
 	byID := map[int64]*Image{}
+	byProfile := map[int64]*Image{}
 	for _, ri := range rp.Images {
 		// An image whose id is missing or unreadable (reported) stays in
 		// the plan, so that the rest of it is checked as written.
@@ -218,6 +224,7 @@ func (l *loader) images(rp *rawPlan, p *Plan) {
 		if prev := byID[img.ID]; prev != nil && img.ID > 0 {
 			l.errNode(ri.ID.node, "", "image id %d is already used by image %q (line %d)", img.ID, prev.Name, prev.Pos.Line)
 		}
+		l.imageProfile(ri, img, byProfile)
 		byName[img.Name] = img
 		byID[img.ID] = img
 		p.Images = append(p.Images, img)
@@ -269,6 +276,7 @@ func (l *loader) machines(rp *rawPlan, p *Plan) {
 		}
 		byName[m.Name] = m
 		byID[m.ID] = m
+		l.machineFleet(rm, m, p)
 		l.machineImages(rm, m, p, imgs)
 		p.Machines = append(p.Machines, m)
 	}
@@ -322,7 +330,7 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 		if !ok {
 			continue
 		}
-		s := l.buildStep(rs, name, vs)
+		s := l.buildStep(rs, name, vs, p)
 		info := &stepInfo{s: s, raw: rs, index: len(infos), byTarget: map[*Target]*Instance{}, byImage: map[*Image][]*Instance{}}
 		byName[name] = info
 		l.raw[s] = rs
@@ -336,6 +344,7 @@ func (l *loader) steps(rp *rawPlan, p *Plan, vs *varState) []*stepInfo {
 		}
 	}
 	l.needs(infos, byName)
+	l.infos = infos
 	return infos
 }
 
@@ -411,16 +420,19 @@ func (l *loader) namedLater(all []*rawStep, name string) bool {
 }
 
 // buildStep builds a Step from its raw form: defaults, ranges and interpolation.
-func (l *loader) buildStep(rs *rawStep, name string, vs *varState) *Step {
+func (l *loader) buildStep(rs *rawStep, name string, vs *varState, p *Plan) *Step {
 	s := &Step{Name: name, Type: StepType(rs.Type.V), Pos: rs.Pos, Timeout: defaultTimeout, Full: FullFalse, OnFailure: rs.OnFailure}
-	if rs.OnFailure && s.Type != TypeReject {
-		l.errNode(rs.Type.node, "", "on_failure supports reject steps only, not %s", s.Type)
+	if rs.OnFailure && !contains(failureTypes, rs.Type.V) {
+		l.errNode(rs.Type.node, "", "on_failure supports %s steps only, not %s", strings.Join(failureTypes, " and "), s.Type)
 	}
 	l.stepLimits(rs, s)
 	l.stepTexts(rs, s, vs)
 	l.versionKeys(rs, s)
 	l.installKeys(rs, s)
 	s.Reinstall = rs.Reinstall.V
+	l.readyKeys(rs, s, p)
+	l.approveKeys(rs, s, vs)
+	l.switchKeys(rs, s, vs, p)
 	l.stepExprs(rs, s)
 	s.AllowEmpty = rs.AllowEmpty.V
 	return s
@@ -530,6 +542,8 @@ func (l *loader) installKeys(rs *rawStep, s *Step) {
 			s.MaxFailures = &mf
 		}
 	}
+	l.maxFailuresPer(rs, s)
+	l.pauseAfter(rs, s)
 }
 
 // stepExprs records where, when and expr; they are compiled during
@@ -538,7 +552,7 @@ func (l *loader) stepExprs(rs *rawStep, s *Step) {
 	for _, e := range []struct {
 		v   pv[string]
 		dst **Expr
-	}{{rs.Where, &s.Where}, {rs.When, &s.When}, {rs.Expr, &s.Expr}} {
+	}{{rs.Where, &s.Where}, {rs.When, &s.When}, {rs.Expr, &s.Expr}, {rs.Until, &s.Until}, {rs.FailIf, &s.FailIf}} {
 		if e.v.Set {
 			if strings.TrimSpace(e.v.V) == "" {
 				l.errNode(e.v.node, "", "expression must not be empty")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
@@ -16,53 +15,22 @@ import (
 // cutoverPlan is the A/B cut-over of the contract built on a fleet plan:
 // images game-a (profile 101) and game-b (profile 102), fleets prod-eu and
 // prod-us, a ready step after the installs of game-b, a switch of every
-// fleet to game-b, and an on_failure switch back to game-a. The loader
-// does not read these keys yet, so they are added here as it will build
-// them.
+// fleet to game-b, and an on_failure switch back to game-a.
 func cutoverPlan(t *testing.T) *plan.Plan {
 	t.Helper()
-	p := simtest.Plan(t, simtest.FleetPlan("ab-cutover", []string{"game-a", "game-b"}, 4, 4, "", "", "on_failure:\n  - type: reject\n    reinstall: true\n"))
-	a, b := p.Images[0], p.Images[1]
-	a.Profile, b.Profile = 101, 102
-	eu := &plan.Fleet{Name: "prod-eu", ID: "c0a3e2a1-6955-415c-b1d4-af9199833e6a"}
-	us := &plan.Fleet{Name: "prod-us", ID: "5d1b0c7e-2f6a-4c61-9d8e-0b7f3c2a9e14"}
-	p.Fleets = []*plan.Fleet{eu, us}
-	for _, m := range p.Machines {
-		switch m.Labels["region"] {
-		case "eu":
-			m.Fleet = eu
-		case "us":
-			m.Fleet = us
-		}
-	}
-	failIf, err := plan.CompileStatus("status.failed > 2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := &plan.Step{Name: "fleet_ready", Type: plan.TypeReady, Needs: []string{"install"}, FailIf: failIf, Fleets: p.Fleets, Timeout: 2 * time.Hour}
-	cut := &plan.Step{Name: "cutover", Type: plan.TypeSwitch, Needs: []string{"fleet_ready"}, To: b, MaxMachines: 10, ForceAfter: 2 * time.Hour, Timeout: 30 * time.Minute}
-	back := &plan.Step{Name: "switch", Type: plan.TypeSwitch, To: a, OnFailure: true, Timeout: 30 * time.Minute}
-	p.Steps = append(p.Steps, ready, cut)
-	p.OnFailure = append(p.OnFailure, back)
-	var installs []*plan.Instance
-	for _, in := range p.Instances {
-		if in.Step.Name == "install" && in.Image == b {
-			installs = append(installs, in)
-		}
-	}
-	ri := &plan.Instance{ID: "fleet_ready@game-b", Step: ready, Image: b, Deps: installs, Wave: -1}
-	p.Instances = append(p.Instances, ri)
-	main := append([]*plan.Instance{}, p.Instances...)
-	var fwd []*plan.Instance
-	for _, f := range p.Fleets {
-		fwd = append(fwd, &plan.Instance{ID: "cutover@" + f.Name + "/game-b", Step: cut, Image: b, Fleet: f, Deps: []*plan.Instance{ri}, Wave: -1})
-	}
-	p.Instances = append(p.Instances, fwd...)
-	trigger := append(main, fwd...)
-	for _, f := range p.Fleets {
-		p.FailureInstances = append(p.FailureInstances, &plan.Instance{ID: "switch@" + f.Name + "/game-a", Step: back, Image: a, Fleet: f, Trigger: trigger, Wave: -1})
-	}
-	return p
+	return simtest.Plan(t, simtest.CutoverPlan("ab-cutover", []string{"game-a", "game-b"}, 4, 4, "", `  - name: fleet_ready
+    type: ready
+    needs: [install]
+    where: image.name == "game-b"
+    fail_if: status.failed > 2
+    timeout: 2h
+  - name: cutover
+    type: switch
+    needs: [fleet_ready]
+    to: game-b
+    max_machines: 10
+    force_after: 2h
+`, "on_failure:\n  - type: reject\n    reinstall: true\n  - type: switch\n    to: game-a\n"))
 }
 
 // TestCutoverPreviewGolden: offline, each ready and switch instance with

@@ -260,3 +260,114 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaAgreesOnCutover is TestSchemaAgreesWithLoader for the keys of
+// cut-over and control (and max_failures_per), on the A/B plan of package
+// plan's tests.
+func TestSchemaAgreesOnCutover(t *testing.T) {
+	s := compile(t)
+	b, err := os.ReadFile("../plan/testdata/ab-cutover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab := string(b)
+	env := func(name string) (string, bool) {
+		switch name {
+		case "SLACK_HOOK":
+			return "T0/B0/X", true
+		case "HOOK":
+			return "https://hooks.example.com/x", true
+		}
+		return "", false
+	}
+	cases := []struct {
+		name     string
+		edits    []string
+		ok       bool
+		semantic bool
+	}{
+		{name: "base", ok: true},
+		{name: "switch to a profile", edits: []string{"    to: ${vars.idle}\n    fleets", "    profile: 102\n    fleets"}, ok: true},
+		{name: "on_failure switch to a profile", edits: []string{"to: ${vars.live}", "profile: 101"}, ok: true},
+		{name: "on_timeout continue", edits: []string{"on_timeout: abort", "on_timeout: continue"}, ok: true},
+		{name: "pause null and bake", edits: []string{"pause_after: [approve, 10m]", "pause_after: [null, 90s]"}, ok: true},
+		{name: "max_failures_per step", edits: []string{"max_failures_per: image", "max_failures_per: step"}, ok: true},
+		{name: "ready defaults", edits: []string{"    until: status.pending == 0\n    fail_if: status.failed > 2 || status.regions[\"eu\"].failed > 1\n", ""}, ok: true},
+		{name: "ready fleets", edits: []string{"    timeout: 2h\n", "    timeout: 2h\n    fleets: [prod-eu]\n"}, ok: true},
+		{name: "webhook from the environment", edits: []string{`"https://hooks.slack.com/services/${env:SLACK_HOOK}"`, `"${env:HOOK}"`}, ok: true},
+		{name: "notify without format", edits: []string{"    format: slack\n", ""}, ok: true},
+		{name: "profile a string", edits: []string{"profile: 101", "profile: a"}},
+		{name: "profile zero", edits: []string{"profile: 101", "profile: 0"}},
+		{name: "fleet id not a UUID", edits: []string{"id: c0a3e2a1-6955-415c-b1d4-af9199833e6a", "id: prod-eu-1"}},
+		{name: "fleet without id", edits: []string{", id: c0a3e2a1-6955-415c-b1d4-af9199833e6a}", "}"}},
+		{name: "fleet unknown key", edits: []string{"{name: prod-eu, id:", "{name: prod-eu, region: eu, id:"}},
+		{name: "fleets empty", edits: []string{"fleets:\n  - {name: prod-eu, id: c0a3e2a1-6955-415c-b1d4-af9199833e6a}\n  - {name: prod-us, id: 5d1b0c7e-2f6a-4c61-9d8e-0b7f3c2a9e14}\n", "fleets: []\n"}},
+		{name: "machine fleet not a string", edits: []string{"fleet: prod-eu, labels: {role: build}", "fleet: 3, labels: {role: build}"}},
+		{name: "unknown step type", edits: []string{"type: switch\n    needs", "type: swich\n    needs"}},
+		{name: "until on approve", edits: []string{"    on_timeout: abort\n", "    on_timeout: abort\n    until: status.pending == 0\n"}},
+		{name: "fleets on install", edits: []string{"    max_failures_per: image\n", "    max_failures_per: image\n    fleets: [prod-eu]\n"}},
+		{name: "on_timeout later", edits: []string{"on_timeout: abort", "on_timeout: later"}},
+		{name: "max_failures_per images", edits: []string{"max_failures_per: image", "max_failures_per: images"}},
+		{name: "max_failures_per alone", edits: []string{"    max_failures: \"5%\"\n", ""}},
+		{name: "pause without waves", edits: []string{"    waves: [1, \"25%\", \"100%\"]\n", ""}},
+		{name: "pause typo", edits: []string{"pause_after: [approve, 10m]", "pause_after: [aprove, 10m]"}},
+		{name: "pause without unit", edits: []string{"pause_after: [approve, 10m]", "pause_after: [approve, 10]"}},
+		{name: "pause not a list", edits: []string{"pause_after: [approve, 10m]", "pause_after: approve"}},
+		{name: "switch to and profile", edits: []string{"    max_machines: 10\n", "    max_machines: 10\n    profile: 102\n"}},
+		{name: "switch neither", edits: []string{"    to: ${vars.idle}\n    fleets", "    fleets"}},
+		{name: "max_machines zero", edits: []string{"max_machines: 10", "max_machines: 0"}},
+		{name: "force_after not a duration", edits: []string{"force_after: 2h", "force_after: soon"}},
+		{name: "switch fleets empty", edits: []string{"fleets: [prod-eu, prod-us]", "fleets: []"}},
+		{name: "approve in on_failure", edits: []string{"  - type: switch\n    to: ${vars.live}\n", "  - type: approve\n"}},
+		{name: "message not a string", edits: []string{`message: "Switch the fleets to ${vars.idle}?"`, "message: 42"}},
+		{name: "notify without url", edits: []string{`  - url: "https://ci.example.com/rollout/events"` + "\n    format: json", "  - format: json"}},
+		{name: "notify without events", edits: []string{"    events: [started, approved]\n", ""}},
+		{name: "notify no events", edits: []string{"events: [started, approved]", "events: []"}},
+		{name: "notify unknown event", edits: []string{"events: [started, approved]", "events: [started, aproved]"}},
+		{name: "notify event twice", edits: []string{"events: [started, approved]", "events: [started, started]"}},
+		{name: "notify format xml", edits: []string{"format: json", "format: xml"}},
+		{name: "notify unknown key", edits: []string{"    format: json\n", "    fromat: json\n"}},
+		{name: "notify url not http", edits: []string{`"https://ci.example.com/rollout/events"`, `"ftp://ci.example.com/x"`}},
+		// Semantic: references between keys, expressions, counts.
+		{name: "switch to unknown image", edits: []string{"to: ${vars.idle}", "to: game-c"}, semantic: true},
+		{name: "switch to image without profile", edits: []string{"{name: game-b, id: 5531, profile: 102}", "{name: game-b, id: 5531}"}, semantic: true},
+		{name: "profile twice", edits: []string{"profile: 102", "profile: 101"}, semantic: true},
+		{name: "duplicate fleet", edits: []string{"{name: prod-us, id: 5d1b", "{name: prod-eu, id: 5d1b"}, semantic: true},
+		{name: "unknown fleet of a machine", edits: []string{"fleet: prod-eu, labels: {role: build}", "fleet: prod-xx, labels: {role: build}"}, semantic: true},
+		{name: "unknown fleet of a step", edits: []string{"fleets: [prod-eu, prod-us]", "fleets: [prod-eu, prod-xx]"}, semantic: true},
+		{name: "too many pauses", edits: []string{"pause_after: [approve, 10m]", "pause_after: [approve, 10m, 5m]"}, semantic: true},
+		{name: "status outside a ready step", edits: []string{"expr: steps.diff.changed <= 300", "expr: status.pending == 0"}, semantic: true},
+		{name: "until not boolean", edits: []string{"until: status.pending == 0", "until: status.pending"}, semantic: true},
+		{name: "step name read in an expression is not an identifier", edits: []string{"name: fleet_ready", "name: fleet-ready", "needs: [fleet_ready]", "needs: [fleet-ready]", "when: steps.fleet_ready.status", `when: steps["fleet-ready"].status`}, semantic: true},
+		{name: "switch before its image's steps", edits: []string{"to: ${vars.idle}", "to: ${vars.live}"}, semantic: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := ab
+			for i := 0; i+1 < len(c.edits); i += 2 {
+				if !strings.Contains(src, c.edits[i]) {
+					t.Fatalf("case does not apply: %q not in the A/B plan", c.edits[i])
+				}
+				src = strings.Replace(src, c.edits[i], c.edits[i+1], 1)
+			}
+			v, err := toJSON(t, []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			schemaErr := s.Validate(v)
+			_, loadErr := plan.Parse("ab.yaml", []byte(src), plan.Options{LookupEnv: env})
+			if c.ok {
+				if schemaErr != nil || loadErr != nil {
+					t.Fatalf("want accepted; schema: %v\nloader: %v", schemaErr, loadErr)
+				}
+				return
+			}
+			if loadErr == nil {
+				t.Errorf("loader accepts a plan it must reject")
+			}
+			if !c.semantic && schemaErr == nil {
+				t.Errorf("schema accepts a plan the loader rejects with:\n%v", loadErr)
+			}
+		})
+	}
+}

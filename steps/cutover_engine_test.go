@@ -8,54 +8,44 @@ import (
 
 	"github.com/rollout/rollout/clanforge/sim"
 	"github.com/rollout/rollout/engine"
-	"github.com/rollout/rollout/plan"
 )
 
-// The whole A/B cut-over through the engine, as the loader will wire it:
-// a ready instance per image needing that image's installs, a switch
-// instance per fleet ("<step>@<fleet>/<image>") needing the ready one, and
-// on_failure switch instances, one per fleet, triggered by every instance
-// of the run.
+// The whole A/B cut-over through the engine, as the plan loads: a ready
+// instance per image needing that image's installs, a switch instance per
+// fleet ("<step>@<fleet>/<image>") needing the ready one, and on_failure
+// switch instances, one per fleet, triggered by every instance of the run.
 
-// wireCutover adds to the rig's plan: fleet_ready (game-b) after the game-b
-// installs, cutover of every fleet to game-b after it, optionally a gate
-// after the cutover whose expression is after, and the on_failure switch
-// back to game-a.
-func (r *cutRig) wireCutover(failIf, after string) {
-	p := r.p
-	ready := &plan.Step{Name: "fleet_ready", Type: plan.TypeReady, Needs: []string{"install"}, Fleets: p.Fleets, Timeout: time.Minute}
+// cutoverRig is newCutRig whose plan also has fleet_ready (game-b, with
+// fail_if failIf when it is not "") after the game-b installs, cutover of
+// every fleet to game-b after it, optionally a gate after the cutover
+// whose expression is after, and the on_failure switch back to game-a.
+func cutoverRig(t *testing.T, n int, sc sim.Scenario, failIf, after string) *cutRig {
+	t.Helper()
+	steps := `  - name: fleet_ready
+    type: ready
+    needs: [install]
+    where: image.name == "game-b"
+    timeout: 1m
+`
 	if failIf != "" {
-		ready.FailIf = mustStatus(failIf)
+		steps += "    fail_if: " + failIf + "\n"
 	}
-	cut := r.cutover(1, time.Hour)
-	cut.Needs, cut.Timeout = []string{"fleet_ready"}, time.Minute
-	back := r.rollback()
-	back.Timeout = time.Minute
-	p.Steps = append(p.Steps, ready, cut)
-	p.OnFailure = append(p.OnFailure, back)
-	var installs []*plan.Instance
-	for _, in := range p.Instances {
-		if in.Step.Name == "install" && in.Image == r.b {
-			installs = append(installs, in)
-		}
-	}
-	ri := &plan.Instance{ID: "fleet_ready@game-b", Step: ready, Image: r.b, Deps: installs, Wave: -1}
-	p.Instances = append(p.Instances, ri)
-	fwd := r.switchInsts(cut, r.b, r.eu, r.us)
-	for _, in := range fwd {
-		in.Deps = []*plan.Instance{ri}
-	}
-	p.Instances = append(p.Instances, fwd...)
+	steps += `  - name: cutover
+    type: switch
+    needs: [fleet_ready]
+    to: game-b
+    max_machines: 1
+    force_after: 1h
+    timeout: 1m
+`
 	if after != "" {
-		gate := &plan.Step{Name: "post_check", Type: plan.TypeGate, Needs: []string{"cutover"}, Expr: mustStatus(after)}
-		p.Steps = append(p.Steps, gate)
-		p.Instances = append(p.Instances, &plan.Instance{ID: "post_check@game-b", Step: gate, Image: r.b, Deps: fwd, Wave: -1})
+		steps += `  - name: post_check
+    type: gate
+    needs: [cutover]
+    where: image.name == "game-b"
+    expr: ` + after + "\n"
 	}
-	p.FailureInstances = nil
-	for _, in := range r.switchInsts(back, r.a, r.eu, r.us) {
-		in.Trigger = append([]*plan.Instance{}, p.Instances...)
-		p.FailureInstances = append(p.FailureInstances, in)
-	}
+	return newCutRigWith(t, n, sc, steps, "on_failure:\n  - type: switch\n    to: game-a\n    timeout: 1m\n")
 }
 
 func (r *cutRig) runEngine(t *testing.T) *engine.Summary {
@@ -79,8 +69,7 @@ func (r *cutRig) profiles(id string) []int64 {
 
 func TestEngineCutover(t *testing.T) {
 	t.Run("ready, then one PATCH per fleet", func(t *testing.T) {
-		r := newCutRig(t, 6, sim.Scenario{Durations: sim.Durations{Install: 10 * time.Second}})
-		r.wireCutover("status.failed > 0", "")
+		r := cutoverRig(t, 6, sim.Scenario{Durations: sim.Durations{Install: 10 * time.Second}}, "status.failed > 0", "")
 		sum := r.runEngine(t)
 		if sum.Verdict != engine.VerdictSucceeded {
 			t.Fatalf("verdict %s: %+v", sum.Verdict, sum.Failures)
@@ -101,8 +90,7 @@ func TestEngineCutover(t *testing.T) {
 		}
 	})
 	t.Run("a failure after the switch switches each fleet back once", func(t *testing.T) {
-		r := newCutRig(t, 4, sim.Scenario{})
-		r.wireCutover("", "1 == 2")
+		r := cutoverRig(t, 4, sim.Scenario{}, "", "1 == 2")
 		sum := r.runEngine(t)
 		if sum.Verdict != engine.VerdictFailed || len(sum.Failures) != 1 || sum.Failures[0].Instance != "post_check@game-b" {
 			t.Fatalf("verdict %s, failures %+v", sum.Verdict, sum.Failures)
@@ -121,8 +109,7 @@ func TestEngineCutover(t *testing.T) {
 		}
 	})
 	t.Run("a failure before the switch sends no PATCH", func(t *testing.T) {
-		r := newCutRig(t, 4, sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindInstall, Machine: "m002", Image: "game-b"}}})
-		r.wireCutover("status.failed > 0", "")
+		r := cutoverRig(t, 4, sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindInstall, Machine: "m002", Image: "game-b"}}}, "status.failed > 0", "")
 		sum := r.runEngine(t)
 		if sum.Verdict != engine.VerdictFailed {
 			t.Fatalf("verdict %s", sum.Verdict)

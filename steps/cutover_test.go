@@ -15,14 +15,14 @@ import (
 	"github.com/rollout/rollout/plan"
 )
 
-// The cut-over tests build the plan's cut-over parts (profiles, fleets,
-// ready and switch instances) in Go on top of a loaded fleet plan, as the
-// loader will once it reads those keys: the executors read only the
-// exported fields.
+// The cut-over tests load a fleet plan with profiles and fleets
+// (simtest.CutoverPlan); the step tests build ready and switch instances
+// on it in Go, as the loader makes them, since the executors read only
+// the exported fields; the engine tests load the cut-over steps too.
 
 const (
-	euID = "c0a3e2a1-6955-415c-b1d4-af9199833e6a"
-	usID = "5d1b0c7e-2f6a-4c61-9d8e-0b7f3c2a9e14"
+	euID = simtest.FleetEU
+	usID = simtest.FleetUS
 )
 
 // liveJournal records calls and answers Prior from everything recorded,
@@ -98,21 +98,19 @@ type cutRig struct {
 // (profile 102) on a build machine and n fleet machines, alternately in
 // region eu (fleet prod-eu) and us (fleet prod-us).
 func newCutRig(t *testing.T, n int, sc sim.Scenario) *cutRig {
+	return newCutRigWith(t, n, sc, "", "")
+}
+
+// newCutRigWith is newCutRig with more steps after the install step, and
+// an on_failure section.
+func newCutRigWith(t *testing.T, n int, sc sim.Scenario, steps, onFailure string) *cutRig {
 	t.Helper()
-	p := simtest.Plan(t, simtest.FleetPlan("cutover", []string{"game-a", "game-b"}, n, 4, "", "", ""))
+	p := simtest.Plan(t, simtest.CutoverPlan("cutover", []string{"game-a", "game-b"}, n, 4, "", steps, onFailure))
 	r := &cutRig{p: p, a: p.Images[0], b: p.Images[1], outs: map[string]*plan.Output{}}
-	r.a.Profile, r.b.Profile = 101, 102
-	r.eu = &plan.Fleet{Name: "prod-eu", ID: euID}
-	r.us = &plan.Fleet{Name: "prod-us", ID: usID}
-	p.Fleets = []*plan.Fleet{r.eu, r.us}
-	for _, m := range p.Machines {
-		switch m.Labels["region"] {
-		case "eu":
-			m.Fleet = r.eu
-		case "us":
-			m.Fleet = r.us
-		}
+	if r.a.Profile != 101 || r.b.Profile != 102 || len(p.Fleets) != 2 {
+		t.Fatalf("the plan's profiles %d, %d and fleets %v", r.a.Profile, r.b.Profile, p.Fleets)
 	}
+	r.eu, r.us = p.Fleets[0], p.Fleets[1]
 	if sc.Speed == 0 {
 		sc.Speed = 400
 	}

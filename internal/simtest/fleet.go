@@ -61,3 +61,27 @@ func FleetPlan(name string, images []string, n, concurrency int, install, gate, 
 	b.WriteString(onFailure)
 	return b.String()
 }
+
+// The fleets of CutoverPlan.
+const (
+	FleetEU = "c0a3e2a1-6955-415c-b1d4-af9199833e6a" // prod-eu
+	FleetUS = "5d1b0c7e-2f6a-4c61-9d8e-0b7f3c2a9e14" // prod-us
+)
+
+// CutoverPlan is FleetPlan (without a gate) made ready for a cut-over:
+// the images get profiles 101, 102, ... in order, the plan the fleets
+// prod-eu (FleetEU) and prod-us (FleetUS), and each fleet machine the fleet
+// of its region (the build machine none). steps is added after the
+// install step (e.g. ready and switch steps), then onFailure.
+func CutoverPlan(name string, images []string, n, concurrency int, install, steps, onFailure string) string {
+	src := FleetPlan(name, images, n, concurrency, install+steps, "", onFailure)
+	for i, img := range images {
+		line := fmt.Sprintf("  - {name: %s, id: %d}\n", img, 5530+i)
+		src = strings.Replace(src, line, fmt.Sprintf("  - {name: %s, id: %d, profile: %d}\n", img, 5530+i, 101+i), 1)
+	}
+	src = strings.Replace(src, "machines:\n", "fleets:\n  - {name: prod-eu, id: "+FleetEU+"}\n  - {name: prod-us, id: "+FleetUS+"}\nmachines:\n", 1)
+	for _, r := range []string{"eu", "us"} {
+		src = strings.ReplaceAll(src, "labels: {role: fleet, region: "+r+"}}", "fleet: prod-"+r+", labels: {role: fleet, region: "+r+"}}")
+	}
+	return src
+}
