@@ -202,6 +202,7 @@ func usage(w io.Writer) {
 	for _, c := range cli.Commands() {
 		fmt.Fprintf(w, "  rollout %s\n      %s\n", c.Usage, c.Short)
 	}
-	fmt.Fprintln(w, "\nEnvironment: CLANFORGE_ACCESS_KEY, CLANFORGE_SECRET_KEY, CLANFORGE_ASID, CLANFORGE_URL, NO_COLOR.")
+	fmt.Fprintln(w, "\nrollout help COMMAND (or rollout COMMAND --help) shows a command's flags.")
+	fmt.Fprintln(w, "Environment: CLANFORGE_TOKEN (Bearer) or CLANFORGE_ACCESS_KEY and CLANFORGE_SECRET_KEY (Basic), CLANFORGE_ASID, CLANFORGE_URL, NO_COLOR.")
 	fmt.Fprintln(w, "Exit status: 0 success, 1 rollout failed or aborted, 2 invalid plan or command line, 130 interrupted.")
 }

@@ -50,16 +50,16 @@ type Command struct {
 func Commands() []*Command {
 	return []*Command{
 		{"validate", "validate PLAN [--var name=value]...", "check a plan and report every error", validateFlags},
-		{"plan", "plan PLAN [--all] [--json] [--sim] [--offline] [--var name=value]...", "preview what run would do, changing nothing", planFlags},
-		{"run", "run PLAN [--sim] [--no-tui] [--json] [--resume|--fresh] [--yes] [--auto-approve] [--state-dir DIR] [--speed N] [--scenario FILE] [--concurrency N] [--poll-min D] [--poll-max D] [--var name=value]...", "roll the plan out", runFlags},
+		{"plan", "plan PLAN [--all] [--json] [--sim] [--offline] [flags]", "preview what run would do, changing nothing", planFlags},
+		{"run", "run PLAN [--sim] [--no-tui|--json] [--resume|--fresh] [--auto-approve] [--yes] [flags]", "roll the plan out", runFlags},
 		{"status", "status [PLAN] [--state-dir DIR] [--refresh] [--json] [--sim]", "show the journal's view of the last run", statusFlags},
 		{"approve", "approve PLAN [--step NAME] [--reason TEXT] [--state-dir DIR] [--timeout D]", "approve what a run in progress waits for, from any terminal", approveFlags},
 		{"abort", "abort PLAN [--reason TEXT] [--state-dir DIR] [--timeout D]", "abort a run in progress from any terminal (on_failure runs, exit 1)", abortFlags},
 		{"watch", "watch [PLAN] [--state-dir DIR] [--no-tui]", "follow a run in progress from another terminal (a approves, x aborts)", watchFlags},
 		{"history", "history [PLAN] [--state-dir DIR] [--json] [--sim]", "list every past run of a plan: who, when, outcome, approvals, ids", historyFlags},
-		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN]", "reject an open diff (the manual escape hatch)", rejectFlags},
+		{"reject", "reject --diff N [--reinstall] [--yes] [--plan PLAN] [--state-dir DIR]", "reject an open diff (the manual escape hatch)", rejectFlags},
 		{"switch", "switch --fleet NAME (--to IMAGE | --profile ID) [--plan PLAN] [--yes] [--max-machines N] [--force-after D]", "switch a fleet's profile (the manual escape hatch of a cut-over)", switchFlags},
-		{"sim", "sim --listen ADDR --plan PLAN [--speed N] [--scenario FILE]", "serve the built-in Clanforge simulator", simFlags},
+		{"sim", "sim --plan PLAN [--listen ADDR] [--speed N] [--scenario FILE]", "serve the built-in Clanforge simulator", simFlags},
 		{"schema", "schema", "print the plan JSON Schema", schemaFlags},
 		{"completion", "completion bash|zsh|fish", "print a shell completion script (commands, flags, plan files)", completionFlags},
 	}

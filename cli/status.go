@@ -35,7 +35,7 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>)")
 	fs.BoolVar(&o.Refresh, "refresh", false, "read the live state of open jobs from the API")
 	fs.BoolVar(&o.JSON, "json", false, "print the journal summary as JSON")
-	fs.BoolVar(&o.Sim, "sim", false, "with --refresh: ask a fresh built-in simulator (shows only what it knows)")
+	fs.BoolVar(&o.Sim, "sim", false, "show the runs against the built-in simulator (.rollout/<plan name>.sim); with --refresh, ask a fresh simulator (it knows none of their jobs)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) > 1 {
 			return usageErr("rollout status: at most one plan file\nusage: rollout %s", Find("status").Usage)
