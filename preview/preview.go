@@ -65,18 +65,22 @@ type ImageDoc struct {
 
 // StepDoc is one step template and its instances.
 type StepDoc struct {
-	Name        string        `json:"name"`
-	Type        string        `json:"type"`
-	Needs       []string      `json:"needs,omitempty"`
-	Where       string        `json:"where,omitempty"`
-	When        string        `json:"when,omitempty"`
-	Expr        string        `json:"expr,omitempty"`
-	Timeout     string        `json:"timeout"`
-	Retries     int           `json:"retries,omitempty"`
-	MaxParallel int           `json:"max_parallel,omitempty"`
-	MaxFailures *int          `json:"max_failures,omitempty"`
-	Waves       []WaveDoc     `json:"waves,omitempty"`
-	Instances   []InstanceDoc `json:"instances"`
+	Name        string   `json:"name"`
+	Type        string   `json:"type"`
+	Needs       []string `json:"needs,omitempty"`
+	Where       string   `json:"where,omitempty"`
+	When        string   `json:"when,omitempty"`
+	Expr        string   `json:"expr,omitempty"`
+	Timeout     string   `json:"timeout"`
+	Retries     int      `json:"retries,omitempty"`
+	MaxParallel int      `json:"max_parallel,omitempty"`
+	MaxFailures *int     `json:"max_failures,omitempty"`
+	// Budgets says what max_failures means for this plan: how many of how
+	// many instances may fail, over all images or per image
+	// (max_failures_per: image).
+	Budgets   []BudgetDoc   `json:"budgets,omitempty"`
+	Waves     []WaveDoc     `json:"waves,omitempty"`
+	Instances []InstanceDoc `json:"instances"`
 }
 
 // WaveDoc is one wave of an install step for one image.
@@ -156,14 +160,14 @@ func Build(p *plan.Plan, opt Options) *Doc {
 		}
 	}
 	for _, st := range p.Steps {
-		d.Steps = append(d.Steps, stepDoc(st, byStep[st], opt.ASID, fleets))
+		d.Steps = append(d.Steps, stepDoc(p, st, byStep[st], opt.ASID, fleets))
 	}
 	fb := map[*plan.Step][]*plan.Instance{}
 	for _, in := range p.FailureInstances {
 		fb[in.Step] = append(fb[in.Step], in)
 	}
 	for _, st := range p.OnFailure {
-		d.OnFailure = append(d.OnFailure, stepDoc(st, fb[st], opt.ASID, fleets))
+		d.OnFailure = append(d.OnFailure, stepDoc(p, st, fb[st], opt.ASID, fleets))
 	}
 	// The plan owns its warnings, so that validate and the preview say
 	// the same.
@@ -184,7 +188,56 @@ func Build(p *plan.Plan, opt Options) *Doc {
 	return d
 }
 
-func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64, fleets map[string]steps.FleetFacts) StepDoc {
+// BudgetDoc is one failure budget of a step: more than Limit failed of Of
+// instances aborts the rollout. Image is set when the budget counts one
+// image's instances (max_failures_per: image).
+type BudgetDoc struct {
+	Image string `json:"image,omitempty"`
+	Limit int    `json:"limit"`
+	Of    int    `json:"of"`
+}
+
+// budgets is each failure budget of st, as plan.FailureBudget computes it.
+func budgets(p *plan.Plan, st *plan.Step, insts []*plan.Instance) []BudgetDoc {
+	var out []BudgetDoc
+	seen := map[*plan.Image]bool{}
+	for _, in := range insts {
+		if seen[in.Image] || (!st.MaxFailuresPerImage && len(out) > 0) {
+			continue
+		}
+		seen[in.Image] = true
+		limit, of, ok := p.FailureBudget(st, in.Image)
+		if !ok {
+			return nil
+		}
+		b := BudgetDoc{Limit: limit, Of: of}
+		if st.MaxFailuresPerImage {
+			b.Image = in.Image.Name
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// budgetText says a step's failure budgets for people: "aborts when more
+// than 1 of its 19 instances fail", "…of game-b's 19 machines fail", one
+// clause per image when they count per image.
+func budgetText(sd StepDoc, images int) string {
+	var parts []string
+	for _, b := range sd.Budgets {
+		switch {
+		case b.Image != "":
+			parts = append(parts, fmt.Sprintf("more than %d of %s's %d", b.Limit, b.Image, b.Of))
+		case images > 1:
+			parts = append(parts, fmt.Sprintf("more than %d of its %d instances, all images together,", b.Limit, b.Of))
+		default:
+			parts = append(parts, fmt.Sprintf("more than %d of its %d instances", b.Limit, b.Of))
+		}
+	}
+	return "aborts the rollout when " + strings.Join(parts, ", or ") + " fail"
+}
+
+func stepDoc(p *plan.Plan, st *plan.Step, insts []*plan.Instance, asid int64, fleets map[string]steps.FleetFacts) StepDoc {
 	sd := StepDoc{Name: st.Name, Type: string(st.Type), Needs: st.Needs, Timeout: st.Timeout.String(), Retries: st.Retries, MaxParallel: st.MaxParallel}
 	if st.Where != nil {
 		sd.Where = st.Where.Source
@@ -198,6 +251,7 @@ func stepDoc(st *plan.Step, insts []*plan.Instance, asid int64, fleets map[strin
 	if st.MaxFailures != nil {
 		n := st.MaxFailuresCount
 		sd.MaxFailures = &n
+		sd.Budgets = budgets(p, st, insts)
 	}
 	waves := map[string][]WaveDoc{}
 	var imgOrder []string
@@ -366,8 +420,8 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 		if sd.MaxParallel > 0 {
 			l = append(l, fmt.Sprintf("max_parallel %d", sd.MaxParallel))
 		}
-		if sd.MaxFailures != nil {
-			l = append(l, fmt.Sprintf("aborts when more than %d fail", *sd.MaxFailures))
+		if len(sd.Budgets) > 0 {
+			l = append(l, budgetText(sd, len(d.Images)))
 		}
 		if sd.Retries > 0 {
 			l = append(l, fmt.Sprintf("retries %d", sd.Retries))

@@ -98,7 +98,7 @@ func TestLargePlanIsSummarizedUnlessAll(t *testing.T) {
 	if n := strings.Count(short.String(), "\n"); n > 80 {
 		t.Errorf("the summarized preview of 500 machines has %d lines", n)
 	}
-	for _, w := range []string{"… and 497 more instances", "wave 1 of game: 5 machines", "wave 2 of game: 45 machines", "wave 3 of game: 450 machines", "aborts when more than 10 fail", "warning: step install: wave 2"} {
+	for _, w := range []string{"… and 497 more instances", "wave 1 of game: 5 machines", "wave 2 of game: 45 machines", "wave 3 of game: 450 machines", "aborts the rollout when more than 10 of its 500 instances fail", "warning: step install: wave 2"} {
 		if !strings.Contains(short.String(), w) {
 			t.Errorf("summary lacks %q:\n%s", w, short.String())
 		}
