@@ -110,7 +110,9 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 	case s.etaKnown:
 		right += st.Label.Render(" · left ~") + fmtDur(s.eta)
 	default:
-		right += st.Label.Render(" · left ?")
+		// Nothing finished and no jobeta yet: a number now would be a
+		// guess that swings as soon as anything is seen.
+		right += st.Label.Render(" · estimating…")
 	}
 	right += st.Label.Render(" · ") + fmt.Sprintf("%.1f req/s", s.reqRate)
 	lines = append(lines, spread(title, right, w))
