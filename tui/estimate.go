@@ -71,8 +71,8 @@ type estGraph struct {
 	queued  []bool
 	left    []int32 // unfinished instances per wave
 	open    []bool
-	ready   idxHeap
-	running finishHeap
+	ready   readyQueue
+	running finishQueue
 }
 
 // isFree reports whether a step type takes no time of its own worth
@@ -238,7 +238,8 @@ func (s *state) playForward(fallback time.Duration) time.Duration {
 	g := &s.graph
 	now := s.now
 	slots := max(s.run.Concurrency, 1)
-	g.ready, g.running = g.ready[:0], g.running[:0]
+	g.ready.reset()
+	g.running.reset()
 	clear(g.left)
 	clear(g.open)
 	for i := range s.insts {
@@ -309,14 +310,14 @@ func (s *state) playForward(fallback time.Duration) time.Duration {
 
 	var t time.Duration
 	for {
-		for len(g.ready) > 0 && (slots > 0 || g.weight[g.ready[0]] == 0) {
+		for g.ready.len() > 0 && (slots > 0 || g.weight[g.ready.peek()] == 0) {
 			i := g.ready.pop()
 			if g.weight[i] > 0 {
 				slots--
 			}
 			g.running.push(finish{at: t + g.weight[i], i: i})
 		}
-		if len(g.running) == 0 {
+		if g.running.len() == 0 {
 			return t
 		}
 		f := g.running.pop()
@@ -379,45 +380,45 @@ func (s *state) release(i int32) {
 	}
 }
 
-// idxHeap is a min-heap of instance indices: ready instances start in plan
-// order, as the engine starts them.
-type idxHeap []int32
-
-func (h *idxHeap) push(i int32) {
-	*h = append(*h, i)
-	a := *h
-	for c := len(a) - 1; c > 0; {
-		p := (c - 1) / 2
-		if a[p] <= a[c] {
-			break
-		}
-		a[p], a[c] = a[c], a[p]
-		c = p
-	}
+// readyQueue holds the ready instances of a played-forward run, taken in
+// plan order (lowest index first), as the engine starts them. Instances
+// mostly become ready in plan order (a wave's members, a step's
+// dependents), so those go to a plain queue and only the others to a
+// heap: a wave of thousands costs a slice append each, not a heap's
+// logarithm.
+type readyQueue struct {
+	asc  []int32 // increasing
+	head int
+	rest []int32 // min-heap
 }
 
-func (h *idxHeap) pop() int32 {
-	a := *h
-	top := a[0]
-	last := len(a) - 1
-	a[0] = a[last]
-	a = a[:last]
-	for p := 0; ; {
-		c := 2*p + 1
-		if c >= len(a) {
-			break
-		}
-		if c+1 < len(a) && a[c+1] < a[c] {
-			c++
-		}
-		if a[p] <= a[c] {
-			break
-		}
-		a[p], a[c] = a[c], a[p]
-		p = c
+func (q *readyQueue) reset() { q.asc, q.head, q.rest = q.asc[:0], 0, q.rest[:0] }
+
+func (q *readyQueue) len() int { return len(q.asc) - q.head + len(q.rest) }
+
+func (q *readyQueue) push(i int32) {
+	if len(q.asc) == q.head || i > q.asc[len(q.asc)-1] {
+		q.asc = append(q.asc, i)
+		return
 	}
-	*h = a
-	return top
+	heapPush(&q.rest, i, func(a, b int32) bool { return a < b })
+}
+
+// peek is the lowest index queued.
+func (q *readyQueue) peek() int32 {
+	if q.head < len(q.asc) && (len(q.rest) == 0 || q.asc[q.head] < q.rest[0]) {
+		return q.asc[q.head]
+	}
+	return q.rest[0]
+}
+
+func (q *readyQueue) pop() int32 {
+	if q.head < len(q.asc) && (len(q.rest) == 0 || q.asc[q.head] < q.rest[0]) {
+		i := q.asc[q.head]
+		q.head++
+		return i
+	}
+	return heapPop(&q.rest, func(a, b int32) bool { return a < b })
 }
 
 // finish is when a played-forward instance ends.
@@ -426,17 +427,46 @@ type finish struct {
 	i  int32
 }
 
-// finishHeap is a min-heap of ends, by time then plan order.
-type finishHeap []finish
-
 func (f finish) before(o finish) bool { return f.at < o.at || f.at == o.at && f.i < o.i }
 
-func (h *finishHeap) push(f finish) {
-	*h = append(*h, f)
+// finishQueue holds the running instances of a played-forward run, taken
+// by end (then plan order). Instances of one step started one after the
+// other end in that order, so, as in readyQueue, those go to a plain
+// queue and only the others to a heap.
+type finishQueue struct {
+	asc  []finish
+	head int
+	rest []finish
+}
+
+func (q *finishQueue) reset() { q.asc, q.head, q.rest = q.asc[:0], 0, q.rest[:0] }
+
+func (q *finishQueue) len() int { return len(q.asc) - q.head + len(q.rest) }
+
+func (q *finishQueue) push(f finish) {
+	if len(q.asc) == q.head || !f.before(q.asc[len(q.asc)-1]) {
+		q.asc = append(q.asc, f)
+		return
+	}
+	heapPush(&q.rest, f, finish.before)
+}
+
+func (q *finishQueue) pop() finish {
+	if q.head < len(q.asc) && (len(q.rest) == 0 || q.asc[q.head].before(q.rest[0])) {
+		f := q.asc[q.head]
+		q.head++
+		return f
+	}
+	return heapPop(&q.rest, finish.before)
+}
+
+// heapPush and heapPop keep *h a binary min-heap by less.
+func heapPush[T any](h *[]T, x T, less func(a, b T) bool) {
+	*h = append(*h, x)
 	a := *h
 	for c := len(a) - 1; c > 0; {
 		p := (c - 1) / 2
-		if !a[c].before(a[p]) {
+		if !less(a[c], a[p]) {
 			break
 		}
 		a[p], a[c] = a[c], a[p]
@@ -444,7 +474,7 @@ func (h *finishHeap) push(f finish) {
 	}
 }
 
-func (h *finishHeap) pop() finish {
+func heapPop[T any](h *[]T, less func(a, b T) bool) T {
 	a := *h
 	top := a[0]
 	last := len(a) - 1
@@ -455,10 +485,10 @@ func (h *finishHeap) pop() finish {
 		if c >= len(a) {
 			break
 		}
-		if c+1 < len(a) && a[c+1].before(a[c]) {
+		if c+1 < len(a) && less(a[c+1], a[c]) {
 			c++
 		}
-		if !a[c].before(a[p]) {
+		if !less(a[c], a[p]) {
 			break
 		}
 		a[p], a[c] = a[c], a[p]
