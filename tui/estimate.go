@@ -12,9 +12,11 @@ import (
 // schedules it: the plan's DAG, waves of a step on one image one after the
 // other, at most the concurrency limit at once, ready instances started in
 // plan order. Every unfinished instance weighs what it should still take:
-// a running one its job's time left, a waiting one the mean duration seen
-// so far for its step. The estimate is when the last of them would end:
-// the remaining critical path, bounded by the concurrency limit.
+// a running one its job's time left (to its jobeta, plus how long after
+// their jobeta instances were seen to end: the engine notices an end at
+// its next read), a waiting one the mean duration seen so far for its
+// step. The estimate is when the last of them would end: the remaining
+// critical path, bounded by the concurrency limit.
 //
 // An instance that ends as expected leaves the estimate where the clock
 // had taken it; one that ends early takes off at most its own remaining
@@ -23,9 +25,10 @@ import (
 // is aborting) weigh nothing.
 //
 // A step nothing has been seen of yet is expected to take what its running
-// jobs' jobetas say, else the mean of the steps seen so far; until there is
-// anything at all (a finished instance, a running job with a jobeta) the
-// header says "estimating…".
+// jobs' jobetas say, else the mean of the steps seen to end (of those with
+// a jobeta while none has ended); until there is anything at all (a
+// finished instance, a running job with a jobeta) the header says
+// "estimating…".
 
 // stepStat is what was seen of one step.
 type stepStat struct {
@@ -193,9 +196,13 @@ func (s *state) estimate() {
 	s.etaKnown = true
 }
 
-// expectations sets what one instance of each step is expected to take,
-// and returns what a step nothing was seen of is expected to take; false
-// when nothing was seen at all.
+// expectations sets what one instance of each step is expected to take:
+// the mean duration of its instances that succeeded, else what its
+// running jobs' jobetas say (plus the lag seen so far). It returns what a
+// step nothing was seen of is expected to take: the mean of the steps
+// whose instances were seen to end, else of those with a jobeta; false
+// when there is neither. Only ends move that guess: a jobeta arriving
+// moves its own step's expectation, not every other one's.
 func (s *state) expectations() (time.Duration, bool) {
 	for k := range s.steps {
 		s.steps[k].etaSum, s.steps[k].etaN = 0, 0
@@ -208,28 +215,36 @@ func (s *state) expectations() (time.Duration, bool) {
 			st.etaN++
 		}
 	}
-	var sum time.Duration
-	n := 0
+	lag := s.lag()
+	var seenSum, etaSum time.Duration
+	seenN, etaN := 0, 0
 	for k := range s.steps {
 		st := &s.steps[k]
 		st.known = true
 		switch m, ok := st.mean(); {
 		case ok:
 			st.exp = m
+			if !st.free {
+				seenSum += m
+				seenN++
+			}
 		case st.etaN > 0:
-			st.exp = st.etaSum / time.Duration(st.etaN)
+			st.exp = st.etaSum/time.Duration(st.etaN) + lag
+			if !st.free {
+				etaSum += st.exp
+				etaN++
+			}
 		default:
 			st.known = false
 		}
-		if st.known && !st.free {
-			sum += st.exp
-			n++
-		}
 	}
-	if n == 0 {
-		return 0, false
+	switch {
+	case seenN > 0:
+		return seenSum / time.Duration(seenN), true
+	case etaN > 0:
+		return etaSum / time.Duration(etaN), true
 	}
-	return sum / time.Duration(n), true
+	return 0, false
 }
 
 // playForward runs the rest of the plan forward from now, as a list
@@ -511,7 +526,12 @@ func (s *state) remaining(in *instance, fallback time.Duration, now time.Time) t
 	if in.status != stRunning {
 		return exp
 	}
-	if d, ok := s.jobLeft(in); ok {
+	if d, ok, byETA := s.jobLeftBy(in); ok {
+		if byETA {
+			// The job ends at its jobeta; the instance when the engine
+			// has seen that.
+			d += s.lag()
+		}
 		return d
 	}
 	if in.started.IsZero() {

@@ -120,6 +120,32 @@ func TestEstimate(t *testing.T) {
 			}, 12 * time.Minute, true,
 		},
 		{
+			// update ended 30s after its jobeta; diff's job has 1m to
+			// its jobeta, so diff ends in 1m30; version and mirror take
+			// what update took (2m30) each, one at a time.
+			"instances end after their jobeta", func(h *harness) {
+				h.startWith(0, 1)
+				h.ui.InstanceStarted(updateID, t0)
+				h.ui.InstanceFinished(updateID, engine.Result{Outcome: engine.Succeeded, Started: t0, Finished: t0.Add(150 * time.Second),
+					Job: &engine.JobInfo{Kind: "update", ID: 1, State: 3, Progress: 100, Done: true, Start: t0, ETA: t0.Add(2 * time.Minute)}})
+				h.clk.t = t0.Add(150 * time.Second)
+				h.runJob(diffID, time.Minute)
+				h.flush()
+			}, 6*time.Minute + 30*time.Second, true,
+		},
+		{
+			// A jobeta tells of its own step only: diff's 10m does not
+			// make version and mirror, which nothing was seen of, any
+			// longer than update's 2m.
+			"a jobeta moves its own step only", func(h *harness) {
+				h.startWith(0, 1)
+				h.succeed(updateID, 0, 2*time.Minute, nil, "")
+				h.clk.t = t0.Add(2 * time.Minute)
+				h.runJob(diffID, 10*time.Minute)
+				h.flush()
+			}, 14 * time.Minute, true,
+		},
+		{
 			// The mirror failed: no install can run; nothing is left.
 			"a failed dependency", func(h *harness) {
 				h.startWith(6, 4)

@@ -74,9 +74,8 @@ func (in *instance) predict(now time.Time) float64 {
 	if start.IsZero() {
 		start = in.started
 	}
-	// A pace needs some progress over some time: a reading in the first
-	// second of a job (jobstart has whole seconds) says little of it.
-	if ran := in.readAt.Sub(start); !start.IsZero() && in.readP > 0 && ran >= time.Second {
+	// A pace needs some progress over some time (see minPaceRun).
+	if ran := in.readAt.Sub(start); !start.IsZero() && in.readP > 0 && ran >= minPaceRun {
 		pace := p + p*float64(dt)/float64(ran)
 		if !ok || pace < q {
 			q, ok = pace, true

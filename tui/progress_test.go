@@ -66,6 +66,14 @@ func TestProgressBetweenReads(t *testing.T) {
 			maxStep: 2, want: 90,
 		},
 		{
+			// A job of about 8 s whose jobstart (whole seconds) is 0.9 s
+			// early: a pace taken over its first second would hold the
+			// row at a few percent until the next reading.
+			name: "short job, whole-second jobstart", eta: 9 * time.Second, start: 0,
+			reads:      []read{{1 * time.Second, 1}, {9 * time.Second, 99}},
+			consistent: true, maxStep: 13, want: 99,
+		},
+		{
 			name: "no jobeta: its pace since jobstart", start: 10 * time.Second,
 			reads:      []read{{30 * time.Second, 20}, {80 * time.Second, 70}},
 			consistent: true, maxStep: 2, want: 70,

@@ -129,6 +129,10 @@ type state struct {
 	// walks (see estimate.go).
 	steps []stepStat
 	graph estGraph
+	// lagSum over lagN is how long after their job's jobeta the instances
+	// that succeeded ended, on average (see lag).
+	lagSum time.Duration
+	lagN   int
 	// planOrd is the first appearance of each image, and of each step
 	// (keyed "\x00"+step), in RunInfo.Instances: plan order.
 	planOrd  map[string]int
@@ -353,6 +357,12 @@ func (s *state) applyEvent(e *event) {
 			st := &s.steps[in.step]
 			st.sum += in.finished.Sub(in.started)
 			st.n++
+			if in.hasJob && in.job.ETA.After(in.started) {
+				// How long after its job's jobeta the instance ended:
+				// the poller's last read, whole-second jobetas.
+				s.lagSum += in.finished.Sub(in.job.ETA)
+				s.lagN++
+			}
 		}
 		s.touch(in.row)
 	case evAborting:
@@ -537,6 +547,11 @@ func (s *state) advance(now time.Time) {
 	}
 }
 
+// minPaceRun is the shortest run of a job its pace is taken over: jobstart
+// has whole seconds, so over less than ten seconds the pace could be off
+// by more than a tenth, and a short job is read again soon anyway.
+const minPaceRun = 10 * time.Second
+
 // jobLeft estimates how long a running instance still needs: the job's own
 // jobeta first, then its pace since its start (the progress shown, which
 // moves between reads), then the step's observed mean. A jobeta already in
@@ -544,27 +559,43 @@ func (s *state) advance(now time.Time) {
 // optimistic): showing "0s" for minutes would read as "about to end", so
 // the other estimates take over and, when there is none, it is unknown.
 func (s *state) jobLeft(in *instance) (time.Duration, bool) {
+	d, ok, _ := s.jobLeftBy(in)
+	return d, ok
+}
+
+// jobLeftBy is jobLeft, and whether it is the jobeta's.
+func (s *state) jobLeftBy(in *instance) (left time.Duration, ok, byETA bool) {
 	if in.status != stRunning {
-		return 0, false
+		return 0, false, false
 	}
 	if in.hasJob && !in.job.ETA.IsZero() && !in.job.ETA.Before(s.now) {
-		return in.job.ETA.Sub(s.now), true
+		return in.job.ETA.Sub(s.now), true, true
 	}
 	start := in.started
 	if in.hasJob && !in.job.Start.IsZero() {
 		start = in.job.Start
 	}
-	if p := in.shown; in.hasJob && p > 0 && p < 100 && !start.IsZero() && s.now.After(start) {
-		return time.Duration(float64(s.now.Sub(start)) * (100 - p) / p), true
+	if p := in.shown; in.hasJob && p > 0 && p < 100 && !start.IsZero() && s.now.Sub(start) >= minPaceRun {
+		return time.Duration(float64(s.now.Sub(start)) * (100 - p) / p), true, false
 	}
 	elapsed := time.Duration(0)
 	if !in.started.IsZero() {
 		elapsed = max(s.now.Sub(in.started), 0)
 	}
 	if m, ok := s.steps[in.step].mean(); ok && m > elapsed {
-		return m - elapsed, true
+		return m - elapsed, true, false
 	}
-	return 0, false
+	return 0, false, false
+}
+
+// lag is how long after its job's jobeta an instance ends, as seen so far
+// (never less than nothing): the engine notices an end only at its next
+// read, and jobetas have whole seconds.
+func (s *state) lag() time.Duration {
+	if s.lagN == 0 {
+		return 0
+	}
+	return max(s.lagSum/time.Duration(s.lagN), 0)
 }
 
 // shownWait is the wait the banner shows and a approves: the first
