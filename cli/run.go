@@ -302,9 +302,11 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	switch {
 	case !o.JSON && !o.NoTUI && env.IsTerminal():
 		// Someone at the terminal keeps the finished view until q, to
-		// open what failed; an unattended run's view leaves at the end.
+		// open what failed; an unattended run's view reads no keys and
+		// leaves at the end.
+		attended := env.attended()
 		uo := tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun,
-			StayOpen: env.attended()}
+			StayOpen: attended, NoInput: !attended}
 		if ctl != nil {
 			uo.Approve, uo.Abort = ctl.approveFromView("the live view"), ctl.abortFromView("the live view")
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,43 @@ func TestEndToEndStaysOpenUntilQ(t *testing.T) {
 	}
 	if !fm.ended || fm.userQuit || fm.forceQuit {
 		t.Fatalf("ended=%v userQuit=%v forceQuit=%v", fm.ended, fm.userQuit, fm.forceQuit)
+	}
+}
+
+// TestRunWithoutInput: a view whose stdin is not a terminal (/dev/null,
+// as under nohup or cron) reads no keys and shows the run to its end.
+// Reading /dev/null as the terminal failed at once ("could not create
+// cancelable reader"), and the run was stopped as if interrupted.
+func TestRunWithoutInput(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	out := &syncBuf{}
+	u := New(Options{In: null, NoInput: true, Out: out, Width: 100, Height: 24, NoColor: true, Tick: 10 * time.Millisecond})
+	info := fixture(1)
+	info.Started = time.Now()
+	u.RunStarted(info)
+	errc := make(chan error, 1)
+	go func() { errc <- u.Run(context.Background()) }()
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "buildbox-1"); time.Sleep(5 * time.Millisecond) {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run = %v before the run ended", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the view never showed the run")
+		}
+	}
+	u.RunFinished(engine.Summary{Plan: info.Plan, Started: info.Started, Finished: time.Now()})
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return at the end of the run")
 	}
 }

@@ -62,6 +62,10 @@ type Options struct {
 	// leaves as soon as it has shown the end, as an unattended run needs.
 	// Either way the caller prints the summary afterwards.
 	StayOpen bool
+	// NoInput makes the view read no keys: it only shows the run. Set it
+	// when stdin is not a terminal (nobody is there to press a key, and
+	// a file such as /dev/null cannot be waited on as the terminal is).
+	NoInput bool
 }
 
 // ErrCancelled is returned by Run when the user confirmed a cancel and the
@@ -115,7 +119,10 @@ func (u *UI) Run(ctx context.Context) error {
 		// a key and goes through the confirmation.
 		tea.WithoutSignalHandler(),
 	}
-	if u.opt.In != nil {
+	switch {
+	case u.opt.NoInput:
+		opts = append(opts, tea.WithInput(nil))
+	case u.opt.In != nil:
 		opts = append(opts, tea.WithInput(u.opt.In))
 	}
 	if u.opt.Out != nil {
