@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -196,11 +199,7 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		Resumed:     o.Resume,
 		AutoApprove: o.AutoApprove,
 	}
-	sum, outErr, err := env.execute(ctx, conn, p, o, sd, opts)
-	if err != nil {
-		return failErr("rollout run: %v", err)
-	}
-	return env.finishRun(sd, o, sum, outErr)
+	return env.execute(ctx, conn, p, o, sd, opts)
 }
 
 // updateDecisions checks that --resend and --assume-sent name update
@@ -319,9 +318,9 @@ func facts(r *steps.PreflightReport) []state.Fact {
 }
 
 // execute runs the engine with the live view on a terminal, JSON events
-// with --json, and plain lines otherwise. outErr, when set, reports a
-// reporter that could not write. The client's waits go to the engine's
-// observer from the moment the engine exists.
+// with --json, and plain lines otherwise, and records how the run ended
+// (finishRun), whose result it returns. The client's waits go to the
+// engine's observer from the moment the engine exists.
 //
 // Beside the view or reporter, two more observers see every event: the
 // controller, which takes approvals and aborts from the live view and from
@@ -329,7 +328,7 @@ func facts(r *steps.PreflightReport) []state.Fact {
 // what the run waits for; and the event log that `rollout watch` follows.
 // Neither can stop the run: a control directory or event log that cannot
 // be written is a warning.
-func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions, sd *stateDir, opts engine.Options) (sum *engine.Summary, outErr func() error, err error) {
+func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions, sd *stateDir, opts engine.Options) error {
 	// The run has its own context so that the live view's confirmed quit
 	// cancels it exactly like an interrupt.
 	runCtx, cancelRun := context.WithCancel(ctx)
@@ -364,9 +363,15 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 		warn(fmt.Sprintf("approvals and aborts from other terminals are off: %v", cerr))
 	}
 	var ui *tui.UI
+	var outErr func() error // a reporter that could not write
 	switch {
 	case !o.JSON && !o.NoTUI && env.IsTerminal():
-		uo := tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun}
+		// Someone at the terminal keeps the finished view until q, to
+		// open what failed; an unattended run's view reads no keys and
+		// leaves at the end.
+		attended := env.attended()
+		uo := tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun,
+			StayOpen: attended, NoInput: !attended}
 		if ctl != nil {
 			uo.Approve, uo.Abort = ctl.approveFromView("the live view"), ctl.abortFromView("the live view")
 		}
@@ -383,16 +388,18 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 		observers = append(observers, ctl)
 		opts.Control = ctl.requests()
 	}
+	closeLog := func() {}
 	evlog, lerr := state.CreateEventLog(sd.dir)
 	if lerr != nil {
 		warn(fmt.Sprintf("rollout watch cannot follow this run: %v", lerr))
 	} else {
 		observers = append(observers, evlog)
-		defer func() {
+		closeLog = sync.OnceFunc(func() {
 			if err := evlog.Close(); err != nil {
 				warn(fmt.Sprintf("rollout watch could not follow all of this run: %v", err))
 			}
-		}()
+		})
+		defer closeLog()
 	}
 	// The plan's webhooks hear the same events; they never hold the run
 	// back, and what they could not deliver is a warning.
@@ -423,17 +430,38 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 		}
 		ctl.finish(v)
 	}
+	// ended records how the run ended as soon as the engine is done, also
+	// while a finished live view stays open: the journal has the verdict
+	// and the state directory is free for the next command even if the
+	// view is left open for hours or its terminal goes away. The event log
+	// is complete before the directory is let go, so that a watcher reads
+	// the end. What recording says goes to errw.
+	ended := func(s *engine.Summary, err error, outErr func() error, errw io.Writer) error {
+		if err != nil {
+			return failErr("rollout run: %v", err)
+		}
+		closeLog()
+		res := env.finishRun(sd, o, s, outErr, errw)
+		sd.close()
+		return res
+	}
 	if ui != nil {
-		sum, err = env.runWithTUI(ctx, cancelRun, ui, func() (*engine.Summary, error) {
+		return env.runWithTUI(ctx, cancelRun, ui, func() (*engine.Summary, error) {
 			s, err := eng.Run(runCtx)
 			finish(s)
 			return s, err
-		})
-		return sum, nil, err
+		}, func(s *engine.Summary, err error, errw io.Writer) error { return ended(s, err, nil, errw) })
 	}
-	sum, err = eng.Run(runCtx)
+	sum, err := eng.Run(runCtx)
 	finish(sum)
-	return sum, outErr, err
+	return ended(sum, err, outErr, env.Stderr)
+}
+
+// attended reports whether a person is at the terminal: stdin is one, so
+// a key can be pressed.
+func (env *Env) attended() bool {
+	f, ok := env.Stdin.(*os.File)
+	return ok && isTerminalFile(f)
 }
 
 // notifyDrain bounds how long the end of a run waits for its last
@@ -447,17 +475,23 @@ func notice(w clanforge.Wait) engine.Notice {
 }
 
 // runWithTUI runs the engine while the live view shows it. The view stays
-// up until the engine finished, then the summary is printed so that it
-// stays on the terminal.
-func (env *Env) runWithTUI(ctx context.Context, cancelRun context.CancelFunc, ui *tui.UI, run func() (*engine.Summary, error)) (*engine.Summary, error) {
+// up until the engine finished (with a person at the terminal, until they
+// leave the finished view), then the summary is printed so that it stays
+// on the terminal, and under it what recording the run's end had to say.
+// ended records the end as soon as the engine is done, while the view may
+// still be open; its result is the command's.
+func (env *Env) runWithTUI(ctx context.Context, cancelRun context.CancelFunc, ui *tui.UI, run func() (*engine.Summary, error),
+	ended func(*engine.Summary, error, io.Writer) error) error {
 	type result struct {
 		sum *engine.Summary
-		err error
+		err error // the engine's fault
+		res error // the command's result
 	}
+	var said bytes.Buffer // printed under the summary: the view owns the terminal until then
 	done := make(chan result, 1)
 	go func() {
 		s, err := run()
-		done <- result{s, err}
+		done <- result{s, err, ended(s, err, &said)}
 	}()
 	uiErr := ui.Run(ctx)
 	if uiErr != nil && !errors.Is(uiErr, tui.ErrCancelled) && !errors.Is(uiErr, tui.ErrForceQuit) && ctx.Err() == nil {
@@ -467,30 +501,31 @@ func (env *Env) runWithTUI(ctx context.Context, cancelRun context.CancelFunc, ui
 		cancelRun()
 	}
 	r := <-done
-	if r.err != nil {
-		return nil, r.err
+	if r.err == nil {
+		fmt.Fprint(env.Stdout, tui.RenderSummary(*r.sum, ui.Width(), env.color(env.Stdout)))
 	}
-	fmt.Fprint(env.Stdout, tui.RenderSummary(*r.sum, ui.Width(), env.color(env.Stdout)))
-	return r.sum, nil
+	_, _ = env.Stderr.Write(said.Bytes())
+	return r.res
 }
 
 // finishRun records how the run ended and turns its verdict into the
 // command's result. A reporter or journal that failed makes an otherwise
 // successful run fail: nobody saw it, or a resume could redo its work.
-func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outErr func() error) error {
+// What it has to say goes to errw.
+func (env *Env) finishRun(sd *stateDir, o RunOptions, sum *engine.Summary, outErr func() error, errw io.Writer) error {
 	v := sum.Verdict
 	if outErr != nil {
 		if werr := outErr(); werr != nil {
-			printf(env.Stderr, "rollout run: writing the run's output failed: %v\n", werr)
+			printf(errw, "rollout run: writing the run's output failed: %v\n", werr)
 			if v.Success() {
 				v = engine.VerdictFailed
 			}
 		}
 	}
-	journalOK := sd.recordUnfinished(env, sum)
+	journalOK := sd.recordUnfinished(errw, sum)
 	if jerr := sd.rec.Err(); jerr != nil {
 		journalOK = false
-		printf(env.Stderr, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", sd.dir, jerr)
+		printf(errw, "rollout run: WARNING: the journal in %s is incomplete (%v): a resume may redo finished steps\n", sd.dir, jerr)
 		if v.Success() {
 			v = engine.VerdictFailed
 		}

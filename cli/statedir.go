@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -157,8 +158,9 @@ func (env *Env) applyRules(p *plan.Plan, o *RunOptions, dir string, prior *state
 }
 
 // recordUnfinished writes the jobs an interrupt left running into the
-// journal; it reports whether the journal has them.
-func (sd *stateDir) recordUnfinished(env *Env, sum *engine.Summary) bool {
+// journal; it reports whether the journal has them, and says on w what it
+// could not write.
+func (sd *stateDir) recordUnfinished(w io.Writer, sum *engine.Summary) bool {
 	if len(sum.Unfinished) == 0 {
 		return true
 	}
@@ -167,9 +169,9 @@ func (sd *stateDir) recordUnfinished(env *Env, sum *engine.Summary) bool {
 		jobs = append(jobs, state.JobRecord{Kind: u.Job.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Instance: u.Instance})
 	}
 	if err := sd.j.Unfinished(jobs); err != nil {
-		printf(env.Stderr, "rollout run: WARNING: could not record the unfinished jobs in the journal: %v\n", err)
+		printf(w, "rollout run: WARNING: could not record the unfinished jobs in the journal: %v\n", err)
 		for _, u := range sum.Unfinished {
-			printf(env.Stderr, "  %s job %d (%s), %s\n", u.Job.Kind, u.Job.ID, u.Job.StateName, u.Instance)
+			printf(w, "  %s job %d (%s), %s\n", u.Job.Kind, u.Job.ID, u.Job.StateName, u.Instance)
 		}
 		return false
 	}

@@ -136,7 +136,10 @@ func (env *Env) watchLive(ctx context.Context, dir, planArg string, fo state.Fol
 		}
 		return replyErr(*reply)
 	}
+	// Someone at the terminal keeps the view of a run that ended until q,
+	// as the run's own view does; the summary follows either way.
 	ui := tui.New(tui.Options{PlanName: planArg, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Watch: true,
+		StayOpen: env.attended(), NoInput: !env.attended(),
 		Approve: func(id string) (string, error) {
 			return send(&state.ControlRequest{Step: id, By: state.Actor(), At: time.Now(), Reason: "approved in rollout watch"})
 		},

@@ -242,6 +242,12 @@ func info(in *plan.Instance) InstanceInfo {
 	if in.Machine != nil {
 		ii.Machine = in.Machine.Name
 	}
+	if len(in.Deps) > 0 {
+		ii.Deps = make([]string, len(in.Deps))
+		for i, d := range in.Deps {
+			ii.Deps[i] = d.ID
+		}
+	}
 	return ii
 }
 
@@ -554,7 +560,7 @@ func (e *Engine) runOne(ctx context.Context, n *node, in plan.Inputs) (*plan.Out
 		defer cancel()
 	}
 	out, err := e.exec.Execute(rctx, n.inst, in, func(u plan.JobUpdate) {
-		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.ETA, Error: u.Job.Error, Done: u.Done, Detail: u.Detail}
+		ji := JobInfo{Kind: u.Kind, ID: u.Job.ID, State: u.Job.State, StateName: u.Job.StateName, Progress: u.Job.Progress, ETA: u.ETA, Start: u.Start, Error: u.Job.Error, Done: u.Done, Detail: u.Detail}
 		e.mu.Lock()
 		e.lastJob[n.inst.ID] = ji
 		if ji.ID != 0 {

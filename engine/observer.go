@@ -33,6 +33,9 @@ type InstanceInfo struct {
 	Image     string
 	Wave      int // 0-based; -1 when the step has no waves
 	OnFailure bool
+	// Deps are the IDs of the instances this one waits for (the plan's
+	// DAG), so that an observer can estimate the remaining critical path.
+	Deps []string `json:",omitempty"`
 }
 
 // JobInfo is the last known state of the remote job an instance drives.
@@ -49,6 +52,10 @@ type JobInfo struct {
 	// Detail is the progress in words of a step without a job id (a
 	// ready step's counters per region, a switch's servers per fleet).
 	Detail string
+	// Start is when the job began running (Clanforge's jobstart); zero
+	// when unknown. With ETA and Progress it lets a view interpolate the
+	// progress between two reads.
+	Start time.Time `json:",omitzero"`
 }
 
 // RunInfo is sent once when a run starts.

@@ -40,6 +40,8 @@ type JobUpdate struct {
 	// failed; us: ..."), a switch's servers ("prod-eu: processing 30 of
 	// 120 servers"). Empty for jobs.
 	Detail string
+	// Start is when the job began running (jobstart); zero: unknown.
+	Start time.Time
 }
 
 // ReadyStatus is what a ready step read last: the v2 image status counters

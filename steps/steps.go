@@ -139,7 +139,7 @@ type Executor struct{ Env *Env }
 func (x Executor) Execute(ctx context.Context, inst *plan.Instance, in plan.Inputs, progress func(plan.JobUpdate)) (*plan.Output, error) {
 	return Run(ctx, x.Env, inst, in, func(u JobUpdate) {
 		if progress != nil {
-			progress(plan.JobUpdate{Kind: u.Kind, Job: jobOutput(u.Job), ETA: u.Job.ETA, Done: u.Job.State.Terminal(), Detail: u.Detail})
+			progress(plan.JobUpdate{Kind: u.Kind, Job: jobOutput(u.Job), ETA: u.Job.ETA, Start: u.Job.Start, Done: u.Job.State.Terminal(), Detail: u.Detail})
 		}
 	})
 }

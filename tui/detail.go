@@ -85,7 +85,7 @@ func (d *detailModel) content(s *state, st Styles, w int) []string {
 				name = in.job.StateName
 			}
 			if in.hasJob {
-				name += fmt.Sprintf(" %d%%", in.job.Progress)
+				name += fmt.Sprintf(" %d%%", in.shownPct())
 			}
 			if _, ok := s.waitOf(in.info.ID); ok {
 				name = "needs approval"

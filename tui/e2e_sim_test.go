@@ -59,6 +59,20 @@ func TestEndToEndAgainstSimulator(t *testing.T) {
 	if c := fm.st.cnt; c.succeeded != 12 || c.failed != 0 || c.running != 0 || c.waiting != 0 {
 		t.Fatalf("final counts %+v, want 12 succeeded", c)
 	}
+	// The engine told the view the plan's DAG and its jobs' jobstart,
+	// which the estimate and the progress between reads go by.
+	if n := len(fm.st.graph.deps); n < 8 {
+		t.Fatalf("the view knows %d dependencies, want one per install at least", n)
+	}
+	withStart := 0
+	for i := range fm.st.insts {
+		if !fm.st.insts[i].job.Start.IsZero() {
+			withStart++
+		}
+	}
+	if withStart == 0 {
+		t.Fatal("no job came with its jobstart")
+	}
 	sum, finished := u.Summary()
 	if !finished || sum.Counts[engine.Succeeded] != 12 {
 		t.Fatalf("summary %v %+v", finished, sum)

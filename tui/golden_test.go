@@ -77,6 +77,18 @@ func TestGolden(t *testing.T) {
 		{"cancelling", 80, 24, false, func(h *harness) { h.running(12); h.press("q", "y") }},
 		{"scrolled_end", 80, 24, false, func(h *harness) { h.running(40); h.press("end") }},
 		{"tiny_40x12", 40, 12, false, func(h *harness) { h.running(12) }},
+		// The run ended with a failure; the view stays until q.
+		{"finished_stays_open", 80, 24, false, func(h *harness) {
+			h.m.stayOpen = true
+			h.running(12)
+			h.finishRun()
+		}},
+		{"finished_stays_open_detail", 80, 24, false, func(h *harness) {
+			h.m.stayOpen = true
+			h.running(12)
+			h.finishRun()
+			h.press("enter")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,7 +95,9 @@ func orDash(s string) string {
 	return s
 }
 
-func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string {
+// View renders the header; ended says the run is over and the view stays
+// until q.
+func (h headerModel) View(s *state, st Styles, w int, cancelling, ended bool) []string {
 	lines := make([]string, 0, 4)
 
 	// Line 1: what, how long, how much longer, how busy.
@@ -105,14 +107,22 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling bool) []string 
 	}
 	right := st.Label.Render("elapsed ") + fmtDur(s.elapsed())
 	switch {
+	case s.finished && ended:
+		right += st.Label.Render(" · ") + st.Notice.Render("finished — press q to leave")
 	case s.finished:
 		right += st.Label.Render(" · finished")
 	case s.etaKnown:
 		right += st.Label.Render(" · left ~") + fmtDur(s.eta)
 	default:
-		right += st.Label.Render(" · left ?")
+		// Nothing finished and no jobeta yet: a number now would be a
+		// guess that swings as soon as anything is seen.
+		right += st.Label.Render(" · estimating…")
 	}
-	right += st.Label.Render(" · ") + fmt.Sprintf("%.1f req/s", s.reqRate)
+	if !ended {
+		// Once the run is over its request rate says nothing, and the
+		// way out matters more.
+		right += st.Label.Render(" · ") + fmt.Sprintf("%.1f req/s", s.reqRate)
+	}
 	lines = append(lines, spread(title, right, w))
 
 	// Line 2: overall progress and counts.

@@ -27,20 +27,21 @@ func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
 func fixture(n int) engine.RunInfo {
 	const img = "game-b"
 	info := engine.RunInfo{Plan: "game-b-1.4.2", Concurrency: 4, Started: t0, Targets: n + 1}
-	add := func(step, typ, machine string, wave int) {
+	// Each step needs the one before it, as the plan's DAG says.
+	add := func(step, typ, machine string, wave int, deps ...string) {
 		id := step + "@" + img
 		if machine != "" {
 			id = step + "@" + machine + "/" + img
 		}
 		info.Instances = append(info.Instances, engine.InstanceInfo{
-			ID: id, Step: step, Type: typ, Machine: machine, Image: img, Wave: wave,
+			ID: id, Step: step, Type: typ, Machine: machine, Image: img, Wave: wave, Deps: deps,
 		})
 	}
 	add("update", "update", "buildbox-1", -1)
-	add("diff", "diff", "buildbox-1", -1)
-	add("small-change", "gate", "buildbox-1", -1)
-	add("version", "version", "", -1)
-	add("mirror", "install", "", -1)
+	add("diff", "diff", "buildbox-1", -1, "update@buildbox-1/game-b")
+	add("small-change", "gate", "buildbox-1", -1, "diff@buildbox-1/game-b")
+	add("version", "version", "", -1, "small-change@buildbox-1/game-b")
+	add("mirror", "install", "", -1, "version@game-b")
 	for i := 1; i <= n; i++ {
 		wave := 2
 		switch {
@@ -49,7 +50,7 @@ func fixture(n int) engine.RunInfo {
 		case i <= (n+1)/2:
 			wave = 1
 		}
-		add("install", "install", fleetName(i), wave)
+		add("install", "install", fleetName(i), wave, "mirror@game-b")
 	}
 	return info
 }

@@ -314,8 +314,9 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 		}
 		stateText = st.Running.Render(fit(stateText, c.state))
 		if cur.hasJob {
-			barText = bar(st, c.bar, cur.job.Progress)
-			pctText = fmt.Sprintf("%3d%%", min(max(cur.job.Progress, 0), 100))
+			pct := cur.shownPct()
+			barText = bar(st, c.bar, pct)
+			pctText = fmt.Sprintf("%3d%%", pct)
 		}
 		if d, ok := s.jobLeft(cur); ok {
 			leftText = fmtDur(d)
@@ -333,8 +334,9 @@ func renderRow(s *state, r *row, st Styles, c cols, w int, sel bool) []string {
 			stateText = st.Failed.Render(fit(outcomeWord(string(cur.outcome)), c.state))
 		}
 		if cur.hasJob {
-			pctText = fmt.Sprintf("%3d%%", min(max(cur.job.Progress, 0), 100))
-			barText = bar(st, c.bar, cur.job.Progress)
+			pct := cur.shownPct()
+			pctText = fmt.Sprintf("%3d%%", pct)
+			barText = bar(st, c.bar, pct)
 		}
 	}
 	if barText == "" {

@@ -46,6 +46,7 @@ type Model struct {
 	help     helpModel
 
 	cancelling bool // the user confirmed; waiting for RunFinished
+	ended      bool // the run finished and the view stays until q
 	userQuit   bool
 	forceQuit  bool
 	quitting   bool
@@ -56,6 +57,9 @@ type Model struct {
 	abort    func(reason string) (string, error)
 	watch    bool
 	detached bool
+	// stayOpen keeps the view after the run ended until q (see
+	// Options.StayOpen).
+	stayOpen bool
 	// flash is the answer to the last approve or abort, shown in the
 	// footer for flashFor; flashErr marks a refusal.
 	flash    string
@@ -83,22 +87,23 @@ func newModel(buf *buffer, opt Options, color bool) *Model {
 	keys.Approve.SetEnabled(opt.Approve != nil)
 	keys.Abort.SetEnabled(opt.Abort != nil)
 	m := &Model{
-		buf:     buf,
-		now:     opt.Now,
-		tick:    opt.Tick,
-		cancel:  opt.Cancel,
-		st:      newState(opt.PlanName),
-		styles:  st,
-		bare:    bareStyles(),
-		keys:    keys,
-		approve: opt.Approve,
-		abort:   opt.Abort,
-		watch:   opt.Watch,
-		header:  headerModel{approve: opt.Approve != nil, abort: opt.Abort != nil},
-		w:       opt.Width,
-		h:       opt.Height,
-		filter:  newFilter(st),
-		help:    newHelp(st),
+		buf:      buf,
+		now:      opt.Now,
+		tick:     opt.Tick,
+		cancel:   opt.Cancel,
+		st:       newState(opt.PlanName),
+		styles:   st,
+		bare:     bareStyles(),
+		keys:     keys,
+		approve:  opt.Approve,
+		abort:    opt.Abort,
+		watch:    opt.Watch,
+		stayOpen: opt.StayOpen,
+		header:   headerModel{approve: opt.Approve != nil, abort: opt.Abort != nil},
+		w:        opt.Width,
+		h:        opt.Height,
+		filter:   newFilter(st),
+		help:     newHelp(st),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -174,11 +179,31 @@ func (m *Model) onBatch(msg batchMsg) tea.Cmd {
 	m.st.apply(msg.b, msg.at)
 	m.buf.recycle(msg.b.progress)
 	m.syncList()
-	if m.st.finished {
-		m.quitting = true
-		return tea.Quit
+	if m.st.finished && !m.quitting {
+		if !m.stayOpen || m.userQuit {
+			// Unattended, or the person asked to cancel and leave: the
+			// view has shown the end and goes.
+			m.quitting = true
+			return tea.Quit
+		}
+		m.onEnded()
 	}
 	return m.nextTick()
+}
+
+// onEnded turns the view into a finished one that stays until q: nothing
+// is left to cancel, approve or abort, so q now leaves and the dialogs
+// that asked close.
+func (m *Model) onEnded() {
+	if m.ended {
+		return
+	}
+	m.ended = true
+	m.confirm.open = false
+	m.keys.Quit = key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "leave the view"))
+	m.keys.quitShort = "leave"
+	m.keys.Approve.SetEnabled(false)
+	m.keys.Abort.SetEnabled(false)
 }
 
 func (m *Model) syncList() {
@@ -229,6 +254,11 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	isCtrlC := msg.String() == "ctrl+c"
+	if m.ended && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
+		// The run is over: leaving needs no confirmation.
+		m.quitting = true
+		return tea.Quit
+	}
 	if m.watch && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
 		// A watcher only leaves: the run is another process's.
 		m.detached = true
@@ -431,7 +461,7 @@ func (m *Model) Render() string {
 	w, h := m.w, m.h
 	st := m.styles
 	lines := make([]string, 0, h)
-	lines = append(lines, m.header.View(m.st, st, w, m.cancelling)...)
+	lines = append(lines, m.header.View(m.st, st, w, m.cancelling, m.ended)...)
 	bodyH := m.bodyHeight()
 	var body []string
 	switch {

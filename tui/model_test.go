@@ -129,27 +129,6 @@ func TestRequestRateSpansWindow(t *testing.T) {
 	}
 }
 
-func TestEstimateUsesJobETAAndConcurrency(t *testing.T) {
-	h := newHarness(t, 80, 24, false)
-	info := fixture(0)
-	info.Concurrency = 1
-	h.ui.RunStarted(info)
-	h.ui.InstanceStarted("update@buildbox-1/game-b", t0)
-	h.ui.JobProgress("update@buildbox-1/game-b", engine.JobInfo{Progress: 10, ETA: t0.Add(10 * time.Minute)})
-	h.flush()
-	if h.m.st.etaKnown {
-		t.Fatal("estimate without any observed duration for waiting steps")
-	}
-	h.ui.InstanceFinished("update@buildbox-1/game-b", engine.Result{Outcome: engine.Succeeded, Started: t0, Finished: t0.Add(4 * time.Minute)})
-	h.clk.t = t0.Add(4 * time.Minute)
-	h.flush()
-	// diff, version, mirror wait with no own history: the mean of what was
-	// observed (4m) each; the gate costs nothing; one at a time.
-	if want := 12 * time.Minute; !h.m.st.etaKnown || h.m.st.eta != want {
-		t.Fatalf("eta = %v (%v), want %v", h.m.st.eta, h.m.st.etaKnown, want)
-	}
-}
-
 func TestKeysNavigateAndScroll(t *testing.T) {
 	h := newHarness(t, 80, 24, false)
 	h.running(100)

@@ -34,6 +34,14 @@ type instance struct {
 	hasJob   bool
 	err      string
 	detail   string
+	step     int32 // index into state.steps
+
+	// The last reading of the job's progress (readP at readAt on the
+	// view's clock) and the progress the row shows, interpolated between
+	// reads (see progress.go).
+	readAt time.Time
+	readP  int
+	shown  float64
 }
 
 // group orders rows: failed first, then running, waiting, finished.
@@ -85,11 +93,6 @@ type reqSample struct {
 	n  int64
 }
 
-type durStat struct {
-	sum time.Duration
-	n   int
-}
-
 // state is everything the view knows about the run. Only the program's
 // goroutine touches it. Every string it holds for display has been through
 // clean (see cleaner); instance ids are looked up by the engine's own id.
@@ -122,7 +125,14 @@ type state struct {
 	requests   int64
 	reqSamples []reqSample
 	reqRate    float64
-	stepDur    map[string]durStat
+	// steps is what was seen of each step, graph the DAG the estimate
+	// walks (see estimate.go).
+	steps []stepStat
+	graph estGraph
+	// lagSum over lagN is how long after their job's jobeta the instances
+	// that succeeded ended, on average (see lag).
+	lagSum time.Duration
+	lagN   int
 	// planOrd is the first appearance of each image, and of each step
 	// (keyed "\x00"+step), in RunInfo.Instances: plan order.
 	planOrd  map[string]int
@@ -143,7 +153,7 @@ type state struct {
 }
 
 func newState(plan string) *state {
-	s := &state{byID: map[string]int32{}, stepDur: map[string]durStat{}}
+	s := &state{byID: map[string]int32{}}
 	s.plan = s.clean.str(plan)
 	return s
 }
@@ -159,9 +169,11 @@ func (s *state) reset(info engine.RunInfo) {
 	info.Instances = make([]engine.InstanceInfo, len(raw))
 	for i, in := range raw {
 		info.Instances[i] = s.clean.instance(in)
+		// The estimate keeps the dependencies as indices.
+		info.Instances[i].Deps = nil
 	}
 	*s = state{plan: plan, run: info, haveRun: true, now: s.now, clean: s.clean,
-		byID: make(map[string]int32, len(info.Instances)), stepDur: map[string]durStat{}}
+		byID: make(map[string]int32, len(info.Instances))}
 	s.insts = make([]instance, len(info.Instances))
 	rowByKey := make(map[string]int32, info.Targets+8)
 	s.planOrd = map[string]int{}
@@ -197,6 +209,7 @@ func (s *state) reset(info engine.RunInfo) {
 			s.cnt.waiting++
 		}
 	}
+	s.buildEstimate(raw)
 	s.touchedGen = make([]uint32, len(s.rows))
 	for r := range s.rows {
 		s.recomputeRow(int32(r))
@@ -262,9 +275,10 @@ func (s *state) apply(b batch, now time.Time) {
 		if in.status == stWaiting || in.status == stStandby {
 			s.setStatus(in, stRunning, "")
 		}
-		in.job, in.hasJob = s.clean.job(job), true
+		in.onReading(s.clean.job(job), now)
 		s.touch(in.row)
 	}
+	s.advance(now)
 	if b.hasReq {
 		s.requests = b.requests
 	}
@@ -337,11 +351,18 @@ func (s *state) applyEvent(e *event) {
 		if r.Job != nil {
 			in.job, in.hasJob = s.clean.job(*r.Job), true
 		}
-		if r.Outcome == engine.Succeeded && !in.started.IsZero() && in.finished.After(in.started) {
-			d := s.stepDur[in.info.Step]
-			d.sum += in.finished.Sub(in.started)
-			d.n++
-			s.stepDur[in.info.Step] = d
+		if r.Outcome == engine.Succeeded && !r.Restored && !in.started.IsZero() && in.finished.After(in.started) {
+			// A restored instance ran in an earlier process: its
+			// duration says nothing of this one's pace.
+			st := &s.steps[in.step]
+			st.sum += in.finished.Sub(in.started)
+			st.n++
+			if in.hasJob && in.job.ETA.After(in.started) {
+				// How long after its job's jobeta the instance ended:
+				// the poller's last read, whole-second jobetas.
+				s.lagSum += in.finished.Sub(in.job.ETA)
+				s.lagN++
+			}
 		}
 		s.touch(in.row)
 	case evAborting:
@@ -516,84 +537,65 @@ func (s *state) sampleRequests(now time.Time) {
 	}
 }
 
-// meanDur is the observed mean duration of a step's successful instances.
-func (s *state) meanDur(step string) (time.Duration, bool) {
-	d, ok := s.stepDur[step]
-	if !ok || d.n == 0 {
-		return 0, false
+// advance moves the progress of every running job to where it should be
+// at now. It is linear in the plan, once per batch.
+func (s *state) advance(now time.Time) {
+	for i := range s.insts {
+		if in := &s.insts[i]; in.status == stRunning {
+			in.advance(now)
+		}
 	}
-	return d.sum / time.Duration(d.n), true
 }
 
+// minPaceRun is the shortest run of a job its pace is taken over: jobstart
+// has whole seconds, so over less than ten seconds the pace could be off
+// by more than a tenth, and a short job is read again soon anyway.
+const minPaceRun = 10 * time.Second
+
 // jobLeft estimates how long a running instance still needs: the job's own
-// jobeta first, then its progress rate, then the step's observed mean. A
-// jobeta already in the past says nothing any more (Clanforge's estimates are
-// often optimistic): showing "0s" for minutes would read as "about to end",
-// so the other estimates take over and, when there is none, it is unknown.
+// jobeta first, then its pace since its start (the progress shown, which
+// moves between reads), then the step's observed mean. A jobeta already in
+// the past says nothing any more (Clanforge's estimates are often
+// optimistic): showing "0s" for minutes would read as "about to end", so
+// the other estimates take over and, when there is none, it is unknown.
 func (s *state) jobLeft(in *instance) (time.Duration, bool) {
+	d, ok, _ := s.jobLeftBy(in)
+	return d, ok
+}
+
+// jobLeftBy is jobLeft, and whether it is the jobeta's.
+func (s *state) jobLeftBy(in *instance) (left time.Duration, ok, byETA bool) {
 	if in.status != stRunning {
-		return 0, false
+		return 0, false, false
 	}
-	if in.hasJob && in.job.ETA.After(s.now) {
-		return in.job.ETA.Sub(s.now), true
+	if in.hasJob && !in.job.ETA.IsZero() && !in.job.ETA.Before(s.now) {
+		return in.job.ETA.Sub(s.now), true, true
+	}
+	start := in.started
+	if in.hasJob && !in.job.Start.IsZero() {
+		start = in.job.Start
+	}
+	if p := in.shown; in.hasJob && p > 0 && p < 100 && !start.IsZero() && s.now.Sub(start) >= minPaceRun {
+		return time.Duration(float64(s.now.Sub(start)) * (100 - p) / p), true, false
 	}
 	elapsed := time.Duration(0)
 	if !in.started.IsZero() {
 		elapsed = max(s.now.Sub(in.started), 0)
 	}
-	if in.hasJob && in.job.Progress > 0 && in.job.Progress < 100 && elapsed > 0 {
-		return elapsed * time.Duration(100-in.job.Progress) / time.Duration(in.job.Progress), true
+	if m, ok := s.steps[in.step].mean(); ok && m > elapsed {
+		return m - elapsed, true, false
 	}
-	if m, ok := s.meanDur(in.info.Step); ok && m > elapsed {
-		return m - elapsed, true
-	}
-	return 0, false
+	return 0, false, false
 }
 
-// estimate computes the run's time left: the remaining work (jobeta or
-// observed durations) spread over the concurrency limit, but never less than
-// the longest running job. It runs once per batch, not per frame.
-func (s *state) estimate() {
-	s.etaKnown = false
-	if !s.haveRun || s.finished {
-		return
+// lag is how long after its job's jobeta an instance ends, as seen so far
+// (never less than nothing): the engine notices an end only at its next
+// read, and jobetas have whole seconds.
+func (s *state) lag() time.Duration {
+	if s.lagN == 0 {
+		return 0
 	}
-	var global durStat
-	for _, d := range s.stepDur {
-		global.sum += d.sum
-		global.n += d.n
-	}
-	var total, longest time.Duration
-	unknown := 0
-	for i := range s.insts {
-		in := &s.insts[i]
-		switch in.status {
-		case stRunning:
-			if d, ok := s.jobLeft(in); ok {
-				total += d
-				longest = max(longest, d)
-			} else {
-				unknown++
-			}
-		case stWaiting:
-			if d, ok := s.meanDur(in.info.Step); ok {
-				total += d
-			} else if in.info.Type == "gate" {
-				// Gates call nothing: they take no time worth estimating.
-			} else {
-				unknown++
-			}
-		}
-	}
-	if unknown > 0 {
-		if global.n == 0 {
-			return
-		}
-		total += time.Duration(unknown) * (global.sum / time.Duration(global.n))
-	}
-	conc := max(s.run.Concurrency, 1)
-	s.eta = max(total/time.Duration(conc), longest)
-	s.etaKnown = true
+	return max(s.lagSum/time.Duration(s.lagN), 0)
 }
 
 // shownWait is the wait the banner shows and a approves: the first

@@ -56,6 +56,16 @@ type Options struct {
 	// watch): q and ctrl+c leave the view at once, without a confirmation,
 	// and the run goes on.
 	Watch bool
+	// StayOpen keeps the view on the screen once the run ended, until the
+	// person presses q (or ctrl+c), so that what failed can still be
+	// opened; set it when someone is at the terminal. Without it the view
+	// leaves as soon as it has shown the end, as an unattended run needs.
+	// Either way the caller prints the summary afterwards.
+	StayOpen bool
+	// NoInput makes the view read no keys: it only shows the run. Set it
+	// when stdin is not a terminal (nobody is there to press a key, and
+	// a file such as /dev/null cannot be waited on as the terminal is).
+	NoInput bool
 }
 
 // ErrCancelled is returned by Run when the user confirmed a cancel and the
@@ -94,9 +104,10 @@ func New(opt Options) *UI {
 // directly.
 func (u *UI) Model() *Model { return u.model }
 
-// Run shows the view until the engine's RunFinished has been shown, the user
-// left with a second ctrl+c, or ctx ended. It returns nil after a run that
-// ended on its own, ErrCancelled when the user confirmed a cancel (the
+// Run shows the view until the engine's RunFinished has been shown (with
+// Options.StayOpen: until the person left the finished view with q), the
+// user left with a second ctrl+c, or ctx ended. It returns nil after a run
+// that ended on its own, ErrCancelled when the user confirmed a cancel (the
 // engine has finished), ErrForceQuit when the user left before the engine
 // finished, and otherwise an error wrapping ctx.Err() or the terminal's
 // failure. The live view uses the alternate screen, so afterwards the
@@ -108,7 +119,10 @@ func (u *UI) Run(ctx context.Context) error {
 		// a key and goes through the confirmation.
 		tea.WithoutSignalHandler(),
 	}
-	if u.opt.In != nil {
+	switch {
+	case u.opt.NoInput:
+		opts = append(opts, tea.WithInput(nil))
+	case u.opt.In != nil:
 		opts = append(opts, tea.WithInput(u.opt.In))
 	}
 	if u.opt.Out != nil {
