@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 
@@ -220,7 +219,7 @@ func (env *Env) loadPlan(path string, vars varFlags) (*plan.Plan, error) {
 // confirm asks a yes/no question on the terminal; without a terminal it
 // refuses, so that scripts must say --yes.
 func (env *Env) confirm(question string) error {
-	if f, ok := env.Stdin.(*os.File); !ok || !isTerminalFile(f) {
+	if !env.attended() {
 		return usageErr("%s\nrefusing without a terminal to confirm on: add --yes", question)
 	}
 	printf(env.Stderr, "%s [y/N] ", question)
