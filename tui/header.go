@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rollout/rollout/engine"
 )
@@ -111,8 +112,13 @@ func (h headerModel) View(s *state, st Styles, w int, cancelling, ended bool) []
 		right += st.Label.Render(" · ") + st.Notice.Render("finished — press q to leave")
 	case s.finished:
 		right += st.Label.Render(" · finished")
+	case s.waitingForApproval():
+		// The rest takes as long as the person does: a number would lie.
+		right += st.Label.Render(" · left: after the approval")
 	case s.etaKnown:
-		right += st.Label.Render(" · left ~") + fmtDur(s.eta)
+		// A bake time holds everything after it: the rest starts when it
+		// ends.
+		right += st.Label.Render(" · left ~") + fmtDur(s.eta+s.bakeLeft())
 	default:
 		// Nothing finished and no jobeta yet: a number now would be a
 		// guess that swings as soon as anything is seen.
@@ -213,4 +219,26 @@ func waitParts(w engine.WaitInfo, n int) (head, until, progress string) {
 		head += fmt.Sprintf(" (+%d more waiting)", n-1)
 	}
 	return head, until, w.Progress
+}
+
+// waitingForApproval reports whether the run waits for a person.
+func (s *state) waitingForApproval() bool {
+	for _, w := range s.waits {
+		if w.Kind == engine.WaitApproval {
+			return true
+		}
+	}
+	return false
+}
+
+// bakeLeft is how long the longest bake time in progress still holds the
+// run.
+func (s *state) bakeLeft() time.Duration {
+	var left time.Duration
+	for _, w := range s.waits {
+		if w.Kind == engine.WaitBake && !w.Until.IsZero() {
+			left = max(left, w.Until.Sub(s.now))
+		}
+	}
+	return left
 }
