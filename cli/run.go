@@ -72,7 +72,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&o.AutoApprove, "auto-approve", false, "approve every approval as it comes, for unattended runs (recorded as such; bake times still pass)")
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory (default .rollout/<plan name>, .rollout/<plan name>.sim with --sim)")
-	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1)")
+	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1); also shortens the plan's bake times and approval timeouts")
 	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency (at least 1)")
 	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
@@ -198,6 +198,9 @@ func Run(ctx context.Context, env *Env, o RunOptions) error {
 		Requests:    conn.client.Requests,
 		Resumed:     o.Resume,
 		AutoApprove: o.AutoApprove,
+	}
+	if o.Sim {
+		opts.TimeScale = o.Speed
 	}
 	return env.execute(ctx, conn, p, o, sd, opts)
 }

@@ -66,6 +66,11 @@ type Options struct {
 	// AutoApprove approves every approval as it comes (run
 	// --auto-approve); each is recorded as such. Bake times still pass.
 	AutoApprove bool
+	// TimeScale, when above 1, divides bake times and approval timeouts:
+	// against a simulator that runs N times faster than real time, a
+	// plan's 10m bake lasts as long, relative to its jobs, as it would
+	// for real.
+	TimeScale float64
 }
 
 // status is where an instance is in its life.

@@ -243,7 +243,7 @@ func (e *Engine) startApproval(n *node) {
 	info := WaitInfo{ID: n.inst.ID, Kind: WaitApproval, Step: st.Name, Image: n.inst.Image.Name, Wave: -1,
 		Message: st.Message.Display, Since: now, OnTimeout: st.OnTimeout}
 	if st.Timeout > 0 {
-		info.Until = now.Add(st.Timeout)
+		info.Until = now.Add(e.scaled(st.Timeout))
 	}
 	e.startWait(&wait{info: info, node: n})
 }
@@ -275,7 +275,7 @@ func (e *Engine) pauseBefore(k waveKey) bool {
 		info.Message = fmt.Sprintf("Go on with %s on %s after wave %d?", k.step, k.image, k.wave+1)
 	} else {
 		info.Kind = WaitBake
-		info.Until = now.Add(p.Bake)
+		info.Until = now.Add(e.scaled(p.Bake))
 		info.Message = fmt.Sprintf("baking %s after wave %d of %s", p.Bake, k.wave+1, k.step)
 	}
 	e.startWait(&wait{info: info, pause: &k})
@@ -448,4 +448,14 @@ func (e *Engine) progressFor(w WaitInfo) string {
 		on = fmt.Sprintf("image version %d", version)
 	}
 	return fmt.Sprintf("%d of %d machines on %s, %d failed", done, total, on, failed)
+}
+
+// scaled is d divided by Options.TimeScale (the simulator's speed), so that
+// bake times and approval timeouts keep their proportion to the jobs of a
+// simulated world that runs faster than real time.
+func (e *Engine) scaled(d time.Duration) time.Duration {
+	if e.opt.TimeScale > 1 {
+		return time.Duration(float64(d) / e.opt.TimeScale)
+	}
+	return d
 }

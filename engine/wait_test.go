@@ -469,3 +469,27 @@ func TestPauseBeforeAnEmptyWave(t *testing.T) {
 		t.Fatalf("wave 3 started before the approval: %v", log.snapshot())
 	}
 }
+
+// TestTimeScaleShortensBakes: against a simulator N times faster than real
+// time, a bake lasts 1/N of the plan's duration.
+func TestTimeScaleShortensBakes(t *testing.T) {
+	p := pausePlan(t, plan.Pause{Bake: time.Hour})
+	x := newScripted()
+	log := newWaitLog()
+	r := start(p, engine.Options{Executor: x, Observer: log, TimeScale: 36000})
+	go x.drain(r.done)
+	var w engine.WaitInfo
+	select {
+	case w = <-log.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pause began")
+	}
+	if got := w.Until.Sub(w.Since); got != 100*time.Millisecond {
+		t.Fatalf("a 1h bake at time scale 36000 lasts %s, want 100ms", got)
+	}
+	select {
+	case <-r.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run did not end after the scaled bake")
+	}
+}
