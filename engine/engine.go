@@ -948,6 +948,10 @@ func (e *Engine) summary() *Summary {
 			continue
 		}
 		s.Counts[n.result.Outcome]++
+		if n.inst.Step.Type == plan.TypeSwitch && !n.inst.Step.OnFailure {
+			s.Switches = append(s.Switches, OnFailureRun{Instance: n.inst.ID, Step: n.inst.Step.Name, Image: n.inst.Image.Name,
+				Outcome: n.result.Outcome, Err: n.result.Err, Detail: n.result.Detail})
+		}
 		if n.inst.Step.OnFailure {
 			s.OnFailure = append(s.OnFailure, OnFailureRun{Instance: n.inst.ID, Step: n.inst.Step.Name, Machine: machineName(n.inst), Image: n.inst.Image.Name,
 				Outcome: n.result.Outcome, Err: n.result.Err, Detail: n.result.Detail, Noop: noop(n)})

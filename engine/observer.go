@@ -143,6 +143,10 @@ type Summary struct {
 	// open diff, with or without reinstall), so that a person can tell
 	// what the rollout cleaned up.
 	OnFailure []OnFailureRun
+	// Switches lists the profile switches the run made (switch steps, not
+	// on_failure ones), each with its outcome and what it did, so that the
+	// end of a cut-over says which fleets run which profile.
+	Switches []OnFailureRun
 }
 
 // OnFailureRun is one on_failure instance that ran.

@@ -195,6 +195,7 @@ type (
 		Targets     []TargetJSON     `json:"targets"`
 		OnFailure   []OnFailureJSON  `json:"on_failure"`
 		Decisions   []DecisionJSON   `json:"decisions"`
+		Switches    []OnFailureJSON  `json:"switches,omitempty"`
 	}
 	FailureJSON struct {
 		Instance string `json:"instance"`
@@ -384,6 +385,10 @@ func (j *JSON) RunFinished(s engine.Summary) {
 	for _, t := range s.Targets {
 		ev.Targets = append(ev.Targets, TargetJSON{Machine: t.Machine, Image: t.Image, Outcome: string(t.Outcome),
 			Error: engine.ErrText(t.Err), ElapsedMS: t.Elapsed.Milliseconds()})
+	}
+	for _, o := range s.Switches {
+		ev.Switches = append(ev.Switches, OnFailureJSON{Instance: o.Instance, Image: o.Image,
+			Outcome: string(o.Outcome), Error: engine.ErrText(o.Err), Detail: o.Detail})
 	}
 	for _, o := range s.OnFailure {
 		ev.OnFailure = append(ev.OnFailure, OnFailureJSON{Instance: o.Instance, Machine: o.Machine, Image: o.Image,

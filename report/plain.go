@@ -355,6 +355,16 @@ func (p *Plain) RunFinished(s engine.Summary) {
 			fmt.Fprintf(&b, "  %s: %s\n", f.Instance, orUnknown(engine.ErrText(f.Err)))
 		}
 	}
+	if len(s.Switches) > 0 {
+		b.WriteString("\nProfile switches:\n")
+		for _, o := range s.Switches {
+			what := o.Detail
+			if o.Outcome != engine.Succeeded {
+				what = string(o.Outcome) + ": " + orUnknown(engine.ErrText(o.Err))
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", o.Instance, what)
+		}
+	}
 	if len(s.OnFailure) > 0 {
 		b.WriteString("\nOn failure:\n")
 		ran, noops := engine.SplitNoops(s.OnFailure)

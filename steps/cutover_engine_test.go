@@ -88,6 +88,15 @@ func TestEngineCutover(t *testing.T) {
 		if len(sum.OnFailure) != 0 {
 			t.Errorf("on_failure ran: %+v", sum.OnFailure)
 		}
+		// The summary says which fleets run which profile now.
+		if len(sum.Switches) != 2 {
+			t.Fatalf("summary switches %+v, want one per fleet", sum.Switches)
+		}
+		for _, sw := range sum.Switches {
+			if sw.Outcome != engine.Succeeded || !strings.Contains(sw.Detail, "102") {
+				t.Errorf("switch %s: %s %q", sw.Instance, sw.Outcome, sw.Detail)
+			}
+		}
 	})
 	t.Run("a failure after the switch switches each fleet back once", func(t *testing.T) {
 		r := cutoverRig(t, 4, sim.Scenario{}, "", "1 == 2")

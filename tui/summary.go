@@ -89,6 +89,25 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		}
 	}
 
+	if len(s.Switches) > 0 {
+		line("")
+		line(st.Title.Render("Profile switches"))
+		for _, o := range s.Switches {
+			g, what := st.Done.Render("✓"), o.Detail
+			switch o.Outcome {
+			case engine.Succeeded:
+			case engine.Failed, engine.Cancelled:
+				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+engine.ErrText(o.Err)
+			default:
+				g, what = st.Faint.Render("·"), string(o.Outcome)+": "+engine.ErrText(o.Err)
+			}
+			line("  " + g + " " + o.Instance)
+			for _, part := range wrapText(what, w-6) {
+				line("      " + st.Faint.Render(part))
+			}
+		}
+	}
+
 	if len(s.OnFailure) > 0 {
 		line("")
 		line(st.Title.Render("On failure"))
