@@ -447,7 +447,7 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 		wantNot []string
 	}{
 		{"quickstart.yaml", nil, exitOK, []string{`rollout "quickstart" succeeded`}, []string{"failed after"}},
-		{"ab-rollout.yaml", nil, exitOK, []string{`rollout "ab-rollout" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}, nil},
+		{"two-images.yaml", nil, exitOK, []string{`rollout "two-images" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}, nil},
 		{"canary.yaml", []string{"--scenario", "../examples/scenarios/canary.yaml"}, exitFailed,
 			[]string{"aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"}, []string{"install@us-5/game started"}},
 		{"gate-reject.yaml", nil, exitFailed, []string{`gate "small-change" is false`, "where steps.diff.changed = ", ", vars.max_changed = 0", "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"}, []string{"version@game started"}},
@@ -508,7 +508,7 @@ func TestResumeRefusesAChangedPlan(t *testing.T) {
 // reachable API makes its read-only pre-flight and names every machine and
 // step of a two-image rollout, and not one state-changing call is sent.
 func TestPlanPreviewSendsNothingThatChangesState(t *testing.T) {
-	src, err := os.ReadFile("../examples/ab-rollout.yaml")
+	src, err := os.ReadFile("../examples/two-images.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
