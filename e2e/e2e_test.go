@@ -490,9 +490,10 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 			want: []string{`rollout "quickstart" succeeded`}, wantNot: []string{"failed after"}},
 		{name: "two-images", cmd: "rollout run examples/two-images.yaml --sim", code: exitOK,
 			want: []string{`rollout "two-images" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}},
-		{name: "canary", cmd: "rollout run examples/canary.yaml --sim --scenario examples/scenarios/canary.yaml", code: exitFailed,
-			want:    []string{"aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"},
-			wantNot: []string{"install@us-5/game started"}},
+		{name: "canary", cmd: "rollout run examples/canary.yaml --sim --auto-approve --scenario examples/scenarios/canary.yaml", code: exitFailed,
+			want:    []string{"install@game after wave 1 approved automatically (--auto-approve)", "aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"},
+			wantNot: []string{"install@us-5/game started", "wave 3/3 started"},
+			once:    []string{"install game: wave 1/3 started", "install game: wave 2/3 started"}},
 		{name: "gate-reject", cmd: "rollout run examples/gate-reject.yaml --sim", code: exitFailed,
 			want:    []string{`gate "small-change" is false`, "where steps.diff.changed = ", ", vars.max_changed = 0", "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"},
 			wantNot: []string{"version@game started"}},
@@ -515,6 +516,12 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 				"switch@prod-eu/game-a: prod-eu switched to profile 101 (game-a)",
 				"switch@prod-us/game-a: prod-us switched to profile 101 (game-a)"},
 			once: []string{"switch@prod-eu/game-a started", "switch@prod-us/game-a started", "Failures:\n  switch_us@prod-us/game-b: "}},
+		{name: "bake-notify", cmd: "rollout run examples/bake-notify.yaml --sim --auto-approve", code: exitOK,
+			want: []string{`rollout "bake-notify" succeeded`, "baking install@game after wave 1 until", "install@game after wave 1: bake time over",
+				"install@game after wave 2 approved automatically (--auto-approve)"},
+			wantNot: []string{"warning"},
+			once:    []string{"install game: wave 1/3 started", "install game: wave 2/3 started", "install game: wave 3/3 started"},
+			hook:    map[string]int{"json started": 1, "json wave": 3, "json approved": 1, "json finished": 1, "slack wave": 3, "slack finished": 1}},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -15,8 +15,8 @@ import (
 // can see from a --sim run's output: approvals from a second terminal, and
 // counts only the simulator knows. These tests hold them.
 
-// TestExampleApprovalsFromASecondTerminal follows the header of
-// examples/ab-cutover.yaml word for word: the run
+// TestExampleApprovalsFromASecondTerminal follows the headers of
+// examples/ab-cutover.yaml and examples/canary.yaml word for word: the run
 // (with --sim and without --auto-approve) in one directory, and the
 // header's approve or abort command, run in the same directory from
 // another process, each time the run waits.
@@ -48,6 +48,11 @@ func TestExampleApprovalsFromASecondTerminal(t *testing.T) {
 				"switch@prod-eu/game-a: switch nothing to do: prod-eu: not switched by this run; nothing to switch back",
 				"switch@prod-us/game-a: switch nothing to do: prod-us: not switched by this run; nothing to switch back"},
 			wantNot: []string{"switch pending", "switched to profile"}},
+		{name: "canary aborted after the canary", plan: "canary.yaml",
+			steps:   []step{{"install@game after wave 1", []string{"rollout", "abort", "examples/canary.yaml", "--reason", "canary crashed"}}},
+			code:    exitFailed,
+			want:    []string{"install game: wave 1/3 started", "aborted by ", "canary crashed", "install@eu-1/game skipped"},
+			wantNot: []string{"wave 2/3 started", "install@eu-1/game started"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
