@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/rollout
 
-.PHONY: build test demo bench lint schema fuzz chaos clean
+.PHONY: build test demo demo-cutover bench lint schema fuzz chaos clean
 
 # -buildvcs=auto stamps the git revision that rollout --version shows (some
 # environments set GOFLAGS=-buildvcs=false).
@@ -15,6 +15,12 @@ test:
 # Runs the quickstart against the built-in simulator with the live view.
 demo: build
 	./$(BIN) run examples/quickstart.yaml --sim --fresh --yes
+
+# Runs the A/B cut-over against the built-in simulator with the live view:
+# waves, a bake, the readiness counters per region and the profile switch
+# of both fleets; --auto-approve gives its two approvals.
+demo-cutover: build
+	./$(BIN) run examples/ab-cutover.yaml --sim --fresh --yes --auto-approve --speed 4
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

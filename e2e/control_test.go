@@ -36,7 +36,7 @@ func approvePlan(install string) string {
 func (f *fixture) background(extra ...string) (*exec.Cmd, *bytes.Buffer, <-chan struct{}, *error) {
 	f.t.Helper()
 	cmd := exec.Command(binary, f.runArgs(extra...)...)
-	cmd.Env = f.env("USER=runner")
+	cmd.Env = f.environ("USER=runner")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -52,16 +52,16 @@ func (f *fixture) background(extra ...string) (*exec.Cmd, *bytes.Buffer, <-chan 
 	return cmd, &out, exited, &err
 }
 
-func (f *fixture) env(extra ...string) []string {
-	return append(append(os.Environ(), "CLANFORGE_URL="+f.url, "CLANFORGE_ACCESS_KEY="+testAccess,
-		"CLANFORGE_SECRET_KEY="+testSecret, "NO_COLOR=1"), extra...)
+func (f *fixture) environ(extra ...string) []string {
+	return append(append(append(os.Environ(), "CLANFORGE_URL="+f.url, "CLANFORGE_ACCESS_KEY="+testAccess,
+		"CLANFORGE_SECRET_KEY="+testSecret, "NO_COLOR=1"), f.env...), extra...)
 }
 
 // other runs a command of the binary users get, from another "terminal".
 func (f *fixture) other(user string, args ...string) (string, int) {
 	f.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = f.env("USER=" + user)
+	cmd.Env = f.environ("USER=" + user)
 	out, err := cmd.CombinedOutput()
 	return string(out), exitCode(err)
 }
@@ -72,11 +72,18 @@ func (f *fixture) stateDir() string { return filepath.Join(f.dir, "state") }
 // with prefix.
 func (f *fixture) waitingFor(pid int, prefix string, exited <-chan struct{}, out *bytes.Buffer) {
 	f.t.Helper()
+	waitingIn(f.t, f.stateDir(), pid, prefix, exited, out)
+}
+
+// waitingIn waits until the run of pid, whose state directory is dir,
+// publishes a wait whose id starts with prefix.
+func waitingIn(t *testing.T, dir string, pid int, prefix string, exited <-chan struct{}, out *bytes.Buffer) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			f.t.Fatalf("the run exited before waiting for %s:\n%s", prefix, out)
+			t.Fatalf("the run exited before waiting for %s:\n%s", prefix, out)
 		default:
 		}
 		var w struct {
@@ -85,7 +92,7 @@ func (f *fixture) waitingFor(pid int, prefix string, exited <-chan struct{}, out
 				ID string `json:"id"`
 			} `json:"waits"`
 		}
-		if b, err := os.ReadFile(filepath.Join(f.stateDir(), "waiting.json")); err == nil && json.Unmarshal(b, &w) == nil && w.PID == pid {
+		if b, err := os.ReadFile(filepath.Join(dir, "waiting.json")); err == nil && json.Unmarshal(b, &w) == nil && w.PID == pid {
 			for _, x := range w.Waits {
 				if strings.HasPrefix(x.ID, prefix) {
 					return
@@ -94,7 +101,7 @@ func (f *fixture) waitingFor(pid int, prefix string, exited <-chan struct{}, out
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	f.t.Fatalf("the run never waited for %s:\n%s", prefix, out)
+	t.Fatalf("the run never waited for %s:\n%s", prefix, out)
 }
 
 func (f *fixture) queued() int {

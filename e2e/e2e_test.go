@@ -86,10 +86,23 @@ type killer struct {
 	after  bool
 	kill   func()
 	killed bool
+	// match picks the requests that count towards at; nil counts every
+	// state-changing GET of the image API (mutatingPath).
+	match func(*http.Request) bool
+}
+
+func (k *killer) counts(r *http.Request) bool {
+	k.mu.Lock()
+	match := k.match
+	k.mu.Unlock()
+	if match != nil {
+		return match(r)
+	}
+	return mutatingPath(r.URL.Path)
 }
 
 func (k *killer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if mutatingPath(r.URL.Path) {
+	if k.counts(r) {
 		k.mu.Lock()
 		k.n++
 		hit := k.at != 0 && k.n == k.at && !k.killed
@@ -124,16 +137,34 @@ type fixture struct {
 	url      string
 	// client talks to the simulator through k.
 	client *clanforge.Client
+	// env ("NAME=value") is given to every command of the fixture, and
+	// read by ${env:NAME} when the test loads the plan.
+	env []string
 }
 
 func newFixture(t *testing.T, src, scenario string) *fixture {
+	t.Helper()
+	return newFixtureEnv(t, src, scenario)
+}
+
+// newFixtureEnv is newFixture for a plan that reads env ("NAME=value")
+// through ${env:NAME}; the fixture's commands get it too.
+func newFixtureEnv(t *testing.T, src, scenario string, env ...string) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	planPath := filepath.Join(dir, "plan.yaml")
 	if err := os.WriteFile(planPath, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := plan.Load(planPath, plan.Options{})
+	lookup := func(name string) (string, bool) {
+		for _, kv := range env {
+			if k, v, _ := strings.Cut(kv, "="); k == name {
+				return v, true
+			}
+		}
+		return os.LookupEnv(name)
+	}
+	p, err := plan.Load(planPath, plan.Options{LookupEnv: lookup})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,15 +174,15 @@ func newFixture(t *testing.T, src, scenario string) *fixture {
 			k = &killer{sim: srv}
 			return k
 		}))
-	return &fixture{t: t, dir: dir, planPath: planPath, sim: e.Server, k: k, url: e.URL, client: e.Client}
+	return &fixture{t: t, dir: dir, planPath: planPath, sim: e.Server, k: k, url: e.URL, client: e.Client, env: env}
 }
 
 // start runs the binary against the fixture's server.
 func (f *fixture) start(args ...string) (*exec.Cmd, *bytes.Buffer) {
 	f.t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(),
-		"CLANFORGE_URL="+f.url, "CLANFORGE_ACCESS_KEY="+testAccess, "CLANFORGE_SECRET_KEY="+testSecret, "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(),
+		"CLANFORGE_URL="+f.url, "CLANFORGE_ACCESS_KEY="+testAccess, "CLANFORGE_SECRET_KEY="+testSecret, "NO_COLOR=1"), f.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -436,28 +467,90 @@ func TestCLIExitStatuses(t *testing.T) {
 	}
 }
 
-// TestExamplesReachTheirStatedOutcome runs every example under --sim, as its
-// header comment says, and checks the outcome the comment states.
+// TestExamplesReachTheirStatedOutcome runs every example under --sim with
+// the command its header comment gives (from the module root, as the
+// header says, plus --speed, --no-tui and a state directory of the test's),
+// and checks the outcome the comment states. Every example plan has a case.
 func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 	tests := []struct {
-		plan    string
-		args    []string
+		name string
+		// cmd is the command as the header of the plan (and of the
+		// scenario, when it names one) gives it.
+		cmd     string
 		code    int
 		want    []string
 		wantNot []string
+		// once must each appear exactly once.
+		once []string
+		// hook, when set, is what a webhook at ROLLOUT_WEBHOOK must get
+		// (receiver.counts).
+		hook map[string]int
 	}{
-		{"quickstart.yaml", nil, exitOK, []string{`rollout "quickstart" succeeded`}, []string{"failed after"}},
-		{"ab-rollout.yaml", nil, exitOK, []string{`rollout "ab-rollout" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}, nil},
-		{"canary.yaml", []string{"--scenario", "../examples/scenarios/canary.yaml"}, exitFailed,
-			[]string{"aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"}, []string{"install@us-5/game started"}},
-		{"gate-reject.yaml", nil, exitFailed, []string{`gate "small-change" is false`, "where steps.diff.changed = ", ", vars.max_changed = 0", "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"}, []string{"version@game started"}},
+		{name: "quickstart", cmd: "rollout run examples/quickstart.yaml --sim", code: exitOK,
+			want: []string{`rollout "quickstart" succeeded`}, wantNot: []string{"failed after"}},
+		{name: "two-images", cmd: "rollout run examples/two-images.yaml --sim", code: exitOK,
+			want: []string{`rollout "two-images" succeeded`, "version@game-a succeeded", "version@game-b succeeded"}},
+		{name: "canary", cmd: "rollout run examples/canary.yaml --sim --auto-approve --scenario examples/scenarios/canary.yaml", code: exitFailed,
+			want:    []string{"install@game after wave 1 approved automatically (--auto-approve)", "aborted", "install@eu-3/game", "install@us-1/game", "us-5/game        skipped"},
+			wantNot: []string{"install@us-5/game started", "wave 3/3 started"},
+			once:    []string{"install game: wave 1/3 started", "install game: wave 2/3 started"}},
+		{name: "gate-reject", cmd: "rollout run examples/gate-reject.yaml --sim", code: exitFailed,
+			want:    []string{`gate "small-change" is false`, "where steps.diff.changed = ", ", vars.max_changed = 0", "reject@buildbox-1/game succeeded", "On failure:", "reject@buildbox-1/game: rejected diff"},
+			wantNot: []string{"version@game started"}},
+		{name: "ab-cutover", cmd: "rollout run examples/ab-cutover.yaml --sim --auto-approve", code: exitOK,
+			want: []string{`rollout "ab-cutover" succeeded`, "install@game-b after wave 1 approved automatically (--auto-approve)",
+				"install@game-b after wave 2: bake time over", "0 pending, 6 completed, 0 failed (eu: 0 pending, 3 completed, 0 failed; us: 0 pending, 3 completed, 0 failed)",
+				"go_live@game-b approved automatically (--auto-approve)",
+				"switch_eu@prod-eu/game-b succeeded in", "prod-eu switched to profile 102 (game-b)",
+				"switch_us@prod-us/game-b succeeded in", "prod-us switched to profile 102 (game-b)"},
+			wantNot: []string{"game-a started", "failed after"},
+			once: []string{"update@buildbox-1/game-b started", "diff@buildbox-1/game-b started", "version@game-b started",
+				"install game-b: wave 1/3 started, 1 instance: install@eu-1/game-b",
+				"install game-b: wave 2/3 started, 2 instances: install@eu-2/game-b, install@eu-3/game-b",
+				"install game-b: wave 3/3 started, 3 instances: install@us-1/game-b, install@us-2/game-b, install@us-3/game-b",
+				"switch_eu@prod-eu/game-b started", "switch_us@prod-us/game-b started"}},
+		{name: "ab-rollback", cmd: "rollout run examples/ab-cutover.yaml --sim --auto-approve --scenario examples/scenarios/ab-rollback.yaml", code: exitFailed,
+			want: []string{`rollout "ab-cutover" failed`, "prod-eu switched to profile 102 (game-b)",
+				`switch_us@prod-us/game-b failed after`, `the switch to profile 102 shows state "failed"`,
+				"reject@game-b: nothing to reject",
+				"switch@prod-eu/game-a: prod-eu switched to profile 101 (game-a)",
+				"switch@prod-us/game-a: prod-us switched to profile 101 (game-a)"},
+			once: []string{"switch@prod-eu/game-a started", "switch@prod-us/game-a started", "Failures:\n  switch_us@prod-us/game-b: "}},
+		{name: "bake-notify", cmd: "rollout run examples/bake-notify.yaml --sim --auto-approve", code: exitOK,
+			want: []string{`rollout "bake-notify" succeeded`, "baking install@game after wave 1 until", "install@game after wave 1: bake time over",
+				"install@game after wave 2 approved automatically (--auto-approve)"},
+			wantNot: []string{"warning"},
+			once:    []string{"install game: wave 1/3 started", "install game: wave 2/3 started", "install game: wave 3/3 started"},
+			hook:    map[string]int{"json started": 1, "json wave": 3, "json approved": 1, "json finished": 1, "slack wave": 3, "slack finished": 1}},
+	}
+	covered := map[string]bool{}
+	for _, tt := range tests {
+		covered[strings.Fields(tt.cmd)[2]] = true
+	}
+	plans, _ := filepath.Glob("../examples/*.yaml")
+	for _, p := range plans {
+		if !covered["examples/"+filepath.Base(p)] {
+			t.Errorf("examples/%s has no case here: add its header's command and outcome", filepath.Base(p))
+		}
 	}
 	for _, tt := range tests {
-		t.Run(tt.plan, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"run", filepath.Join("..", "examples", tt.plan), "--sim", "--speed", "20", "--no-tui", "--state-dir", t.TempDir()}, tt.args...)
+			fields := strings.Fields(tt.cmd)
+			for i, f := range fields {
+				if strings.HasPrefix(f, "examples/") && (i == 2 || fields[i-1] == "--scenario") {
+					checkHeaderGives(t, filepath.Join("..", f), tt.cmd)
+				}
+			}
+			args := append(fields[1:], "--speed", "20", "--no-tui", "--state-dir", t.TempDir())
 			cmd := exec.Command(binary, args...)
+			cmd.Dir = ".."
 			cmd.Env = append(os.Environ(), "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=", "NO_COLOR=1")
+			var hook *receiver
+			if tt.hook != nil {
+				hook = newReceiver(t)
+				cmd.Env = append(cmd.Env, "ROLLOUT_WEBHOOK="+hook.URL)
+			}
 			out, err := cmd.CombinedOutput()
 			if exitCode(err) != tt.code {
 				t.Fatalf("exit %d, want %d\n%s", exitCode(err), tt.code, out)
@@ -472,8 +565,42 @@ func TestExamplesReachTheirStatedOutcome(t *testing.T) {
 					t.Errorf("output has %q:\n%s", w, out)
 				}
 			}
+			for _, w := range tt.once {
+				if n := strings.Count(string(out), w); n != 1 {
+					t.Errorf("output has %q %d times, want once:\n%s", w, n, out)
+				}
+			}
+			if hook != nil {
+				if got := hook.counts(); fmt.Sprint(got) != fmt.Sprint(tt.hook) {
+					t.Errorf("the webhook got %v, want %v", got, tt.hook)
+				}
+				for _, secret := range []string{hook.URL, webhookPath} {
+					if strings.Contains(string(out), secret) {
+						t.Errorf("the output shows the webhook URL:\n%s", out)
+					}
+				}
+			}
 		})
 	}
+}
+
+// checkHeaderGives fails the test unless the header comment of file (its
+// leading comment lines) has a line that gives cmd.
+func checkHeaderGives(t *testing.T, file, cmd string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			break
+		}
+		if strings.HasSuffix(strings.TrimSpace(line), cmd) {
+			return
+		}
+	}
+	t.Errorf("the header of %s does not give the command %q", file, cmd)
 }
 
 // TestResumeRefusesAChangedPlan: a journal left by a killed run is resumed
@@ -508,7 +635,7 @@ func TestResumeRefusesAChangedPlan(t *testing.T) {
 // reachable API makes its read-only pre-flight and names every machine and
 // step of a two-image rollout, and not one state-changing call is sent.
 func TestPlanPreviewSendsNothingThatChangesState(t *testing.T) {
-	src, err := os.ReadFile("../examples/ab-rollout.yaml")
+	src, err := os.ReadFile("../examples/two-images.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,43 +65,68 @@ func TestEchoingServerLeaksNoCredentials(t *testing.T) {
 
 // TestBearerOnly: with only CLANFORGE_TOKEN set, a whole rollout runs with
 // every request carrying the Bearer header and no Basic one, and the token
-// appears in no output and not in the journal.
+// appears in no output and not in the journal. The cut-over plan of the
+// contract is one of them: its readiness reads, its PATCHes and the status
+// reads of its switches carry the token too.
 func TestBearerOnly(t *testing.T) {
 	const token = "bearer-only-token-5c1d"
-	dir := t.TempDir()
-	planPath := filepath.Join(dir, "plan.yaml")
-	if err := os.WriteFile(planPath, []byte(killPlan), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.Load(planPath, plan.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bad atomic.Int64
-	var seen atomic.Int64
-	e := simtest.Start(t, p, simtest.Scenario(t, fastScenario), simtest.Token(token),
-		simtest.Front(func(srv *sim.Server) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				seen.Add(1)
-				if r.Header.Get("Authorization") != "Bearer "+token {
-					bad.Add(1)
+	hook := newReceiver(t)
+	for _, tc := range []struct {
+		name    string
+		src     string
+		args    []string
+		patches int
+	}{
+		{"image update", killPlan, nil, 0},
+		{"cut-over", contractPlan(t, hook.URL, ""), []string{"--auto-approve"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			planPath := filepath.Join(dir, "plan.yaml")
+			if err := os.WriteFile(planPath, []byte(tc.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, err := plan.Load(planPath, plan.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bad, seen, patches, v2 atomic.Int64
+			e := simtest.Start(t, p, simtest.Scenario(t, fastScenario), simtest.Token(token),
+				simtest.Front(func(srv *sim.Server) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						seen.Add(1)
+						if r.Method == http.MethodPatch {
+							patches.Add(1)
+						}
+						if strings.HasPrefix(r.URL.Path, "/cfp/v2/") {
+							v2.Add(1)
+						}
+						if r.Header.Get("Authorization") != "Bearer "+token || len(r.Header.Values("Authorization")) != 1 {
+							bad.Add(1)
+						}
+						srv.ServeHTTP(w, r)
+					})
+				}))
+			args := append([]string{"run", planPath, "--no-tui", "--state-dir", filepath.Join(dir, "state"), "--poll-min", "10ms", "--poll-max", "100ms"}, tc.args...)
+			cmd := exec.Command(binary, args...)
+			cmd.Env = append(os.Environ(), "CLANFORGE_URL="+e.URL, "CLANFORGE_TOKEN="+token, "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, out)
+			}
+			if seen.Load() == 0 || bad.Load() != 0 {
+				t.Fatalf("%d of %d requests without the Bearer header alone", bad.Load(), seen.Load())
+			}
+			if int(patches.Load()) != tc.patches || (tc.patches > 0 && v2.Load() <= patches.Load()) {
+				t.Fatalf("%d PATCHes and %d v2 requests, want %d PATCHes and the reads around them", patches.Load(), v2.Load(), tc.patches)
+			}
+			journal, _ := os.ReadFile(filepath.Join(dir, "state", "journal.jsonl"))
+			for _, b := range [][]byte{out, journal} {
+				if bytes.Contains(b, []byte(token)) {
+					t.Fatalf("the token was written:\n%s", b)
 				}
-				srv.ServeHTTP(w, r)
-			})
-		}))
-	cmd := exec.Command(binary, "run", planPath, "--no-tui", "--state-dir", filepath.Join(dir, "state"), "--poll-min", "10ms", "--poll-max", "100ms")
-	cmd.Env = append(os.Environ(), "CLANFORGE_URL="+e.URL, "CLANFORGE_TOKEN="+token, "CLANFORGE_ACCESS_KEY=", "CLANFORGE_SECRET_KEY=")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, out)
-	}
-	if seen.Load() == 0 || bad.Load() != 0 {
-		t.Fatalf("%d of %d requests without the Bearer header alone", bad.Load(), seen.Load())
-	}
-	journal, _ := os.ReadFile(filepath.Join(dir, "state", "journal.jsonl"))
-	for _, b := range [][]byte{out, journal} {
-		if bytes.Contains(b, []byte(token)) {
-			t.Fatalf("the token was written:\n%s", b)
-		}
+			}
+		})
 	}
 }

@@ -441,6 +441,12 @@ func (e *Engine) waveIsOpen(k waveKey) bool {
 			return false
 		}
 	}
+	// pauseBefore may have ended its wait at once (--auto-approve, or a
+	// decision restored from the journal), and ending a wait opens the
+	// waves after it: this very wave may be open and announced already.
+	if e.waveOpen[k] {
+		return true
+	}
 	e.waveOpen[k] = true
 	var ids []string
 	for _, n := range e.nodes {

@@ -17,7 +17,7 @@ import (
 // raw control character or a secret.
 func TestPreviewHostile(t *testing.T) {
 	hostile.Register(t)
-	p := load(t, "../examples/ab-rollout.yaml")
+	p := load(t, "../examples/two-images.yaml")
 	facts := steps.ImageFacts{Name: hostile.Name("img"), LockKind: hostile.StateName()}
 	for name, opt := range map[string]Options{
 		"pre-flight failed": {ASID: p.ASID, BaseURL: "https://api.example/?token=" + hostile.Token, PreflightErr: hostile.Text()},

@@ -45,12 +45,12 @@ func load(t testing.TB, path string) *plan.Plan {
 }
 
 func TestTwoImagePreviewGolden(t *testing.T) {
-	p := load(t, "../examples/ab-rollout.yaml")
+	p := load(t, "../examples/two-images.yaml")
 	var b bytes.Buffer
 	if err := Build(p, Options{ASID: p.ASID}).Text(&b, false); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "ab-rollout", b.Bytes())
+	golden(t, "two-images", b.Bytes())
 	// Every machine and every step of the two-image rollout is named.
 	for _, m := range p.Machines {
 		if !strings.Contains(b.String(), m.Name) {
