@@ -523,7 +523,9 @@ func TestSwitchBackSettlesAnUnansweredIntent(t *testing.T) {
 // TestSwitchFailures: a switch that stalls past its Deadline, one whose
 // status turns into an error answer, one in a state the API does not
 // document, and an unknown fleet each fail the instance, with the status
-// in the error and exactly one PATCH (none for the unknown fleet).
+// in the error and exactly one PATCH (none for the unknown fleet). After
+// each failed switch the switch back sends exactly one PATCH, to profile
+// 101, and completes: a status that reads as an error does not stop it.
 func TestSwitchFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -532,16 +534,21 @@ func TestSwitchFailures(t *testing.T) {
 		fleet      *plan.Fleet
 		want       []string
 		patches    int
+		back       string // the switch back's error; "" when it completes
 	}{
-		{"stall past the deadline", sim.TroubleStall, time.Second, nil, []string{"still processing past its Deadline", "servers processed"}, 1},
-		{"error answer", sim.TroubleError, 0, nil, []string{"profile switch failed: injected switch failure"}, 1},
-		{"undocumented state", sim.TroubleFailed, 0, nil, []string{`state "failed"`, "not pending, processing or complete"}, 1},
-		{"unknown fleet", "", 0, &plan.Fleet{Name: "prod-xx", ID: "00000000-0000-4000-8000-000000000000"}, []string{"fleet prod-xx (id 00000000-0000-4000-8000-000000000000) is unknown to the API"}, 0},
+		// A stalled switch never ends, and the API refuses the switch
+		// back in words: that refusal is its error.
+		{"stall past the deadline", sim.TroubleStall, time.Second, nil, []string{"still processing past its Deadline", "servers processed"}, 1, "profile switch in progress"},
+		{"error answer", sim.TroubleError, 0, nil, []string{"profile switch failed: injected switch failure"}, 1, ""},
+		{"undocumented state", sim.TroubleFailed, 0, nil, []string{`state "failed"`, "not pending, processing or complete"}, 1, ""},
+		{"unknown fleet", "", 0, &plan.Fleet{Name: "prod-xx", ID: "00000000-0000-4000-8000-000000000000"}, []string{"fleet prod-xx (id 00000000-0000-4000-8000-000000000000) is unknown to the API"}, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sc sim.Scenario
 			if tc.trouble != "" {
-				sc.Switches = []sim.SwitchTrouble{{Trouble: tc.trouble, Fleet: "prod-eu", After: 1}}
+				// Profile keeps the trouble to the cut-over: the switch
+				// back is a switch of its own.
+				sc.Switches = []sim.SwitchTrouble{{Trouble: tc.trouble, Fleet: "prod-eu", Profile: 102, After: 1}}
 			}
 			r := newCutRig(t, 8, sc)
 			f := r.eu
@@ -560,6 +567,27 @@ func TestSwitchFailures(t *testing.T) {
 			}
 			if n := len(r.patches("")); n != tc.patches {
 				t.Errorf("%d PATCHes, want %d", n, tc.patches)
+			}
+			if tc.fleet != nil {
+				return
+			}
+			back := r.switchInsts(r.rollback(), r.a, f)[0]
+			back.Trigger = []*plan.Instance{in}
+			_, err = r.run(t, back)
+			if p := r.patches(euID); len(p) != 2 || p[1].ProfileID != 101 {
+				t.Fatalf("prod-eu PATCHes %+v, want the cut-over and one switch back to 101", p)
+			}
+			if tc.back != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.back) {
+					t.Fatalf("switch back: %v, want an error with %q", err, tc.back)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("switch back: %v", err)
+			}
+			if got := r.fleet(euID); got.Profile != 101 || got.State != sim.StateComplete {
+				t.Errorf("prod-eu after the switch back %+v", got)
 			}
 		})
 	}

@@ -112,8 +112,9 @@ func (r *runner) switchedByThisRun(ctx context.Context, f *plan.Fleet) (bool, st
 // PATCH while one runs); then nothing is sent when the fleet already runs
 // the profile (complete on it, or "not requested" showing it: no switch
 // was ever asked and the fleet runs that profile), nor when a switch to the
-// profile is under way (it is watched instead). Otherwise it sends the
-// PATCH once through the journal (a lost answer is settled by the status)
+// profile is under way (it is watched instead); see beforePatch. A status
+// that reads as an error answer decides nothing and the PATCH goes out.
+// Otherwise it sends the PATCH once through the journal (a lost answer is settled by the status)
 // and watches the switch to complete.
 func (r *runner) switchFleet(ctx context.Context, f *plan.Fleet, profile int64, image string) error {
 	c := r.env.Client
@@ -122,29 +123,21 @@ func (r *runner) switchFleet(ctx context.Context, f *plan.Fleet, profile int64, 
 	target := profileLabel(profile, image)
 	if intent, _, _ := r.journal.Prior(key); !intent {
 		st, err := r.readSwitch(ctx, f)
-		if err != nil {
+		switch {
+		case unreadableSwitch(err):
+			// The status read was answered, in words, with an error (a
+			// switch that failed may read so): it cannot show that the
+			// fleet already runs the profile, and a PATCH is the way out
+			// of that state, so it goes out for the API to accept or
+			// refuse.
+			r.progress(JobUpdate{Kind: KindSwitch, Job: clanforge.Job{State: clanforge.StateRunning, StateName: "status unreadable"},
+				Detail: r.maskText(fmt.Sprintf("%s: the switch status reads as an error (%v): sending the switch to %s", f.Name, err, target))})
+		case err != nil:
 			return err
-		}
-		if busy(st) && st.ProfileID != profile {
-			r.reportSwitch(f, st, clanforge.StateRunning)
-			if st, err = r.awaitIdle(ctx, f, st); err != nil {
+		default:
+			if done, err := r.beforePatch(ctx, f, st, profile, target); done {
 				return err
 			}
-		}
-		switch {
-		case st.ProfileID == profile && (st.State == clanforge.SwitchComplete || st.State == clanforge.SwitchNotRequested):
-			// Complete on the profile, or on it from before any switch
-			// was requested (the status then shows the profile the
-			// fleet runs): either way it runs the profile already.
-			r.reportSwitch(f, st, clanforge.StateCompleted)
-			r.out.Detail = fmt.Sprintf("%s already runs %s: nothing sent", f.Name, target)
-			return nil
-		case st.ProfileID == profile && busy(st):
-			// Someone else's switch to this very profile is under way:
-			// a second PATCH would be refused, and this one's end is
-			// what the step wants anyway.
-			r.out.Detail = fmt.Sprintf("%s: a switch to %s was already under way: watched, nothing sent", f.Name, target)
-			return r.watch(ctx, f, profile, st)
 		}
 	}
 	var answer *clanforge.ProfileSwitch
@@ -191,6 +184,35 @@ func (r *runner) switchFleet(ctx context.Context, f *plan.Fleet, profile int64, 
 	return r.watch(ctx, f, profile, st)
 }
 
+// beforePatch decides from fleet f's switch status st whether a PATCH is
+// needed; done means it is not, and err is the step's outcome. A switch to
+// another profile under way is waited out first (the API takes no new
+// PATCH while one runs).
+func (r *runner) beforePatch(ctx context.Context, f *plan.Fleet, st *clanforge.ProfileSwitch, profile int64, target string) (done bool, err error) {
+	if busy(st) && st.ProfileID != profile {
+		r.reportSwitch(f, st, clanforge.StateRunning)
+		if st, err = r.awaitIdle(ctx, f, st); err != nil {
+			return true, err
+		}
+	}
+	switch {
+	case st.ProfileID == profile && (st.State == clanforge.SwitchComplete || st.State == clanforge.SwitchNotRequested):
+		// Complete on the profile, or on it from before any switch was
+		// requested (the status then shows the profile the fleet runs):
+		// either way it runs the profile already.
+		r.reportSwitch(f, st, clanforge.StateCompleted)
+		r.out.Detail = fmt.Sprintf("%s already runs %s: nothing sent", f.Name, target)
+		return true, nil
+	case st.ProfileID == profile && busy(st):
+		// Someone else's switch to this very profile is under way: a
+		// second PATCH would be refused, and this one's end is what the
+		// step wants anyway.
+		r.out.Detail = fmt.Sprintf("%s: a switch to %s was already under way: watched, nothing sent", f.Name, target)
+		return true, r.watch(ctx, f, profile, st)
+	}
+	return false, nil
+}
+
 // watch polls the switch to its end with WatchSwitch, reporting each read.
 func (r *runner) watch(ctx context.Context, f *plan.Fleet, profile int64, st *clanforge.ProfileSwitch) error {
 	last, err := WatchSwitch(ctx, r.env.Client, f.ID, profile, st, r.policy, r.now, func(st *clanforge.ProfileSwitch) {
@@ -232,6 +254,15 @@ func (r *runner) awaitIdle(ctx context.Context, f *plan.Fleet, st *clanforge.Pro
 		r.reportSwitch(f, st, clanforge.StateRunning)
 	}
 	return st, nil
+}
+
+// unreadableSwitch reports whether err is the API's answer, in words, to a
+// switch status read: an error envelope that is neither refused
+// credentials, an unknown fleet nor rate limiting. A transport error is
+// not one (the status may read fine a moment later).
+func unreadableSwitch(err error) bool {
+	var ae *clanforge.APIError
+	return errors.As(err, &ae) && !errors.Is(err, clanforge.ErrAuth) && !errors.Is(err, clanforge.ErrNotFound) && !errors.Is(err, clanforge.ErrRateLimited)
 }
 
 // readSwitch reads fleet f's switch status; a 404 is an unknown fleet.
