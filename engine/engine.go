@@ -133,12 +133,15 @@ type Engine struct {
 	// scheduler state
 	readyList   []*node
 	stepRunning map[string]int
-	imageBusy   map[string]bool // update/diff serialization per image
-	waveLeft    map[waveKey]int // instances of a wave not yet ended
-	waveOpen    map[waveKey]bool
-	waveParked  map[waveKey][]*node
-	stepFailed  map[string]int // by budgetKey
-	budgets     map[string]budget
+	// fleetSwitching counts the running forward switch instances per
+	// fleet name: a switch back of the fleet waits for them to end.
+	fleetSwitching map[string]int
+	imageBusy      map[string]bool // update/diff serialization per image
+	waveLeft       map[waveKey]int // instances of a wave not yet ended
+	waveOpen       map[waveKey]bool
+	waveParked     map[waveKey][]*node
+	stepFailed     map[string]int // by budgetKey
+	budgets        map[string]budget
 	// rolledBack names the fleets an on_failure switch was woken for.
 	rolledBack  map[string]bool
 	aborted     bool
@@ -195,6 +198,7 @@ func (e *Engine) build() {
 	e.waveOpen = map[waveKey]bool{}
 	e.waveParked = map[waveKey][]*node{}
 	e.stepRunning = map[string]int{}
+	e.fleetSwitching = map[string]int{}
 	e.imageBusy = map[string]bool{}
 	e.stepFailed = map[string]int{}
 	e.budgets = map[string]budget{}
@@ -510,9 +514,18 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 		}
 		// A forward switch of a fleet whose rollback was triggered would
 		// undo it: the failure that triggered the rollback stands.
-		if st.Type == plan.TypeSwitch && !st.OnFailure && n.inst.Fleet != nil && e.rolledBack[n.inst.Fleet.Name] {
+		if forwardSwitch(n.inst) && e.rolledBack[n.inst.Fleet.Name] {
 			e.removeReady(i)
 			e.finish(n, Result{Outcome: Skipped, Err: skip("fleet " + n.inst.Fleet.Name + " is being switched back after a failure")}, nil, e.now())
+			continue
+		}
+		// A switch back of a fleet whose forward switch is still running
+		// waits for it to end: started now, it could find nothing of
+		// this run to undo yet (the forward PATCH not sent) and the
+		// forward switch would then finish the cut-over after it. It
+		// holds no slot while it waits.
+		if st.Type == plan.TypeSwitch && st.OnFailure && n.inst.Fleet != nil && e.fleetSwitching[n.inst.Fleet.Name] > 0 {
+			i++
 			continue
 		}
 		// An approval waits for a person, holding no slot.
@@ -556,10 +569,19 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 		e.runningN++
 		e.slots++
 		e.stepRunning[st.Name]++
+		if forwardSwitch(n.inst) {
+			e.fleetSwitching[n.inst.Fleet.Name]++
+		}
 		if serial {
 			e.imageBusy[n.inst.Image.Name] = true
 		}
 	}
+}
+
+// forwardSwitch reports whether in is a switch of a fleet from the steps
+// (not on_failure).
+func forwardSwitch(in *plan.Instance) bool {
+	return in.Step.Type == plan.TypeSwitch && !in.Step.OnFailure && in.Fleet != nil
 }
 
 func (e *Engine) runOne(ctx context.Context, n *node, in plan.Inputs) (*plan.Output, error) {
@@ -638,6 +660,9 @@ func (e *Engine) complete(c completion) {
 	if st.Type != plan.TypeGate {
 		e.slots--
 		e.stepRunning[st.Name]--
+		if forwardSwitch(n.inst) {
+			e.fleetSwitching[n.inst.Fleet.Name]--
+		}
 		if st.Type == plan.TypeUpdate || st.Type == plan.TypeDiff {
 			e.imageBusy[n.inst.Image.Name] = false
 		}

@@ -472,3 +472,78 @@ func TestWhenFalseSaysWhy(t *testing.T) {
 		t.Fatalf("no skip says the value: %+v", sum.Targets)
 	}
 }
+
+// TestRollbackWaitsForTheFleetsForwardSwitch: a cut-over of two fleets
+// where prod-us's switch fails while prod-eu's is still running. The
+// switch back of prod-us starts at once; prod-eu's waits until prod-eu's
+// forward switch ended, since started earlier it could find nothing of
+// this run to undo and the forward switch would then finish after it.
+func TestRollbackWaitsForTheFleetsForwardSwitch(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("rollback", []string{"game-a", "game-b"}, 2, 8, "", "", ""))
+	eu, us := &plan.Fleet{Name: "prod-eu", ID: "eu-uuid"}, &plan.Fleet{Name: "prod-us", ID: "us-uuid"}
+	p.Fleets = []*plan.Fleet{eu, us}
+	var imgA, imgB *plan.Image
+	for _, img := range p.Images {
+		if img.Name == "game-a" {
+			imgA = img
+		} else {
+			imgB = img
+		}
+	}
+	cut := &plan.Step{Name: "cut", Type: plan.TypeSwitch, To: imgB}
+	back := &plan.Step{Name: "back", Type: plan.TypeSwitch, To: imgA, OnFailure: true}
+	p.Steps = append(p.Steps, cut)
+	p.OnFailure = []*plan.Step{back}
+	cutEU := &plan.Instance{ID: "cut@prod-eu/game-b", Step: cut, Image: imgB, Fleet: eu, Wave: -1}
+	cutUS := &plan.Instance{ID: "cut@prod-us/game-b", Step: cut, Image: imgB, Fleet: us, Wave: -1}
+	p.Instances = append(p.Instances, cutEU, cutUS)
+	trig := append([]*plan.Instance{}, p.Instances...)
+	backEU := &plan.Instance{ID: "back@prod-eu/game-a", Step: back, Image: imgA, Fleet: eu, Wave: -1, Trigger: trig}
+	backUS := &plan.Instance{ID: "back@prod-us/game-a", Step: back, Image: imgA, Fleet: us, Wave: -1, Trigger: trig}
+	p.FailureInstances = []*plan.Instance{backEU, backUS}
+
+	x := newScripted()
+	x.fail[cutUS.ID] = true
+	holdEU := make(chan struct{})
+	x.hold[cutEU.ID] = holdEU
+	began := func(id string) bool {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		for _, s := range x.started {
+			if s == id {
+				return true
+			}
+		}
+		return false
+	}
+	var early []string
+	go func() {
+		// Once prod-us is being switched back, prod-eu's switch back must
+		// still wait: give it time to start wrongly, then end prod-eu's
+		// forward switch.
+		for !began(backUS.ID) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if began(backEU.ID) {
+			early = append(early, backEU.ID)
+		}
+		close(holdEU)
+	}()
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x, Concurrency: 8}).Run(context.Background())
+	}()
+	x.drain(done)
+	if len(early) > 0 {
+		t.Fatalf("prod-eu's switch back started while its forward switch ran: %v", x.started)
+	}
+	if !began(backEU.ID) {
+		t.Fatalf("prod-eu was never switched back: %v", x.started)
+	}
+	if sum.Verdict != engine.VerdictFailed || len(sum.Failures) != 1 || sum.Failures[0].Instance != cutUS.ID {
+		t.Fatalf("verdict %s, failures %+v", sum.Verdict, sum.Failures)
+	}
+}
