@@ -20,6 +20,7 @@ func (l *loader) notify(rp *rawPlan, p *Plan, vs *varState) {
 		ok := rn.URL.Set && rn.EventsSet.Set
 		if u, good := l.interpolate(rn.URL, "notify url", vs); good && rn.URL.Set {
 			n.URL = Value{Resolved: u.Resolved, Display: webhookDisplay(u.Display)}
+			n.envParts = u.Secrets()
 			l.hideWebhook(rn.URL.V, n.URL)
 			if !strings.HasPrefix(u.Resolved, "http://") && !strings.HasPrefix(u.Resolved, "https://") {
 				l.errNode(rn.URL.node, "", "notify url must start with http:// or https:// (it is %s)", n.URL.Display)

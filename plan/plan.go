@@ -6,6 +6,8 @@ package plan
 
 import (
 	"time"
+
+	"github.com/rollout/rollout/redact"
 )
 
 // StepType is the type of a step template.
@@ -85,6 +87,10 @@ type Notify struct {
 	Format string // "slack" or "json"
 	Events []string
 	Pos    Pos
+	// envParts are the values the URL read with ${env:NAME}, labelled so:
+	// URL's Display may mask them whole with the rest ("***"), which no
+	// longer tells where they are.
+	envParts []redact.Secret
 }
 
 // Notification events.

@@ -38,6 +38,7 @@ func (p *Plan) Secrets() []redact.Secret {
 	}
 	for _, n := range p.Notify {
 		add(n.URL)
+		out = append(out, n.envParts...)
 	}
 	return dedupe(out)
 }
@@ -105,10 +106,12 @@ func (v Value) Secrets() []redact.Secret {
 				continue
 			}
 			out = append(out, redact.Secret{Value: text, Label: label})
-			if label == redact.Mask {
+			if label == redact.Mask && !strings.ContainsAny(text, "/?#@") {
 				// A masked URL user-info: the user and the password are
 				// secrets each (either may have come from ${env:NAME},
-				// which the mask no longer tells).
+				// which the mask no longer tells). Text with a slash,
+				// ? # or @ is no user-info (a webhook URL masked whole,
+				// say), and splitting it would make "https" a secret.
 				if user, pw, ok := strings.Cut(text, ":"); ok {
 					out = append(out, redact.Secret{Value: user}, redact.Secret{Value: pw})
 				}

@@ -107,6 +107,10 @@ func TestValueSecrets(t *testing.T) {
 		{"ambiguous: both readings", Value{Resolved: "a-b-c", Display: "${env:X}-${env:Y}"},
 			[]redact.Secret{{Value: "a-b-c", Label: "${env:X}-${env:Y}"}, {Value: "a", Label: "${env:X}"}, {Value: "b-c", Label: "${env:Y}"},
 				{Value: "a-b", Label: "${env:X}"}, {Value: "c", Label: "${env:Y}"}}},
+		// A webhook URL masked whole: no user and password are read out
+		// of it ("https" would be no secret).
+		{"a URL masked whole", Value{Resolved: "https://hooks.example.com/T1/B2", Display: "***"},
+			[]redact.Secret{{Value: "https://hooks.example.com/T1/B2", Label: "***"}}},
 		{"query parameter", Value{Resolved: "https://h/x?token=abc123&a=1", Display: "https://h/x?token=***&a=1"},
 			[]redact.Secret{{Value: "https://h/x?token=abc123&a=1", Label: "https://h/x?token=***&a=1"}, {Value: "abc123", Label: "***"}}},
 	}
@@ -116,5 +120,45 @@ func TestValueSecrets(t *testing.T) {
 				t.Errorf("Secrets() = %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWebhookFromEnvironmentSecrets: a notify url built around a value
+// from the environment ("${env:HOOK}/slack") shows masked whole; the
+// environment value is a secret labelled with its name, and no part of
+// the URL's shape ("http", "//127.0.0.1…") becomes one, which would mask
+// every "http" of every output.
+func TestWebhookFromEnvironmentSecrets(t *testing.T) {
+	src := strings.Replace(secretsPlan, "steps:\n", "notify:\n  - {url: \"${env:HOOK}/slack\", events: [finished]}\nsteps:\n", 1)
+	env := map[string]string{"HOOK": "http://127.0.0.1:8099/hook"}
+	for k, v := range secretsEnv {
+		env[k] = v
+	}
+	p, err := Parse("t.yaml", []byte(src), Options{LookupEnv: func(n string) (string, bool) { v, ok := env[n]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Notify) != 1 || p.Notify[0].URL.Display != redact.Mask {
+		t.Fatalf("notify %+v", p.Notify)
+	}
+	got := p.Secrets()
+	for _, want := range []redact.Secret{
+		{Value: "http://127.0.0.1:8099/hook/slack", Label: redact.Mask},
+		{Value: "http://127.0.0.1:8099/hook", Label: "${env:HOOK}"},
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("Secrets() lacks %+v: %+v", want, got)
+		}
+	}
+	for _, s := range got {
+		if !strings.Contains(s.Value, "127.0.0.1") && strings.HasPrefix("http://127.0.0.1:8099/hook/slack", s.Value) {
+			t.Errorf("Secrets() holds %+v, a piece of the URL's shape", s)
+		}
+	}
+	redact.ResetSecrets()
+	t.Cleanup(redact.ResetSecrets)
+	redact.Register(got...)
+	if out := redact.Terminal("see https://docs.example.com and http://127.0.0.1:8099/hook"); out != "see https://docs.example.com and ${env:HOOK}" {
+		t.Errorf("Terminal = %q", out)
 	}
 }
