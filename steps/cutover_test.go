@@ -358,6 +358,12 @@ func TestSwitchSendsOnePatchPerFleet(t *testing.T) {
 			t.Errorf("progress lacks %q:\n%s", want, seen)
 		}
 	}
+	// The end of each switch is reported once.
+	for _, end := range []string{"prod-eu: complete, profile 102 (4 servers switched)", "prod-us: complete, profile 102 (4 servers switched)"} {
+		if n := strings.Count(seen, end); n != 1 {
+			t.Errorf("%q reported %d times:\n%s", end, n, seen)
+		}
+	}
 }
 
 // TestSwitchNothingToSend: a fleet that already runs the profile (complete

@@ -216,7 +216,11 @@ func (r *runner) beforePatch(ctx context.Context, f *plan.Fleet, st *clanforge.P
 // watch polls the switch to its end with WatchSwitch, reporting each read.
 func (r *runner) watch(ctx context.Context, f *plan.Fleet, profile int64, st *clanforge.ProfileSwitch) error {
 	last, err := WatchSwitch(ctx, r.env.Client, f.ID, profile, st, r.policy, r.now, func(st *clanforge.ProfileSwitch) {
-		r.reportSwitch(f, st, clanforge.StateRunning)
+		// The read that ends the watch is reported once, below, as
+		// the end it is.
+		if busy(st) {
+			r.reportSwitch(f, st, clanforge.StateRunning)
+		}
 	})
 	switch {
 	case err == nil:
