@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"regexp"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -472,114 +471,6 @@ func (f *fakeAPI) jobCall(group, verb string, id int64, q url.Values, now time.T
 		return map[string]any{"diffid": id}, ""
 	}
 	return nil, "unknown verb"
-}
-
-// memJournal records calls in memory; prior seeds what an "earlier run"
-// left behind.
-type memJournal struct {
-	mu      sync.Mutex
-	intents []string
-	params  map[string]map[string]string
-	results map[string]int64
-	prior   map[string]priorRec
-	// seen holds what SeenInstalls recorded, in this run or (seeded by a
-	// test) an earlier one; writes counts the SeenInstalls calls that had
-	// something new to record.
-	seen   map[InstallInterest]map[int64]bool
-	writes int
-}
-
-type priorRec struct {
-	intent, result bool
-	job            int64
-}
-
-func newJournal() *memJournal {
-	return &memJournal{params: map[string]map[string]string{}, results: map[string]int64{}, prior: map[string]priorRec{},
-		seen: map[InstallInterest]map[int64]bool{}}
-}
-
-func (j *memJournal) SeenInstalls(jobs []SeenInstall) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	wrote := false
-	for _, s := range jobs {
-		if j.seen[s.InstallInterest][s.ID] {
-			continue
-		}
-		if j.seen[s.InstallInterest] == nil {
-			j.seen[s.InstallInterest] = map[int64]bool{}
-		}
-		j.seen[s.InstallInterest][s.ID] = true
-		wrote = true
-	}
-	if wrote {
-		j.writes++
-	}
-	return nil
-}
-
-// InstallJobs returns the jobs recorded as seen for in and those an
-// earlier run queued under instID (the prior queue keys).
-func (j *memJournal) InstallJobs(instID string, in InstallInterest) []int64 {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	set := map[int64]bool{}
-	for id := range j.seen[in] {
-		set[id] = true
-	}
-	for key, p := range j.prior {
-		rest, ok := strings.CutPrefix(key, instID+" imageinstall/queue/")
-		if id, err := strconv.ParseInt(rest, 10, 64); ok && p.intent && err == nil {
-			set[id] = true
-		}
-	}
-	out := make([]int64, 0, len(set))
-	for id := range set {
-		out = append(out, id)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (j *memJournal) Intent(key, endpoint string, params map[string]string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.intents = append(j.intents, key)
-	j.params[key] = params
-	// A new intent under a key awaits its own answer, as in the state
-	// journal.
-	delete(j.results, key)
-	return nil
-}
-
-func (j *memJournal) Result(key string, id int64, err error) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.results[key] = id
-	return nil
-}
-
-// Prior answers from this run's records first, as the state journal does,
-// then from what the test seeded as an earlier run's.
-func (j *memJournal) Prior(key string) (bool, bool, int64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if _, ok := j.params[key]; ok {
-		id, answered := j.results[key]
-		return true, answered, id
-	}
-	if id, ok := j.results[key]; ok {
-		return true, true, id
-	}
-	p := j.prior[key]
-	return p.intent, p.result, p.job
-}
-
-func (j *memJournal) keys() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]string(nil), j.intents...)
 }
 
 // Plan fixtures, built by hand: the executors only read exported fields.

@@ -64,18 +64,18 @@ func TestInstallResumeJobCompletedWhileDown(t *testing.T) {
 		at   plan.InstallAt
 		// prime records what the killed run left in the journal about
 		// job id of instance inst.
-		prime func(j *memJournal, inst string, in InstallInterest, id int64)
+		prime func(j *MemJournal, inst string, in InstallInterest, id int64)
 		// settles: the earlier run's queue intent had no answer; the
 		// resumed run records one.
 		settles bool
 	}{
-		{"queued and answered", plan.InstallManual, func(j *memJournal, inst string, _ InstallInterest, id int64) {
-			j.prior[QueueKey(inst, id)] = priorRec{intent: true, result: true, job: id}
+		{"queued and answered", plan.InstallManual, func(j *MemJournal, inst string, _ InstallInterest, id int64) {
+			j.earlier(QueueKey(inst, id), queuePath(id), true, id)
 		}, false},
-		{"queued, killed before the answer", plan.InstallManual, func(j *memJournal, inst string, _ InstallInterest, id int64) {
-			j.prior[QueueKey(inst, id)] = priorRec{intent: true}
+		{"queued, killed before the answer", plan.InstallManual, func(j *MemJournal, inst string, _ InstallInterest, id int64) {
+			j.earlier(QueueKey(inst, id), queuePath(id), false, 0)
 		}, true},
-		{"install_at now, seen listed", plan.InstallNow, func(j *memJournal, _ string, in InstallInterest, id int64) {
+		{"install_at now, seen listed", plan.InstallNow, func(j *MemJournal, _ string, in InstallInterest, id int64) {
 			_ = j.SeenInstalls([]SeenInstall{{InstallInterest: in, ID: id}})
 		}, false},
 	}
@@ -88,7 +88,7 @@ func TestInstallResumeJobCompletedWhileDown(t *testing.T) {
 			_, machines := f.installIDs(v)
 			id := machines[1]
 			inst := installInst(installStep(false), ms[1], tt.at)
-			j := newJournal()
+			j := &MemJournal{}
 			tt.prime(j, inst.ID, InstallInterest{VersionID: v, Machine: ms[1].ID}, id)
 			f.completeWhileDown(id)
 
@@ -103,7 +103,7 @@ func TestInstallResumeJobCompletedWhileDown(t *testing.T) {
 				t.Errorf("queue calls = %d, want 0", n)
 			}
 			key := QueueKey(inst.ID, id)
-			if got, ok := j.results[key]; tt.settles && (!ok || got != id) {
+			if got, ok := j.answer(key); tt.settles && (!ok || got != id) {
 				t.Errorf("the unanswered queue intent was not settled in the journal: result %d, %v", got, ok)
 			}
 		})
@@ -119,8 +119,9 @@ func TestMirrorResumeOneLocationDoneOneNeverQueued(t *testing.T) {
 	v := listVersion(f, machineInstalls(fleet(2), 2), false)
 	mirrors, _ := f.installIDs(v)
 	inst := installInst(installStep(true), nil, plan.InstallManual)
-	j := newJournal()
-	j.prior[QueueKey(inst.ID, mirrors[0])] = priorRec{intent: true, result: true, job: mirrors[0]}
+	j := &MemJournal{}
+	j.earlier(QueueKey(inst.ID, mirrors[0]), queuePath(mirrors[0]), true, mirrors[0])
+	before := len(j.sent())
 	f.completeWhileDown(mirrors[0])
 
 	out, err := Run(context.Background(), newEnv(c, j, testPol), inst, plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
@@ -133,7 +134,7 @@ func TestMirrorResumeOneLocationDoneOneNeverQueued(t *testing.T) {
 	if n := f.hit("imageinstall/queue"); n != 1 {
 		t.Errorf("queue calls = %d, want 1 (the job never queued)", n)
 	}
-	if got := j.keys(); !slices.Equal(got, []string{QueueKey(inst.ID, mirrors[1])}) {
+	if got := j.sent()[before:]; !slices.Equal(got, []string{QueueKey(inst.ID, mirrors[1])}) {
 		t.Errorf("intents %q", got)
 	}
 }
@@ -147,7 +148,7 @@ func TestWatcherRecordsJobsOfWatchedVersions(t *testing.T) {
 	ms := fleet(3)
 	v := listVersion(f, machineInstalls(ms, 1), true)
 	other := listVersion(f, machineInstalls(ms[:1], 0), false)
-	j := newJournal()
+	j := &MemJournal{}
 	env := newEnv(c, j, testPol)
 	defer env.Installs.Close()
 	if _, err := Run(context.Background(), env, installInst(installStep(false), ms[0], plan.InstallNow),
@@ -155,8 +156,7 @@ func TestWatcherRecordsJobsOfWatchedVersions(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	mirrors, machines := f.installIDs(v)
-	j.mu.Lock()
-	defer j.mu.Unlock()
+	seen, records := j.seenJobs()
 	want := map[InstallInterest][]int64{
 		{VersionID: v, Mirroring: true}: mirrors,
 	}
@@ -165,17 +165,17 @@ func TestWatcherRecordsJobsOfWatchedVersions(t *testing.T) {
 	}
 	for in, ids := range want {
 		for _, id := range ids {
-			if !j.seen[in][id] {
+			if !seen[in][id] {
 				t.Errorf("job %d of %+v not recorded", id, in)
 			}
 		}
 	}
-	for in := range j.seen {
+	for in := range seen {
 		if in.VersionID == other {
 			t.Errorf("recorded a job of version %d, which nobody watched: %+v", other, in)
 		}
 	}
-	if j.writes == 0 {
+	if records == 0 {
 		t.Fatal("nothing recorded")
 	}
 }
@@ -204,7 +204,7 @@ func TestQueueLostAnswerSettledFromWatcherReads(t *testing.T) {
 			ms := fleet(1)
 			v := listVersion(f, machineInstalls(ms, 0), false)
 			_, machines := f.installIDs(v)
-			j := newJournal()
+			j := &MemJournal{}
 			// The watcher reads far less often than the client retries,
 			// so that the client's settle reads are the ones that fail.
 			pol := PollPolicy{Min: 150 * time.Millisecond, Max: 300 * time.Millisecond, Factor: 1.5}
@@ -219,7 +219,7 @@ func TestQueueLostAnswerSettledFromWatcherReads(t *testing.T) {
 			if n := f.hit("imageinstall/queue"); n != tt.wantQueues {
 				t.Errorf("queue requests = %d, want %d", n, tt.wantQueues)
 			}
-			if got := j.results[QueueKey(inst.ID, machines[0])]; got != machines[0] {
+			if got, _ := j.answer(QueueKey(inst.ID, machines[0])); got != machines[0] {
 				t.Errorf("journal result %d, want the job %d (settled)", got, machines[0])
 			}
 		})
@@ -237,7 +237,7 @@ func TestQueueResendsAreBounded(t *testing.T) {
 	}
 	ms := fleet(1)
 	v := listVersion(f, machineInstalls(ms, 0), false)
-	_, err := Run(context.Background(), newEnv(c, newJournal(), testPol), installInst(installStep(false), ms[0], plan.InstallManual),
+	_, err := Run(context.Background(), newEnv(c, &MemJournal{}, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
 		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
 	want := clanforge.DefaultMaxResends + 1
 	if err == nil || !errors.Is(err, clanforge.ErrNotApplied) || !strings.Contains(err.Error(), fmt.Sprintf("sent %d times", want)) {
@@ -265,7 +265,7 @@ func TestVersionResendWithBackoff(t *testing.T) {
 		d := completedDiff(t, f, 3)
 		var u updates
 		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-		out, err := Run(context.Background(), newEnv(c, newJournal(), testPol), instFor(s, nil), plan.Inputs{Diff: d}, u.add)
+		out, err := Run(context.Background(), newEnv(c, &MemJournal{}, testPol), instFor(s, nil), plan.Inputs{Diff: d}, u.add)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -302,7 +302,7 @@ func TestVersionResendWithBackoff(t *testing.T) {
 		}
 		d := completedDiff(t, f, 3)
 		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-		_, err := Run(context.Background(), newEnv(c, newJournal(), testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
+		_, err := Run(context.Background(), newEnv(c, &MemJournal{}, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("sent %d times", versionSendLimit)) || !strings.Contains(err.Error(), "none made a version") {
 			t.Fatalf("err = %v", err)
 		}
@@ -327,8 +327,8 @@ func TestVersionSettleWaitIsBounded(t *testing.T) {
 	f.mu.Lock()
 	delete(f.locks, imgB.ID)
 	f.mu.Unlock()
-	j := newJournal()
-	j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
+	j := &MemJournal{}
+	j.earlier("version@game-b imageversion/create#1", apiPrefix+epVersionCreate, false, 0)
 	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto, InstallAt: plan.InstallNow}
 	env := newEnv(c, j, testPol)
 	env.Fleet = map[int64][]int64{imgB.ID: {812000, 812001}}
@@ -367,7 +367,7 @@ func TestUpdateLostAnswerSettledOnInterrupt(t *testing.T) {
 			cancel() // the interrupt arrives while the answer is on its way
 		}
 	}
-	j := newJournal()
+	j := &MemJournal{}
 	out, err := Run(ctx, newEnv(c, j, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want the interrupt", err)
@@ -381,7 +381,7 @@ func TestUpdateLostAnswerSettledOnInterrupt(t *testing.T) {
 	}
 	f.mu.Unlock()
 	key := "update@buildbox-1/game-b imageupdate/create#1"
-	if got, ok := j.results[key]; !ok || got != made || made == 0 {
+	if got, ok := j.answer(key); !ok || got != made || made == 0 {
 		t.Fatalf("journal result %d (%v), want the update made, %d", got, ok, made)
 	}
 	if out.Job.ID != made {
@@ -422,9 +422,9 @@ func TestDiffRetryIntentSettledFromFailureCount(t *testing.T) {
 			}
 			f.locks[imgB.ID] = lock{"diff", id}
 			f.mu.Unlock()
-			j := newJournal()
-			j.prior["diff@buildbox-1/game-b imagediff/create#1"] = priorRec{intent: true, result: true, job: id}
-			j.prior["diff@buildbox-1/game-b imagediff/retry#1"] = priorRec{intent: true}
+			j := &MemJournal{}
+			j.earlier("diff@buildbox-1/game-b imagediff/create#1", apiPrefix+epDiffCreate, true, id)
+			j.earlier("diff@buildbox-1/game-b imagediff/retry#1", fmt.Sprintf("%simagediff/%d/retry", apiPrefix, id), false, 0)
 			s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
 			_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{}, nil)
 			if tt.wantFailed != (err != nil) {
@@ -453,7 +453,7 @@ func TestDiffLostAnswerSettledOnInterrupt(t *testing.T) {
 	f.mu.Lock()
 	f.dropDiff = true
 	f.mu.Unlock()
-	j := newJournal()
+	j := &MemJournal{}
 	_, err := Run(ctx, newEnv(c, j, testPol), instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), plan.Inputs{}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want the interrupt", err)
@@ -461,7 +461,7 @@ func TestDiffLostAnswerSettledOnInterrupt(t *testing.T) {
 	f.mu.Lock()
 	holder := f.locks[imgB.ID]
 	f.mu.Unlock()
-	if got := j.results["diff@buildbox-1/game-b imagediff/create#1"]; holder.kind != "diff" || got != holder.id {
+	if got, _ := j.answer("diff@buildbox-1/game-b imagediff/create#1"); holder.kind != "diff" || got != holder.id {
 		t.Fatalf("journal result %d, want the diff holding the lock, %+v", got, holder)
 	}
 }
@@ -486,7 +486,7 @@ func TestDiffRetryLostAnswerSettledFromFailureCount(t *testing.T) {
 				f.retryFaults = append(f.retryFaults, "500")
 			}
 			s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
-			out, err := Run(context.Background(), newEnv(c, newJournal(), testPol), instFor(s, build1), plan.Inputs{}, nil)
+			out, err := Run(context.Background(), newEnv(c, &MemJournal{}, testPol), instFor(s, build1), plan.Inputs{}, nil)
 			if tt.wantErr == "" {
 				if err != nil || out.Job.State != int(clanforge.StateCompleted) {
 					t.Fatalf("err = %v, output %+v", err, out)

@@ -63,7 +63,7 @@ type simRig struct {
 	srv    *sim.Server
 	client *clanforge.Client
 	env    *Env
-	j      *memJournal
+	j      *MemJournal
 	mu     sync.Mutex
 	outs   map[string]*plan.Output
 }
@@ -77,7 +77,7 @@ func newSimRig(t *testing.T, src string, sc sim.Scenario) *simRig {
 	e := simtest.Start(t, p, sc, simtest.ReadAttempts(3))
 	c := e.Client
 	pol := PollPolicy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
-	j := newJournal()
+	j := &MemJournal{}
 	return &simRig{p: p, srv: e.Server, client: c, j: j, outs: map[string]*plan.Output{},
 		env: &Env{Client: c, Journal: j, Poll: pol, Installs: NewInstallWatcher(c, pol)}}
 }
@@ -177,7 +177,7 @@ func TestSimFullRollout(t *testing.T) {
 	if got := r.srv.GameBuild(5531); got != "1.4.2" {
 		t.Errorf("game build %q", got)
 	}
-	for key, p := range r.j.params {
+	for key, p := range r.j.allParams() {
 		for _, v := range p {
 			if strings.Contains(v, "TOPSECRET") {
 				t.Errorf("journal %s leaks a secret: %v", key, p)

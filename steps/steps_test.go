@@ -40,7 +40,7 @@ func TestUpdate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, c := newFake(t)
 			f.updateScripts = tt.scripts
-			j := newJournal()
+			j := &MemJournal{}
 			var u updates
 			inst := instFor(updateStep(tt.retries), build1)
 			out, err := Run(context.Background(), newEnv(c, j, testPol), inst, plan.Inputs{}, u.add)
@@ -57,10 +57,10 @@ func TestUpdate(t *testing.T) {
 			for a := 1; a <= tt.wantCreat; a++ {
 				wantKeys = append(wantKeys, fmt.Sprintf("update@buildbox-1/game-b imageupdate/create#%d", a))
 			}
-			if got := j.keys(); !slices.Equal(got, wantKeys) {
+			if got := j.sent(); !slices.Equal(got, wantKeys) {
 				t.Errorf("journal keys = %q, want %q", got, wantKeys)
 			}
-			p := j.params[wantKeys[0]]
+			p := j.params(wantKeys[0])
 			if p["url"] != "s3://***@builds/game/1.4.2/" || p["imageid"] != "5531" || p["machineid"] != "770001" {
 				t.Errorf("journal params = %v", p)
 			}
@@ -86,7 +86,7 @@ func TestUpdate(t *testing.T) {
 func TestDiffRetryUsesRetryEndpointSameID(t *testing.T) {
 	f, c := newFake(t)
 	f.diffScripts = [][]step{{sRun, sFail("checksum mismatch")}, {sRun, sDone}}
-	j := newJournal()
+	j := &MemJournal{}
 	var u updates
 	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
 	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{}, u.add)
@@ -107,7 +107,7 @@ func TestDiffRetryUsesRetryEndpointSameID(t *testing.T) {
 		t.Errorf("output = %+v", out)
 	}
 	want := []string{"diff@buildbox-1/game-b imagediff/create#1", "diff@buildbox-1/game-b imagediff/retry#1"}
-	if got := j.keys(); !slices.Equal(got, want) {
+	if got := j.sent(); !slices.Equal(got, want) {
 		t.Errorf("journal keys = %q, want %q", got, want)
 	}
 }
@@ -212,7 +212,7 @@ func TestVersionLostAnswerIsNotResent(t *testing.T) {
 	f, c := newFake(t)
 	f.dropVersion = true
 	d := completedDiff(t, f, 3)
-	j := newJournal()
+	j := &MemJournal{}
 	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
 	_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 	if !errors.Is(err, clanforge.ErrOutcomeUnknown) || !strings.Contains(err.Error(), fmt.Sprintf("check imageversion for diff %d", d.DiffID)) {
@@ -276,7 +276,7 @@ func TestInstallQueuesOnceAndWatches(t *testing.T) {
 	f, c := newFake(t)
 	ms := fleet(1)
 	v := listVersion(f, machineInstalls(ms, 1), false)
-	j := newJournal()
+	j := &MemJournal{}
 	var u updates
 	out, err := Run(context.Background(), newEnv(c, j, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
 		plan.Inputs{Version: &plan.Output{VersionID: v}}, u.add)
@@ -293,10 +293,10 @@ func TestInstallQueuesOnceAndWatches(t *testing.T) {
 	if got := u.states(KindInstall); !slices.Equal(got, want) {
 		t.Errorf("states = %v, want %v", got, want)
 	}
-	if got := j.keys(); !slices.Equal(got, []string{fmt.Sprintf("install@m0/game-b imageinstall/queue/%d", out.JobIDs[0])}) {
+	if got := j.sent(); !slices.Equal(got, []string{fmt.Sprintf("install@m0/game-b imageinstall/queue/%d", out.JobIDs[0])}) {
 		t.Errorf("journal keys = %q", got)
 	}
-	if p := j.params[j.keys()[0]]; p["mirroring"] != "false" {
+	if p := j.params(j.sent()[0]); p["mirroring"] != "false" {
 		t.Errorf("queue params %v", p)
 	}
 	// The mirror job of the same version is not ours.
@@ -316,7 +316,7 @@ func TestInstallMatchesAMachineGivenByName(t *testing.T) {
 	ms := fleet(2)
 	f.machineNames = map[int64]string{ms[0].ID: ms[0].Name, ms[1].ID: ms[1].Name}
 	v := listVersion(f, machineInstalls(ms, 1), false)
-	env := newEnv(c, newJournal(), testPol)
+	env := newEnv(c, &MemJournal{}, testPol)
 	env.Installs.SetMachineNames(map[string]int64{ms[0].Name: ms[0].ID, ms[1].Name: ms[1].ID})
 	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallManual),
 		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
@@ -566,8 +566,8 @@ func TestPacer(t *testing.T) {
 func TestResumeReattachesWithoutCreate(t *testing.T) {
 	f, c := newFake(t)
 	id := f.addJob("update", imgB.ID, []step{sRun, sDone})
-	j := newJournal()
-	j.prior["update@buildbox-1/game-b imageupdate/create#1"] = priorRec{intent: true, result: true, job: id}
+	j := &MemJournal{}
+	j.earlier("update@buildbox-1/game-b imageupdate/create#1", apiPrefix+epUpdateCreate, true, id)
 	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -582,15 +582,15 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		f, c := newFake(t)
 		id := f.addJob("diff", imgB.ID, []step{sRun, sDone})
 		f.setLock(imgB.ID, "diff", id)
-		j := newJournal()
+		j := &MemJournal{}
 		key := "diff@buildbox-1/game-b imagediff/create#1"
-		j.prior[key] = priorRec{intent: true}
+		j.earlier(key, apiPrefix+epDiffCreate, false, 0)
 		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), plan.Inputs{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.hit("imagediff/create") != 0 || out.DiffID != id || j.results[key] != id {
-			t.Errorf("creates %d, diffid %d (want %d), journal result %d", f.hit("imagediff/create"), out.DiffID, id, j.results[key])
+		if got, _ := j.answer(key); f.hit("imagediff/create") != 0 || out.DiffID != id || got != id {
+			t.Errorf("creates %d, diffid %d (want %d), journal result %d", f.hit("imagediff/create"), out.DiffID, id, got)
 		}
 	})
 	// No lock: the update was never made, or made and finished. Nothing
@@ -606,9 +606,9 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, c := newFake(t)
-			j := newJournal()
+			j := &MemJournal{}
 			id := "update@buildbox-1/game-b"
-			j.prior[id+" imageupdate/create#1"] = priorRec{intent: true}
+			j.earlier(id+" imageupdate/create#1", apiPrefix+epUpdateCreate, false, 0)
 			env := newEnv(c, j, testPol)
 			env.Resend, env.AssumeSent = map[string]bool{id: tc.resend}, map[string]bool{id: tc.taken}
 			_, err := Run(context.Background(), env, instFor(updateStep(0), build1), plan.Inputs{}, nil)
@@ -624,8 +624,8 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 	t.Run("version, diff still locks: safe to send", func(t *testing.T) {
 		f, c := newFake(t)
 		d := completedDiff(t, f, 3)
-		j := newJournal()
-		j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
+		j := &MemJournal{}
+		j.earlier("version@game-b imageversion/create#1", apiPrefix+epVersionCreate, false, 0)
 		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
 		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil); err != nil {
 			t.Fatal(err)
@@ -640,8 +640,8 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		f.mu.Lock()
 		delete(f.locks, imgB.ID)
 		f.mu.Unlock()
-		j := newJournal()
-		j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
+		j := &MemJournal{}
+		j.earlier("version@game-b imageversion/create#1", apiPrefix+epVersionCreate, false, 0)
 		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
 		_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
 		if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !strings.Contains(err.Error(), fmt.Sprintf("diff %d", d.DiffID)) {
@@ -657,8 +657,8 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 		f.mu.Lock()
 		delete(f.locks, imgB.ID)
 		f.mu.Unlock()
-		j := newJournal()
-		j.prior["reject@buildbox-1/game-b imagediff/reject#1"] = priorRec{intent: true}
+		j := &MemJournal{}
+		j.earlier("reject@buildbox-1/game-b imagediff/reject#1", fmt.Sprintf("%simagediff/%d/reject", apiPrefix, d.DiffID), false, 0)
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
 		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
 			t.Fatal(err)
@@ -682,8 +682,8 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 				in.moving, in.cur = true, step{st: clanforge.StateQueued}
 			}
 			f.mu.Unlock()
-			j := newJournal()
-			j.prior[QueueKey("install@m0/game-b", in.id)] = priorRec{intent: true}
+			j := &MemJournal{}
+			j.earlier(QueueKey("install@m0/game-b", in.id), queuePath(in.id), false, 0)
 			if _, err := Run(context.Background(), newEnv(c, j, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
 				plan.Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
 				t.Fatal(err)
@@ -699,7 +699,7 @@ func TestReject(t *testing.T) {
 	t.Run("reinstall", func(t *testing.T) {
 		f, c := newFake(t)
 		d := completedDiff(t, f, 3)
-		j := newJournal()
+		j := &MemJournal{}
 		var u updates
 		s := &plan.Step{Name: "reject", Type: plan.TypeReject, Reinstall: true, OnFailure: true}
 		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{Diff: d}, u.add)
@@ -712,7 +712,7 @@ func TestReject(t *testing.T) {
 		if st := u.states(KindUninstall); len(st) != 1 || out.Job.ID == 0 {
 			t.Errorf("uninstall reports %v, output job %+v", st, out.Job)
 		}
-		if p := j.params["reject@buildbox-1/game-b imagediff/reject#1"]; p["reinstall"] != "1" {
+		if p := j.params("reject@buildbox-1/game-b imagediff/reject#1"); p["reinstall"] != "1" {
 			t.Errorf("journal params %v", p)
 		}
 		if _, ok := f.locks[imgB.ID]; ok {
