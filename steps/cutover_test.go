@@ -25,68 +25,12 @@ const (
 	usID = simtest.FleetUS
 )
 
-// liveJournal records calls and answers Prior from everything recorded,
-// this run's included, as the state journal does; seed pre-fills what an
-// earlier run left behind.
-type liveJournal struct {
-	NopJournal // install records: the cut-over steps make none
-	mu         sync.Mutex
-	intents    map[string]bool
-	results    map[string]int64
-	hasRes     map[string]bool
-	order      []string
-	params     map[string]map[string]string
-}
-
-func newLiveJournal() *liveJournal {
-	return &liveJournal{intents: map[string]bool{}, results: map[string]int64{}, hasRes: map[string]bool{}, params: map[string]map[string]string{}}
-}
-
-func (j *liveJournal) Intent(key, endpoint string, params map[string]string) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.intents[key] = true
-	j.order = append(j.order, key)
-	j.params[key] = params
-	return nil
-}
-
-func (j *liveJournal) Result(key string, id int64, err error) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.results[key], j.hasRes[key] = id, true
-	return nil
-}
-
-func (j *liveJournal) Prior(key string) (bool, bool, int64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.intents[key], j.hasRes[key], j.results[key]
-}
-
-// seed records an intent, and a result when withResult, as a killed or
-// finished earlier run leaves them.
-func (j *liveJournal) seed(key string, withResult bool, id int64) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.intents[key] = true
-	if withResult {
-		j.results[key], j.hasRes[key] = id, true
-	}
-}
-
-func (j *liveJournal) sent() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]string(nil), j.order...)
-}
-
 type cutRig struct {
 	p        *plan.Plan
 	srv      *sim.Server
 	c        *clanforge.Client
 	env      *Env
-	j        *liveJournal
+	j        *MemJournal
 	a, b     *plan.Image
 	eu, us   *plan.Fleet
 	mu       sync.Mutex
@@ -115,7 +59,7 @@ func newCutRigWith(t *testing.T, n int, sc sim.Scenario, steps, onFailure string
 		sc.Speed = 400
 	}
 	e := simtest.Start(t, p, sc, simtest.ReadAttempts(3))
-	r.srv, r.c, r.j = e.Server, e.Client, newLiveJournal()
+	r.srv, r.c, r.j = e.Server, e.Client, &MemJournal{}
 	pol := PollPolicy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
 	r.env = &Env{Client: r.c, Journal: r.j, Poll: pol, Installs: NewInstallWatcher(r.c, pol)}
 	t.Cleanup(r.env.Installs.Close)
@@ -336,7 +280,7 @@ func TestSwitchSendsOnePatchPerFleet(t *testing.T) {
 		if _, res, id := r.j.Prior(SwitchKey(in.ID)); !res || id != 102 {
 			t.Errorf("%s: journal result %v %d", in.ID, res, id)
 		}
-		if p := r.j.params[SwitchKey(in.ID)]; p["ProfileID"] != "102" || p["Timeout"] != "2h" || p["MaxMachines"] != "2" {
+		if p := r.j.params(SwitchKey(in.ID)); p["ProfileID"] != "102" || p["Timeout"] != "2h" || p["MaxMachines"] != "2" {
 			t.Errorf("journal params %v", p)
 		}
 	}
@@ -385,7 +329,7 @@ func TestSwitchNothingToSend(t *testing.T) {
 		t.Errorf("prod-us: %d PATCHes, detail %q", len(r.patches(usID)), out.Detail)
 	}
 	// A new run (a fresh journal) of prod-eu, now complete on 102.
-	r.env.Journal = newLiveJournal()
+	r.env.Journal = &MemJournal{}
 	if _, err := r.run(t, insts[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +387,7 @@ func TestSwitchResume(t *testing.T) {
 			if tc.result {
 				id = 102
 			}
-			r.j.seed(SwitchKey(in.ID), tc.result, id)
+			r.j.earlier(SwitchKey(in.ID), switchPath(euID), tc.result, id)
 			if _, err := r.run(t, in); err != nil {
 				t.Fatalf("resumed switch: %v", err)
 			}
@@ -509,8 +453,8 @@ func TestSwitchBackSettlesAnUnansweredIntent(t *testing.T) {
 	if _, err := r.c.SwitchProfile(context.Background(), euID, clanforge.SwitchOptions{ProfileID: 102}); err != nil {
 		t.Fatal(err)
 	}
-	r.j.seed(SwitchKey(fwd[0].ID), false, 0)
-	r.j.seed(SwitchKey(fwd[1].ID), false, 0) // prod-us: intent, but the PATCH never left
+	r.j.earlier(SwitchKey(fwd[0].ID), switchPath(euID), false, 0)
+	r.j.earlier(SwitchKey(fwd[1].ID), switchPath(usID), false, 0) // prod-us: intent, but the PATCH never left
 	back := r.switchInsts(r.rollback(), r.a, r.eu, r.us)
 	for _, in := range back {
 		in.Trigger = fwd
@@ -700,3 +644,7 @@ func TestDescribeCutover(t *testing.T) {
 		t.Errorf("SwitchLine = %q", got)
 	}
 }
+
+// switchPath is the endpoint of a fleet's PATCH, as the steps send it to
+// the journal.
+func switchPath(fleetID string) string { return "/cfp/v2/fleet/" + fleetID + "/switchprofile" }

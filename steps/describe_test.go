@@ -136,7 +136,7 @@ func newRecordingRig(t *testing.T, p *plan.Plan, sc sim.Scenario, rec *recorder)
 	sc.Speed = 400
 	e := simtest.Start(t, p, sc, simtest.ReadAttempts(3), simtest.Front(rec.front))
 	pol := PollPolicy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
-	j := newJournal()
+	j := &MemJournal{}
 	return &simRig{p: p, srv: e.Server, client: e.Client, j: j, outs: map[string]*plan.Output{},
 		env: &Env{Client: e.Client, Journal: j, Poll: pol, Installs: NewInstallWatcher(e.Client, pol)}}
 }

@@ -34,7 +34,7 @@ func TestEnvValuesMaskedInStepErrors(t *testing.T) {
 	e := simtest.Start(t, p, sim.Scenario{Speed: 400, Failures: []sim.Failure{{Kind: sim.KindUpdate, Times: 1, Error: jobErr}}},
 		simtest.ReadAttempts(3))
 	pol := PollPolicy{Min: 5 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
-	env := &Env{Client: e.Client, Journal: newJournal(), Poll: pol, Installs: NewInstallWatcher(e.Client, pol)}
+	env := &Env{Client: e.Client, Journal: &MemJournal{}, Poll: pol, Installs: NewInstallWatcher(e.Client, pol)}
 	var update *plan.Instance
 	for _, in := range p.Instances {
 		if in.Step.Type == plan.TypeUpdate {

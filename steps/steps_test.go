@@ -12,237 +12,45 @@ import (
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/clanforge/sim"
+	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
 )
+
+// Plan fixtures, built by hand: the executors only read exported fields.
+// They name stepPlan's image and build machine (see newStepRig).
+var (
+	imgB    = &plan.Image{Name: "game-b", ID: 5531}
+	build1  = &plan.Machine{Name: "buildbox-1", ID: 770001, Build: true}
+	testPol = PollPolicy{Min: 2 * time.Millisecond, Max: 10 * time.Millisecond, Factor: 1.5}
+)
+
+func instFor(s *plan.Step, m *plan.Machine) *plan.Instance { return instOf(s, imgB, m) }
+
+func instOf(s *plan.Step, img *plan.Image, m *plan.Machine) *plan.Instance {
+	in := &plan.Instance{Step: s, Image: img, Machine: m, Wave: -1}
+	if m != nil {
+		in.Target = &plan.Target{Machine: m, Image: img}
+		in.ID = s.Name + "@" + in.Target.Key()
+	} else {
+		in.ID = s.Name + "@" + img.Name
+	}
+	return in
+}
+
+func versionInst(at plan.InstallAt) *plan.Instance {
+	return instFor(&plan.Step{Name: "version", Type: plan.TypeVersion, InstallAt: at, Full: plan.FullAuto}, nil)
+}
+
+func newEnv(c *clanforge.Client, j Journal, pol PollPolicy) *Env {
+	return &Env{Client: c, Journal: j, Poll: pol, Installs: NewInstallWatcher(c, pol)}
+}
 
 func updateStep(retries int) *plan.Step {
 	return &plan.Step{
 		Name: "update", Type: plan.TypeUpdate, Retries: retries,
 		Desc: plan.Value{Resolved: "build 1.4.2", Display: "build 1.4.2"},
-		URL:  plan.Value{Resolved: "s3://AKIAXX:TOPSECRETVALUE@builds/game/1.4.2/", Display: "s3://***@builds/game/1.4.2/"},
-	}
-}
-
-func TestUpdate(t *testing.T) {
-	tests := []struct {
-		name      string
-		retries   int
-		scripts   [][]step
-		wantErr   string
-		wantCreat int
-	}{
-		{"happy", 0, nil, "", 1},
-		{"failed job, no retries", 0, [][]step{{sRun, sFail("disk full")}}, "disk full", 1},
-		{"failed then retried", 1, [][]step{{sRun, sFail("disk full")}, {sRun, sDone}}, "", 2},
-		{"retries exhausted", 1, [][]step{{sFail("a")}, {sFail("b")}}, "after 2 attempts", 2},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, c := newFake(t)
-			f.updateScripts = tt.scripts
-			j := newJournal()
-			var u updates
-			inst := instFor(updateStep(tt.retries), build1)
-			out, err := Run(context.Background(), newEnv(c, j, testPol), inst, plan.Inputs{}, u.add)
-			if tt.wantErr == "" && err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
-				t.Fatalf("Run error = %v, want it to contain %q", err, tt.wantErr)
-			}
-			if got := f.hit("imageupdate/create"); got != tt.wantCreat {
-				t.Errorf("creates = %d, want %d", got, tt.wantCreat)
-			}
-			wantKeys := []string{}
-			for a := 1; a <= tt.wantCreat; a++ {
-				wantKeys = append(wantKeys, fmt.Sprintf("update@buildbox-1/game-b imageupdate/create#%d", a))
-			}
-			if got := j.keys(); !slices.Equal(got, wantKeys) {
-				t.Errorf("journal keys = %q, want %q", got, wantKeys)
-			}
-			p := j.params[wantKeys[0]]
-			if p["url"] != "s3://***@builds/game/1.4.2/" || p["imageid"] != "5531" || p["machineid"] != "770001" {
-				t.Errorf("journal params = %v", p)
-			}
-			for k, v := range p {
-				if strings.Contains(v, "TOPSECRET") {
-					t.Errorf("journal param %s leaks the secret: %q", k, v)
-				}
-			}
-			if st := u.states(KindUpdate); st[0] != clanforge.StateCreated || st[len(st)-1] != clanforge.JobState(out.Job.State) {
-				t.Errorf("progress states = %v, output job state %d", st, out.Job.State)
-			}
-			want := plan.OutputSucceeded
-			if tt.wantErr != "" {
-				want = plan.OutputFailed
-			}
-			if out.State != want {
-				t.Errorf("output state = %q, want %q", out.State, want)
-			}
-		})
-	}
-}
-
-func TestDiffRetryUsesRetryEndpointSameID(t *testing.T) {
-	f, c := newFake(t)
-	f.diffScripts = [][]step{{sRun, sFail("checksum mismatch")}, {sRun, sDone}}
-	j := newJournal()
-	var u updates
-	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
-	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{}, u.add)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if f.hit("imagediff/create") != 1 || f.hit("imagediff/retry") != 1 {
-		t.Errorf("creates %d, retries %d; want 1 and 1", f.hit("imagediff/create"), f.hit("imagediff/retry"))
-	}
-	ids := map[int64]bool{}
-	for _, x := range u.all {
-		ids[x.Job.ID] = true
-	}
-	if len(ids) != 1 || !ids[out.DiffID] {
-		t.Errorf("diff ids seen %v, output diffid %d: the retry must keep the diffid", ids, out.DiffID)
-	}
-	if out.Changed != 3 || !slices.Equal(out.Added, []string{"Data/level9.pak"}) || !slices.Equal(out.Removed, []string{"Data/old.bik"}) {
-		t.Errorf("output = %+v", out)
-	}
-	want := []string{"diff@buildbox-1/game-b imagediff/create#1", "diff@buildbox-1/game-b imagediff/retry#1"}
-	if got := j.keys(); !slices.Equal(got, want) {
-		t.Errorf("journal keys = %q, want %q", got, want)
-	}
-}
-
-func TestDiffFailureKeepsDiffID(t *testing.T) {
-	f, c := newFake(t)
-	f.diffScripts = [][]step{{sFail("bad")}, {sFail("worse")}}
-	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
-	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "worse") || !strings.Contains(err.Error(), "after 1 retries") {
-		t.Fatalf("err = %v", err)
-	}
-	if out.DiffID == 0 {
-		t.Error("a failed diff must still report its diffid so that reject can release the lock")
-	}
-	if f.hit("imagediff/retry") != 1 {
-		t.Errorf("retries = %d, want 1", f.hit("imagediff/retry"))
-	}
-}
-
-// completedDiff makes a completed diff that locks the image and returns its
-// output as the diff step would have produced it.
-func completedDiff(t *testing.T, f *fakeAPI, changed int) *plan.Output {
-	t.Helper()
-	id := f.addJob("diff", imgB.ID, []step{sDone})
-	f.mu.Lock()
-	f.jobs[id].changed = changed
-	f.jobs[id].cur = sDone
-	f.locks[imgB.ID] = lock{"diff", id}
-	f.mu.Unlock()
-	return &plan.Output{DiffID: id, Changed: changed}
-}
-
-func TestVersionOptions(t *testing.T) {
-	tests := []struct {
-		name      string
-		full      plan.FullMode
-		changed   int
-		at        plan.InstallAt
-		wantFull  string
-		wantAt    string
-		wantError string
-	}{
-		{"auto on empty diff sends full=1", plan.FullAuto, 0, plan.InstallManual, "1", "", ""},
-		{"auto on changes sends full=0", plan.FullAuto, 3, plan.InstallNow, "0", "NOW()", ""},
-		{"false on empty diff is refused", plan.FullFalse, 0, plan.InstallManual, "0", "", "full=1 required"},
-		{"true", plan.FullTrue, 3, plan.InstallManual, "1", "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, c := newFake(t)
-			d := completedDiff(t, f, tt.changed)
-			s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: tt.full, InstallAt: tt.at, Restart: true,
-				GameBuild: plan.Value{Resolved: "1.4.2", Display: "1.4.2"}}
-			out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
-			if f.hit("imageversion/create") != 1 {
-				t.Fatalf("creates = %d, want 1", f.hit("imageversion/create"))
-			}
-			if tt.wantError != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
-					t.Fatalf("err = %v, want %q", err, tt.wantError)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			p := f.versionParams
-			// full=0 may be sent or left out (absence means 0, API §4.8):
-			// the client decides the wire form; what matters is no full=1.
-			full := p.Get("full")
-			if full == "" {
-				full = "0"
-			}
-			if full != tt.wantFull || p.Get("install_at") != tt.wantAt || p.Get("restart") != "1" ||
-				p.Get("game_build") != "1.4.2" || p.Get("diffid") != fmt.Sprint(d.DiffID) {
-				t.Errorf("sent %v", p)
-			}
-			if out.VersionID == 0 || out.Job.State != int(clanforge.StateCompleted) {
-				t.Errorf("output %+v", out)
-			}
-		})
-	}
-}
-
-func TestVersionFailedAndNoDiff(t *testing.T) {
-	f, c := newFake(t)
-	f.versionScript = []step{sRun, sFail("packaging failed")}
-	d := completedDiff(t, f, 3)
-	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-	_, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
-	if err == nil || !strings.Contains(err.Error(), "packaging failed") {
-		t.Fatalf("err = %v", err)
-	}
-	_, err = Run(context.Background(), newEnv(c, nil, testPol), instFor(s, nil), plan.Inputs{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "no diff id") {
-		t.Fatalf("without a diff: err = %v", err)
-	}
-}
-
-func TestVersionLostAnswerIsNotResent(t *testing.T) {
-	f, c := newFake(t)
-	f.dropVersion = true
-	d := completedDiff(t, f, 3)
-	j := newJournal()
-	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-	_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
-	if !errors.Is(err, clanforge.ErrOutcomeUnknown) || !strings.Contains(err.Error(), fmt.Sprintf("check imageversion for diff %d", d.DiffID)) {
-		t.Fatalf("err = %v", err)
-	}
-	if f.hit("imageversion/create") != 1 {
-		t.Errorf("creates = %d, want exactly 1", f.hit("imageversion/create"))
-	}
-}
-
-func TestGateWithoutExpressionFails(t *testing.T) {
-	s := &plan.Step{Name: "small", Type: plan.TypeGate}
-	_, err := Run(context.Background(), &Env{}, instFor(s, nil), plan.Inputs{}, nil)
-	if err == nil || !strings.Contains(err.Error(), `gate "small"`) {
-		t.Fatalf("err = %v", err)
-	}
-}
-
-// machineInstalls generates one Pending machine job per machine and one
-// mirror job per location, like a completed version does.
-func machineInstalls(ms []*plan.Machine, mirrors int) func(int64, bool) []*finst {
-	return func(v int64, now bool) []*finst {
-		var out []*finst
-		for i := 0; i < mirrors; i++ {
-			out = append(out, &finst{mirroring: true, mirror: fmt.Sprintf("mirror-%d", i), location: int64(30 + i), version: v, moving: now})
-		}
-		for _, m := range ms {
-			out = append(out, &finst{machine: m.ID, location: 30, version: v, moving: now})
-		}
-		return out
+		URL:  plan.Value{Resolved: bucketURL, Display: "s3://***@builds/game/1.4.2/"},
 	}
 }
 
@@ -260,89 +68,288 @@ func installInst(s *plan.Step, m *plan.Machine, at plan.InstallAt) *plan.Instanc
 	return in
 }
 
-// listVersion lists the install jobs of a fresh version id.
-func listVersion(f *fakeAPI, gen func(int64, bool) []*finst, now bool) int64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.next++
-	v := f.next
-	for _, in := range gen(v, now) {
-		f.addInstallLocked(in)
-	}
-	return v
+// updates collects progress reports.
+type updates struct {
+	mu  sync.Mutex
+	all []JobUpdate
 }
 
-func TestInstallQueuesOnceAndWatches(t *testing.T) {
-	f, c := newFake(t)
-	ms := fleet(1)
-	v := listVersion(f, machineInstalls(ms, 1), false)
-	j := newJournal()
+func (u *updates) add(j JobUpdate) {
+	u.mu.Lock()
+	u.all = append(u.all, j)
+	u.mu.Unlock()
+}
+
+func (u *updates) states(kind string) []clanforge.JobState {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var s []clanforge.JobState
+	for _, j := range u.all {
+		if j.Kind == kind && (len(s) == 0 || s[len(s)-1] != j.Job.State) {
+			s = append(s, j.Job.State)
+		}
+	}
+	return s
+}
+
+func (u *updates) last() JobUpdate {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.all[len(u.all)-1]
+}
+
+// waitGoroutines waits until the goroutine count drops to at most base.
+func waitGoroutines(t *testing.T, base int) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if runtime.NumGoroutine() <= base {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<16)
+	n := runtime.Stack(buf, true)
+	t.Fatalf("goroutines: %d, want at most %d\n%s", runtime.NumGoroutine(), base, buf[:n])
+}
+
+func TestUpdate(t *testing.T) {
+	fail := func(msg string) sim.Failure { return sim.Failure{Kind: sim.KindUpdate, Times: 1, Error: msg} }
+	tests := []struct {
+		name      string
+		retries   int
+		failures  []sim.Failure
+		wantErr   []string
+		wantCreat int
+	}{
+		{"happy", 0, nil, nil, 1},
+		{"failed job, no retries", 0, []sim.Failure{fail("disk full")}, []string{"disk full"}, 1},
+		{"failed then retried", 1, []sim.Failure{fail("disk full")}, nil, 2},
+		{"retries exhausted", 1, []sim.Failure{fail("a"), fail("b")}, []string{"b", "after 2 attempts"}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStepRig(t, "", sim.Scenario{Failures: tt.failures})
+			var u updates
+			out, err := r.exec(instFor(updateStep(tt.retries), build1), plan.Inputs{}, u.add)
+			if tt.wantErr == nil && err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("Run error = %v, want it to contain %q", err, w)
+				}
+			}
+			if got := r.calls(sim.EPUpdateCreate); got != tt.wantCreat {
+				t.Errorf("creates = %d, want %d", got, tt.wantCreat)
+			}
+			wantKeys := []string{}
+			for a := 1; a <= tt.wantCreat; a++ {
+				wantKeys = append(wantKeys, fmt.Sprintf("update@buildbox-1/game-b imageupdate/create#%d", a))
+			}
+			if got := r.j.sent(); !slices.Equal(got, wantKeys) {
+				t.Errorf("journal keys = %q, want %q", got, wantKeys)
+			}
+			p := r.j.params(wantKeys[0])
+			if p["url"] != "s3://***@builds/game/1.4.2/" || p["imageid"] != "5531" || p["machineid"] != "770001" {
+				t.Errorf("journal params = %v", p)
+			}
+			for k, v := range p {
+				if strings.Contains(v, "TOPSECRET") {
+					t.Errorf("journal param %s leaks the secret: %q", k, v)
+				}
+			}
+			if st := u.states(KindUpdate); st[0] != clanforge.StateCreated || st[len(st)-1] != clanforge.JobState(out.Job.State) {
+				t.Errorf("progress states = %v, output job state %d", st, out.Job.State)
+			}
+			want := plan.OutputSucceeded
+			if tt.wantErr != nil {
+				want = plan.OutputFailed
+			}
+			if out.State != want {
+				t.Errorf("output state = %q, want %q", out.State, want)
+			}
+		})
+	}
+}
+
+func TestDiffRetryUsesRetryEndpointSameID(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindDiff, Times: 1, Error: "checksum mismatch"}}})
+	r.update(t, "build 1.4.2")
 	var u updates
-	out, err := Run(context.Background(), newEnv(c, j, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, u.add)
+	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
+	out, err := r.exec(instFor(s, build1), plan.Inputs{}, u.add)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if f.hit("imageinstall/queue") != 1 {
-		t.Errorf("queue calls = %d, want 1", f.hit("imageinstall/queue"))
+	if r.calls(sim.EPDiffCreate) != 1 || r.calls(sim.EPDiffRetry) != 1 {
+		t.Errorf("creates %d, retries %d; want 1 and 1", r.calls(sim.EPDiffCreate), r.calls(sim.EPDiffRetry))
 	}
-	if len(out.JobIDs) != 1 || out.Job.State != int(clanforge.StateCompleted) {
-		t.Errorf("output %+v", out)
+	ids := map[int64]bool{}
+	for _, x := range u.all {
+		ids[x.Job.ID] = true
+	}
+	if len(ids) != 1 || !ids[out.DiffID] {
+		t.Errorf("diff ids seen %v, output diffid %d: the retry must keep the diffid", ids, out.DiffID)
+	}
+	if out.Changed != 3 || !slices.Equal(out.Added, []string{"Data/level9.pak"}) || !slices.Equal(out.Modified, []string{"GameServer.x86_64"}) ||
+		!slices.Equal(out.Removed, []string{"Data/level1.pak"}) {
+		t.Errorf("output = %+v", out)
+	}
+	want := []string{"diff@buildbox-1/game-b imagediff/create#1", "diff@buildbox-1/game-b imagediff/retry#1"}
+	if got := r.j.sent(); !slices.Equal(got, want) {
+		t.Errorf("journal keys = %q, want %q", got, want)
+	}
+}
+
+func TestDiffFailureKeepsDiffID(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindDiff, Times: 1, Error: "bad"}, {Kind: sim.KindDiff, Times: 1, Error: "worse"}}})
+	s := &plan.Step{Name: "diff", Type: plan.TypeDiff, Retries: 1}
+	out, err := r.exec(instFor(s, build1), plan.Inputs{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "worse") || !strings.Contains(err.Error(), "after 1 retries") {
+		t.Fatalf("err = %v", err)
+	}
+	if out.DiffID == 0 || r.srv.Locks()[imgB.ID].DiffID != out.DiffID {
+		t.Errorf("output diffid %d, lock %+v: a failed diff must still report the diffid that locks the image, so that reject can release it",
+			out.DiffID, r.srv.Locks()[imgB.ID])
+	}
+	if r.calls(sim.EPDiffRetry) != 1 {
+		t.Errorf("retries = %d, want 1", r.calls(sim.EPDiffRetry))
+	}
+}
+
+func TestVersionOptions(t *testing.T) {
+	tests := []struct {
+		name      string
+		full      plan.FullMode
+		changes   bool
+		at        plan.InstallAt
+		wantFull  string
+		wantAt    string
+		wantError string
+	}{
+		{"auto on empty diff sends full=1", plan.FullAuto, false, plan.InstallManual, "1", "", ""},
+		{"auto on changes sends full=0", plan.FullAuto, true, plan.InstallNow, "0", "NOW()", ""},
+		// The API's words for a version without changes and without full.
+		{"false on empty diff is refused", plan.FullFalse, false, plan.InstallManual, "0", "", "full=1 is required"},
+		{"true", plan.FullTrue, true, plan.InstallManual, "1", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newStepRig(t, "", sim.Scenario{})
+			d := r.diff(t, tt.changes)
+			s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: tt.full, InstallAt: tt.at, Restart: true,
+				GameBuild: plan.Value{Resolved: "1.4.2", Display: "1.4.2"}}
+			out, err := r.exec(instFor(s, nil), plan.Inputs{Diff: d}, nil)
+			if r.calls(sim.EPVersionCreate) != 1 {
+				t.Fatalf("creates = %d, want 1", r.calls(sim.EPVersionCreate))
+			}
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Fatalf("err = %v, want %q", err, tt.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			sent := r.sentTo("/cfp/v1/imageversion/create")
+			p := sent[len(sent)-1].Query
+			// full=0 may be sent or left out (absence means 0, API §4.8):
+			// the client decides the wire form; what matters is no full=1.
+			full := p.Get("full")
+			if full == "" {
+				full = "0"
+			}
+			if full != tt.wantFull || p.Get("install_at") != tt.wantAt || p.Get("restart") != "1" ||
+				p.Get("game_build") != "1.4.2" || p.Get("diffid") != fmt.Sprint(d.DiffID) {
+				t.Errorf("sent %v", p)
+			}
+			if out.VersionID == 0 || out.Job.State != int(clanforge.StateCompleted) || r.srv.LatestVersion(imgB.ID) != out.VersionID {
+				t.Errorf("output %+v, latest version %d", out, r.srv.LatestVersion(imgB.ID))
+			}
+		})
+	}
+}
+
+func TestVersionFailedAndNoDiff(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindVersion, Error: "packaging failed"}}})
+	d := r.diff(t, true)
+	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
+	_, err := r.exec(instFor(s, nil), plan.Inputs{Diff: d}, nil)
+	if err == nil || !strings.Contains(err.Error(), "packaging failed") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = r.exec(instFor(s, nil), plan.Inputs{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no diff id") {
+		t.Fatalf("without a diff: err = %v", err)
+	}
+}
+
+func TestVersionLostAnswerIsNotResent(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{Faults: targeted(sim.EPVersionCreate, sim.FaultDrop, 1, 0)})
+	d := r.diff(t, true)
+	s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
+	_, err := r.exec(instFor(s, nil), plan.Inputs{Diff: d}, nil)
+	if !errors.Is(err, clanforge.ErrOutcomeUnknown) || !strings.Contains(err.Error(), fmt.Sprintf("check imageversion for diff %d", d.DiffID)) {
+		t.Fatalf("err = %v", err)
+	}
+	if r.calls(sim.EPVersionCreate) != 1 || r.versions() != 1 {
+		t.Errorf("creates = %d, versions made %d; want exactly 1 each", r.calls(sim.EPVersionCreate), r.versions())
+	}
+}
+
+func TestGateWithoutExpressionFails(t *testing.T) {
+	s := &plan.Step{Name: "small", Type: plan.TypeGate}
+	_, err := Run(context.Background(), &Env{}, instFor(s, nil), plan.Inputs{}, nil)
+	if err == nil || !strings.Contains(err.Error(), `gate "small"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestInstallQueuesOnceAndWatches(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{})
+	v := r.version(t, plan.InstallManual)
+	r.mirrors(t, v)
+	eu1 := r.machine("eu-1")
+	var u updates
+	inst := installInst(installStep(false), eu1, plan.InstallManual)
+	out, err := r.exec(inst, plan.Inputs{Version: v}, u.add)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	_, machines := r.installJobs(v.VersionID)
+	own := machines[eu1.ID]
+	if r.calls(sim.EPInstallQueue) != 1 || len(r.sentTo(fmt.Sprintf("/cfp/v1/imageinstall/%d/queue", own))) != 1 {
+		t.Errorf("queue calls = %d, want 1, of job %d", r.calls(sim.EPInstallQueue), own)
+	}
+	if !slices.Equal(out.JobIDs, []int64{own}) || out.Job.State != int(clanforge.StateCompleted) {
+		t.Errorf("output %+v, want job %d completed", out, own)
 	}
 	want := []clanforge.JobState{clanforge.StatePending, clanforge.StateQueued, clanforge.StateRunning, clanforge.StateCompleted}
 	if got := u.states(KindInstall); !slices.Equal(got, want) {
 		t.Errorf("states = %v, want %v", got, want)
 	}
-	if got := j.keys(); !slices.Equal(got, []string{fmt.Sprintf("install@m0/game-b imageinstall/queue/%d", out.JobIDs[0])}) {
+	if got := r.j.sent(); !slices.Equal(got, []string{QueueKey(inst.ID, own)}) {
 		t.Errorf("journal keys = %q", got)
 	}
-	if p := j.params[j.keys()[0]]; p["mirroring"] != "false" {
+	if p := r.j.params(QueueKey(inst.ID, own)); p["mirroring"] != "false" {
 		t.Errorf("queue params %v", p)
 	}
-	// The mirror job of the same version is not ours.
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, in := range f.installs {
-		if in.mirroring && in.cur.st != clanforge.StatePending {
-			t.Errorf("mirror job %d was touched: %v", in.id, in.cur.st)
-		}
-	}
-}
-
-// TestInstallMatchesAMachineGivenByName: install entries that name their
-// machine instead of giving its id are matched through the plan's names.
-func TestInstallMatchesAMachineGivenByName(t *testing.T) {
-	f, c := newFake(t)
-	ms := fleet(2)
-	f.machineNames = map[int64]string{ms[0].ID: ms[0].Name, ms[1].ID: ms[1].Name}
-	v := listVersion(f, machineInstalls(ms, 1), false)
-	env := newEnv(c, newJournal(), testPol)
-	env.Installs.SetMachineNames(map[string]int64{ms[0].Name: ms[0].ID, ms[1].Name: ms[1].ID})
-	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallManual),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if f.hit("imageinstall/queue") != 1 || len(out.JobIDs) != 1 {
-		t.Fatalf("queue calls %d, output %+v", f.hit("imageinstall/queue"), out)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, in := range f.all {
-		if in.id == out.JobIDs[0] && in.machine != ms[1].ID {
-			t.Errorf("queued the job of machine %d, want %d", in.machine, ms[1].ID)
+	// The other machines' jobs of the same version are not ours.
+	for m, id := range machines {
+		if m != eu1.ID && !r.job(t, sim.KindInstall, id).Held {
+			t.Errorf("the job %d of machine %d was touched: %+v", id, m, r.job(t, sim.KindInstall, id))
 		}
 	}
 }
 
 func TestInstallFailedStaysListed(t *testing.T) {
-	f, c := newFake(t)
-	f.installScript = []step{{st: clanforge.StateQueued}, sRun, sFail("disk full on machine")}
-	ms := fleet(1)
-	v := listVersion(f, machineInstalls(ms, 0), false)
-	out, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
-	if err == nil || !strings.Contains(err.Error(), "disk full on machine") || !strings.Contains(err.Error(), fmt.Sprint(ms[0].ID)) {
+	r := newStepRig(t, "", sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindInstall, Machine: "eu-1", Error: "disk full on machine"}}})
+	v := r.version(t, plan.InstallManual)
+	r.mirrors(t, v)
+	eu1 := r.machine("eu-1")
+	out, err := r.exec(installInst(installStep(false), eu1, plan.InstallManual), plan.Inputs{Version: v}, nil)
+	if err == nil || !strings.Contains(err.Error(), "disk full on machine") || !strings.Contains(err.Error(), fmt.Sprint(eu1.ID)) {
 		t.Fatalf("err = %v", err)
 	}
 	if out.Job.State != int(clanforge.StateFailed) {
@@ -350,42 +357,53 @@ func TestInstallFailedStaysListed(t *testing.T) {
 	}
 }
 
+// TestInstallMirrorWaitsForEveryLocation: the mirror instance of a version
+// with three locations returns only once every mirror job completed; its
+// last report is the slowest one completing. The seed's jitter makes the
+// mirror runs differ in length: the last ends over seven requests after
+// the others.
 func TestInstallMirrorWaitsForEveryLocation(t *testing.T) {
-	f, c := newFake(t)
-	v := listVersion(f, machineInstalls(fleet(2), 3), false)
-	// One mirror takes longer than the others.
-	f.mu.Lock()
-	f.installs[1].script = []step{{st: clanforge.StateQueued}, sRun, sRun, sRun, sDone}
-	slow := f.installs[1].id
-	f.mu.Unlock()
+	r := newStepRig(t, "", sim.Scenario{Seed: 10, Jitter: 0.9})
+	v := r.version(t, plan.InstallManual)
 	var u updates
-	out, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(true), nil, plan.InstallManual),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, u.add)
+	out, err := r.exec(installInst(installStep(true), nil, plan.InstallManual), plan.Inputs{Version: v}, u.add)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if f.hit("imageinstall/queue") != 3 || len(out.JobIDs) != 3 {
-		t.Errorf("queue calls %d, job ids %v; want 3 each", f.hit("imageinstall/queue"), out.JobIDs)
+	mirrors, _ := r.installJobs(v.VersionID)
+	if r.calls(sim.EPInstallQueue) != 3 || !slices.Equal(out.JobIDs, mirrors) || len(mirrors) != 3 {
+		t.Errorf("queue calls %d, job ids %v; want 3, %v", r.calls(sim.EPInstallQueue), out.JobIDs, mirrors)
 	}
-	u.mu.Lock()
-	last := u.all[len(u.all)-1]
-	u.mu.Unlock()
-	if last.Job.ID != slow || last.Job.State != clanforge.StateCompleted || last.Kind != KindMirror {
-		t.Errorf("last update %+v, want the slow mirror %d completing", last, slow)
+	var slow sim.JobInfo
+	var ends []time.Time
+	for _, id := range mirrors {
+		j := r.job(t, sim.KindMirror, id)
+		if j.State != int(clanforge.StateCompleted) {
+			t.Fatalf("the instance returned while mirror job %d was %s", id, j.StateName)
+		}
+		ends = append(ends, j.Ended)
+		if j.Ended.After(slow.Ended) {
+			slow = j
+		}
+	}
+	slices.SortFunc(ends, func(a, b time.Time) int { return a.Compare(b) })
+	if ends[2].Sub(ends[1]) < 3*stepTick {
+		t.Fatalf("mirror jobs ended at %v: the scenario does not make one clearly slower", ends)
+	}
+	if last := u.last(); last.Job.ID != slow.ID || last.Job.State != clanforge.StateCompleted || last.Kind != KindMirror {
+		t.Errorf("last update %+v, want the slow mirror %d completing", last, slow.ID)
 	}
 }
 
 func TestInstallAtNowOnlyWatches(t *testing.T) {
-	f, c := newFake(t)
-	ms := fleet(1)
-	v := listVersion(f, machineInstalls(ms, 0), true)
-	_, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallNow),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
+	r := newStepRig(t, "", sim.Scenario{})
+	v := r.version(t, plan.InstallNow)
+	out, err := r.exec(installInst(installStep(false), r.machine("eu-1"), plan.InstallNow), plan.Inputs{Version: v}, nil)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if f.hit("imageinstall/queue") != 0 {
-		t.Errorf("queue calls = %d, want 0 under install_at=now", f.hit("imageinstall/queue"))
+	if r.calls(sim.EPInstallQueue) != 0 || out.Job.State != int(clanforge.StateCompleted) {
+		t.Errorf("queue calls = %d under install_at=now (want 0), output %+v", r.calls(sim.EPInstallQueue), out)
 	}
 }
 
@@ -393,62 +411,52 @@ func TestInstallAtNowOnlyWatches(t *testing.T) {
 // runs every machine's job by itself, while the rollout may watch only some
 // at a time. A job that completed (and left the list) while its instance
 // waited for a slot was still seen by the shared watcher reading for the
-// others, so the instance succeeds, naming its job, even though other
-// machines are still pending (which rules out the counters' proof).
+// others, so the instance succeeds, naming its job, even though another
+// machine is still pending (its region never gets ready), which rules out
+// the counters' proof. No journal helps: the run records nothing.
 func TestInstallAtNowJobEndedBeforeItsTurn(t *testing.T) {
-	f, c := newFake(t)
-	f.counters = clanforge.Counters{Pending: 1, Completed: 1}
-	ms := fleet(2)
-	v := listVersion(f, machineInstalls(ms, 0), true)
-	f.mu.Lock()
-	f.installs[0].script = []step{{st: clanforge.StateQueued}, sRun, sRun, sRun, sRun, sDone}
-	early := f.installs[1].id
-	f.mu.Unlock()
-	env := newEnv(c, nil, testPol)
-	defer env.Installs.Close()
-	if _, err := Run(context.Background(), env, installInst(installStep(false), ms[0], plan.InstallNow),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
+	r := newStepRig(t, "", sim.Scenario{NeverReadyRegions: []string{"us"}})
+	r.env.Journal = nil
+	v := r.version(t, plan.InstallNow)
+	eu1, eu2 := r.machine("eu-1"), r.machine("eu-2")
+	if _, err := r.exec(installInst(installStep(false), eu1, plan.InstallNow), plan.Inputs{Version: v}, nil); err != nil {
 		t.Fatalf("first machine: %v", err)
 	}
-	f.mu.Lock()
-	for _, in := range f.installs {
-		if in.id == early {
-			f.mu.Unlock()
-			t.Fatalf("the second machine's job %d is still listed: the test does not cover a vanished job", early)
-		}
+	_, machines := r.installJobs(v.VersionID)
+	early := machines[eu2.ID]
+	if j := r.job(t, sim.KindInstall, early); j.State != int(clanforge.StateCompleted) {
+		t.Fatalf("the second machine's job %d is %s: the test does not cover a vanished job", early, j.StateName)
 	}
-	f.mu.Unlock()
-	out, err := Run(context.Background(), env, installInst(installStep(false), ms[1], plan.InstallNow),
-		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
+	out, err := r.exec(installInst(installStep(false), eu2, plan.InstallNow), plan.Inputs{Version: v}, nil)
 	if err != nil {
 		t.Fatalf("second machine, whose job ended before its turn: %v", err)
 	}
 	if !slices.Equal(out.JobIDs, []int64{early}) || out.Job.State != int(clanforge.StateCompleted) {
 		t.Fatalf("output %+v, want job %d completed", out, early)
 	}
-	if f.hit("imageinstall/queue") != 0 {
-		t.Errorf("queue calls = %d under install_at now", f.hit("imageinstall/queue"))
+	if r.calls(sim.EPInstallQueue) != 0 {
+		t.Errorf("queue calls = %d under install_at now", r.calls(sim.EPInstallQueue))
 	}
 }
 
+// TestInstallNotFound: a job that is never listed fails the instance after
+// discoveryReads reads, unless the image's counters say that every machine
+// runs the latest version (the job completed before anyone looked).
 func TestInstallNotFound(t *testing.T) {
-	f, c := newFake(t)
-	f.counters = clanforge.Counters{Pending: 3, Completed: 1}
-	ms := fleet(1)
-	_, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		plan.Inputs{Version: &plan.Output{VersionID: 99}}, nil)
+	r := newStepRig(t, "", sim.Scenario{})
+	inst := installInst(installStep(false), r.machine("eu-1"), plan.InstallManual)
+	ghost := plan.Inputs{Version: &plan.Output{VersionID: 99}}
+	if _, err := r.exec(inst, ghost, nil); err != nil {
+		t.Fatalf("with nothing pending: %v", err)
+	}
+	// A version whose jobs are held leaves every machine pending.
+	r.version(t, plan.InstallManual)
+	_, err := r.exec(inst, ghost, nil)
 	if err == nil || !strings.Contains(err.Error(), "no machine install job for version 99") {
 		t.Fatalf("err = %v", err)
 	}
-	if n := f.hit("imageinstall/status"); n < discoveryReads {
+	if n := r.calls(sim.EPInstallStatus); n < discoveryReads {
 		t.Errorf("gave up after %d reads, want at least %d", n, discoveryReads)
-	}
-	// The counters say every running machine is on the latest version: the
-	// job completed before anyone looked.
-	f.counters = clanforge.Counters{Completed: 4}
-	if _, err := Run(context.Background(), newEnv(c, nil, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-		plan.Inputs{Version: &plan.Output{VersionID: 99}}, nil); err != nil {
-		t.Fatalf("with nothing pending: %v", err)
 	}
 }
 
@@ -456,21 +464,24 @@ func TestInstallNotFound(t *testing.T) {
 // they share one reader, so the reads of imageinstall/status follow the
 // interval, not the number of instances.
 func TestSharedWatcherReadsOncePerInterval(t *testing.T) {
-	f, c := newFake(t)
 	const n = 60
-	ms := fleet(n)
-	v := listVersion(f, machineInstalls(ms, 0), false)
+	r := newStepRig(t, simtest.FleetPlan("shared", []string{"game-a", "game-b"}, n, 4, "", "", ""), sim.Scenario{})
+	v := r.version(t, plan.InstallManual)
+	r.mirrors(t, v)
 	pol := PollPolicy{Min: 20 * time.Millisecond, Max: 40 * time.Millisecond, Factor: 1.5}
-	env := newEnv(c, nil, pol)
+	env := newEnv(r.client, nil, pol)
+	defer env.Installs.Close()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for _, m := range ms {
+	for _, m := range r.p.Machines {
+		if m.Build {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := Run(context.Background(), env, installInst(installStep(false), m, plan.InstallManual),
-				plan.Inputs{Version: &plan.Output{VersionID: v}}, nil)
+			_, err := Run(context.Background(), env, installInst(installStep(false), m, plan.InstallManual), plan.Inputs{Version: v}, nil)
 			errs <- err
 		}()
 	}
@@ -482,43 +493,392 @@ func TestSharedWatcherReadsOncePerInterval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reads := f.hit("imageinstall/status")
+	reads := r.calls(sim.EPInstallStatus)
 	if limit := int(elapsed/pol.Min) + 2; reads > limit {
 		t.Errorf("%d reads in %v: more than one per Min interval (limit %d)", reads, elapsed, limit)
 	}
 	if reads >= n {
 		t.Errorf("%d reads for %d instances: the reader is not shared", reads, n)
 	}
-	if f.hit("imageinstall/queue") != n {
-		t.Errorf("queue calls = %d, want %d", f.hit("imageinstall/queue"), n)
+	if r.calls(sim.EPInstallQueue) != n {
+		t.Errorf("queue calls = %d, want %d", r.calls(sim.EPInstallQueue), n)
 	}
 	if int64(reads) != env.Installs.Reads() {
 		t.Errorf("server saw %d reads, watcher counted %d", reads, env.Installs.Reads())
 	}
 }
 
-// TestPollingNeverTighterThanMin polls a job whose ETA is always in the past
-// and one without ETA: the reads stay at least Min apart.
-func TestPollingNeverTighterThanMin(t *testing.T) {
-	for _, eta := range []time.Duration{0, -5 * time.Second, 200 * time.Millisecond} {
-		t.Run(fmt.Sprint("eta ", eta), func(t *testing.T) {
-			f, c := newFake(t)
-			run := step{st: clanforge.StateRunning, prog: 40, eta: eta}
-			f.updateScripts = [][]step{{run, run, run, run, run, run, sDone}}
-			pol := PollPolicy{Min: 15 * time.Millisecond, Max: 30 * time.Millisecond, Factor: 2}
-			start := time.Now()
-			if _, err := Run(context.Background(), newEnv(c, nil, pol), instFor(updateStep(0), build1), plan.Inputs{}, nil); err != nil {
-				t.Fatal(err)
+func TestResumeReattachesWithoutCreate(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{})
+	// The earlier run's create, answered and recorded.
+	made, err := r.client.CreateUpdate(context.Background(), imgB.ID, build1.ID, "build 1.4.2", bucketURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mark()
+	r.j.earlier("update@buildbox-1/game-b imageupdate/create#1", apiPrefix+epUpdateCreate, true, made.ID)
+	out, err := r.exec(instFor(updateStep(0), build1), plan.Inputs{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := r.readsOf(fmt.Sprintf("/cfp/v1/imageupdate/%d/status", made.ID))
+	if r.calls(sim.EPUpdateCreate) != 0 || reads == 0 || out.Job.ID != made.ID || out.Job.State != int(clanforge.StateCompleted) {
+		t.Errorf("creates %d, reads of %d: %d, output job %+v", r.calls(sim.EPUpdateCreate), made.ID, reads, out.Job)
+	}
+}
+
+func TestResumeIntentWithoutResult(t *testing.T) {
+	ctx := context.Background()
+	t.Run("diff lock held: adopt", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		made, err := r.client.CreateDiff(ctx, imgB.ID, build1.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.mark()
+		key := "diff@buildbox-1/game-b imagediff/create#1"
+		r.j.earlier(key, apiPrefix+epDiffCreate, false, 0)
+		out, err := r.exec(instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), plan.Inputs{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := r.j.answer(key); r.calls(sim.EPDiffCreate) != 0 || out.DiffID != made.ID || got != made.ID {
+			t.Errorf("creates %d, diffid %d (want %d), journal result %d", r.calls(sim.EPDiffCreate), out.DiffID, made.ID, got)
+		}
+	})
+	// No lock: the update was never made, or made and finished. Nothing
+	// is sent on a guess; a person's decision is carried out.
+	for _, tc := range []struct {
+		name          string
+		resend, taken bool
+		creates       int
+	}{
+		{"update, no lock: a person decides", false, false, 0},
+		{"update, no lock, --resend: sent once", true, false, 1},
+		{"update, no lock, --assume-sent: none sent", false, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newStepRig(t, "", sim.Scenario{})
+			id := "update@buildbox-1/game-b"
+			r.j.earlier(id+" imageupdate/create#1", apiPrefix+epUpdateCreate, false, 0)
+			r.env.Resend, r.env.AssumeSent = map[string]bool{id: tc.resend}, map[string]bool{id: tc.taken}
+			_, err := r.exec(instFor(updateStep(0), build1), plan.Inputs{}, nil)
+			var ue *UnsettledUpdateError
+			if decided := tc.resend || tc.taken; decided && err != nil || !decided && !errors.As(err, &ue) {
+				t.Fatalf("err = %v", err)
 			}
-			elapsed := time.Since(start)
-			reads := f.hit("imageupdate/status")
-			if reads != 7 {
-				t.Errorf("reads = %d, want 7", reads)
-			}
-			if int(elapsed/pol.Min)+1 < reads {
-				t.Errorf("%d reads in %v: tighter than Min %v", reads, elapsed, pol.Min)
+			if r.calls(sim.EPUpdateCreate) != tc.creates {
+				t.Errorf("creates = %d, want %d", r.calls(sim.EPUpdateCreate), tc.creates)
 			}
 		})
+	}
+	vs := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
+	t.Run("version, diff still locks: safe to send", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		r.j.earlier("version@game-b imageversion/create#1", apiPrefix+epVersionCreate, false, 0)
+		if _, err := r.exec(instFor(vs, nil), plan.Inputs{Diff: d}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r.calls(sim.EPVersionCreate) != 1 || r.versions() != 1 {
+			t.Errorf("creates = %d, versions %d; want 1 each", r.calls(sim.EPVersionCreate), r.versions())
+		}
+	})
+	t.Run("version, lock gone: outcome unknown", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		// The earlier run's create took effect; its answer was never
+		// recorded, and no fleet is known to find the version by.
+		if _, err := r.client.CreateVersion(ctx, d.DiffID, clanforge.VersionOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r.mark()
+		r.j.earlier("version@game-b imageversion/create#1", apiPrefix+epVersionCreate, false, 0)
+		_, err := r.exec(instFor(vs, nil), plan.Inputs{Diff: d}, nil)
+		if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !strings.Contains(err.Error(), fmt.Sprintf("diff %d", d.DiffID)) {
+			t.Fatalf("err = %v", err)
+		}
+		if r.calls(sim.EPVersionCreate) != 0 {
+			t.Errorf("creates = %d, want 0", r.calls(sim.EPVersionCreate))
+		}
+	})
+	t.Run("reject, lock gone: done", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		if _, err := r.client.RejectDiff(ctx, d.DiffID, false); err != nil {
+			t.Fatal(err)
+		}
+		r.mark()
+		r.j.earlier("reject@buildbox-1/game-b imagediff/reject#1", fmt.Sprintf("%simagediff/%d/reject", apiPrefix, d.DiffID), false, 0)
+		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
+		if _, err := r.exec(instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r.calls(sim.EPDiffReject) != 0 {
+			t.Errorf("rejects = %d, want 0", r.calls(sim.EPDiffReject))
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		queued    bool
+		wantCalls int
+	}{{"queue, job left Pending: not resent", true, 0}, {"queue, job still Pending: sent", false, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newStepRig(t, "", sim.Scenario{})
+			v := r.version(t, plan.InstallManual)
+			r.mirrors(t, v)
+			eu1 := r.machine("eu-1")
+			_, machines := r.installJobs(v.VersionID)
+			id := machines[eu1.ID]
+			if tc.queued {
+				if _, err := r.client.QueueInstall(ctx, id, false); err != nil {
+					t.Fatal(err)
+				}
+				r.mark()
+			}
+			r.j.earlier(QueueKey("install@eu-1/game-b", id), queuePath(id), false, 0)
+			if _, err := r.exec(installInst(installStep(false), eu1, plan.InstallManual), plan.Inputs{Version: v}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if r.calls(sim.EPInstallQueue) != tc.wantCalls {
+				t.Errorf("queue calls = %d, want %d", r.calls(sim.EPInstallQueue), tc.wantCalls)
+			}
+		})
+	}
+}
+
+func TestReject(t *testing.T) {
+	t.Run("reinstall", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		var u updates
+		s := &plan.Step{Name: "reject", Type: plan.TypeReject, Reinstall: true, OnFailure: true}
+		out, err := r.exec(instFor(s, build1), plan.Inputs{Diff: d}, u.add)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.calls(sim.EPDiffReject) != 1 {
+			t.Errorf("rejects = %d, want 1", r.calls(sim.EPDiffReject))
+		}
+		if st := u.states(KindUninstall); len(st) != 1 || out.Job.ID == 0 {
+			t.Errorf("uninstall reports %v, output job %+v", st, out.Job)
+		}
+		if p := r.j.params("reject@buildbox-1/game-b imagediff/reject#1"); p["reinstall"] != "1" {
+			t.Errorf("journal params %v", p)
+		}
+		if l, ok := r.srv.Locks()[imgB.ID]; ok {
+			t.Errorf("the lock is still held: %+v", l)
+		}
+	})
+	t.Run("no diff in scope", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
+		if _, err := r.exec(instFor(s, build1), plan.Inputs{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if reqs := r.srv.Requests(); len(reqs) != 0 {
+			t.Errorf("calls made: %+v", reqs)
+		}
+	})
+	t.Run("diff already versioned", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		r.prepare(t, versionInst(plan.InstallManual), plan.Inputs{Diff: d})
+		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
+		if _, err := r.exec(instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if r.calls(sim.EPDiffReject) != 0 {
+			t.Errorf("rejects = %d, want 0", r.calls(sim.EPDiffReject))
+		}
+	})
+	t.Run("diff still running is awaited", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindDiff, Error: "x"}}})
+		made, err := r.client.CreateDiff(context.Background(), imgB.ID, build1.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.mark()
+		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
+		if _, err := r.exec(instFor(s, build1), plan.Inputs{Diff: &plan.Output{DiffID: made.ID}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		// The API refuses to reject a running diff: one reject, accepted,
+		// is one sent after the diff ended.
+		if r.calls(sim.EPDiffReject) != 1 || r.job(t, sim.KindDiff, made.ID).State != int(clanforge.StateFailed) {
+			t.Errorf("rejects = %d (want 1), diff %+v", r.calls(sim.EPDiffReject), r.job(t, sim.KindDiff, made.ID))
+		}
+		if _, ok := r.srv.Locks()[imgB.ID]; ok {
+			t.Error("the lock is still held")
+		}
+	})
+}
+
+func TestCancelReturnsPromptlyWithLastState(t *testing.T) {
+	for _, kind := range []string{"update", "install"} {
+		t.Run(kind, func(t *testing.T) {
+			// The job runs for an hour of the simulator's clock: far more
+			// requests than the test sends.
+			d := stepDurations
+			if kind == "update" {
+				d.Update = time.Hour
+			} else {
+				d.Install = time.Hour
+			}
+			r := newStepRig(t, "", sim.Scenario{Durations: d})
+			inst := instFor(updateStep(0), build1)
+			in := plan.Inputs{}
+			if kind == "install" {
+				v := r.version(t, plan.InstallManual)
+				r.mirrors(t, v)
+				inst = installInst(installStep(false), r.machine("eu-1"), plan.InstallManual)
+				in.Version = v
+			}
+			// Warm up the connection pool so that the baseline counts it.
+			if _, err := r.client.ImageOptions(context.Background(), imgB.ID); err != nil {
+				t.Fatal(err)
+			}
+			r.mark()
+			base := runtime.NumGoroutine()
+			ctx, cancel := context.WithCancel(context.Background())
+			progress := func(u JobUpdate) {
+				if u.Job.State == clanforge.StateRunning {
+					cancel()
+				}
+			}
+			out, err := Run(ctx, r.env, inst, in, progress)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			if out.Job.State != int(clanforge.StateRunning) || out.Job.ID == 0 {
+				t.Errorf("last job %+v, want the running job", out.Job)
+			}
+			if creates := r.calls(sim.EPUpdateCreate) + r.calls(sim.EPInstallQueue); creates != 1 {
+				t.Errorf("state-changing calls = %d, want 1", creates)
+			}
+			r.env.Installs.Close()
+			waitGoroutines(t, base)
+		})
+	}
+}
+
+func TestCancelledBeforeStartSendsNothing(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, r.env, instFor(updateStep(0), build1), plan.Inputs{}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if reqs := r.srv.Requests(); len(reqs) != 0 {
+		t.Errorf("requests sent after cancellation: %+v", reqs)
+	}
+}
+
+func TestWatcherLifecycle(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{})
+	v := r.version(t, plan.InstallManual).VersionID
+	ms := []*plan.Machine{r.machine("eu-1"), r.machine("eu-2"), r.machine("us-1")}
+	if _, err := r.client.ImageOptions(context.Background(), imgB.ID); err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	w := NewInstallWatcher(r.client, testPol)
+	var subs []*InstallSubscription
+	for _, m := range ms {
+		s, err := w.Subscribe(InstallInterest{VersionID: v, Machine: m.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	for i, s := range subs {
+		snap := <-s.C()
+		if snap.Err != nil || len(snap.Jobs) != 1 || snap.Jobs[0].Machine != ms[i].ID {
+			t.Fatalf("snapshot %+v", snap)
+		}
+	}
+	for _, s := range subs {
+		s.Close()
+		s.Close()
+	}
+	waitGoroutines(t, base)
+	before := len(r.srv.Requests())
+	time.Sleep(5 * testPol.Max)
+	if after := len(r.srv.Requests()); after != before {
+		t.Errorf("the watcher reads with nobody subscribed: %d requests", after-before)
+	}
+
+	// Bound to a context: its end reaches the subscribers.
+	ctx, cancel := context.WithCancel(context.Background())
+	w.Start(ctx)
+	s, err := w.Subscribe(InstallInterest{VersionID: v, Machine: ms[0].ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-s.C()
+	cancel()
+	for final := false; !final; {
+		select {
+		case snap := <-s.C():
+			if snap.Err != nil {
+				if !errors.Is(snap.Err, context.Canceled) {
+					t.Errorf("final snapshot error %v", snap.Err)
+				}
+				final = true
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the end of the watcher's context never reached its subscriber")
+		}
+	}
+	s.Close()
+	if _, err := w.Subscribe(InstallInterest{VersionID: v}); err == nil {
+		t.Error("subscribing to a stopped watcher succeeded")
+	}
+	w.Close()
+	waitGoroutines(t, base)
+}
+
+func TestSecretsMaskedInErrors(t *testing.T) {
+	r := newStepRig(t, "", sim.Scenario{Failures: []sim.Failure{{Kind: sim.KindUpdate, Error: "cannot fetch " + bucketURL}}})
+	var u updates
+	out, err := r.exec(instFor(updateStep(0), build1), plan.Inputs{}, u.add)
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if strings.Contains(err.Error(), "TOPSECRET") || !strings.Contains(err.Error(), "s3://***@builds") {
+		t.Errorf("err = %v", err)
+	}
+	if strings.Contains(out.Job.Error, "TOPSECRET") || out.Job.Error == "" {
+		t.Errorf("output job error %q", out.Job.Error)
+	}
+	for _, x := range u.all {
+		if strings.Contains(x.Job.Error, "TOPSECRET") {
+			t.Errorf("progress leaks: %q", x.Job.Error)
+		}
+	}
+}
+
+// TestDeadlineNamesRunningJob: when the step's deadline passes, the error
+// names the job still running with its last state and progress, as read.
+func TestDeadlineNamesRunningJob(t *testing.T) {
+	d := stepDurations
+	d.Update = time.Minute // about 1% per six requests: it runs past the deadline
+	r := newStepRig(t, "", sim.Scenario{Durations: d})
+	var u updates
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := Run(ctx, r.env, instFor(updateStep(0), build1), plan.Inputs{}, u.add)
+	last := u.last()
+	if last.Job.State != clanforge.StateRunning {
+		t.Fatalf("the update was %s when the deadline passed: the test does not cover a running job", last.Job.StateName)
+	}
+	want := fmt.Sprintf("update job %d was still Running (%d%%)", last.Job.ID, last.Job.Progress)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want it to contain %q", err, want)
+	}
+	if jobs := r.srv.Jobs(); len(jobs) != 1 || jobs[0].ID != last.Job.ID {
+		t.Errorf("jobs %+v, want the one update", jobs)
 	}
 }
 
@@ -560,352 +920,6 @@ func TestPacer(t *testing.T) {
 	}
 	if (PollPolicy{}).normalized() != DefaultPollPolicy() {
 		t.Error("a zero policy must normalize to the default")
-	}
-}
-
-func TestResumeReattachesWithoutCreate(t *testing.T) {
-	f, c := newFake(t)
-	id := f.addJob("update", imgB.ID, []step{sRun, sDone})
-	j := newJournal()
-	j.prior["update@buildbox-1/game-b imageupdate/create#1"] = priorRec{intent: true, result: true, job: id}
-	out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.hit("imageupdate/create") != 0 || f.reads[id] == 0 || out.Job.ID != id {
-		t.Errorf("creates %d, reads of %d: %d, output job %d", f.hit("imageupdate/create"), id, f.reads[id], out.Job.ID)
-	}
-}
-
-func TestResumeIntentWithoutResult(t *testing.T) {
-	t.Run("diff lock held: adopt", func(t *testing.T) {
-		f, c := newFake(t)
-		id := f.addJob("diff", imgB.ID, []step{sRun, sDone})
-		f.setLock(imgB.ID, "diff", id)
-		j := newJournal()
-		key := "diff@buildbox-1/game-b imagediff/create#1"
-		j.prior[key] = priorRec{intent: true}
-		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), plan.Inputs{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imagediff/create") != 0 || out.DiffID != id || j.results[key] != id {
-			t.Errorf("creates %d, diffid %d (want %d), journal result %d", f.hit("imagediff/create"), out.DiffID, id, j.results[key])
-		}
-	})
-	// No lock: the update was never made, or made and finished. Nothing
-	// is sent on a guess; a person's decision is carried out.
-	for _, tc := range []struct {
-		name          string
-		resend, taken bool
-		creates       int
-	}{
-		{"update, no lock: a person decides", false, false, 0},
-		{"update, no lock, --resend: sent once", true, false, 1},
-		{"update, no lock, --assume-sent: none sent", false, true, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f, c := newFake(t)
-			j := newJournal()
-			id := "update@buildbox-1/game-b"
-			j.prior[id+" imageupdate/create#1"] = priorRec{intent: true}
-			env := newEnv(c, j, testPol)
-			env.Resend, env.AssumeSent = map[string]bool{id: tc.resend}, map[string]bool{id: tc.taken}
-			_, err := Run(context.Background(), env, instFor(updateStep(0), build1), plan.Inputs{}, nil)
-			var ue *UnsettledUpdateError
-			if decided := tc.resend || tc.taken; decided && err != nil || !decided && !errors.As(err, &ue) {
-				t.Fatalf("err = %v", err)
-			}
-			if f.hit("imageupdate/create") != tc.creates {
-				t.Errorf("creates = %d, want %d", f.hit("imageupdate/create"), tc.creates)
-			}
-		})
-	}
-	t.Run("version, diff still locks: safe to send", func(t *testing.T) {
-		f, c := newFake(t)
-		d := completedDiff(t, f, 3)
-		j := newJournal()
-		j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
-		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imageversion/create") != 1 {
-			t.Errorf("creates = %d, want 1", f.hit("imageversion/create"))
-		}
-	})
-	t.Run("version, lock gone: outcome unknown", func(t *testing.T) {
-		f, c := newFake(t)
-		d := completedDiff(t, f, 3)
-		f.mu.Lock()
-		delete(f.locks, imgB.ID)
-		f.mu.Unlock()
-		j := newJournal()
-		j.prior["version@game-b imageversion/create#1"] = priorRec{intent: true}
-		s := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
-		_, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, nil), plan.Inputs{Diff: d}, nil)
-		if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !strings.Contains(err.Error(), fmt.Sprintf("diff %d", d.DiffID)) {
-			t.Fatalf("err = %v", err)
-		}
-		if f.hit("imageversion/create") != 0 {
-			t.Errorf("creates = %d, want 0", f.hit("imageversion/create"))
-		}
-	})
-	t.Run("reject, lock gone: done", func(t *testing.T) {
-		f, c := newFake(t)
-		d := completedDiff(t, f, 3)
-		f.mu.Lock()
-		delete(f.locks, imgB.ID)
-		f.mu.Unlock()
-		j := newJournal()
-		j.prior["reject@buildbox-1/game-b imagediff/reject#1"] = priorRec{intent: true}
-		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imagediff/reject") != 0 {
-			t.Errorf("rejects = %d, want 0", f.hit("imagediff/reject"))
-		}
-	})
-	for _, tc := range []struct {
-		name      string
-		queued    bool
-		wantCalls int
-	}{{"queue, job left Pending: not resent", true, 0}, {"queue, job still Pending: sent", false, 1}} {
-		t.Run(tc.name, func(t *testing.T) {
-			f, c := newFake(t)
-			ms := fleet(1)
-			v := listVersion(f, machineInstalls(ms, 0), false)
-			f.mu.Lock()
-			in := f.installs[0]
-			if tc.queued {
-				in.moving, in.cur = true, step{st: clanforge.StateQueued}
-			}
-			f.mu.Unlock()
-			j := newJournal()
-			j.prior[QueueKey("install@m0/game-b", in.id)] = priorRec{intent: true}
-			if _, err := Run(context.Background(), newEnv(c, j, testPol), installInst(installStep(false), ms[0], plan.InstallManual),
-				plan.Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
-				t.Fatal(err)
-			}
-			if f.hit("imageinstall/queue") != tc.wantCalls {
-				t.Errorf("queue calls = %d, want %d", f.hit("imageinstall/queue"), tc.wantCalls)
-			}
-		})
-	}
-}
-
-func TestReject(t *testing.T) {
-	t.Run("reinstall", func(t *testing.T) {
-		f, c := newFake(t)
-		d := completedDiff(t, f, 3)
-		j := newJournal()
-		var u updates
-		s := &plan.Step{Name: "reject", Type: plan.TypeReject, Reinstall: true, OnFailure: true}
-		out, err := Run(context.Background(), newEnv(c, j, testPol), instFor(s, build1), plan.Inputs{Diff: d}, u.add)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imagediff/reject") != 1 {
-			t.Errorf("rejects = %d, want 1", f.hit("imagediff/reject"))
-		}
-		if st := u.states(KindUninstall); len(st) != 1 || out.Job.ID == 0 {
-			t.Errorf("uninstall reports %v, output job %+v", st, out.Job)
-		}
-		if p := j.params["reject@buildbox-1/game-b imagediff/reject#1"]; p["reinstall"] != "1" {
-			t.Errorf("journal params %v", p)
-		}
-		if _, ok := f.locks[imgB.ID]; ok {
-			t.Error("the lock is still held")
-		}
-	})
-	t.Run("no diff in scope", func(t *testing.T) {
-		f, c := newFake(t)
-		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if len(f.hits) != 0 {
-			t.Errorf("calls made: %v", sortedKeys(f.hits))
-		}
-	})
-	t.Run("diff already versioned", func(t *testing.T) {
-		f, c := newFake(t)
-		d := completedDiff(t, f, 3)
-		f.mu.Lock()
-		delete(f.locks, imgB.ID)
-		f.mu.Unlock()
-		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{Diff: d}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imagediff/reject") != 0 {
-			t.Errorf("rejects = %d, want 0", f.hit("imagediff/reject"))
-		}
-	})
-	t.Run("diff still running is awaited", func(t *testing.T) {
-		f, c := newFake(t)
-		id := f.addJob("diff", imgB.ID, []step{sRun, sRun, sFail("x")})
-		f.setLock(imgB.ID, "diff", id)
-		s := &plan.Step{Name: "reject", Type: plan.TypeReject, OnFailure: true}
-		if _, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(s, build1), plan.Inputs{Diff: &plan.Output{DiffID: id}}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if f.hit("imagediff/reject") != 1 {
-			t.Errorf("rejects = %d, want 1", f.hit("imagediff/reject"))
-		}
-	})
-}
-
-func TestCancelReturnsPromptlyWithLastState(t *testing.T) {
-	for _, kind := range []string{"update", "install"} {
-		t.Run(kind, func(t *testing.T) {
-			f, c := newFake(t)
-			running := step{st: clanforge.StateRunning, prog: 30}
-			f.updateScripts = [][]step{{running}}
-			f.installScript = []step{running}
-			ms := fleet(1)
-			v := listVersion(f, machineInstalls(ms, 0), false)
-			// Warm up the connection pool so that the baseline counts it.
-			if _, err := c.ImageOptions(context.Background(), imgB.ID); err != nil {
-				t.Fatal(err)
-			}
-			base := runtime.NumGoroutine()
-			ctx, cancel := context.WithCancel(context.Background())
-			env := newEnv(c, nil, testPol)
-			inst := instFor(updateStep(0), build1)
-			in := plan.Inputs{}
-			if kind == "install" {
-				inst = installInst(installStep(false), ms[0], plan.InstallManual)
-				in.Version = &plan.Output{VersionID: v}
-			}
-			progress := func(u JobUpdate) {
-				if u.Job.State == clanforge.StateRunning {
-					cancel()
-				}
-			}
-			out, err := Run(ctx, env, inst, in, progress)
-			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("err = %v, want context.Canceled", err)
-			}
-			if out.Job.State != int(clanforge.StateRunning) || out.Job.ID == 0 {
-				t.Errorf("last job %+v, want the running job", out.Job)
-			}
-			creates := f.hit("imageupdate/create") + f.hit("imageinstall/queue")
-			if creates != 1 {
-				t.Errorf("state-changing calls = %d, want 1", creates)
-			}
-			waitGoroutines(t, base)
-		})
-	}
-}
-
-func TestCancelledBeforeStartSendsNothing(t *testing.T) {
-	f, c := newFake(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v", err)
-	}
-	if f.hit("imageupdate/create") != 0 {
-		t.Error("a create was sent after cancellation")
-	}
-}
-
-func TestWatcherLifecycle(t *testing.T) {
-	f, c := newFake(t)
-	ms := fleet(3)
-	v := listVersion(f, machineInstalls(ms, 0), false)
-	if _, err := c.ImageOptions(context.Background(), imgB.ID); err != nil {
-		t.Fatal(err)
-	}
-	base := runtime.NumGoroutine()
-	w := NewInstallWatcher(c, testPol)
-	var subs []*InstallSubscription
-	for _, m := range ms {
-		s, err := w.Subscribe(InstallInterest{VersionID: v, Machine: m.ID})
-		if err != nil {
-			t.Fatal(err)
-		}
-		subs = append(subs, s)
-	}
-	for i, s := range subs {
-		snap := <-s.C()
-		if snap.Err != nil || len(snap.Jobs) != 1 || snap.Jobs[0].Machine != ms[i].ID {
-			t.Fatalf("snapshot %+v", snap)
-		}
-	}
-	for _, s := range subs {
-		s.Close()
-		s.Close()
-	}
-	waitGoroutines(t, base)
-	before := f.hit("imageinstall/status")
-	time.Sleep(5 * testPol.Max)
-	if f.hit("imageinstall/status") != before {
-		t.Error("the watcher reads with nobody subscribed")
-	}
-
-	// Bound to a context: its end reaches the subscribers.
-	ctx, cancel := context.WithCancel(context.Background())
-	w.Start(ctx)
-	s, err := w.Subscribe(InstallInterest{VersionID: v, Machine: ms[0].ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-s.C()
-	cancel()
-	for final := false; !final; {
-		select {
-		case snap := <-s.C():
-			if snap.Err != nil {
-				if !errors.Is(snap.Err, context.Canceled) {
-					t.Errorf("final snapshot error %v", snap.Err)
-				}
-				final = true
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the end of the watcher's context never reached its subscriber")
-		}
-	}
-	s.Close()
-	if _, err := w.Subscribe(InstallInterest{VersionID: v}); err == nil {
-		t.Error("subscribing to a stopped watcher succeeded")
-	}
-	w.Close()
-	waitGoroutines(t, base)
-}
-
-func TestSecretsMaskedInErrors(t *testing.T) {
-	f, c := newFake(t)
-	f.updateScripts = [][]step{{sFail("cannot fetch s3://AKIAXX:TOPSECRETVALUE@builds/game/1.4.2/")}}
-	var u updates
-	out, err := Run(context.Background(), newEnv(c, nil, testPol), instFor(updateStep(0), build1), plan.Inputs{}, u.add)
-	if err == nil {
-		t.Fatal("want an error")
-	}
-	if strings.Contains(err.Error(), "TOPSECRET") || !strings.Contains(err.Error(), "s3://***@builds") {
-		t.Errorf("err = %v", err)
-	}
-	if strings.Contains(out.Job.Error, "TOPSECRET") {
-		t.Errorf("output job error %q", out.Job.Error)
-	}
-	for _, x := range u.all {
-		if strings.Contains(x.Job.Error, "TOPSECRET") {
-			t.Errorf("progress leaks: %q", x.Job.Error)
-		}
-	}
-}
-
-func TestDeadlineNamesRunningJob(t *testing.T) {
-	f, c := newFake(t)
-	f.updateScripts = [][]step{{{st: clanforge.StateRunning, prog: 30}}}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	_, err := Run(ctx, newEnv(c, nil, testPol), instFor(updateStep(0), build1), plan.Inputs{}, nil)
-	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "update job") || !strings.Contains(err.Error(), "Running (30%)") {
-		t.Fatalf("err = %v", err)
 	}
 }
 
