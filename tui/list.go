@@ -263,7 +263,9 @@ func glyph(st Styles, r *row) string {
 
 func machineName(m string) string {
 	if m == "" {
-		return "—"
+		// The row of an image's own steps (version, mirrors, ready,
+		// approve): it is no machine, and a dash read as a missing one.
+		return "(image)"
 	}
 	return m
 }

@@ -88,7 +88,7 @@ func TestOrderFailedRunningWaitingDone(t *testing.T) {
 			t.Fatalf("groups not sorted: %v (%v)", groups, names)
 		}
 	}
-	want := "[eu-04 eu-02 us-03 eu-05 us-06 eu-07 eu-08 buildbox-1 — eu-01]"
+	want := "[eu-04 eu-02 us-03 eu-05 us-06 eu-07 eu-08 buildbox-1 (image) eu-01]"
 	if fmt.Sprint(names) != want {
 		t.Fatalf("order = %v, want %v", names, want)
 	}
