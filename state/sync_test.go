@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rollout/rollout/steps"
 )
 
 // watchedFile records what the journal does with its file: each write's
@@ -89,6 +90,59 @@ func syncedAfterLast(ops []string, typ string) bool {
 		}
 	}
 	return false
+}
+
+// TestIntentIsSyncedBeforeItReturns: an intent is on disk, synced, when
+// Intent returns, since the call goes out right after; so are the answers,
+// outcomes and listed installs written before it, which are written
+// without a sync of their own; and Close syncs whatever is left.
+func TestIntentIsSyncedBeforeItReturns(t *testing.T) {
+	j, w := openWatched(t)
+	if err := j.Result("k0", 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.SeenInstalls([]steps.SeenInstall{{InstallInterest: steps.InstallInterest{VersionID: 3, Machine: 4}, ID: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Intent("k1", "/cfp/v1/imagediff/create", map[string]string{"imageid": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	ops := w.log()
+	for _, typ := range []string{TypeResult, TypeInstalls, TypeIntent} {
+		if !syncedAfterLast(ops, typ) {
+			t.Errorf("no sync after the %s record when Intent returned: %v", typ, ops)
+		}
+	}
+	if err := j.Outcome("diff@b/g", "succeeded", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ops := w.log(); !syncedAfterLast(ops, TypeOutcome) {
+		t.Errorf("Close left the outcome unsynced: %v", ops)
+	}
+}
+
+// TestRareRecordsAreSynced: a run's start and end, and waits and their
+// decisions, are synced when their call returns.
+func TestRareRecordsAreSynced(t *testing.T) {
+	j, w := openWatched(t)
+	if !syncedAfterLast(w.log(), TypePlan) {
+		t.Errorf("the plan record of a new journal is not synced: %v", w.log())
+	}
+	if err := j.Start(RunStartInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if !syncedAfterLast(w.log(), TypeRunStart) {
+		t.Errorf("run_start not synced: %v", w.log())
+	}
+	if err := j.FinishVerdict("succeeded"); err != nil {
+		t.Fatal(err)
+	}
+	if !syncedAfterLast(w.log(), TypeFinish) {
+		t.Errorf("finish not synced: %v", w.log())
+	}
 }
 
 // TestIntentsShareASync: intents that come while a sync is under way wait
