@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
@@ -103,6 +104,18 @@ type Env struct {
 	// answer was never recorded: the install jobs a completed version
 	// generates name it. See FleetOf.
 	Fleet map[int64][]int64
+
+	// book keeps how long the run's jobs took (see paceBook), made on
+	// first use.
+	bookOnce sync.Once
+	book     *paceBook
+}
+
+// paceBook returns the run's record of job lengths, shared by every
+// instance that runs with env.
+func (env *Env) paceBook() *paceBook {
+	env.bookOnce.Do(func() { env.book = &paceBook{} })
+	return env.book
 }
 
 // MachineIDs maps the plan's machine names to their ids, for
