@@ -54,6 +54,9 @@ type fakeAPI struct {
 	// instead of giving its id (the field's type is undocumented).
 	machineNames    map[int64]string
 	statusReadTimes []time.Time
+	// installReads records each read of imageinstall/status: when it
+	// was served and the states it listed.
+	installReads []fakeInstallRead
 
 	// Faults, each entry used by one request in order: "500" answers
 	// HTTP 500 before any work, "drop" does the work and closes the
@@ -72,6 +75,12 @@ type fakeAPI struct {
 	// once its work is done and before its answer goes out (or is
 	// dropped).
 	afterWork func(route string)
+}
+
+// fakeInstallRead is one read of imageinstall/status as the fake served it.
+type fakeInstallRead struct {
+	at     time.Time
+	states []step // the listed jobs' states
 }
 
 type step struct {
@@ -341,6 +350,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			f.installs = kept
 			out = map[string]any{"installs": list}
+			rd := fakeInstallRead{at: now}
+			for _, in := range kept {
+				rd.states = append(rd.states, in.cur)
+			}
+			f.installReads = append(f.installReads, rd)
 		case "/cfp/v1/image/options":
 			route = "image/options"
 			o := map[string]any{"diffid": nil, "updateid": nil, "games": []any{}, "images": []any{}}

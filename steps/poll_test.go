@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
+	"github.com/rollout/rollout/plan"
 )
 
 // simJob answers reads of a job created (or queued) at anchor that starts
@@ -62,7 +64,6 @@ func (m *endModel) endRange() (lo, hi time.Time, ok bool) {
 	}
 	return r.eLo, r.eHi, true
 }
-
 
 // TestPacerPlacesTheEnd: at the default policy, a job is read a few times
 // whatever its length, and its end is seen soon after it comes: for a
@@ -223,6 +224,43 @@ func TestVertices(t *testing.T) {
 	}
 	if pts := vertices([]halfPlane{{1, 0, 0}, {-1, 0, -1}}); len(pts) != 0 {
 		t.Errorf("an empty region has corners %v", pts)
+	}
+}
+
+// TestWatcherAimsAtJobETA: the shared install watcher paces its reads by
+// the jobs it serves: a job running with a jobeta (whole seconds, at least
+// one ahead here) and no progress to go by is not read again before that
+// ETA, however small Min. Ignoring jobeta, the watcher would back off from
+// Min and read it again within milliseconds.
+func TestWatcherAimsAtJobETA(t *testing.T) {
+	f, c := newFake(t)
+	ms := fleet(1)
+	eta := step{st: clanforge.StateRunning, prog: 0, eta: 2 * time.Second}
+	f.installScript = []step{{st: clanforge.StateQueued}, eta, eta, sDone}
+	v := listVersion(f, machineInstalls(ms, 0), false)
+	pol := PollPolicy{Min: 10 * time.Millisecond, Max: 5 * time.Second, Factor: 1.5}
+	env := newEnv(c, nil, pol)
+	defer env.Installs.Close()
+	if _, err := Run(context.Background(), env, installInst(installStep(false), ms[0], plan.InstallManual),
+		plan.Inputs{Version: &plan.Output{VersionID: v}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	reads := slices.Clone(f.installReads)
+	f.mu.Unlock()
+	running := 0
+	for i, rd := range reads[:len(reads)-1] {
+		if len(rd.states) != 1 || rd.states[0].st != clanforge.StateRunning {
+			continue
+		}
+		running++
+		// The ETA the read showed lay more than a second ahead.
+		if gap := reads[i+1].at.Sub(rd.at); gap < 900*time.Millisecond {
+			t.Errorf("read %d showed the job running with its ETA a second or more ahead; the next read came %v later", i+1, gap)
+		}
+	}
+	if running != 2 {
+		t.Errorf("%d reads showed the job running, want 2", running)
 	}
 }
 
