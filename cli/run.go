@@ -65,7 +65,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1)")
 	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency (at least 1)")
-	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
+	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job; reads are aimed at each job's end (default 100ms, scaled by --speed)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
 	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight checks after this long")
 	fs.Float64Var(&o.RateLimit, "rate-limit", 0, "most API requests per second (default 10 against the API; no limit against the built-in simulator, which is not a shared service)")

@@ -110,6 +110,15 @@ func (p PollPolicy) grow(d time.Duration) time.Duration {
 	return p.clamp(time.Duration(float64(d) * p.Factor))
 }
 
+// growWaiting is the backoff of a wait with nothing to say when it ends (a
+// job not started yet, a profile switch, a fleet getting ready): from Min
+// by Factor squared, since what has waited that long likely waits as long
+// again. The first looks come soon, for what ends soon; a wait of minutes
+// is read about as often as a backoff from a 2 s floor by Factor read it.
+func (p PollPolicy) growWaiting(d time.Duration) time.Duration {
+	return p.grow(p.grow(d))
+}
+
 // pacer decides when to read one job again. Without anything else to go
 // on it aims at the job's jobeta (plus a margin) and backs off from Min
 // while the job has no ETA ahead of it. It does better when it knows when
@@ -175,8 +184,12 @@ func (pc *pacer) observe(sent, answered time.Time, job *clanforge.Job) {
 // deserves a prompt look at its fresh ETA.
 func (pc *pacer) next(now time.Time, job *clanforge.Job) time.Duration {
 	if job.State != pc.lastState {
+		// Moving from Created to Pending to Queued says nothing of when
+		// the job will run: the backoff goes on.
+		if !notStarted(job.State) || !notStarted(pc.lastState) {
+			pc.backoff = 0
+		}
 		pc.lastState = job.State
-		pc.backoff = 0
 	}
 	pc.placed = false
 	if at, end, ok := pc.aim(now, job); ok {
@@ -195,17 +208,21 @@ func (pc *pacer) next(now time.Time, job *clanforge.Job) time.Duration {
 		pc.backoff = 0
 		return d
 	}
-	pc.backoff = pc.p.grow(pc.backoff)
-	if pc.backoff > pc.p.Min && (job.State == clanforge.StateCreated || job.State == clanforge.StatePending || job.State == clanforge.StateQueued) {
-		// Not started, and nothing says when it will: its start is
-		// likely as far again as it has waited, so the looks spread out
-		// twice as fast.
+	if pc.backoff > 0 && notStarted(job.State) {
+		// Not started, and nothing says when it will.
+		pc.backoff = pc.p.growWaiting(pc.backoff)
+	} else {
 		pc.backoff = pc.p.grow(pc.backoff)
 	}
 	if f := pc.floor(job); pc.backoff < f {
 		pc.backoff = min(f, pc.p.Max)
 	}
 	return pc.backoff
+}
+
+// notStarted reports whether a job in state st has yet to run.
+func notStarted(st clanforge.JobState) bool {
+	return st == clanforge.StateCreated || st == clanforge.StatePending || st == clanforge.StateQueued
 }
 
 // learn adds where the job started and ended, as its reads placed them, to

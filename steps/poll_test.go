@@ -14,8 +14,8 @@ import (
 
 // simJob answers reads of a job created (or queued) at anchor that starts
 // running after startup and then runs for run, the way the simulator
-// answers them: jobstart and jobeta in whole seconds, progress truncated to
-// a hundredth. Time is simulated: nothing here sleeps.
+// answers them: Created, Pending and Queued a third of its startup each,
+// jobstart and jobeta in whole seconds, progress truncated to a hundredth. Time is simulated: nothing here sleeps.
 type simJob struct {
 	anchor       time.Time
 	startup, run time.Duration
@@ -26,8 +26,12 @@ func (j simJob) end() time.Time { return j.anchor.Add(j.startup + j.run) }
 func (j simJob) at(t time.Time) *clanforge.Job {
 	s, e := j.anchor.Add(j.startup), j.end()
 	switch {
-	case t.Before(s):
+	case t.Before(j.anchor.Add(j.startup / 3)):
+		return &clanforge.Job{State: clanforge.StateCreated}
+	case t.Before(j.anchor.Add(2 * j.startup / 3)):
 		return &clanforge.Job{State: clanforge.StatePending}
+	case t.Before(s):
+		return &clanforge.Job{State: clanforge.StateQueued}
 	case t.Before(e):
 		return &clanforge.Job{State: clanforge.StateRunning, Progress: int(100 * t.Sub(s) / j.run),
 			Start: time.Unix(s.Unix(), 0), ETA: time.Unix(e.Unix(), 0)}
