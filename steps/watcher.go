@@ -140,6 +140,8 @@ type watchedJob struct {
 	queued time.Time
 	want   time.Time
 	slack  time.Duration
+	// createdWait spaces the looks at a held job still Created.
+	createdWait time.Duration
 }
 
 type installRead struct {
@@ -576,8 +578,14 @@ func (wj *watchedJob) pace(w *InstallWatcher, sentAt, now time.Time) {
 	if wj.pc == nil {
 		switch {
 		case held && wj.queued.IsZero() && job.State == clanforge.StateCreated:
-			// About to turn Pending, when its instance can queue it.
-			wj.want, wj.slack = now.Add(w.policy.Min), 0
+			// About to turn Pending, when its instance can queue it:
+			// looked at as a wait is.
+			if wj.createdWait == 0 {
+				wj.createdWait = w.policy.Min
+			} else {
+				wj.createdWait = w.policy.growWaiting(wj.createdWait)
+			}
+			wj.want, wj.slack = now.Add(wj.createdWait), 0
 			return
 		case held && wj.queued.IsZero():
 			wj.want = time.Time{}
