@@ -64,14 +64,14 @@ type InstallSnapshot struct {
 // jobprogress and the reads' times, or from how long the run's earlier
 // installs took, and says when it wants a read. The watcher reads when the
 // earliest job wants it, later if that lets jobs whose wants lie close
-// together share one read, never sooner than Min after the previous read
-// was sent. A held Pending job wants no read (its instance queues it from
-// the read that listed it), a held job still Created one soon (it turns
-// Pending, queueable, shortly); a subscriber whose jobs are not listed yet
-// wants one, backing off from Min. How much a read
-// costs (the whole account's list, thousands of entries in a large
-// rollout) therefore follows the jobs' ends, not the number of instances
-// or how often they start.
+// together share one read, never sooner after the previous read was sent
+// than Min, nor than Share of the watched jobs' length. A held Pending job
+// wants no read (its instance queues it from the read that listed it), a
+// held job still Created one soon (it turns Pending, queueable, shortly);
+// a subscriber whose jobs are not listed yet wants one, backing off from
+// Min. How much reading the list costs (the whole account's unfinished
+// installs, thousands of entries in a large rollout) therefore follows
+// the jobs' ends, not the number of instances or how often they start.
 type InstallWatcher struct {
 	read   func(context.Context) ([]clanforge.Install, error)
 	policy PollPolicy
@@ -604,7 +604,8 @@ func (wj *watchedJob) pace(w *InstallWatcher, sentAt, now time.Time) {
 // nextLocked is when the next read may go out (real clock): when the
 // earliest watched job wants one, or later when that lets jobs whose wants
 // lie close together share it; when a subscriber still looks for its jobs,
-// backing off; never sooner than Min after the last read was sent.
+// backing off; never sooner than Min, nor than the least slack of the jobs
+// it serves, after the last read was sent.
 func (w *InstallWatcher) nextLocked() time.Time {
 	l := w.last
 	if l == nil {
@@ -647,7 +648,18 @@ func (w *InstallWatcher) nextLocked() time.Time {
 	if missing {
 		next = l.sent.Add(max(w.findBackoff, w.policy.Min))
 	}
+	// Reads of the shared list are at least Min apart, and at least the
+	// least slack of the jobs they serve (Share of a job's length): a
+	// list read that often already sees each of them end within what
+	// the policy accepts, and reading it more often only adds requests
+	// (each the whole account's list).
+	gap := w.policy.Min
 	if len(wants) > 0 {
+		least := wants[0].slack
+		for _, o := range wants[1:] {
+			least = min(least, o.slack)
+		}
+		gap = max(gap, least)
 		// A read may come later than a job wants it by the job's slack.
 		slack := func(w want) time.Duration { return w.slack }
 		slices.SortFunc(wants, func(a, b want) int { return a.at.Compare(b.at) })
@@ -665,7 +677,7 @@ func (w *InstallWatcher) nextLocked() time.Time {
 			next = r
 		}
 	}
-	if floor := l.sent.Add(w.policy.Min); next.Before(floor) {
+	if floor := l.sent.Add(gap); next.Before(floor) {
 		next = floor
 	}
 	return next
