@@ -200,6 +200,9 @@ type Client struct {
 
 	// redactor masks credentials in server-supplied error messages.
 	redactor *strings.Replacer
+	// sizes remembers the length of large answers by path (see
+	// sizeHint).
+	sizes sync.Map
 }
 
 // New returns a client. It fails when the base URL is not absolute or the
@@ -323,6 +326,18 @@ func noReuseClient(read *http.Client) *http.Client {
 		CheckRedirect: read.CheckRedirect,
 		Jar:           read.Jar,
 	}
+}
+
+type sentAtKey struct{}
+
+// WithSentAt returns a context under which a call records in *t when its
+// last attempt left the client: after the rate limiter, any Retry-After
+// hold and any retries, so the time the server saw it is known to within
+// the exchange itself. A poller that places a job's end from the job's
+// progress at the time of each read needs that time, not the time it asked.
+// *t must not be read while the call runs.
+func WithSentAt(ctx context.Context, t *time.Time) context.Context {
+	return context.WithValue(ctx, sentAtKey{}, t)
 }
 
 // CloseIdleConnections closes the read transport's idle keep-alive
@@ -611,17 +626,47 @@ func (c *Client) exchange(ctx context.Context, hc *http.Client, req *http.Reques
 		defer slow.Stop()
 	}
 	c.requests.Add(1)
+	if t, ok := ctx.Value(sentAtKey{}).(*time.Time); ok {
+		*t = time.Now()
+	}
 	resp, err := hc.Do(r)
 	if err != nil {
 		return nil, nil, c.attemptError(actx, sendCtx, redactErr(err))
 	}
 	c.answered.Store(true)
-	body, err := readBody(resp.Body, resp.ContentLength)
+	size := resp.ContentLength
+	if size <= 0 {
+		// No declared length (a chunked answer): size the buffer from
+		// the last large answer of the same path, if any.
+		size = c.sizeHint(req.URL.Path)
+	}
+	body, err := readBody(resp.Body, size)
+	c.noteSize(req.URL.Path, len(body))
 	resp.Body.Close()
 	if err != nil {
 		err = c.attemptError(actx, sendCtx, redactErr(err))
 	}
 	return resp, body, err
+}
+
+// largeAnswer is the size from which an answer's length is remembered to
+// size the next answer of its path (in practice only imageinstall/status
+// of a big fleet gets there, read hundreds of times).
+const largeAnswer = 64 << 10
+
+func (c *Client) sizeHint(path string) int64 {
+	if v, ok := c.sizes.Load(path); ok {
+		return int64(v.(int))
+	}
+	return 0
+}
+
+func (c *Client) noteSize(path string, n int) {
+	if n >= largeAnswer {
+		c.sizes.Store(path, n+n/8)
+	} else if _, ok := c.sizes.Load(path); ok {
+		c.sizes.Delete(path)
+	}
 }
 
 // readBody reads at most maxBody+1 bytes of an answer. A declared length

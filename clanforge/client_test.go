@@ -818,3 +818,32 @@ func TestRateLimitCanBeLifted(t *testing.T) {
 		}
 	}
 }
+
+// TestWithSentAtIsTheLastAttempt: WithSentAt records when the call's last
+// attempt left the client, after the retries before it: the first attempt
+// of a read refused with a 500 had arrived, and been answered, before it;
+// the second arrived after it.
+func TestWithSentAtIsTheLastAttempt(t *testing.T) {
+	var n atomic.Int32
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/imageupdate/1/status": func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1) == 1 {
+				writeJSON(w, http.StatusInternalServerError, `{}`)
+				return
+			}
+			writeJSON(w, 200, `{"updateid":1,"jobstateid":4}`)
+		},
+	})
+	c := f.client(t, nil)
+	var sent time.Time
+	if _, err := c.UpdateStatus(clanforge.WithSentAt(ctx(t), &sent), 1); err != nil {
+		t.Fatal(err)
+	}
+	hits := f.all()
+	if len(hits) != 2 {
+		t.Fatalf("%d attempts, want 2", len(hits))
+	}
+	if !sent.After(hits[0].At) || sent.After(hits[1].At) {
+		t.Errorf("sent at %v: the attempts arrived at %v and %v", sent, hits[0].At, hits[1].At)
+	}
+}

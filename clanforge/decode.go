@@ -455,13 +455,22 @@ func skipSpace(b []byte, i int) int {
 // skipString returns the index just past the string starting at b[i] ('"'),
 // or -1 when it is not terminated.
 func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	for j := i + 1; j < len(b); {
+		// The next quote, found a word at a time; it ends the string
+		// unless an odd run of backslashes escapes it.
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return -1
 		}
+		q += j
+		k := q
+		for k > i+1 && b[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
 	}
 	return -1
 }
@@ -739,10 +748,20 @@ type rawInstall struct {
 // decodeInstalls decodes imageinstall/status in one pass: the list goes
 // straight into its items, and each item becomes an Install. (It used to
 // keep the list raw first and decode it a second time, one of the costs
-// issue 12 measured at 10,000 machines.) Only a list PHP wrote as an
-// object keyed by index takes a second, slower pass. One odd entry fails
-// the whole read rather than being silently dropped.
+// issue 12 measured at 10,000 machines.) decodeInstallsFast reads every
+// ordinary answer without encoding/json's reflection; what it leaves
+// comes here. Only a list PHP wrote as an object keyed by index takes a
+// second, slower pass. One odd entry fails the whole read rather than
+// being silently dropped.
 func decodeInstalls(body []byte) ([]Install, error) {
+	if out, ok := decodeInstallsFast(body); ok {
+		return out, nil
+	}
+	return decodeInstallsGeneral(body)
+}
+
+// decodeInstallsGeneral is decodeInstalls through encoding/json.
+func decodeInstallsGeneral(body []byte) ([]Install, error) {
 	var r struct {
 		Installs []rawInstall `json:"installs"`
 	}
@@ -773,21 +792,7 @@ func decodeInstalls(body []byte) ([]Install, error) {
 	}
 	out := make([]Install, len(r.Installs))
 	for i := range r.Installs {
-		it := &r.Installs[i]
-		id, _ := it.id(idInstall)
-		out[i] = Install{
-			Job:             it.job(id),
-			Mirroring:       it.Mirroring.V,
-			Mirror:          string(it.Mirror),
-			Machine:         it.Machine.ID,
-			MachineName:     it.Machine.Name,
-			Location:        it.Location.ID,
-			LocationName:    it.Location.Name,
-			ImagePath:       string(it.ImagePath),
-			TargetVersionID: it.TargetImageVersion.V,
-			InstallAt:       it.InstallAt.Time(),
-			Restart:         it.Restart.V,
-		}
+		out[i] = r.Installs[i].install()
 	}
 	return out, nil
 }

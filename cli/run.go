@@ -75,7 +75,7 @@ func runFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.Float64Var(&o.Speed, "speed", 0, "simulator speed factor with --sim (default 1); also shortens the plan's bake times and approval timeouts")
 	fs.StringVar(&o.Scenario, "scenario", "", "simulator scenario file with --sim")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "override the plan's concurrency (at least 1)")
-	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job (default 2s, scaled by --speed)")
+	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two status reads of one job; reads are aimed at each job's end (default 100ms, scaled by --speed)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two status reads of a waiting job (default 30s, scaled by --speed)")
 	fs.DurationVar(&o.PreflightTimeout, "preflight-timeout", DefaultPreflightTimeout, "give up the read-only pre-flight checks after this long")
 	fs.Func("resend", "with --resume: send again the update of this instance (e.g. update@buildbox-1/game) that an earlier run sent without recording its answer, after checking it was not made (repeatable)", func(v string) error {

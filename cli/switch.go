@@ -42,7 +42,7 @@ func switchFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.Yes, "yes", false, "do not ask for confirmation")
 	fs.IntVar(&o.MaxMachines, "max-machines", 0, "restart at most N servers at a time (sent as MaxMachines; default all empty servers at once)")
 	fs.DurationVar(&o.ForceAfter, "force-after", 0, "force-restart the servers left after this long, e.g. 2h (sent as Timeout; default never)")
-	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two reads of the switch status (default 2s)")
+	fs.DurationVar(&o.PollMin, "poll-min", 0, "shortest interval between two reads of the switch status, the first one's wait (default 100ms; later reads back off to --poll-max)")
 	fs.DurationVar(&o.PollMax, "poll-max", 0, "longest interval between two reads of the switch status (default 30s)")
 	return func(ctx context.Context, env *Env, args []string) error {
 		if len(args) == 1 && o.Plan == "" {

@@ -131,7 +131,12 @@ type Engine struct {
 	doneCh chan completion
 
 	// scheduler state
-	readyList   []*node
+	readyList []*node
+	// freeReady counts the nodes of readyList that may move on without a
+	// slot (see needsNoSlot): while every slot is taken and there is none,
+	// dispatch has nothing to do, however long the list (the last wave of
+	// a 10,000-machine rollout waits there).
+	freeReady   int
 	stepRunning map[string]int
 	// fleetSwitching counts the running forward switch instances per
 	// fleet name: a switch back of the fleet waits for them to end.
@@ -401,6 +406,9 @@ func (e *Engine) makeReady(n *node) {
 		}
 	}
 	n.status = ready
+	if needsNoSlot(n) {
+		e.freeReady++
+	}
 	i := sort.Search(len(e.readyList), func(i int) bool { return e.readyList[i].index > n.index })
 	e.readyList = append(e.readyList, nil)
 	copy(e.readyList[i+1:], e.readyList[i:])
@@ -471,9 +479,22 @@ func (e *Engine) wavesOf(step string) int {
 	return 0
 }
 
+// needsNoSlot reports whether a ready node may move on without a
+// concurrency slot: gates and approvals take none, and a when expression
+// or a forward switch of a rolled-back fleet may end the node unstarted.
+func needsNoSlot(n *node) bool {
+	st := n.inst.Step
+	return st.Type == plan.TypeGate || st.Type == plan.TypeApprove || st.When != nil ||
+		(st.Type == plan.TypeSwitch && !st.OnFailure && n.inst.Fleet != nil)
+}
+
 // dispatch starts every ready instance that the limits allow, in plan order.
 func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 	for i := 0; i < len(e.readyList); {
+		if e.slots >= e.limit && e.freeReady == 0 && !e.interrupted && !e.aborted {
+			// Nothing further down can move without a slot.
+			return
+		}
 		n := e.readyList[i]
 		if e.stopped(n) {
 			e.removeReady(i)
@@ -648,6 +669,9 @@ func (e *Engine) unfinishedJobs(n *node) []UnfinishedJob {
 }
 
 func (e *Engine) removeReady(i int) {
+	if needsNoSlot(e.readyList[i]) {
+		e.freeReady--
+	}
 	copy(e.readyList[i:], e.readyList[i+1:])
 	e.readyList = e.readyList[:len(e.readyList)-1]
 }
@@ -908,11 +932,14 @@ func (e *Engine) checkBudget(st *plan.Step, img *plan.Image) {
 func (e *Engine) skipAllNotStarted(reason string) {
 	now := e.now()
 	list := e.readyList
-	e.readyList = nil
+	e.readyList, e.freeReady = nil, 0
 	for _, n := range list {
 		if !e.stopped(n) {
 			// An on_failure instance still runs after an abort.
 			e.readyList = append(e.readyList, n)
+			if needsNoSlot(n) {
+				e.freeReady++
+			}
 			continue
 		}
 		e.finish(n, Result{Outcome: Skipped, Err: skip(reason)}, nil, now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -545,5 +546,48 @@ func TestRollbackWaitsForTheFleetsForwardSwitch(t *testing.T) {
 	}
 	if sum.Verdict != engine.VerdictFailed || len(sum.Failures) != 1 || sum.Failures[0].Instance != cutUS.ID {
 		t.Fatalf("verdict %s, failures %+v", sum.Verdict, sum.Failures)
+	}
+}
+
+// TestGateRunsWhileEverySlotIsTaken: a gate takes no slot, so one that
+// becomes ready behind a long list of instances waiting for a slot runs at
+// once, while every slot is still taken. (The scheduler stops scanning the
+// ready list when no slot is free only if nothing in it could move without
+// one.)
+func TestGateRunsWhileEverySlotIsTaken(t *testing.T) {
+	p := simtest.Plan(t, simtest.FleetPlan("gates", []string{"game"}, 6, 1, "", "", `  - name: check
+    type: gate
+    needs: [install]
+    where: machine.labels.role == "fleet"
+    expr: steps.install.job.state == 5 || true
+`))
+	x := newScripted()
+	first := "install@m000/game"
+	x.hold[first] = make(chan struct{})
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
+	}()
+	// update, diff, version and mirror, one at a time.
+	for i := 0; i < 4; i++ {
+		x.waitStarted(t, i+1)
+		x.release <- struct{}{}
+	}
+	x.waitStarted(t, 5) // the first install holds the only slot
+	close(x.hold[first])
+	// Its gate and the next install start; that install holds the slot
+	// until released, and the gate must not wait for it.
+	x.waitStarted(t, 7)
+	x.mu.Lock()
+	started := append([]string(nil), x.started...)
+	x.mu.Unlock()
+	if !slices.Contains(started, "check@m000/game") {
+		t.Fatalf("the gate of the first machine did not start while the second install held the slot: %v", started)
+	}
+	x.drain(done)
+	if sum == nil || !sum.Verdict.Success() {
+		t.Fatalf("run did not succeed: %+v", sum)
 	}
 }

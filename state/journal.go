@@ -7,10 +7,18 @@
 // journal so that it never sends a state-changing call twice and skips the
 // instances that already succeeded; `rollout status` reads the same replay.
 //
-// Each journal record is one JSON line written with a single write and
-// fsync'ed before the call returns. A process killed in the middle of a
-// write leaves at most a torn last line: replay ignores it, and Open cuts
-// the file back to the last complete line before appending.
+// Each journal record is one JSON line written with a single write. An
+// intent, and every record that is rare (a run's start and end, decisions),
+// is fsync'ed before the call returns: nothing is sent before its intent is
+// durable. The records that come by the thousand in a large rollout
+// (answers, outcomes, listed installs) are written at once but synced
+// with the next intent, or within lazySyncDelay, or at Close: one fsync
+// then covers every record written before it (group commit), so that a
+// 10,000-machine run does not wait on 30,000 of them. Only a crash of the
+// whole machine can lose such a record, and each is one a resume settles
+// from the API anyway. A process killed in the middle of a write leaves
+// at most a torn last line: replay ignores it, and Open cuts the file back
+// to the last complete line before appending.
 package state
 
 import (
@@ -152,7 +160,22 @@ type options struct {
 	now       func() time.Time
 	instances []string
 	existing  bool
+	// wrap, when set, stands in for the journal's file (tests that watch
+	// what is written and synced).
+	wrap func(journalFile) journalFile
 }
+
+// journalFile is what the journal does with its file once it is open.
+type journalFile interface {
+	Write([]byte) (int, error)
+	Sync() error
+	Truncate(int64) error
+	Close() error
+}
+
+// lazySyncDelay bounds how long a record written without a sync of its own
+// waits for one.
+const lazySyncDelay = 200 * time.Millisecond
 
 // WithClock sets the clock that stamps records (tests).
 func WithClock(now func() time.Time) Option {
@@ -168,9 +191,17 @@ type Journal struct {
 	lock *dirLock
 
 	mu     sync.Mutex
-	f      *os.File
+	f      journalFile
 	size   int64 // bytes known to be whole records
 	closed bool
+	// synced is how much of the file is known durable; syncing is set
+	// while one caller syncs for everyone (without holding mu), and
+	// synced wakes those who wait for it. lazy is the timer that syncs
+	// records written without a sync of their own.
+	synced  int64
+	syncing bool
+	syncCh  chan struct{}
+	lazy    *time.Timer
 	// summary is what earlier runs left, as replayed at Open. It is kept
 	// up to date with this run's records so that Prior and Succeeded see
 	// both.
@@ -252,7 +283,10 @@ func (j *Journal) open(planName, planHash string, o options) error {
 			return fmt.Errorf("sync %s: %w", j.path, err)
 		}
 	}
-	j.f, j.size, j.live = f, good, r
+	j.f, j.size, j.synced, j.live = f, good, good, r
+	if o.wrap != nil {
+		j.f = o.wrap(f)
+	}
 	if o.existing {
 		if r.records == 0 {
 			f.Close()
@@ -262,7 +296,7 @@ func (j *Journal) open(planName, planHash string, o options) error {
 		return nil
 	}
 	if r.records == 0 {
-		if err := j.append(&Record{Type: TypePlan, Plan: planName, Hash: planHash, Instances: o.instances}); err != nil {
+		if err := j.write(&Record{Type: TypePlan, Plan: planName, Hash: planHash, Instances: o.instances}); err != nil {
 			f.Close()
 			return err
 		}
@@ -298,9 +332,10 @@ func (j *Journal) StaleLock() (LockInfo, bool) {
 	return *j.lock.stale, true
 }
 
-// append writes one record as one line with one write and syncs it. A failed
-// write is cut back off so that a later record does not land after a torn
-// line.
+// append writes one record as one line with one write, and applies it to
+// the live summary. A failed write is cut back off so that a later record
+// does not land after a torn line. It does not sync: see write and
+// writeLazy. Callers hold j.mu.
 func (j *Journal) append(rec *Record) error {
 	if j.closed || j.f == nil {
 		return errors.New("journal is closed")
@@ -318,18 +353,78 @@ func (j *Journal) append(rec *Record) error {
 		_ = j.f.Truncate(j.size)
 		return fmt.Errorf("write journal %s: %w", j.path, err)
 	}
-	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("sync journal %s: %w", j.path, err)
-	}
 	j.size += int64(len(b))
 	j.live.apply(rec)
 	return nil
 }
 
+// syncLocked returns once the first upTo bytes are durable. One caller at
+// a time syncs, without holding j.mu so that others keep writing; those
+// who wait meanwhile are served by the next sync, which covers everything
+// written by then (group commit). Callers hold j.mu.
+func (j *Journal) syncLocked(upTo int64) error {
+	for j.synced < upTo {
+		if j.syncing {
+			ch := j.syncCh
+			j.mu.Unlock()
+			<-ch
+			j.mu.Lock()
+			continue
+		}
+		if j.f == nil {
+			return errors.New("journal is closed")
+		}
+		j.syncing, j.syncCh = true, make(chan struct{})
+		f, target := j.f, j.size
+		j.mu.Unlock()
+		err := f.Sync()
+		j.mu.Lock()
+		j.syncing = false
+		close(j.syncCh)
+		if err != nil {
+			return fmt.Errorf("sync journal %s: %w", j.path, err)
+		}
+		j.synced = max(j.synced, target)
+	}
+	return nil
+}
+
+// write appends rec and returns once it is durable.
 func (j *Journal) write(rec *Record) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.append(rec)
+	if err := j.append(rec); err != nil {
+		return err
+	}
+	return j.syncLocked(j.size)
+}
+
+// writeLazy appends rec and returns without waiting for a sync: the next
+// sync covers it, at the latest lazySyncDelay from now. For the records
+// that come by the thousand and that a resume can do without (see the
+// package doc).
+func (j *Journal) writeLazy(rec *Record) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.append(rec); err != nil {
+		return err
+	}
+	if j.lazy == nil {
+		j.lazy = time.AfterFunc(lazySyncDelay, j.syncLazy)
+	}
+	return nil
+}
+
+// syncLazy syncs what writeLazy left unsynced. A failure is not lost: the
+// next intent's sync fails the same way and refuses the call.
+func (j *Journal) syncLazy() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.lazy = nil
+	if j.closed {
+		return
+	}
+	_ = j.syncLocked(j.size)
 }
 
 // RunStart records that a run began (its pid, host, and whether it resumes
@@ -371,7 +466,9 @@ func (j *Journal) Result(key string, jobID int64, callErr error) error {
 			rec.Error = "error"
 		}
 	}
-	return j.write(rec)
+	// Lost in a machine crash, an answer is settled from the API like
+	// one that never came.
+	return j.writeLazy(rec)
 }
 
 // Prior returns what was recorded under key, by earlier runs or this one:
@@ -421,7 +518,16 @@ func (j *Journal) SeenInstalls(jobs []steps.SeenInstall) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	return j.append(&Record{Type: TypeInstalls, Jobs: recs})
+	if err := j.append(&Record{Type: TypeInstalls, Jobs: recs}); err != nil {
+		return err
+	}
+	// Synced with the next intent at the latest, which is all a queue
+	// call needs: the record is written before any instance can queue
+	// one of these jobs.
+	if j.lazy == nil {
+		j.lazy = time.AfterFunc(lazySyncDelay, j.syncLazy)
+	}
+	return nil
 }
 
 // InstallJobs returns the ids of the install jobs of interest in that any
@@ -451,7 +557,9 @@ func (j *Journal) Outcome(instanceID, outcome, errMsg string, job *JobRecord, ou
 		}
 		rec.Output = b
 	}
-	return j.write(rec)
+	// Lost in a machine crash, an outcome only makes a resume run the
+	// instance again, which re-attaches to its jobs through its intents.
+	return j.writeLazy(rec)
 }
 
 // Unfinished records the remote jobs an interrupt left running.
@@ -489,10 +597,20 @@ func (j *Journal) Close() error {
 	if j.closed {
 		return nil
 	}
-	j.closed = true
 	var err error
 	if j.f != nil {
-		err = j.f.Close()
+		// What was written lazily is made durable before the file goes.
+		err = j.syncLocked(j.size)
+	}
+	j.closed = true
+	if j.lazy != nil {
+		j.lazy.Stop()
+		j.lazy = nil
+	}
+	if j.f != nil {
+		if cerr := j.f.Close(); err == nil {
+			err = cerr
+		}
 		j.f = nil
 	}
 	if lerr := j.lock.release(); err == nil {

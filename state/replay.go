@@ -240,9 +240,13 @@ type jobState struct {
 // replayer folds records into a Summary. Open keeps it and applies the
 // current run's records too, so that Prior sees both.
 type replayer struct {
-	s       Summary
-	jobs    map[jobKey]*jobState
-	records int
+	s    Summary
+	jobs map[jobKey]*jobState
+	// byInstance lists the jobs each instance made (every job whose
+	// rec.Instance names it, maybe more: check), so that an outcome
+	// touches its instance's jobs, not every job of the run.
+	byInstance map[string][]*jobState
+	records    int
 	// installs holds the install jobs the installs records name, by what
 	// they install; instJobs the install jobs tied to an instance by its
 	// queue intents, its recorded outcome or an interrupt's unfinished
@@ -253,10 +257,11 @@ type replayer struct {
 
 func newReplayer() *replayer {
 	return &replayer{
-		s:        Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}, Notified: map[string]string{}},
-		jobs:     map[jobKey]*jobState{},
-		installs: map[installKey]map[int64]bool{},
-		instJobs: map[string]map[int64]bool{},
+		s:          Summary{Instances: map[string]*InstanceOutcome{}, Intents: map[string]*Intent{}, Waits: map[string]*WaitRecord{}, Notified: map[string]string{}},
+		jobs:       map[jobKey]*jobState{},
+		byInstance: map[string][]*jobState{},
+		installs:   map[installKey]map[int64]bool{},
+		instJobs:   map[string]map[int64]bool{},
 	}
 }
 
@@ -373,6 +378,7 @@ func (r *replayer) job(kind string, id int64, instance string) *jobState {
 	if js == nil {
 		js = &jobState{rec: JobRecord{Instance: instance, Kind: kind, ID: id}}
 		r.jobs[k] = js
+		r.byInstance[instance] = append(r.byInstance[instance], js)
 	}
 	return js
 }
@@ -437,6 +443,9 @@ func (r *replayer) apply(rec *Record) {
 				js.rec = jr
 				if js.rec.Instance == "" {
 					js.rec.Instance = inst
+				}
+				if js.rec.Instance != inst {
+					r.byInstance[js.rec.Instance] = append(r.byInstance[js.rec.Instance], js)
 				}
 				js.ended = jr.Terminal()
 			}
@@ -544,8 +553,8 @@ func (r *replayer) outcome(rec *Record) {
 	if rec.Outcome == "cancelled" {
 		return
 	}
-	for k, js := range r.jobs {
-		if js.rec.Instance != rec.Instance || (running != nil && *running == k) {
+	for _, js := range r.byInstance[rec.Instance] {
+		if js.rec.Instance != rec.Instance || (running != nil && *running == (jobKey{js.rec.Kind, js.rec.ID})) {
 			continue
 		}
 		js.ended = true

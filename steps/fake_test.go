@@ -13,6 +13,11 @@ package steps
 //     machine field is the machine's name: the reference types the field
 //     "id or name" (API §7 #17), and the simulator, which follows one
 //     reading of it, always gives the id.
+//   - TestWatcherAimsAtJobETA (poll_test.go) scripts an install job that
+//     reads Running with no progress and a jobeta two seconds ahead, read
+//     after read, and records when each list read was served
+//     (installReads): the simulator's jobeta and progress move with its
+//     clock.
 
 import (
 	"context"
@@ -50,6 +55,15 @@ type fakeAPI struct {
 	// machineNames, when set, makes install entries name their machine
 	// instead of giving its id.
 	machineNames map[int64]string
+	// installReads records each read of imageinstall/status: when it
+	// was served and the states it listed.
+	installReads []fakeInstallRead
+}
+
+// fakeInstallRead is one read of imageinstall/status as the fake served it.
+type fakeInstallRead struct {
+	at     time.Time
+	states []step // the listed jobs' states
 }
 
 type step struct {
@@ -201,6 +215,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			f.installs = kept
 			out = map[string]any{"installs": list}
+			rd := fakeInstallRead{at: now}
+			for _, in := range kept {
+				rd.states = append(rd.states, in.cur)
+			}
+			f.installReads = append(f.installReads, rd)
 		default:
 			http.NotFound(w, r)
 			return

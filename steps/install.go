@@ -59,6 +59,7 @@ func (r *runner) runInstall(ctx context.Context) error {
 		defer w.Close()
 	}
 	w.SetJournal(r.journal)
+	w.shareBook(r.env.paceBook())
 	sub, err := w.Subscribe(interest)
 	if err != nil {
 		return fmt.Errorf("watching imageinstall/status: %w", err)
@@ -82,7 +83,7 @@ func (r *runner) runInstall(ctx context.Context) error {
 				Machine: interest.Machine, TargetVersionID: versionID}
 		}
 	}
-	qs := &queuer{r: r, kind: kind, jobs: map[int64]*queueState{}}
+	qs := &queuer{r: r, kind: kind, jobs: map[int64]*queueState{}, sub: sub}
 	empty, readErrs := 0, 0
 	for {
 		var snap InstallSnapshot
@@ -238,6 +239,9 @@ type queuer struct {
 	r    *runner
 	kind string
 	jobs map[int64]*queueState
+	// sub hears of every queue call, so that the watcher aims its reads
+	// at the job's end (or, after a lost answer, reads soon to settle it).
+	sub *InstallSubscription
 }
 
 func (q *queuer) state(id int64) *queueState {
@@ -289,10 +293,12 @@ func (q *queuer) pending(ctx context.Context, j *clanforge.Install, sent time.Ti
 		}
 	}
 	st.sends++
+	callSent := q.r.now()
 	err := q.r.queue(ctx, q.kind, j)
 	switch {
 	case err == nil:
 		st.done, st.lost = true, time.Time{}
+		q.sub.Queued(j.ID, callSent, true)
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -307,6 +313,7 @@ func (q *queuer) pending(ctx context.Context, j *clanforge.Install, sent time.Ti
 	}
 	// The outcome is unknown (or nothing was sent): the watcher's next
 	// read settles it.
+	q.sub.Queued(j.ID, callSent, false)
 	st.lost = time.Now()
 	st.wait = q.r.policy.grow(st.wait)
 	st.notBefore = st.lost.Add(st.wait)

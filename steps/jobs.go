@@ -25,7 +25,8 @@ func (r *runner) runUpdate(ctx context.Context) error {
 	var lastErr error
 	for a := 1; a <= attempts; a++ {
 		key := Key(r.inst.ID, epUpdateCreate, a)
-		job, _, err := r.do(ctx, call{
+		anchor := r.now()
+		job, adopted, err := r.do(ctx, call{
 			key:      key,
 			endpoint: apiPrefix + epUpdateCreate,
 			params:   r.updateParams(),
@@ -53,7 +54,10 @@ func (r *runner) runUpdate(ctx context.Context) error {
 			return fmt.Errorf("imageupdate/create: %w", err)
 		}
 		id := job.ID
-		job, err = r.attach(ctx, KindUpdate, job, func(ctx context.Context) (*clanforge.Job, error) {
+		if adopted {
+			anchor = time.Time{}
+		}
+		job, err = r.attach(ctx, KindUpdate, job, anchor, func(ctx context.Context) (*clanforge.Job, error) {
 			return c.UpdateStatus(ctx, id)
 		})
 		if err != nil {
@@ -110,8 +114,9 @@ func (r *runner) settleInterrupted(ctx context.Context, kind, key string, settle
 }
 
 // attach polls a job to its end. A job known only by id (re-attached from
-// the journal or adopted from a lock) is read first.
-func (r *runner) attach(ctx context.Context, kind string, job *clanforge.Job, read func(context.Context) (*clanforge.Job, error)) (*clanforge.Job, error) {
+// the journal or adopted from a lock) is read first. anchor is when the
+// call that made the job was sent, zero when the job came from elsewhere.
+func (r *runner) attach(ctx context.Context, kind string, job *clanforge.Job, anchor time.Time, read func(context.Context) (*clanforge.Job, error)) (*clanforge.Job, error) {
 	if job.State == clanforge.StateUnknown {
 		nj, err := read(ctx)
 		if err != nil {
@@ -119,7 +124,7 @@ func (r *runner) attach(ctx context.Context, kind string, job *clanforge.Job, re
 		}
 		job = nj
 	}
-	job, err := r.pollJob(ctx, kind, job, read)
+	job, err := r.pollJob(ctx, kind, job, anchor, read)
 	if err != nil && ctx.Err() == nil {
 		return job, fmt.Errorf("reading %s job %d: %w", kind, job.ID, err)
 	}
@@ -137,7 +142,8 @@ func (r *runner) runDiff(ctx context.Context) error {
 		return fmt.Errorf("diff step %q has no machine", r.step.Name)
 	}
 	createKey := Key(r.inst.ID, epDiffCreate, 1)
-	job, _, err := r.do(ctx, call{
+	anchor := r.now()
+	job, adopted, err := r.do(ctx, call{
 		key:      createKey,
 		endpoint: apiPrefix + epDiffCreate,
 		params: map[string]string{
@@ -161,6 +167,9 @@ func (r *runner) runDiff(ctx context.Context) error {
 	}
 	diffID := job.ID
 	r.out.DiffID = diffID
+	if adopted {
+		anchor = time.Time{}
+	}
 	var last *clanforge.Diff
 	read := func(ctx context.Context) (*clanforge.Job, error) {
 		d, err := c.DiffStatus(ctx, diffID)
@@ -171,7 +180,7 @@ func (r *runner) runDiff(ctx context.Context) error {
 		return &d.Job, nil
 	}
 	for retry := 0; ; retry++ {
-		job, err = r.attach(ctx, KindDiff, job, read)
+		job, err = r.attach(ctx, KindDiff, job, anchor, read)
 		if err != nil {
 			return err
 		}
@@ -223,6 +232,7 @@ func (r *runner) runDiff(ctx context.Context) error {
 				return c.RetryDiff(ctx, diffID)
 			},
 		}
+		anchor = r.now()
 		job, _, err = r.do(ctx, retryCall)
 		// The client settles a lost retry answer from the diff's
 		// timestamps, which have one-second resolution; when it cannot,
@@ -251,6 +261,10 @@ func (r *runner) runDiff(ctx context.Context) error {
 		}
 		if job.ID == 0 {
 			job.ID = diffID
+		}
+		if job.State == clanforge.StateUnknown {
+			// Settled or adopted: not made just now.
+			anchor = time.Time{}
 		}
 	}
 }
@@ -360,12 +374,14 @@ func (r *runner) runVersion(ctx context.Context) error {
 			return c.CreateVersion(ctx, diffID, opt)
 		},
 	}
-	job, _, err := r.do(ctx, create)
+	anchor := r.now()
+	job, adopted, err := r.do(ctx, create)
 	var ou *clanforge.OutcomeUnknownError
 	if errors.As(err, &ou) {
 		// The client never resends a version create whose answer was
 		// lost; settle it exactly as a resumed run would.
 		job, err = r.settleLostVersion(ctx, create, err)
+		adopted = true
 	}
 	if err != nil {
 		if errors.As(err, &ou) {
@@ -375,7 +391,10 @@ func (r *runner) runVersion(ctx context.Context) error {
 	}
 	id := job.ID
 	r.out.VersionID = id
-	job, err = r.attach(ctx, KindVersion, job, func(ctx context.Context) (*clanforge.Job, error) {
+	if adopted {
+		anchor = time.Time{}
+	}
+	job, err = r.attach(ctx, KindVersion, job, anchor, func(ctx context.Context) (*clanforge.Job, error) {
 		return c.VersionStatus(ctx, id)
 	})
 	if err != nil {
@@ -421,7 +440,7 @@ func (r *runner) runReject(ctx context.Context) error {
 		return fmt.Errorf("reading diff %d: %w", diffID, err)
 	}
 	if !d.State.Terminal() {
-		if _, err := r.pollJob(ctx, KindDiff, &d.Job, func(ctx context.Context) (*clanforge.Job, error) {
+		if _, err := r.pollJob(ctx, KindDiff, &d.Job, time.Time{}, func(ctx context.Context) (*clanforge.Job, error) {
 			d, err := c.DiffStatus(ctx, diffID)
 			if err != nil {
 				return nil, err

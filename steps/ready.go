@@ -75,7 +75,11 @@ func (r *runner) runReady(ctx context.Context) error {
 			return nil
 		}
 		r.reportReady(clanforge.StateRunning, "waiting", rs, text)
-		wait = r.policy.grow(wait)
+		if wait == 0 {
+			wait = r.policy.Min
+		} else {
+			wait = r.policy.growWaiting(wait)
+		}
 		if err := sleep(ctx, wait); err != nil {
 			return r.readyStopped(ctx, text)
 		}

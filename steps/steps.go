@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rollout/rollout/clanforge"
@@ -108,6 +109,18 @@ type Env struct {
 	// (see UnsettledUpdateError): send it again, or take it as made.
 	Resend     map[string]bool
 	AssumeSent map[string]bool
+
+	// book keeps how long the run's jobs took (see paceBook), made on
+	// first use.
+	bookOnce sync.Once
+	book     *paceBook
+}
+
+// paceBook returns the run's record of job lengths, shared by every
+// instance that runs with env.
+func (env *Env) paceBook() *paceBook {
+	env.bookOnce.Do(func() { env.book = &paceBook{} })
+	return env.book
 }
 
 // MachineIDs maps the plan's machine names to their ids, for

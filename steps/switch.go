@@ -400,7 +400,8 @@ func WatchSwitch(ctx context.Context, c *clanforge.Client, fleetID string, profi
 }
 
 // switchPacer spaces the reads of one switch: it has no ETA, so the reads
-// back off, starting over at Min when the state changes.
+// back off as a wait does (PollPolicy.growWaiting), starting over at Min
+// when the state changes.
 type switchPacer struct {
 	p       PollPolicy
 	backoff time.Duration
@@ -411,7 +412,11 @@ func (pc *switchPacer) next(st *clanforge.ProfileSwitch) time.Duration {
 	if st.State != pc.last {
 		pc.last, pc.backoff = st.State, 0
 	}
-	pc.backoff = pc.p.grow(pc.backoff)
+	if pc.backoff == 0 {
+		pc.backoff = pc.p.Min
+	} else {
+		pc.backoff = pc.p.growWaiting(pc.backoff)
+	}
 	return pc.backoff
 }
 

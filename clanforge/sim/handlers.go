@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -492,36 +493,124 @@ func (s *Server) listed(j *job, now time.Time) bool {
 	return false
 }
 
-func (s *Server) installStatus(now time.Time) any {
-	list := []any{}
+// installStatus renders the list of imageinstall/status. It is the one
+// answer that grows with the fleet (every unfinished install of the
+// account), and a large rollout reads it hundreds of times, so it is written
+// straight into bytes rather than built as maps for encoding/json: the
+// bytes are exactly those encoding/json would make of the documented shape
+// (keys in sorted order, strings escaped the same way; a test holds the
+// two together).
+func (s *Server) installStatus(now time.Time) preEncoded {
+	b := s.getListBuf(64 + s.installBytes + s.installBytes/8)
+	b = append(b, `{"installs":[`...)
+	n := 0
 	for _, j := range s.installs {
 		if !s.listed(j, now) {
 			continue
 		}
-		b := s.jobBody(j, now, "jobid", false)
-		b["mirroring"] = j.mirroring
-		b["mirror"] = ""
-		b["machine"] = nil
-		if j.mirroring {
-			b["mirror"] = j.loc.mirror
-		} else {
-			b["machine"] = j.machine.ID
+		if n > 0 {
+			b = append(b, ',')
 		}
-		// machine and location are integers (API §7 #17).
-		b["location"] = j.loc.id
-		b["imagepath"] = "/home/cf/" + strconv.FormatInt(j.image.ID, 10)
-		b["install_at"] = nil
-		if j.installAt != nil {
-			b["install_at"] = j.installAt.Unix()
-		}
-		b["target_imageversionid"] = j.target.id
-		b["restart"] = 0
-		if j.restart {
-			b["restart"] = 1
-		}
-		list = append(list, b)
+		n++
+		b = s.appendInstall(b, j, now)
 	}
-	return map[string]any{"installs": list}
+	b = append(b, "]}"...)
+	// The next answer is sized from this one: the list shrinks and grows
+	// slowly.
+	s.installBytes = len(b)
+	return b
+}
+
+// appendInstall appends one entry of the install list: the job fields of
+// API §3.1 (as jobBody renders them) and the install's own, in the sorted
+// key order encoding/json gives a map.
+func (s *Server) appendInstall(b []byte, j *job, now time.Time) []byte {
+	st := j.stateAt(now)
+	running := !j.startAt.IsZero() && (st == stRunning || st == stCompleted || st == stFailed)
+	b = append(b, `{"imagepath":"/home/cf/`...)
+	b = strconv.AppendInt(b, j.image.ID, 10)
+	b = append(b, `","install_at":`...)
+	if j.installAt != nil {
+		b = strconv.AppendInt(b, j.installAt.Unix(), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"jobcreated":`...)
+	b = strconv.AppendInt(b, j.created.Unix(), 10)
+	b = append(b, `,"joberror":`...)
+	if st == stFailed {
+		b = appendJSONString(b, j.errMsg)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"jobeta":`...)
+	if running {
+		b = strconv.AppendInt(b, j.eta.Unix(), 10)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"jobfailed":`...)
+	b = strconv.AppendInt(b, int64(j.failed), 10)
+	b = append(b, `,"jobid":`...)
+	b = strconv.AppendInt(b, j.id, 10)
+	b = append(b, `,"jobprogress":`...)
+	b = strconv.AppendInt(b, int64(j.progressAt(now)), 10)
+	b = append(b, `,"jobstart":`...)
+	if running {
+		b = append(b, '"')
+		b = strconv.AppendInt(b, j.startAt.Unix(), 10)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"jobstateid":`...)
+	b = strconv.AppendInt(b, int64(st), 10)
+	b = append(b, `,"jobstatename":`...)
+	b = appendJSONString(b, stateNames[st])
+	b = append(b, `,"jobupdated":`...)
+	b = strconv.AppendInt(b, j.updatedAt(now).Unix(), 10)
+	// machine and location are integers (API §7 #17).
+	b = append(b, `,"location":`...)
+	b = strconv.AppendInt(b, j.loc.id, 10)
+	b = append(b, `,"machine":`...)
+	if j.mirroring {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendInt(b, j.machine.ID, 10)
+	}
+	b = append(b, `,"mirror":`...)
+	if j.mirroring {
+		b = appendJSONString(b, j.loc.mirror)
+	} else {
+		b = append(b, `""`...)
+	}
+	b = append(b, `,"mirroring":`...)
+	b = strconv.AppendBool(b, j.mirroring)
+	b = append(b, `,"restart":`...)
+	if j.restart {
+		b = append(b, '1')
+	} else {
+		b = append(b, '0')
+	}
+	b = append(b, `,"target_imageversionid":`...)
+	b = strconv.AppendInt(b, j.target.id, 10)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes a string: plain
+// printable ASCII as is, anything else through encoding/json itself, so
+// that escaping (HTML characters, control characters, invalid UTF-8) is
+// never done two ways.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func (s *Server) installQueue(p params, now time.Time) (any, *apiError) {

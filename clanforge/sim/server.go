@@ -81,6 +81,10 @@ type Server struct {
 	requests []Request
 	switches []Switch
 
+	// installBytes is the size of the last install list answer, to size
+	// the next one.
+	installBytes int
+
 	srvMu sync.Mutex
 	srv   *http.Server
 }
@@ -312,6 +316,10 @@ func (s *Server) Close() error {
 	return err
 }
 
+// preEncoded is an answer body already encoded as JSON (the install list,
+// see installStatus): it is sent as is.
+type preEncoded []byte
+
 // apiError is an error answer: an HTTP status (0 = the configured business
 // error status) and the envelope's message.
 type apiError struct {
@@ -497,7 +505,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	} else {
 		status = http.StatusOK
 	}
-	buf, err := json.Marshal(body)
+	var buf []byte
+	var err error
+	if pre, ok := body.(preEncoded); ok {
+		buf = pre
+	} else {
+		buf, err = json.Marshal(body)
+	}
 	if err != nil {
 		status = http.StatusInternalServerError
 		buf, _ = json.Marshal(envelope("internal error: " + err.Error()))
@@ -522,9 +536,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		dropConn(w)
 		return
 	}
+	buf = append(buf, '\n')
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	w.WriteHeader(status)
-	w.Write(append(buf, '\n')) //nolint:errcheck // the client may have gone
+	w.Write(buf) //nolint:errcheck // the client may have gone
+	if pre, ok := body.(preEncoded); ok {
+		s.putListBuf(pre)
+	}
+}
+
+// listBufs holds the buffers of install list answers once written, for the
+// next one: a large rollout reads that list hundreds of times, megabytes
+// each.
+var listBufs sync.Pool
+
+func (s *Server) getListBuf(size int) []byte {
+	if b, ok := listBufs.Get().(*[]byte); ok && cap(*b) >= size {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+func (s *Server) putListBuf(b []byte) {
+	b = b[:0]
+	listBufs.Put(&b)
 }
 
 // work advances the world to now and runs the endpoint under the lock. A

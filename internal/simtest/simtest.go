@@ -1,7 +1,10 @@
-// Package simtest is test support, imported only from _test.go files: it
+// Package simtest is test support, imported only from _test.go files and
+// from the fleetplan tool beside it (never by the command users get): it
 // owns the fixture that tests of several packages share, a Clanforge
 // simulator served over real HTTP in strict mode with a client pointed at
-// it, and the YAML of the fleet plan those tests roll out.
+// it, the YAML of the fleet plan those tests roll out, and the yardsticks
+// of the polling benchmark (the ideal schedule of a run, and a 1 s polling
+// script's, see ideal.go).
 //
 // Strict mode is on by default because the simulator then refuses what a
 // strict reading of the API reference refuses, which holds every test that
