@@ -406,13 +406,15 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	}
 	// The plan's webhooks hear the same events; they never hold the run
 	// back, and what they could not deliver is a warning.
+	drainNotify := func() {}
 	if n := notify.New(p, notify.Options{Journal: sd.j, Commands: commands, Warn: warn, AutoApprove: o.AutoApprove}); n != nil {
 		observers = append(observers, n)
-		defer func() {
+		drainNotify = sync.OnceFunc(func() {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyDrain)
 			defer cancel()
 			n.Close(cctx)
-		}()
+		})
+		defer drainNotify()
 	}
 	opts.Observer = engine.Fanout(observers...)
 	eng := engine.New(p, opts)
@@ -445,6 +447,11 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 		}
 		closeLog()
 		res := env.finishRun(sd, o, s, outErr, errw)
+		// The last notifications (finished, a failure) are recorded in
+		// the journal as they are sent, after the engine ended: they
+		// are delivered, or given up after notifyDrain, before the
+		// journal closes.
+		drainNotify()
 		sd.close()
 		return res
 	}
