@@ -55,8 +55,22 @@ type harness struct {
 
 func newHarness(t *testing.T, scn Scenario) *harness {
 	t.Helper()
+	return newHarnessCfg(t, Config{Inventory: testInventory(), Scenario: scn})
+}
+
+// newHarnessCfg serves cfg on a fake clock at epoch; the inventory defaults
+// to fleetInventory and the credentials to the test keys.
+func newHarnessCfg(t *testing.T, cfg Config) *harness {
+	t.Helper()
 	clock := NewFakeClock(epoch)
-	srv, err := New(Config{Inventory: testInventory(), AccessKey: accessKey, SecretKey: secretKey, Scenario: scn, Clock: clock})
+	cfg.Clock = clock
+	if cfg.Inventory.ASID == 0 {
+		cfg.Inventory = fleetInventory()
+	}
+	if cfg.AccessKey == "" && cfg.Token == "" {
+		cfg.AccessKey, cfg.SecretKey = accessKey, secretKey
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -49,31 +49,6 @@ func fleetInventory() Inventory {
 	}
 }
 
-// newHarnessCfg serves cfg on a fake clock at epoch; the inventory defaults
-// to fleetInventory and the credentials to the test keys.
-func newHarnessCfg(t *testing.T, cfg Config) *harness {
-	t.Helper()
-	clock := NewFakeClock(epoch)
-	cfg.Clock = clock
-	if cfg.Inventory.ASID == 0 {
-		cfg.Inventory = fleetInventory()
-	}
-	if cfg.AccessKey == "" && cfg.Token == "" {
-		cfg.AccessKey, cfg.SecretKey = accessKey, secretKey
-	}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	base, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	return &harness{t: t, srv: srv, clock: clock, base: base, hc: hc}
-}
-
 func basicAuth(user, pass string) string {
 	req, _ := http.NewRequest(http.MethodGet, "http://x", nil)
 	req.SetBasicAuth(user, pass)
