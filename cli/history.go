@@ -121,8 +121,7 @@ func historyDocument(runs []state.HistoryRun, dir string) *HistoryDoc {
 		end := r.Last
 		switch {
 		case !r.Finished.IsZero():
-			f := r.Finished.UTC()
-			h.Finished, h.Outcome, end = &f, r.Verdict, r.Finished
+			h.Finished, h.Outcome, end = utcOrNil(r.Finished), r.Verdict, r.Finished
 		case held && i == len(runs)-1 && r.Journal == state.JournalName:
 			h.Outcome = "running"
 		default:

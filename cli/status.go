@@ -161,12 +161,8 @@ func statusDocument(ctx context.Context, sum *state.Summary, dir string, live *c
 		Waiting: []StatusWait{}, Decisions: []StatusDecision{},
 		TornTail: sum.TornTail, Complete: len(sum.AllInstances) > 0 || len(sum.Instances) == 0}
 	for _, r := range sum.Runs {
-		sr := StatusRun{PID: r.PID, Host: r.Host, User: r.User, Started: r.Started.UTC(), Verdict: r.Verdict, Resumed: r.Resumed, Sim: r.Sim, API: r.API}
-		if !r.Finished.IsZero() {
-			f := r.Finished.UTC()
-			sr.Finished = &f
-		}
-		d.Runs = append(d.Runs, sr)
+		d.Runs = append(d.Runs, StatusRun{PID: r.PID, Host: r.Host, User: r.User, Started: r.Started.UTC(), Finished: utcOrNil(r.Finished),
+			Verdict: r.Verdict, Resumed: r.Resumed, Sim: r.Sim, API: r.API})
 	}
 	switch {
 	case len(sum.Runs) == 0:
@@ -218,13 +214,8 @@ func (d *StatusDoc) addWaits(sum *state.Summary, dir string) {
 		}
 		d.WaitingLive = true
 		for _, x := range w.Waits {
-			sw := StatusWait{ID: x.ID, Kind: x.Kind, Step: x.Step, Image: x.Image, Message: x.Message, Since: x.Since.UTC(),
-				Progress: x.Progress, Approve: x.Approve, Abort: x.Abort}
-			if !x.Until.IsZero() {
-				u := x.Until.UTC()
-				sw.Until = &u
-			}
-			d.Waiting = append(d.Waiting, sw)
+			d.Waiting = append(d.Waiting, StatusWait{ID: x.ID, Kind: x.Kind, Step: x.Step, Image: x.Image, Message: x.Message,
+				Since: x.Since.UTC(), Until: utcOrNil(x.Until), Progress: x.Progress, Approve: x.Approve, Abort: x.Abort})
 		}
 		return
 	}
@@ -236,13 +227,18 @@ func (d *StatusDoc) addWaits(sum *state.Summary, dir string) {
 		if w.Decision != "" {
 			continue
 		}
-		sw := StatusWait{ID: w.ID, Kind: w.Kind, Step: w.Step, Image: w.Image, Message: w.Message, Since: w.Since.UTC()}
-		if !w.Until.IsZero() {
-			u := w.Until.UTC()
-			sw.Until = &u
-		}
-		d.Waiting = append(d.Waiting, sw)
+		d.Waiting = append(d.Waiting, StatusWait{ID: w.ID, Kind: w.Kind, Step: w.Step, Image: w.Image, Message: w.Message,
+			Since: w.Since.UTC(), Until: utcOrNil(w.Until)})
 	}
+}
+
+// utcOrNil is t in UTC for a document, or nil (left out) when t is unset.
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // text renders the document for people.
