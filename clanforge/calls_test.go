@@ -15,21 +15,9 @@ import (
 // sends: method, path, query and body, as a recording server sees them.
 func TestCallsAreWhatIsSent(t *testing.T) {
 	ok := respond(200, `{"success":true,"updateid":1,"diffid":12,"imageversionid":1,"machinejobid":14,"jobstateid":1}`)
-	f := newFake(t, map[string]http.HandlerFunc{
-		"/cfp/v1/imageupdate/create":             ok,
-		"/cfp/v1/imageupdate/11/status":          ok,
-		"/cfp/v1/imagediff/create":               ok,
-		"/cfp/v1/imagediff/12/status":            respond(200, `{"diffid":12,"jobstateid":5,"image":{"imageid":5531}}`),
-		"/cfp/v1/imagediff/12/retry":             ok,
-		"/cfp/v1/imagediff/12/reject":            respond(200, `{"diffid":12}`),
-		"/cfp/v1/imageversion/create":            ok,
-		"/cfp/v1/imageversion/13/status":         ok,
-		"/cfp/v1/imageinstall/status":            respond(200, `{"installs":[]}`),
-		"/cfp/v1/imageinstall/14/queue":          ok,
-		"/cfp/v2/project/4242/image/5531/status": respond(200, `{"pending_machines":0}`),
-		"/cfp/v1/image/options":                  respond(200, `{"games":[{"gameid":1201,"name":"g"}]}`),
-		switchPath:                               respond(200, `{"ProfileID":102,"State":"pending"}`),
-	})
+	routes := everyEndpoint(ok, respond(200, `{"games":[{"gameid":1201,"name":"g"}]}`))
+	routes[switchPath] = respond(200, `{"ProfileID":102,"State":"pending"}`)
+	f := newFake(t, routes)
 	c := f.client(t, nil)
 	k := c.Calls()
 	cx := ctx(t)

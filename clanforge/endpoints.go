@@ -185,9 +185,9 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 		// anything is sent, rather than let the server refuse the call.
 		return nil, fmt.Errorf("clanforge: imageupdate/create of image %d: the description (desc) is required and must not be blank", imageID)
 	}
-	beforeKind, beforeID, err := c.LockHolder(ctx, imageID)
+	beforeKind, beforeID, err := c.lockBefore(ctx, imageID, "imageupdate/create")
 	if err != nil {
-		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imageupdate/create: %w", imageID, err)
+		return nil, err
 	}
 	j, err := mutate(ctx, c, c.Calls().UpdateCreate(itoa(imageID), itoa(machineID), desc, url), jobDecoder(idUpdate))
 	if err == nil {
@@ -207,6 +207,16 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 	return nil, inconclusive(ou, fmt.Sprintf("image %d shows no new update lock (%s; before the call: %s): "+
 		"either the call made no update, or it made one that has already finished, which leaves no lock; no read can tell which",
 		imageID, holder(k, id), holder(beforeKind, beforeID)))
+}
+
+// lockBefore reads image imageID's lock holder before a call to endpoint
+// whose lost answer the holder afterwards settles.
+func (c *Client) lockBefore(ctx context.Context, imageID int64, endpoint string) (string, int64, error) {
+	k, id, err := c.LockHolder(ctx, imageID)
+	if err != nil {
+		return "", 0, fmt.Errorf("clanforge: reading the lock holder of image %d before %s: %w", imageID, endpoint, err)
+	}
+	return k, id, nil
 }
 
 // isNewHolder reports whether the lock holder k/id read after a lost create
@@ -248,9 +258,9 @@ func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error)
 // diff: it would be refused with "image locked by diffid: N", naming the
 // earlier send's diff, which is then adopted.
 func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job, error) {
-	beforeKind, beforeID, err := c.LockHolder(ctx, imageID)
+	beforeKind, beforeID, err := c.lockBefore(ctx, imageID, "imagediff/create")
 	if err != nil {
-		return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/create: %w", imageID, err)
+		return nil, err
 	}
 	call := c.Calls().DiffCreate(itoa(imageID), itoa(machineID))
 	diffJob := func(ctx context.Context, id int64) (*Job, error) {
@@ -359,8 +369,8 @@ func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (
 	var beforeKind string
 	var beforeID int64
 	if imageID != 0 {
-		if beforeKind, beforeID, err = c.LockHolder(ctx, imageID); err != nil {
-			return nil, fmt.Errorf("clanforge: reading the lock holder of image %d before imagediff/reject: %w", imageID, err)
+		if beforeKind, beforeID, err = c.lockBefore(ctx, imageID, "imagediff/reject"); err != nil {
+			return nil, err
 		}
 	}
 	held := imageID != 0 && beforeKind == "diff" && beforeID == diffID

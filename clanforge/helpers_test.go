@@ -121,6 +121,28 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 }
 
 // respond returns a handler that always answers status and body.
+// everyEndpoint routes each v1 endpoint and the v2 image status of the
+// tests' ids (image 5531, update 11, diff 12, version 13, install 14) to a
+// fake answer: ok for those that answer with a job, options for
+// image/options; the diff's status, reject and the lists with answers of
+// their own shape.
+func everyEndpoint(ok, options http.HandlerFunc) map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"/cfp/v1/imageupdate/create":             ok,
+		"/cfp/v1/imageupdate/11/status":          ok,
+		"/cfp/v1/imagediff/create":               ok,
+		"/cfp/v1/imagediff/12/status":            respond(200, `{"diffid":12,"jobstateid":5,"image":{"imageid":5531}}`),
+		"/cfp/v1/imagediff/12/retry":             ok,
+		"/cfp/v1/imagediff/12/reject":            respond(200, `{"diffid":12}`),
+		"/cfp/v1/imageversion/create":            ok,
+		"/cfp/v1/imageversion/13/status":         ok,
+		"/cfp/v1/imageinstall/status":            respond(200, `{"installs":[]}`),
+		"/cfp/v1/imageinstall/14/queue":          ok,
+		"/cfp/v2/project/4242/image/5531/status": respond(200, `{"pending_machines":0}`),
+		"/cfp/v1/image/options":                  options,
+	}
+}
+
 func respond(status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, status, body) }
 }

@@ -218,14 +218,16 @@ type switchRequest struct {
 func switchBody(opt SwitchOptions) switchRequest {
 	b := switchRequest{ProfileID: opt.ProfileID, MaxMachines: opt.MaxMachines}
 	if opt.Timeout > 0 {
-		b.Timeout = compactDuration(opt.Timeout)
+		b.Timeout = CompactDuration(opt.Timeout)
 	}
 	return b
 }
 
-// compactDuration writes a duration as the page's examples do ("60s",
-// "2h"): Go's form without its zero tails, "2h0m0s" -> "2h".
-func compactDuration(d time.Duration) string {
+// CompactDuration writes a duration as the page's examples do ("60s",
+// "2h"): Go's form without its zero tails, "2h0m0s" -> "2h". It is how a
+// switch's Timeout is sent, so a description of the switch says it the
+// same way.
+func CompactDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

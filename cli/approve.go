@@ -35,30 +35,25 @@ type ControlOptions struct {
 const DefaultControlTimeout = 30 * time.Second
 
 func approveFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
-	o := &ControlOptions{}
-	vars := addVarFlag(fs)
-	fs.StringVar(&o.Step, "step", "", "the approve step, or the install step whose pause waits (default: the only approval waiting)")
-	fs.StringVar(&o.Reason, "reason", "", "why, for the journal and the events")
-	fs.StringVar(&o.StateDir, "state-dir", "", "state directory of the run (default .rollout/<plan name>)")
-	fs.DurationVar(&o.Timeout, "timeout", DefaultControlTimeout, "give up waiting for the run's answer after this long")
-	return func(ctx context.Context, env *Env, args []string) error {
-		path, err := onePlan("approve", args)
-		if err != nil {
-			return err
-		}
-		o.Plan, o.Vars = path, vars
-		return Control(ctx, env, *o)
-	}
+	return controlFlags(fs, "approve", &ControlOptions{})
 }
 
 func abortFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
-	o := &ControlOptions{Abort: true}
+	return controlFlags(fs, "abort", &ControlOptions{Abort: true})
+}
+
+// controlFlags are the flags of approve and abort, which differ only in
+// what they ask of the run: abort names no step.
+func controlFlags(fs *flag.FlagSet, cmd string, o *ControlOptions) func(context.Context, *Env, []string) error {
 	vars := addVarFlag(fs)
+	if !o.Abort {
+		fs.StringVar(&o.Step, "step", "", "the approve step, or the install step whose pause waits (default: the only approval waiting)")
+	}
 	fs.StringVar(&o.Reason, "reason", "", "why, for the journal and the events")
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory of the run (default .rollout/<plan name>)")
 	fs.DurationVar(&o.Timeout, "timeout", DefaultControlTimeout, "give up waiting for the run's answer after this long")
 	return func(ctx context.Context, env *Env, args []string) error {
-		path, err := onePlan("abort", args)
+		path, err := onePlan(cmd, args)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -197,6 +198,53 @@ func onePlan(cmd string, pos []string) (string, error) {
 		return "", usageErr("rollout %s: missing the plan file\nusage: rollout %s", cmd, Find(cmd).Usage)
 	}
 	return "", usageErr("rollout %s: one plan file expected, got %d (%s)\nusage: rollout %s", cmd, len(pos), strings.Join(pos, " "), Find(cmd).Usage)
+}
+
+// atMostOnePlan reads the optional plan argument of a command that can
+// also find its state directory alone (status, history, watch); what names
+// the argument in the usage error ("plan", "plan file").
+func atMostOnePlan(cmd, what string, args []string) (string, error) {
+	switch len(args) {
+	case 0:
+		return "", nil
+	case 1:
+		return args[0], nil
+	}
+	return "", usageErr("rollout %s: at most one %s\nusage: rollout %s", cmd, what, Find(cmd).Usage)
+}
+
+// planArgOrFlag lets a command whose plan is the optional --plan flag take
+// it as its one argument instead (reject, sim); any other argument is a
+// usage error.
+func planArgOrFlag(cmd string, args []string, plan *string) error {
+	if len(args) == 1 && *plan == "" {
+		*plan = args[0]
+	} else if len(args) > 0 {
+		return usageErr("rollout %s: unexpected arguments %v\nusage: rollout %s", cmd, args, Find(cmd).Usage)
+	}
+	return nil
+}
+
+// printDoc prints a read-only command's document (status, history): as
+// JSON with --json, else as the document's own text. Names, reasons,
+// errors and states come from plans, people and the API, so every string
+// goes through the output boundary first, on either path.
+func printDoc[D interface{ text(io.Writer) error }](out io.Writer, doc D, asJSON bool) error {
+	if asJSON {
+		enc := redact.NewJSONEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(doc)
+	}
+	return redact.Copy(doc, redact.Terminal).text(out)
+}
+
+// noJournalErr is the error of a command that reads a state directory's
+// journal: a missing journal says the plan has not run there.
+func noJournalErr(cmd, dir string, err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return failErr("rollout %s: no journal in %s: this plan has not run here", cmd, dir)
+	}
+	return failErr("rollout %s: %v", cmd, err)
 }
 
 // loadPlan loads a plan; every plan error is an ErrUsage error listing all

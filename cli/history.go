@@ -2,17 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/rollout/rollout/redact"
 	"github.com/rollout/rollout/state"
 )
 
@@ -32,13 +29,11 @@ func historyFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error 
 	fs.BoolVar(&o.JSON, "json", false, "print the history as a JSON document")
 	fs.BoolVar(&o.Sim, "sim", false, "show the runs against the built-in simulator (.rollout/<plan name>.sim)")
 	return func(ctx context.Context, env *Env, args []string) error {
-		if len(args) > 1 {
-			return usageErr("rollout history: at most one plan\nusage: rollout %s", Find("history").Usage)
+		name, err := atMostOnePlan("history", "plan", args)
+		if err != nil {
+			return err
 		}
-		if len(args) == 1 {
-			o.Plan = args[0]
-		}
-		o.Vars = vars
+		o.Plan, o.Vars = name, vars
 		return History(ctx, env, *o)
 	}
 }
@@ -53,21 +48,10 @@ func History(_ context.Context, env *Env, o HistoryOptions) error {
 		return err
 	}
 	runs, err := state.History(loc.dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return failErr("rollout history: no journal in %s: this plan has not run here", loc.dir)
-	}
 	if err != nil {
-		return failErr("rollout history: %v", err)
+		return noJournalErr("history", loc.dir, err)
 	}
-	doc := historyDocument(runs, loc.dir)
-	if o.JSON {
-		enc := redact.NewJSONEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
-	}
-	// Names, reasons and users come from plans, people and the API:
-	// every string goes through the output boundary first.
-	return redact.Copy(doc, redact.Terminal).text(env.Stdout)
+	return printDoc(env.Stdout, historyDocument(runs, loc.dir), o.JSON)
 }
 
 // HistoryDoc is `rollout history --json`: version 1 of the document. New
@@ -137,8 +121,7 @@ func historyDocument(runs []state.HistoryRun, dir string) *HistoryDoc {
 		end := r.Last
 		switch {
 		case !r.Finished.IsZero():
-			f := r.Finished.UTC()
-			h.Finished, h.Outcome, end = &f, r.Verdict, r.Finished
+			h.Finished, h.Outcome, end = utcOrNil(r.Finished), r.Verdict, r.Finished
 		case held && i == len(runs)-1 && r.Journal == state.JournalName:
 			h.Outcome = "running"
 		default:

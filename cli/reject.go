@@ -38,10 +38,8 @@ func rejectFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.StringVar(&o.Plan, "plan", "", "plan whose clanforge settings (url, asid) to use; else CLANFORGE_URL and CLANFORGE_ASID")
 	fs.StringVar(&o.StateDir, "state-dir", "", "journal to record the reject in (default: the plan's, .rollout/<plan name>)")
 	return func(ctx context.Context, env *Env, args []string) error {
-		if len(args) == 1 && o.Plan == "" {
-			o.Plan = args[0]
-		} else if len(args) > 0 {
-			return usageErr("rollout reject: unexpected arguments %v\nusage: rollout %s", args, Find("reject").Usage)
+		if err := planArgOrFlag("reject", args, &o.Plan); err != nil {
+			return err
 		}
 		o.Vars = vars
 		return Reject(ctx, env, *o)
@@ -201,10 +199,8 @@ func simFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.Float64Var(&o.Speed, "speed", 0, "speed factor for every job duration (default 1)")
 	fs.StringVar(&o.Scenario, "scenario", "", "scenario file: durations, injected failures and API faults")
 	return func(ctx context.Context, env *Env, args []string) error {
-		if len(args) == 1 && o.Plan == "" {
-			o.Plan = args[0]
-		} else if len(args) > 0 {
-			return usageErr("rollout sim: unexpected arguments %v\nusage: rollout %s", args, Find("sim").Usage)
+		if err := planArgOrFlag("sim", args, &o.Plan); err != nil {
+			return err
 		}
 		if o.Plan == "" {
 			return usageErr("rollout sim: --plan PLAN is required\nusage: rollout %s", Find("sim").Usage)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"github.com/rollout/rollout/clanforge"
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/plan"
-	"github.com/rollout/rollout/redact"
 	"github.com/rollout/rollout/state"
 )
 
@@ -37,13 +35,11 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.BoolVar(&o.JSON, "json", false, "print the journal summary as JSON")
 	fs.BoolVar(&o.Sim, "sim", false, "show the runs against the built-in simulator (.rollout/<plan name>.sim); with --refresh, ask a fresh simulator (it knows none of their jobs)")
 	return func(ctx context.Context, env *Env, args []string) error {
-		if len(args) > 1 {
-			return usageErr("rollout status: at most one plan file\nusage: rollout %s", Find("status").Usage)
+		name, err := atMostOnePlan("status", "plan file", args)
+		if err != nil {
+			return err
 		}
-		if len(args) == 1 {
-			o.Plan = args[0]
-		}
-		o.Vars = vars
+		o.Plan, o.Vars = name, vars
 		return Status(ctx, env, *o)
 	}
 }
@@ -58,11 +54,8 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 	}
 	p, dir := loc.p, &loc.dir
 	sum, err := state.Replay(*dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return failErr("rollout status: no journal in %s: this plan has not run here", *dir)
-	}
 	if err != nil {
-		return failErr("rollout status: %v", err)
+		return noJournalErr("status", *dir, err)
 	}
 	var live *clanforge.Client
 	if o.Refresh {
@@ -76,15 +69,7 @@ func Status(ctx context.Context, env *Env, o StatusOptions) error {
 		defer conn.Close()
 		live = conn.client
 	}
-	doc := statusDocument(ctx, sum, *dir, live)
-	if o.JSON {
-		enc := redact.NewJSONEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
-	}
-	// Names, errors and states come from the plan and the API: every
-	// string goes through the output boundary before it is laid out.
-	return redact.Copy(doc, redact.Terminal).text(env.Stdout)
+	return printDoc(env.Stdout, statusDocument(ctx, sum, *dir, live), o.JSON)
 }
 
 // StatusDoc is `rollout status --json`: version 1 of the document, built
@@ -176,12 +161,8 @@ func statusDocument(ctx context.Context, sum *state.Summary, dir string, live *c
 		Waiting: []StatusWait{}, Decisions: []StatusDecision{},
 		TornTail: sum.TornTail, Complete: len(sum.AllInstances) > 0 || len(sum.Instances) == 0}
 	for _, r := range sum.Runs {
-		sr := StatusRun{PID: r.PID, Host: r.Host, User: r.User, Started: r.Started.UTC(), Verdict: r.Verdict, Resumed: r.Resumed, Sim: r.Sim, API: r.API}
-		if !r.Finished.IsZero() {
-			f := r.Finished.UTC()
-			sr.Finished = &f
-		}
-		d.Runs = append(d.Runs, sr)
+		d.Runs = append(d.Runs, StatusRun{PID: r.PID, Host: r.Host, User: r.User, Started: r.Started.UTC(), Finished: utcOrNil(r.Finished),
+			Verdict: r.Verdict, Resumed: r.Resumed, Sim: r.Sim, API: r.API})
 	}
 	switch {
 	case len(sum.Runs) == 0:
@@ -233,13 +214,8 @@ func (d *StatusDoc) addWaits(sum *state.Summary, dir string) {
 		}
 		d.WaitingLive = true
 		for _, x := range w.Waits {
-			sw := StatusWait{ID: x.ID, Kind: x.Kind, Step: x.Step, Image: x.Image, Message: x.Message, Since: x.Since.UTC(),
-				Progress: x.Progress, Approve: x.Approve, Abort: x.Abort}
-			if !x.Until.IsZero() {
-				u := x.Until.UTC()
-				sw.Until = &u
-			}
-			d.Waiting = append(d.Waiting, sw)
+			d.Waiting = append(d.Waiting, StatusWait{ID: x.ID, Kind: x.Kind, Step: x.Step, Image: x.Image, Message: x.Message,
+				Since: x.Since.UTC(), Until: utcOrNil(x.Until), Progress: x.Progress, Approve: x.Approve, Abort: x.Abort})
 		}
 		return
 	}
@@ -251,13 +227,18 @@ func (d *StatusDoc) addWaits(sum *state.Summary, dir string) {
 		if w.Decision != "" {
 			continue
 		}
-		sw := StatusWait{ID: w.ID, Kind: w.Kind, Step: w.Step, Image: w.Image, Message: w.Message, Since: w.Since.UTC()}
-		if !w.Until.IsZero() {
-			u := w.Until.UTC()
-			sw.Until = &u
-		}
-		d.Waiting = append(d.Waiting, sw)
+		d.Waiting = append(d.Waiting, StatusWait{ID: w.ID, Kind: w.Kind, Step: w.Step, Image: w.Image, Message: w.Message,
+			Since: w.Since.UTC(), Until: utcOrNil(w.Until)})
 	}
+}
+
+// utcOrNil is t in UTC for a document, or nil (left out) when t is unset.
+func utcOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // text renders the document for people.

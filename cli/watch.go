@@ -30,13 +30,11 @@ func watchFlags(fs *flag.FlagSet) func(context.Context, *Env, []string) error {
 	fs.StringVar(&o.StateDir, "state-dir", "", "state directory of the run (default .rollout/<plan name>)")
 	fs.BoolVar(&o.NoTUI, "no-tui", false, "print plain lines instead of the live view")
 	return func(ctx context.Context, env *Env, args []string) error {
-		if len(args) > 1 {
-			return usageErr("rollout watch: at most one plan\nusage: rollout %s", Find("watch").Usage)
+		name, err := atMostOnePlan("watch", "plan", args)
+		if err != nil {
+			return err
 		}
-		if len(args) == 1 {
-			o.Plan = args[0]
-		}
-		o.Vars = vars
+		o.Plan, o.Vars = name, vars
 		return Watch(ctx, env, *o)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/rollout/rollout/engine"
 	"github.com/rollout/rollout/internal/simtest"
 	"github.com/rollout/rollout/plan"
-	"github.com/rollout/rollout/state"
 	"github.com/rollout/rollout/steps"
 )
 
@@ -507,12 +506,7 @@ func TestResumedRunStartsEachInstanceOnce(t *testing.T) {
 	f := newFixture(t, simtest.FleetPlan("resume", []string{"game"}, 4, 4, `    waves: [1, "50%", "100%"]
 `, "", ""), fast)
 	// The real journal, as a resumed run reads it.
-	sj, err := state.Open(t.TempDir(), f.p.Name, f.p.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	j := state.NewRecorder(sj)
+	sj, j := journal(t, f.p)
 	// The first run stops at the first install, as a crash would.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -108,6 +108,20 @@ func (x *scripted) drain(done <-chan struct{}) {
 	}
 }
 
+// runDrained runs p with x as its executor (whatever o says), releasing
+// every instance as soon as it asks, and returns the run's summary.
+func (x *scripted) runDrained(p *plan.Plan, o engine.Options) *engine.Summary {
+	o.Executor = x
+	done := make(chan struct{})
+	var sum *engine.Summary
+	go func() {
+		defer close(done)
+		sum, _ = engine.New(p, o).Run(context.Background())
+	}()
+	x.drain(done)
+	return sum
+}
+
 type eventLog struct {
 	engine.NopObserver
 	mu     sync.Mutex
@@ -301,13 +315,7 @@ func TestVerdict(t *testing.T) {
 			if tt.fail != "" {
 				x.fail[tt.fail] = true
 			}
-			done := make(chan struct{})
-			var sum *engine.Summary
-			go func() {
-				defer close(done)
-				sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
-			}()
-			x.drain(done)
+			sum := x.runDrained(p, engine.Options{})
 			if sum.Verdict != tt.want {
 				t.Fatalf("verdict %s, want %s (counts %v)", sum.Verdict, tt.want, sum.Counts)
 			}
@@ -322,13 +330,7 @@ func TestOnFailureNoop(t *testing.T) {
 	x := newScripted()
 	x.fail["install@m000/game"] = true
 	x.fail["install@m001/game"] = true
-	done := make(chan struct{})
-	var sum *engine.Summary
-	go func() {
-		defer close(done)
-		sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
-	}()
-	x.drain(done)
+	sum := x.runDrained(p, engine.Options{})
 	noops := 0
 	for _, o := range sum.OnFailure {
 		if o.Noop {
@@ -358,13 +360,7 @@ func TestFailureBudgetScope(t *testing.T) {
 		x := newScripted()
 		x.fail["install@m000/game-a"] = true
 		x.fail["install@m001/game-a"] = true
-		done := make(chan struct{})
-		var sum *engine.Summary
-		go func() {
-			defer close(done)
-			sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
-		}()
-		x.drain(done)
+		sum := x.runDrained(p, engine.Options{})
 		want := engine.VerdictFailed // 2 of 30 is within 10% (3)
 		if perImage {
 			want = engine.VerdictAborted // 2 of game-a's 10 is more than 10% (1)
@@ -378,14 +374,14 @@ func TestFailureBudgetScope(t *testing.T) {
 	}
 }
 
-// TestNoForwardSwitchAfterARollback: once an on_failure switch of a fleet
-// was woken by a failure, a forward switch of that fleet that becomes
-// ready later is skipped: it would undo the rollback.
-func TestNoForwardSwitchAfterARollback(t *testing.T) {
-	p := simtest.Plan(t, simtest.FleetPlan("rollback", []string{"game-a", "game-b"}, 2, 8, "", "", ""))
-	fleet := &plan.Fleet{Name: "prod", ID: "f-uuid"}
-	p.Fleets = []*plan.Fleet{fleet}
-	var imgA, imgB *plan.Image
+// switchBackPlan is a rollout of game-a and game-b on two machines with
+// these fleets, a forward switch step cut to game-b and an on_failure
+// switch step back to game-a; each test adds the switches' instances it
+// needs.
+func switchBackPlan(t *testing.T, fleets ...*plan.Fleet) (p *plan.Plan, imgA, imgB *plan.Image, cut, back *plan.Step) {
+	t.Helper()
+	p = simtest.Plan(t, simtest.FleetPlan("rollback", []string{"game-a", "game-b"}, 2, 8, "", "", ""))
+	p.Fleets = fleets
 	for _, img := range p.Images {
 		if img.Name == "game-a" {
 			imgA = img
@@ -393,10 +389,19 @@ func TestNoForwardSwitchAfterARollback(t *testing.T) {
 			imgB = img
 		}
 	}
-	cut := &plan.Step{Name: "cut", Type: plan.TypeSwitch, To: imgB}
-	back := &plan.Step{Name: "back", Type: plan.TypeSwitch, To: imgA, OnFailure: true}
+	cut = &plan.Step{Name: "cut", Type: plan.TypeSwitch, To: imgB}
+	back = &plan.Step{Name: "back", Type: plan.TypeSwitch, To: imgA, OnFailure: true}
 	p.Steps = append(p.Steps, cut)
 	p.OnFailure = []*plan.Step{back}
+	return p, imgA, imgB, cut, back
+}
+
+// TestNoForwardSwitchAfterARollback: once an on_failure switch of a fleet
+// was woken by a failure, a forward switch of that fleet that becomes
+// ready later is skipped: it would undo the rollback.
+func TestNoForwardSwitchAfterARollback(t *testing.T) {
+	fleet := &plan.Fleet{Name: "prod", ID: "f-uuid"}
+	p, imgA, imgB, cut, back := switchBackPlan(t, fleet)
 	var bInstalls []*plan.Instance
 	for _, in := range p.Instances {
 		if in.Step.Name == "install" && in.Image == imgB {
@@ -430,13 +435,7 @@ func TestNoForwardSwitchAfterARollback(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	done := make(chan struct{})
-	var sum *engine.Summary
-	go func() {
-		defer close(done)
-		sum, _ = engine.New(p, engine.Options{Executor: x}).Run(context.Background())
-	}()
-	x.drain(done)
+	sum := x.runDrained(p, engine.Options{})
 	for _, id := range x.started {
 		if id == fwd.ID {
 			t.Fatalf("the forward switch ran after the rollback: %v", x.started)
@@ -452,14 +451,8 @@ func TestNoForwardSwitchAfterARollback(t *testing.T) {
 func TestWhenFalseSaysWhy(t *testing.T) {
 	p := simtest.Plan(t, simtest.FleetPlan("when", []string{"game"}, 2, 2, "    when: steps.version.versionid < 0\n", "", ""))
 	x := newScripted()
-	done := make(chan struct{})
-	var sum *engine.Summary
 	log := &eventLog{}
-	go func() {
-		defer close(done)
-		sum, _ = engine.New(p, engine.Options{Executor: x, Observer: log}).Run(context.Background())
-	}()
-	x.drain(done)
+	sum := x.runDrained(p, engine.Options{Observer: log})
 	if !sum.Verdict.Success() {
 		t.Fatalf("verdict %s", sum.Verdict)
 	}
@@ -480,21 +473,8 @@ func TestWhenFalseSaysWhy(t *testing.T) {
 // forward switch ended, since started earlier it could find nothing of
 // this run to undo and the forward switch would then finish after it.
 func TestRollbackWaitsForTheFleetsForwardSwitch(t *testing.T) {
-	p := simtest.Plan(t, simtest.FleetPlan("rollback", []string{"game-a", "game-b"}, 2, 8, "", "", ""))
 	eu, us := &plan.Fleet{Name: "prod-eu", ID: "eu-uuid"}, &plan.Fleet{Name: "prod-us", ID: "us-uuid"}
-	p.Fleets = []*plan.Fleet{eu, us}
-	var imgA, imgB *plan.Image
-	for _, img := range p.Images {
-		if img.Name == "game-a" {
-			imgA = img
-		} else {
-			imgB = img
-		}
-	}
-	cut := &plan.Step{Name: "cut", Type: plan.TypeSwitch, To: imgB}
-	back := &plan.Step{Name: "back", Type: plan.TypeSwitch, To: imgA, OnFailure: true}
-	p.Steps = append(p.Steps, cut)
-	p.OnFailure = []*plan.Step{back}
+	p, imgA, imgB, cut, back := switchBackPlan(t, eu, us)
 	cutEU := &plan.Instance{ID: "cut@prod-eu/game-b", Step: cut, Image: imgB, Fleet: eu, Wave: -1}
 	cutUS := &plan.Instance{ID: "cut@prod-us/game-b", Step: cut, Image: imgB, Fleet: us, Wave: -1}
 	p.Instances = append(p.Instances, cutEU, cutUS)
@@ -531,13 +511,7 @@ func TestRollbackWaitsForTheFleetsForwardSwitch(t *testing.T) {
 		}
 		close(holdEU)
 	}()
-	done := make(chan struct{})
-	var sum *engine.Summary
-	go func() {
-		defer close(done)
-		sum, _ = engine.New(p, engine.Options{Executor: x, Concurrency: 8}).Run(context.Background())
-	}()
-	x.drain(done)
+	sum := x.runDrained(p, engine.Options{Concurrency: 8})
 	if len(early) > 0 {
 		t.Fatalf("prod-eu's switch back started while its forward switch ran: %v", x.started)
 	}

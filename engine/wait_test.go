@@ -103,6 +103,18 @@ func pausePlan(t *testing.T, pause ...plan.Pause) *plan.Plan {
 	return p
 }
 
+// journal opens a real journal for p in a temporary state directory, closed
+// when the test ends, with the engine's recorder of it.
+func journal(t *testing.T, p *plan.Plan) (*state.Journal, *state.Recorder) {
+	t.Helper()
+	sj, err := state.Open(t.TempDir(), p.Name, p.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sj.Close() })
+	return sj, state.NewRecorder(sj)
+}
+
 type run struct {
 	sum  *engine.Summary
 	err  error
@@ -282,12 +294,7 @@ func TestPauseBakeHoldsTheNextWave(t *testing.T) {
 // again.
 func TestPauseApprovalAndResume(t *testing.T) {
 	p := pausePlan(t, plan.Pause{Approve: true}, plan.Pause{Approve: true})
-	sj, err := state.Open(t.TempDir(), p.Name, p.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	rec := state.NewRecorder(sj)
+	sj, rec := journal(t, p)
 	x := newScripted()
 	log := newWaitLog()
 	ctl := make(chan engine.Request)
@@ -381,12 +388,7 @@ func TestApproveWhenNothingWaits(t *testing.T) {
 // the pause again: nothing of wave 2 starts before the approval.
 func TestResumeHoldsThePausedWave(t *testing.T) {
 	p := pausePlan(t, plan.Pause{Approve: true})
-	sj, err := state.Open(t.TempDir(), p.Name, p.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sj.Close()
-	rec := state.NewRecorder(sj)
+	_, rec := journal(t, p)
 	x := newScripted()
 	log := newWaitLog()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,6 @@
 package plan
 
 import (
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -421,11 +420,6 @@ func noFleets(instead string, more ...string) []string {
 // TestControlKeyErrors: every error of the new keys, with its position and
 // hint.
 func TestControlKeyErrors(t *testing.T) {
-	type want struct {
-		pos  string // "line:col"
-		frag string
-		hint string
-	}
 	cases := []struct {
 		name  string
 		edits []string
@@ -528,18 +522,7 @@ func TestControlKeyErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			errs := parseErrs(t, editAB(t, c.edits...), Options{LookupEnv: abEnv})
-			for _, w := range c.wants {
-				found := false
-				for _, e := range errs {
-					pos := fmt.Sprintf("%d:%d", e.Pos.Line, e.Pos.Col)
-					if strings.HasPrefix(pos, w.pos) && strings.Contains(e.Msg, w.frag) && (w.hint == "" || e.Hint == w.hint) {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("want error at %s containing %q (hint %q); got:\n%v", w.pos, w.frag, w.hint, errs)
-				}
-			}
+			checkWants(t, errs, c.wants)
 			if len(errs) > len(c.wants) {
 				t.Errorf("%d errors, want %d:\n%v", len(errs), len(c.wants), errs)
 			}

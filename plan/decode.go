@@ -84,7 +84,10 @@ func isNull(n ast.Node) bool {
 	return n == nil || ok
 }
 
-func kindName(n ast.Node) string {
+// NodeKind names a YAML node's kind for an error message: "a string", "a
+// list", "nothing (null)". The simulator's scenario file is checked in the
+// same words, so that both files a person writes read alike.
+func NodeKind(n ast.Node) string {
 	switch x := n.(type) {
 	case nil, *ast.NullNode:
 		return "nothing (null)"
@@ -126,7 +129,7 @@ func (l *loader) mapping(n ast.Node, what string, allowed []string, misplaced fu
 	m, ok := n.(*ast.MappingNode)
 	if !ok {
 		if n != nil {
-			l.errNode(n, "", "%s must be a mapping, not %s", what, kindName(n))
+			l.errNode(n, "", "%s must be a mapping, not %s", what, NodeKind(n))
 		}
 		return nil, false
 	}
@@ -235,9 +238,9 @@ func (l *loader) str(e *kv, what string) pv[string] {
 		}
 		p.Set = true
 	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
-		l.errNode(e.val, "quote it to make it a string", "%s must be a string, not %s", what, kindName(e.val))
+		l.errNode(e.val, "quote it to make it a string", "%s must be a string, not %s", what, NodeKind(e.val))
 	default:
-		l.errNode(orNode(e.val, e), "", "%s must be a string, not %s", what, kindName(e.val))
+		l.errNode(orNode(e.val, e), "", "%s must be a string, not %s", what, NodeKind(e.val))
 	}
 	return p
 }
@@ -262,7 +265,7 @@ func (l *loader) int(e *kv, what string) pv[int64] {
 			l.errNode(e.val, "", "%s is out of range: %s", what, beyond(text, false))
 			return p
 		}
-		l.errNode(orNode(e.val, e), "", "%s must be an integer, not %s", what, kindName(e.val))
+		l.errNode(orNode(e.val, e), "", "%s must be an integer, not %s", what, NodeKind(e.val))
 		return p
 	}
 	switch v := x.Value.(type) {
@@ -342,7 +345,7 @@ func (l *loader) num(e *kv, what string) pv[float64] {
 			l.errNode(e.val, "", "%s is out of range: %s", what, beyond(text, true))
 			return p
 		}
-		l.errNode(orNode(e.val, e), "", "%s must be a number, not %s", what, kindName(e.val))
+		l.errNode(orNode(e.val, e), "", "%s must be a number, not %s", what, NodeKind(e.val))
 	}
 	return p
 }
@@ -354,7 +357,7 @@ func (l *loader) bool(e *kv, what string) pv[bool] {
 	p := pv[bool]{Pos: l.pos(e.val), node: e.val, Given: true}
 	x, ok := e.val.(*ast.BoolNode)
 	if !ok {
-		l.errNode(orNode(e.val, e), "", "%s must be true or false, not %s", what, kindName(e.val))
+		l.errNode(orNode(e.val, e), "", "%s must be true or false, not %s", what, NodeKind(e.val))
 		return p
 	}
 	p.V, p.Set = x.Value, true
@@ -368,7 +371,7 @@ func (l *loader) list(e *kv, what string) ([]ast.Node, bool) {
 	}
 	s, ok := e.val.(*ast.SequenceNode)
 	if !ok {
-		l.errNode(e.val, "", "%s must be a list, not %s", what, kindName(e.val))
+		l.errNode(e.val, "", "%s must be a list, not %s", what, NodeKind(e.val))
 		return nil, false
 	}
 	out := make([]ast.Node, 0, len(s.Values))
@@ -407,7 +410,7 @@ func (l *loader) size(n ast.Node, what string) pv[Size] {
 		}
 		p.V, p.Set = Size{Percent: f, IsPct: true}, true
 	default:
-		l.errNode(n, "", "%s must be a count like 3 or a percentage like \"50%%\", not %s", what, kindName(n))
+		l.errNode(n, "", "%s must be a count like 3 or a percentage like \"50%%\", not %s", what, NodeKind(n))
 	}
 	return p
 }
@@ -471,7 +474,7 @@ func (l *loader) value(n ast.Node, depth int) any {
 		}
 		return out
 	default:
-		l.errNode(n, "", "unsupported YAML value (%s)", kindName(n))
+		l.errNode(n, "", "unsupported YAML value (%s)", NodeKind(n))
 		return nil
 	}
 }

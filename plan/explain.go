@@ -78,14 +78,19 @@ func chainSource(chain []exprast.Node) string {
 	}
 	src := chain[0].(*exprast.IdentifierNode).Value
 	for _, seg := range chain[1:] {
-		name := seg.(*exprast.MemberNode).Property.(*exprast.StringNode).Value
-		if identifier.MatchString(name) {
-			src += "." + name
-		} else {
-			src += "[" + strconv.Quote(name) + "]"
-		}
+		src = withMember(src, seg)
 	}
 	return src
+}
+
+// withMember appends one member of a chain to its source so far: .name
+// where name is an identifier, ["name"] where it is not.
+func withMember(src string, seg exprast.Node) string {
+	name := seg.(*exprast.MemberNode).Property.(*exprast.StringNode).Value
+	if identifier.MatchString(name) {
+		return src + "." + name
+	}
+	return src + "[" + strconv.Quote(name) + "]"
 }
 
 // shortValue renders a value for a message: strings quoted, lists and maps

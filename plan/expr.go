@@ -282,8 +282,14 @@ type exprCtx struct {
 
 // compile type-checks src for a shape, once per (source, shape).
 func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *compiled {
+	return l.compileIn(e, shapeKey(machine, steps), func() *envInfo { return l.xenv.env(machine, steps) }, c)
+}
+
+// compileIn type-checks src in the environment envOf builds, once per
+// (source, shape key sk), and caches the program (or its failure) under
+// both: compile and compileStatus differ only in the environment.
+func (l *loader) compileIn(e *Expr, sk string, envOf func() *envInfo, c exprCtx) *compiled {
 	x := l.xenv
-	sk := shapeKey(machine, steps)
 	ck := e.Source + "\x00" + sk + "\x00" + strings.Join(c.ambiguous, ",")
 	if p, ok := x.progs[ck]; ok {
 		if p != nil {
@@ -295,7 +301,7 @@ func (l *loader) compile(e *Expr, machine bool, steps []string, c exprCtx) *comp
 		x.progs[ck] = nil
 		return nil
 	}
-	env := x.env(machine, steps)
+	env := envOf()
 	compiles.Add(1)
 	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
 	if err != nil {
@@ -465,12 +471,7 @@ func (l *loader) nameErrors(e *Expr, env *envInfo, c exprCtx) {
 			continue
 		}
 		for _, seg := range chain[1:] {
-			name := seg.(*exprast.MemberNode).Property.(*exprast.StringNode).Value
-			if identifier.MatchString(name) {
-				src += "." + name
-			} else {
-				src += "[" + strconv.Quote(name) + "]"
-			}
+			src = withMember(src, seg)
 			if _, err := expr.Compile(src, envValue); err != nil {
 				l.exprError(e, env, c, err, runeOffset(e.Source, seg.Location().From))
 				break
@@ -808,32 +809,7 @@ func (x *exprEnv) statusEnv(machine bool, steps []string) *envInfo {
 // like compile, with status in scope as well (see statusEnv). EvalInput's
 // Status is what status reads when the expression runs.
 func (l *loader) compileStatus(e *Expr, steps []string, c exprCtx) *compiled {
-	x := l.xenv
-	sk := shapeKey(false, steps) + statusMark
-	ck := e.Source + "\x00" + sk + "\x00" + strings.Join(c.ambiguous, ",")
-	if p, ok := x.progs[ck]; ok {
-		if p != nil {
-			e.add(sk, p)
-		}
-		return p
-	}
-	if !l.stepNamesAreIdents(e, c) {
-		x.progs[ck] = nil
-		return nil
-	}
-	env := x.statusEnv(false, steps)
-	compiles.Add(1)
-	prog, err := expr.Compile(e.Source, expr.Env(reflect.New(env.typ).Elem().Interface()), expr.AsBool())
-	if err != nil {
-		x.progs[ck] = nil
-		l.exprError(e, env, c, err, -1)
-		l.nameErrors(e, env, c)
-		return nil
-	}
-	p := &compiled{prog: prog, env: env, vars: x.varsValue}
-	x.progs[ck] = p
-	e.add(sk, p)
-	return p
+	return l.compileIn(e, shapeKey(false, steps)+statusMark, func() *envInfo { return l.xenv.statusEnv(false, steps) }, c)
 }
 
 // CompileStatus compiles src as a ready step's until or fail_if outside a

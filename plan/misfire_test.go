@@ -10,7 +10,6 @@ import (
 // reports exactly the errors listed (issue 14, item 8): the fault itself,
 // in words that fit it, where it is, and nothing that follows from it.
 func TestErrorsSayWhatIsWrong(t *testing.T) {
-	type want struct{ pos, frag, hint string }
 	cases := []struct {
 		name  string
 		pairs []string

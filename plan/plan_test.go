@@ -79,6 +79,31 @@ func parseErrs(t *testing.T, src string, opt Options) Errors {
 	return errs
 }
 
+// want is an error a broken plan must bring: at pos ("line:col", or a
+// prefix of it), with frag in its message and, unless hint is "", that hint.
+type want struct {
+	pos  string
+	frag string
+	hint string
+}
+
+// checkWants checks that errs hold every one of wants.
+func checkWants(t *testing.T, errs Errors, wants []want) {
+	t.Helper()
+	for _, w := range wants {
+		found := false
+		for _, e := range errs {
+			pos := fmt.Sprintf("%d:%d", e.Pos.Line, e.Pos.Col)
+			if strings.HasPrefix(pos, w.pos) && strings.Contains(e.Msg, w.frag) && (w.hint == "" || e.Hint == w.hint) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("want error at %s containing %q (hint %q); got:\n%v", w.pos, w.frag, w.hint, errs)
+		}
+	}
+}
+
 func TestMiniLoads(t *testing.T) {
 	p, err := Parse("t.yaml", []byte(mini), Options{LookupEnv: noEnv})
 	if err != nil {
@@ -95,11 +120,6 @@ func TestMiniLoads(t *testing.T) {
 }
 
 func TestBrokenPlans(t *testing.T) {
-	type want struct {
-		pos  string // "line:col"
-		frag string
-		hint string
-	}
 	cases := []struct {
 		name  string
 		src   func(t *testing.T) string
@@ -231,18 +251,7 @@ func TestBrokenPlans(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			errs := parseErrs(t, c.src(t), c.opt)
-			for _, w := range c.wants {
-				found := false
-				for _, e := range errs {
-					pos := fmt.Sprintf("%d:%d", e.Pos.Line, e.Pos.Col)
-					if strings.HasPrefix(pos, w.pos) && strings.Contains(e.Msg, w.frag) && (w.hint == "" || e.Hint == w.hint) {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("want error at %s containing %q (hint %q); got:\n%v", w.pos, w.frag, w.hint, errs)
-				}
-			}
+			checkWants(t, errs, c.wants)
 			for i := 1; i < len(errs); i++ {
 				a, b := errs[i-1].Pos, errs[i].Pos
 				if a.Line > b.Line || (a.Line == b.Line && a.Col > b.Col) {

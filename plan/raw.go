@@ -569,7 +569,7 @@ func (l *loader) decodeFull(s *rawStep, e *kv) {
 			l.errNode(x, DidYouMean(x.Value, []string{"auto"}), "full must be true, false or auto, not %q", x.Value)
 		}
 	default:
-		l.errNode(orNode(e.val, e), "", "full must be true, false or auto, not %s", kindName(e.val))
+		l.errNode(orNode(e.val, e), "", "full must be true, false or auto, not %s", NodeKind(e.val))
 	}
 }
 
@@ -667,9 +667,9 @@ func (l *loader) pause(n ast.Node, i int) pv[Pause] {
 		}
 		p.V, p.Set = Pause{Bake: d}, true
 	case *ast.IntegerNode:
-		return bad("write a unit, like 10m or 30s", kindName(n))
+		return bad("write a unit, like 10m or 30s", NodeKind(n))
 	default:
-		return bad("", kindName(n))
+		return bad("", NodeKind(n))
 	}
 	return p
 }

@@ -239,28 +239,36 @@ func TestSchemaAgreesWithLoader(t *testing.T) {
 				}
 				src = strings.Replace(src, c.old, c.new, 1)
 			}
-			v, err := toJSON(t, []byte(src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			schemaErr := s.Validate(v)
-			_, loadErr := plan.Parse("agree.yaml", []byte(src), plan.Options{})
-			if c.ok {
-				if schemaErr != nil || loadErr != nil {
-					t.Fatalf("want accepted; schema: %v\nloader: %v", schemaErr, loadErr)
-				}
-				return
-			}
-			if loadErr == nil {
-				t.Errorf("loader accepts a plan it must reject")
-			}
-			if !c.semantic && schemaErr == nil {
-				t.Errorf("schema accepts a plan the loader rejects with:\n%v", loadErr)
-			}
-			if c.semantic && schemaErr != nil {
-				t.Logf("note: schema also rejects: %v", schemaErr)
-			}
+			agree(t, s, "agree.yaml", src, plan.Options{}, c.ok, c.semantic)
 		})
+	}
+}
+
+// agree checks that the schema and the loader agree on src: both accept it
+// when ok; else the loader rejects it, and so does the schema unless the
+// error is semantic (beyond what a schema can say).
+func agree(t *testing.T, s *jsonschema.Schema, file, src string, o plan.Options, ok, semantic bool) {
+	t.Helper()
+	v, err := toJSON(t, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemaErr := s.Validate(v)
+	_, loadErr := plan.Parse(file, []byte(src), o)
+	if ok {
+		if schemaErr != nil || loadErr != nil {
+			t.Fatalf("want accepted; schema: %v\nloader: %v", schemaErr, loadErr)
+		}
+		return
+	}
+	if loadErr == nil {
+		t.Errorf("loader accepts a plan it must reject")
+	}
+	if !semantic && schemaErr == nil {
+		t.Errorf("schema accepts a plan the loader rejects with:\n%v", loadErr)
+	}
+	if semantic && schemaErr != nil {
+		t.Logf("note: schema also rejects: %v", schemaErr)
 	}
 }
 
@@ -353,24 +361,7 @@ func TestSchemaAgreesOnCutover(t *testing.T) {
 				}
 				src = strings.Replace(src, c.edits[i], c.edits[i+1], 1)
 			}
-			v, err := toJSON(t, []byte(src))
-			if err != nil {
-				t.Fatal(err)
-			}
-			schemaErr := s.Validate(v)
-			_, loadErr := plan.Parse("ab.yaml", []byte(src), plan.Options{LookupEnv: env})
-			if c.ok {
-				if schemaErr != nil || loadErr != nil {
-					t.Fatalf("want accepted; schema: %v\nloader: %v", schemaErr, loadErr)
-				}
-				return
-			}
-			if loadErr == nil {
-				t.Errorf("loader accepts a plan it must reject")
-			}
-			if !c.semantic && schemaErr == nil {
-				t.Errorf("schema accepts a plan the loader rejects with:\n%v", loadErr)
-			}
+			agree(t, s, "ab.yaml", src, plan.Options{LookupEnv: env}, c.ok, c.semantic)
 		})
 	}
 }

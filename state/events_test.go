@@ -118,7 +118,7 @@ func TestEventLogReplaysWhatTheRunSaw(t *testing.T) {
 	}
 	direct := &recorder{}
 	sum := fullSummary()
-	play(fanoutObs{direct, l}, sum)
+	play(engine.Fanout(direct, l), sum)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,64 +145,6 @@ func TestEventLogReplaysWhatTheRunSaw(t *testing.T) {
 	var se *engine.SkipError
 	if !errors.As(got.res["gate@game"].Err, &se) {
 		t.Fatalf("a skip reason came back as %T", got.res["gate@game"].Err)
-	}
-}
-
-type fanoutObs []engine.Observer
-
-func (f fanoutObs) RunStarted(i engine.RunInfo) {
-	for _, o := range f {
-		o.RunStarted(i)
-	}
-}
-func (f fanoutObs) WaveStarted(s, i string, w, n int, in []string) {
-	for _, o := range f {
-		o.WaveStarted(s, i, w, n, in)
-	}
-}
-func (f fanoutObs) InstanceStarted(id string, at time.Time) {
-	for _, o := range f {
-		o.InstanceStarted(id, at)
-	}
-}
-func (f fanoutObs) JobProgress(id string, j engine.JobInfo) {
-	for _, o := range f {
-		o.JobProgress(id, j)
-	}
-}
-func (f fanoutObs) InstanceFinished(id string, r engine.Result) {
-	for _, o := range f {
-		o.InstanceFinished(id, r)
-	}
-}
-func (f fanoutObs) Aborting(r string) {
-	for _, o := range f {
-		o.Aborting(r)
-	}
-}
-func (f fanoutObs) RequestCount(n int64) {
-	for _, o := range f {
-		o.RequestCount(n)
-	}
-}
-func (f fanoutObs) Notice(n engine.Notice) {
-	for _, o := range f {
-		o.Notice(n)
-	}
-}
-func (f fanoutObs) WaitStarted(w engine.WaitInfo) {
-	for _, o := range f {
-		o.WaitStarted(w)
-	}
-}
-func (f fanoutObs) WaitEnded(w engine.WaitInfo, d engine.Decision) {
-	for _, o := range f {
-		o.WaitEnded(w, d)
-	}
-}
-func (f fanoutObs) RunFinished(s engine.Summary) {
-	for _, o := range f {
-		o.RunFinished(s)
 	}
 }
 

@@ -177,17 +177,7 @@ func (r *cutRig) prepare(t *testing.T) {
 func (r *cutRig) inputs(in *plan.Instance) plan.Inputs {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	x := plan.Inputs{Scope: map[string]*plan.Output{}}
-	for name, s := range in.Scope {
-		x.Scope[name] = r.outs[s.ID]
-	}
-	if in.Diff != nil {
-		x.Diff = r.outs[in.Diff.ID]
-	}
-	if in.Version != nil {
-		x.Version = r.outs[in.Version.ID]
-	}
-	return x
+	return inputsFrom(r.outs, in)
 }
 
 // installs starts every install instance; wait waits for them to end.

@@ -158,7 +158,7 @@ func readyNote(s *plan.Step) string {
 		note += "; fails as soon as " + s.FailIf.Source
 	}
 	if s.Timeout > 0 {
-		note += "; fails at the timeout (" + compactDuration(s.Timeout) + ")"
+		note += "; fails at the timeout (" + clanforge.CompactDuration(s.Timeout) + ")"
 	}
 	if len(s.Fleets) == 0 {
 		return note + "; counts every fleet of the image"
@@ -213,21 +213,9 @@ func SwitchLine(fleet string, current int64, currentImage string, profile int64,
 	}
 	force := "never forced"
 	if forceAfter > 0 {
-		force = "forced after " + compactDuration(forceAfter)
+		force = "forced after " + clanforge.CompactDuration(forceAfter)
 	}
 	return fmt.Sprintf("%s: %s → %s, %s, %s", fleet, from, to, batch, force)
-}
-
-// compactDuration writes a duration as the plan would ("2h", "90m").
-func compactDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 func rejectNote(reinstall bool) string {

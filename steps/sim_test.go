@@ -88,15 +88,21 @@ func newSimRig(t *testing.T, src string, sc sim.Scenario) *simRig {
 func (r *simRig) inputs(in *plan.Instance) plan.Inputs {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return inputsFrom(r.outs, in)
+}
+
+// inputsFrom collects the outputs in may read from those of the instances
+// a test rig ran (by instance id), as the engine hands them over.
+func inputsFrom(outs map[string]*plan.Output, in *plan.Instance) plan.Inputs {
 	x := plan.Inputs{Scope: map[string]*plan.Output{}}
 	for name, s := range in.Scope {
-		x.Scope[name] = r.outs[s.ID]
+		x.Scope[name] = outs[s.ID]
 	}
 	if in.Diff != nil {
-		x.Diff = r.outs[in.Diff.ID]
+		x.Diff = outs[in.Diff.ID]
 	}
 	if in.Version != nil {
-		x.Version = r.outs[in.Version.ID]
+		x.Version = outs[in.Version.ID]
 	}
 	return x
 }

@@ -208,12 +208,29 @@ func (s *Server) status(p params, kind Kind, idName, what string, now time.Time)
 	return s.jobBody(j, now, idName, true), nil
 }
 
-func (s *Server) updateCreate(p params, now time.Time) (any, *apiError) {
+// lookupTarget reads the image and the build machine a job is created for.
+func (s *Server) lookupTarget(p params) (*image, *machine, *apiError) {
 	img, ae := s.lookupImage(p)
 	if ae != nil {
-		return nil, ae
+		return nil, nil, ae
 	}
 	m, ae := s.lookupMachine(p)
+	if ae != nil {
+		return nil, nil, ae
+	}
+	return img, m, nil
+}
+
+// begin records a job's creation or retry (event) and queues it as the
+// scenario says; the handler answers with the job's status body.
+func (s *Server) begin(j *job, now time.Time, event, idName string, withSuccess bool) map[string]any {
+	s.record(now, j, event, "")
+	s.autoQueue(j, time.Time{})
+	return s.jobBody(j, now, idName, withSuccess)
+}
+
+func (s *Server) updateCreate(p params, now time.Time) (any, *apiError) {
+	img, m, ae := s.lookupTarget(p)
 	if ae != nil {
 		return nil, ae
 	}
@@ -237,9 +254,7 @@ func (s *Server) updateCreate(p params, now time.Time) (any, *apiError) {
 	j := s.newJob(KindUpdate, s.nextUpdate, img, m, now)
 	j.url, j.desc = u, desc
 	img.activeUpdate = j
-	s.record(now, j, "created", "")
-	s.autoQueue(j, time.Time{})
-	return s.jobBody(j, now, "updateid", true), nil
+	return s.begin(j, now, "created", "updateid", true), nil
 }
 
 // updateRetry re-runs a Failed update under the same updateid (behind the
@@ -257,17 +272,11 @@ func (s *Server) updateRetry(p params, now time.Time) (any, *apiError) {
 	}
 	s.resetJob(j, now)
 	j.image.activeUpdate = j
-	s.record(now, j, "retried", "")
-	s.autoQueue(j, time.Time{})
-	return s.jobBody(j, now, "updateid", true), nil
+	return s.begin(j, now, "retried", "updateid", true), nil
 }
 
 func (s *Server) diffCreate(p params, now time.Time) (any, *apiError) {
-	img, ae := s.lookupImage(p)
-	if ae != nil {
-		return nil, ae
-	}
-	m, ae := s.lookupMachine(p)
+	img, m, ae := s.lookupTarget(p)
 	if ae != nil {
 		return nil, ae
 	}
@@ -277,9 +286,7 @@ func (s *Server) diffCreate(p params, now time.Time) (any, *apiError) {
 	s.nextDiff++
 	j := s.newJob(KindDiff, s.nextDiff, img, m, now)
 	img.openDiff = j
-	s.record(now, j, "created", "")
-	s.autoQueue(j, time.Time{})
-	return s.jobBody(j, now, "diffid", true), nil
+	return s.begin(j, now, "created", "diffid", true), nil
 }
 
 // diffUsable refuses a rejected or consumed diff.
@@ -293,6 +300,18 @@ func diffUsable(j *job) *apiError {
 	return nil
 }
 
+// diffSettled refuses to retry or reject (what is "retried" or "rejected")
+// a diff that is rejected or consumed, or that has not completed or failed.
+func diffSettled(j *job, now time.Time, what string) *apiError {
+	if ae := diffUsable(j); ae != nil {
+		return ae
+	}
+	if st := j.stateAt(now); st != stCompleted && st != stFailed {
+		return bizErr("diff %d cannot be %s while %s: only a completed or failed diff can be %s", j.id, what, stateNames[st], what)
+	}
+	return nil
+}
+
 // diffRetry resets a Completed or Failed diff to Created under the same
 // diffid and recomputes it; the image stays locked by it. The /retry answer
 // has no success field (API §4.6); create?diffid= has one (§4.4).
@@ -301,17 +320,12 @@ func (s *Server) diffRetry(p params, now time.Time, withSuccess bool) (any, *api
 	if ae != nil {
 		return nil, ae
 	}
-	if ae := diffUsable(j); ae != nil {
+	if ae := diffSettled(j, now, "retried"); ae != nil {
 		return nil, ae
-	}
-	if st := j.stateAt(now); st != stCompleted && st != stFailed {
-		return nil, bizErr("diff %d cannot be retried while %s: only a completed or failed diff can be retried", j.id, stateNames[st])
 	}
 	s.resetJob(j, now)
 	j.result, j.diffFiles = nil, nil
-	s.record(now, j, "retried", "")
-	s.autoQueue(j, time.Time{})
-	return s.jobBody(j, now, "diffid", withSuccess), nil
+	return s.begin(j, now, "retried", "diffid", withSuccess), nil
 }
 
 func (s *Server) fileMap(fs fileSet) any {
@@ -370,11 +384,8 @@ func (s *Server) diffReject(p params, now time.Time) (any, *apiError) {
 		// reinstall is not optional (API §4.7).
 		return nil, bizErr("missing required parameter: reinstall")
 	}
-	if ae := diffUsable(j); ae != nil {
+	if ae := diffSettled(j, now, "rejected"); ae != nil {
 		return nil, ae
-	}
-	if st := j.stateAt(now); st != stCompleted && st != stFailed {
-		return nil, bizErr("diff %d cannot be rejected while %s: only a completed or failed diff can be rejected", j.id, stateNames[st])
 	}
 	j.rejected = true
 	if j.image.openDiff == j {
@@ -390,10 +401,8 @@ func (s *Server) diffReject(p params, now time.Time) (any, *apiError) {
 	}
 	s.nextUninstall++
 	u := s.newJob(KindUninstall, s.nextUninstall, j.image, j.machine, now)
-	s.record(now, u, "created", "")
-	s.autoQueue(u, time.Time{})
 	// The reinstall answer has no success field (API §4.7).
-	return s.jobBody(u, now, "uninstalljobid", false), nil
+	return s.begin(u, now, "created", "uninstalljobid", false), nil
 }
 
 // versionCreate accepts a diff. Validation order is API §6.5: the diff
@@ -476,9 +485,7 @@ func (s *Server) versionCreate(p params, now time.Time) (any, *apiError) {
 		img.openDiff = nil
 	}
 	s.record(now, d, "consumed", "image version "+strconv.FormatInt(vj.id, 10))
-	s.record(now, vj, "created", "")
-	s.autoQueue(vj, time.Time{})
-	return s.jobBody(vj, now, "imageversionid", true), nil
+	return s.begin(vj, now, "created", "imageversionid", true), nil
 }
 
 // listed reports whether imageinstall/status shows the job: states 1-4, and

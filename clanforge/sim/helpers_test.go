@@ -2,6 +2,7 @@ package sim
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -54,8 +55,22 @@ type harness struct {
 
 func newHarness(t *testing.T, scn Scenario) *harness {
 	t.Helper()
+	return newHarnessCfg(t, Config{Inventory: testInventory(), Scenario: scn})
+}
+
+// newHarnessCfg serves cfg on a fake clock at epoch; the inventory defaults
+// to fleetInventory and the credentials to the test keys.
+func newHarnessCfg(t *testing.T, cfg Config) *harness {
+	t.Helper()
 	clock := NewFakeClock(epoch)
-	srv, err := New(Config{Inventory: testInventory(), AccessKey: accessKey, SecretKey: secretKey, Scenario: scn, Clock: clock})
+	cfg.Clock = clock
+	if cfg.Inventory.ASID == 0 {
+		cfg.Inventory = fleetInventory()
+	}
+	if cfg.AccessKey == "" && cfg.Token == "" {
+		cfg.AccessKey, cfg.SecretKey = accessKey, secretKey
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -102,15 +117,27 @@ type resp struct {
 // raw sends GET path?query with the given Authorization header value.
 func (h *harness) raw(path string, query url.Values, auth string) resp {
 	h.t.Helper()
-	u := h.base + path
 	if len(query) > 0 {
-		u += "?" + query.Encode()
+		path += "?" + query.Encode()
 	}
-	req, err := http.NewRequest(http.MethodGet, u, nil)
+	return h.call(http.MethodGet, path, "", "application/x-www-form-urlencoded", auth)
+}
+
+// call sends one request with the given method, body, Content-Type and
+// Authorization ("" leaves a header out). A dropped answer is resp.err.
+func (h *harness) call(method, path, body, ctype, auth string) resp {
+	h.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.base+path, rd)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -119,13 +146,13 @@ func (h *harness) raw(path string, query url.Values, auth string) resp {
 		return resp{err: err}
 	}
 	defer res.Body.Close()
-	var body map[string]any
+	var b map[string]any
 	dec := json.NewDecoder(res.Body)
 	dec.UseNumber()
-	if err := dec.Decode(&body); err != nil {
-		h.t.Fatalf("GET %s: decode: %v", path, err)
+	if err := dec.Decode(&b); err != nil {
+		h.t.Fatalf("%s %s: decode: %v", method, path, err)
 	}
-	return resp{status: res.StatusCode, header: res.Header, body: body}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
 
 // get calls a v1 endpoint with good credentials and the ASID added.

@@ -357,7 +357,7 @@ func (c *scenarioChecker) check(n ast.Node, t reflect.Type, what string) {
 	case t.Kind() == reflect.Slice:
 		seq, ok := n.(*ast.SequenceNode)
 		if !ok {
-			c.at(n, "", "%s must be a list, not %s", what, nodeKind(n))
+			c.at(n, "", "%s must be a list, not %s", what, plan.NodeKind(n))
 			return
 		}
 		for i, v := range seq.Values {
@@ -372,7 +372,7 @@ func (c *scenarioChecker) check(n ast.Node, t reflect.Type, what string) {
 func (c *scenarioChecker) mapping(n ast.Node, t reflect.Type, what string) {
 	m, ok := n.(*ast.MappingNode)
 	if !ok {
-		c.at(n, "", "%s must be a mapping, not %s", what, nodeKind(n))
+		c.at(n, "", "%s must be a mapping, not %s", what, plan.NodeKind(n))
 		return
 	}
 	fields := map[string]reflect.Type{}
@@ -409,7 +409,7 @@ func (c *scenarioChecker) duration(n ast.Node, what string) {
 		}
 		c.at(n, "", "%s: invalid duration %q (use Go durations such as 20s or 1m30s)", what, x.Value)
 	default:
-		c.at(n, "", "%s must be a duration such as 20s or 1m30s, not %s", what, nodeKind(n))
+		c.at(n, "", "%s must be a duration such as 20s or 1m30s, not %s", what, plan.NodeKind(n))
 	}
 }
 
@@ -418,42 +418,24 @@ func (c *scenarioChecker) scalar(n ast.Node, t reflect.Type, what string) {
 	switch t.Kind() {
 	case reflect.Int, reflect.Int64:
 		if _, ok := n.(*ast.IntegerNode); !ok {
-			c.at(n, "", "%s must be an integer, not %s", what, nodeKind(n))
+			c.at(n, "", "%s must be an integer, not %s", what, plan.NodeKind(n))
 		}
 	case reflect.Float64:
 		switch n.(type) {
 		case *ast.IntegerNode, *ast.FloatNode:
 		default:
-			c.at(n, "", "%s must be a number, not %s", what, nodeKind(n))
+			c.at(n, "", "%s must be a number, not %s", what, plan.NodeKind(n))
 		}
 	case reflect.Bool:
 		if _, ok := n.(*ast.BoolNode); !ok {
-			c.at(n, "", "%s must be true or false, not %s", what, nodeKind(n))
+			c.at(n, "", "%s must be true or false, not %s", what, plan.NodeKind(n))
 		}
 	case reflect.String:
 		switch n.(type) {
 		case *ast.MappingNode, *ast.SequenceNode:
-			c.at(n, "quote it if it is text", "%s must be a string, not %s", what, nodeKind(n))
+			c.at(n, "quote it if it is text", "%s must be a string, not %s", what, plan.NodeKind(n))
 		}
 	}
-}
-
-func nodeKind(n ast.Node) string {
-	switch n.(type) {
-	case *ast.StringNode, *ast.LiteralNode:
-		return "a string"
-	case *ast.IntegerNode:
-		return "an integer"
-	case *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
-		return "a number"
-	case *ast.BoolNode:
-		return "a boolean"
-	case *ast.MappingNode:
-		return "a mapping"
-	case *ast.SequenceNode:
-		return "a list"
-	}
-	return "something else"
 }
 
 // nodeAt finds the node of a path such as "faults.targeted[0].endpoint"

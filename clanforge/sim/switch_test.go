@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"strings"
@@ -51,67 +49,10 @@ func fleetInventory() Inventory {
 	}
 }
 
-// newHarnessCfg serves cfg on a fake clock at epoch; the inventory defaults
-// to fleetInventory and the credentials to the test keys.
-func newHarnessCfg(t *testing.T, cfg Config) *harness {
-	t.Helper()
-	clock := NewFakeClock(epoch)
-	cfg.Clock = clock
-	if cfg.Inventory.ASID == 0 {
-		cfg.Inventory = fleetInventory()
-	}
-	if cfg.AccessKey == "" && cfg.Token == "" {
-		cfg.AccessKey, cfg.SecretKey = accessKey, secretKey
-	}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	base, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	return &harness{t: t, srv: srv, clock: clock, base: base, hc: hc}
-}
-
 func basicAuth(user, pass string) string {
 	req, _ := http.NewRequest(http.MethodGet, "http://x", nil)
 	req.SetBasicAuth(user, pass)
 	return req.Header.Get("Authorization")
-}
-
-// call sends one request with the given method, body, Content-Type and
-// Authorization ("" leaves a header out). A dropped answer is resp.err.
-func (h *harness) call(method, path, body, ctype, auth string) resp {
-	h.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, h.base+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	res, err := h.hc.Do(req)
-	if err != nil {
-		return resp{err: err}
-	}
-	defer res.Body.Close()
-	var b map[string]any
-	dec := json.NewDecoder(res.Body)
-	dec.UseNumber()
-	if err := dec.Decode(&b); err != nil {
-		h.t.Fatalf("%s %s: decode: %v", method, path, err)
-	}
-	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
 
 func switchPath(fleetID string) string { return "/cfp/v2/fleet/" + fleetID + "/switchprofile" }
