@@ -484,24 +484,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rc.body, rc.bodyErr = readBody(req)
 	}
 
+	pw := s.beforeWork(rt, req, rc)
+	s.delay(req)
+	body, ae := s.answer(w, rt, req, rc, pw, &logReq)
+	status, buf, body := s.encode(body, ae, &logReq)
+	logReq.Status = status
+	if pw.drop && pw.fault == "" {
+		logReq.Fault = FaultDrop
+		logReq.Dropped = true
+	}
+	s.logRequest(logReq, rt, req, rc)
+
+	if logReq.Dropped {
+		dropConn(w)
+		return
+	}
+	buf = append(buf, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(status)
+	w.Write(buf) //nolint:errcheck // the client may have gone
+	if pre, ok := body.(preEncoded); ok {
+		s.putListBuf(pre)
+	}
+}
+
+// preWork is what is decided about a request before any work.
+type preWork struct {
+	strictWhy    string // why strict mode refuses the request; "" if it does not
+	strictStatus int    // the status of that refusal
+	fault        string // the fault answered instead of the work, if any
+	drop         bool   // drop the answer once the work is done
+}
+
+// beforeWork judges the request in strict mode and draws its faults.
+func (s *Server) beforeWork(rt route, req *http.Request, rc *reqCtx) preWork {
+	var pw preWork
 	// Strict mode judges the request before anything else, so that a
 	// refusal is recorded even when a fault would have hidden it, and a
 	// refused request draws no fault.
-	var strictWhy string
-	var strictStatus int
 	if s.scn.Strict {
-		strictWhy, strictStatus = s.strictCheck(rt, req, rc)
+		pw.strictWhy, pw.strictStatus = s.strictCheck(rt, req, rc)
 	}
 
 	// Faults decided before any work: 429 and 5xx never change state.
-	var pre string
-	var drop bool
-	if strictWhy == "" {
+	if pw.strictWhy == "" {
 		s.mu.Lock()
-		pre, drop = s.drawFaults(rt.endpoint)
+		pw.fault, pw.drop = s.drawFaults(rt.endpoint)
 		s.mu.Unlock()
 	}
+	return pw
+}
 
+// delay waits out the scenario's latency, or until the request is gone.
+func (s *Server) delay(req *http.Request) {
 	if lat := s.scn.Faults.Latency; lat > 0 {
 		t := time.NewTimer(lat)
 		select {
@@ -510,40 +546,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			t.Stop()
 		}
 	}
+}
 
-	var status int
-	var body any
-	var ae *apiError
+// answer is the request's answer before encoding: a strict refusal, a
+// fault, a routing or method error, or the endpoint's work once the
+// request is authenticated.
+func (s *Server) answer(w http.ResponseWriter, rt route, req *http.Request, rc *reqCtx, pw preWork, logReq *Request) (any, *apiError) {
 	switch {
-	case strictWhy != "":
-		ae = &apiError{status: strictStatus, msg: strictWhy}
-		logReq.Strict = strictWhy
-	case pre == FaultRateLimit:
+	case pw.strictWhy != "":
+		logReq.Strict = pw.strictWhy
+		return nil, &apiError{status: pw.strictStatus, msg: pw.strictWhy}
+	case pw.fault == FaultRateLimit:
 		ra := s.scn.Faults.RetryAfter
 		if ra <= 0 {
 			ra = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(ra))
-		ae = &apiError{status: http.StatusTooManyRequests, msg: "Too Many Requests"}
 		logReq.Fault = FaultRateLimit
-	case pre == FaultServerError:
+		return nil, &apiError{status: http.StatusTooManyRequests, msg: "Too Many Requests"}
+	case pw.fault == FaultServerError:
 		st := s.scn.Faults.ServerErrorStatus
 		if st == 0 {
 			st = http.StatusInternalServerError
 		}
-		ae = &apiError{status: st, msg: http.StatusText(st)}
 		logReq.Fault = FaultServerError
+		return nil, &apiError{status: st, msg: http.StatusText(st)}
 	case rt.endpoint == EPUnknown:
-		ae = notFound("not found: %s", req.URL.Path)
+		return nil, notFound("not found: %s", req.URL.Path)
 	case req.Method != rt.method:
 		// Every image endpoint is a GET (API §2.1); the switch GET or PATCH.
-		ae = &apiError{status: http.StatusMethodNotAllowed, msg: "method not allowed: " + req.Method}
-	default:
-		if ae = s.authenticate(req); ae == nil {
-			body, ae = s.work(rt, req, rc, &logReq)
-		}
+		return nil, &apiError{status: http.StatusMethodNotAllowed, msg: "method not allowed: " + req.Method}
 	}
+	if ae := s.authenticate(req); ae != nil {
+		return nil, ae
+	}
+	return s.work(rt, req, rc, logReq)
+}
 
+// encode makes the answer's status and JSON body; an error becomes the
+// envelope of API §2.3, which is also the body returned.
+func (s *Server) encode(body any, ae *apiError, logReq *Request) (int, []byte, any) {
+	var status int
 	if ae != nil {
 		status = ae.status
 		if status == 0 {
@@ -565,12 +608,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		status = http.StatusInternalServerError
 		buf, _ = json.Marshal(envelope("internal error: " + err.Error()))
 	}
-	logReq.Status = status
-	if drop && pre == "" {
-		logReq.Fault = FaultDrop
-		logReq.Dropped = true
-	}
+	return status, buf, body
+}
+
+// logRequest adds the request to the log, and a profile switch to the
+// switches.
+func (s *Server) logRequest(logReq Request, rt route, req *http.Request, rc *reqCtx) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if logReq.Time.IsZero() {
 		logReq.Time = s.tick()
 	}
@@ -578,20 +623,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	s.requests = append(s.requests, logReq)
 	if rt.endpoint == EPSwitchProfile {
 		s.recordSwitch(logReq, rt, req, rc)
-	}
-	s.mu.Unlock()
-
-	if logReq.Dropped {
-		dropConn(w)
-		return
-	}
-	buf = append(buf, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
-	w.WriteHeader(status)
-	w.Write(buf) //nolint:errcheck // the client may have gone
-	if pre, ok := body.(preEncoded); ok {
-		s.putListBuf(pre)
 	}
 }
 
