@@ -460,13 +460,7 @@ func (r *runner) runReject(ctx context.Context) error {
 		return nil
 	}
 	diffID := diff.DiffID
-	open := func(ctx context.Context) (bool, error) {
-		k, id, err := c.LockHolder(ctx, r.inst.Image.ID)
-		if err != nil {
-			return false, fmt.Errorf("reading the lock of image %d: %w", r.inst.Image.ID, err)
-		}
-		return k == "diff" && id == diffID, nil
-	}
+	open := func(ctx context.Context) (bool, error) { return r.diffHoldsLock(ctx, diffID) }
 	isOpen, err := open(ctx)
 	if err != nil {
 		return err
@@ -478,20 +472,8 @@ func (r *runner) runReject(ctx context.Context) error {
 	}
 	// Reject is refused while the diff runs (a diff step that timed out);
 	// wait for it to end first.
-	d, err := c.DiffStatus(ctx, diffID)
-	if err != nil {
-		return fmt.Errorf("reading diff %d: %w", diffID, err)
-	}
-	if !d.State.Terminal() {
-		if _, err := r.pollJob(ctx, KindDiff, &d.Job, time.Time{}, func(ctx context.Context) (*clanforge.Job, error) {
-			d, err := c.DiffStatus(ctx, diffID)
-			if err != nil {
-				return nil, err
-			}
-			return &d.Job, nil
-		}); err != nil {
-			return fmt.Errorf("waiting for diff %d to end before rejecting it: %w", diffID, err)
-		}
+	if err := r.waitDiffEnded(ctx, diffID); err != nil {
+		return err
 	}
 	var res *clanforge.RejectResult
 	_, _, err = r.do(ctx, call{
@@ -537,6 +519,37 @@ func (r *runner) runReject(ctx context.Context) error {
 	r.out.DiffID = diffID
 	if res != nil && res.Uninstall != nil {
 		r.report(KindUninstall, *res.Uninstall)
+	}
+	return nil
+}
+
+// diffHoldsLock reports whether the diff still holds the lock of the
+// instance's image.
+func (r *runner) diffHoldsLock(ctx context.Context, diffID int64) (bool, error) {
+	k, id, err := r.env.Client.LockHolder(ctx, r.inst.Image.ID)
+	if err != nil {
+		return false, fmt.Errorf("reading the lock of image %d: %w", r.inst.Image.ID, err)
+	}
+	return k == "diff" && id == diffID, nil
+}
+
+// waitDiffEnded polls the diff until it is in a terminal state.
+func (r *runner) waitDiffEnded(ctx context.Context, diffID int64) error {
+	c := r.env.Client
+	d, err := c.DiffStatus(ctx, diffID)
+	if err != nil {
+		return fmt.Errorf("reading diff %d: %w", diffID, err)
+	}
+	if !d.State.Terminal() {
+		if _, err := r.pollJob(ctx, KindDiff, &d.Job, time.Time{}, func(ctx context.Context) (*clanforge.Job, error) {
+			d, err := c.DiffStatus(ctx, diffID)
+			if err != nil {
+				return nil, err
+			}
+			return &d.Job, nil
+		}); err != nil {
+			return fmt.Errorf("waiting for diff %d to end before rejecting it: %w", diffID, err)
+		}
 	}
 	return nil
 }
