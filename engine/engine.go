@@ -815,27 +815,7 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 	e.obs.InstanceFinished(n.inst.ID, r)
 
 	if r.Outcome == Failed {
-		e.failures = append(e.failures, Failure{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name, Err: r.Err})
-		if !n.inst.Step.OnFailure {
-			e.stepFailed[budgetKey(n.inst.Step, n.inst.Image)]++
-			e.checkBudget(n.inst.Step, n.inst.Image)
-		}
-		// on_failure runs for what failed, not for an interrupt: an
-		// interrupt sends nothing more that changes state.
-		if !e.interrupted {
-			for _, f := range n.onFail {
-				if f.status == dormant {
-					f.status = waiting
-					f.pending = 0
-					if f.inst.Step.Type == plan.TypeSwitch && f.inst.Fleet != nil {
-						// A fleet being switched back is never switched
-						// forward afterwards by the same run.
-						e.rolledBack[f.inst.Fleet.Name] = true
-					}
-					e.makeReady(f)
-				}
-			}
-		}
+		e.failed(n, r)
 	}
 
 	if n.inst.Wave >= 0 {
@@ -845,7 +825,39 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 			e.openWavesAfter(k)
 		}
 	}
+	e.releaseUsers(n, r, at)
+}
 
+// failed counts a failure of n as a root cause and against its step's
+// budget, and wakes its on_failure instances.
+func (e *Engine) failed(n *node, r Result) {
+	e.failures = append(e.failures, Failure{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name, Err: r.Err})
+	if !n.inst.Step.OnFailure {
+		e.stepFailed[budgetKey(n.inst.Step, n.inst.Image)]++
+		e.checkBudget(n.inst.Step, n.inst.Image)
+	}
+	// on_failure runs for what failed, not for an interrupt: an
+	// interrupt sends nothing more that changes state.
+	if !e.interrupted {
+		for _, f := range n.onFail {
+			if f.status == dormant {
+				f.status = waiting
+				f.pending = 0
+				if f.inst.Step.Type == plan.TypeSwitch && f.inst.Fleet != nil {
+					// A fleet being switched back is never switched
+					// forward afterwards by the same run.
+					e.rolledBack[f.inst.Fleet.Name] = true
+				}
+				e.makeReady(f)
+			}
+		}
+	}
+}
+
+// releaseUsers moves on the waiting dependents of n, which ended with r:
+// a success counts down what they wait for, a false when skips them alike,
+// and anything else skips them naming the root cause.
+func (e *Engine) releaseUsers(n *node, r Result, at time.Time) {
 	for _, u := range n.users {
 		if u.status != waiting {
 			continue
