@@ -338,82 +338,30 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	defer cancelRun()
 	// Warnings wait while the live view owns the terminal: printed under
 	// it they would tear its frame.
-	var warnMu sync.Mutex
-	var held []string
-	holding := !o.JSON && !o.NoTUI && env.IsTerminal()
-	warn := func(msg string) {
-		warnMu.Lock()
-		defer warnMu.Unlock()
-		if holding {
-			held = append(held, msg)
-			return
-		}
-		printf(env.Stderr, "rollout run: warning: %s\n", msg)
-	}
-	defer func() {
-		warnMu.Lock()
-		holding = false
-		msgs := held
-		warnMu.Unlock()
-		for _, m := range msgs {
-			warn(m)
-		}
-	}()
+	hw := &heldWarnings{w: env.Stderr, holding: !o.JSON && !o.NoTUI && env.IsTerminal()}
+	defer hw.release()
+	warn := hw.warn
 	commands := controlCommands(o)
-	var observers []engine.Observer
 	ctl, cerr := newController(sd.dir, p, opts.Journal, commands, warn)
 	if cerr != nil {
 		warn(fmt.Sprintf("approvals and aborts from other terminals are off: %v", cerr))
 	}
-	var ui *tui.UI
-	var outErr func() error // a reporter that could not write
-	switch {
-	case !o.JSON && !o.NoTUI && env.IsTerminal():
-		// Someone at the terminal keeps the finished view until q, to
-		// open what failed; an unattended run's view reads no keys and
-		// leaves at the end.
-		attended := env.attended()
-		uo := tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun,
-			StayOpen: attended, NoInput: !attended}
-		if ctl != nil {
-			uo.Approve, uo.Abort = ctl.approveFromView("the live view"), ctl.abortFromView("the live view")
-		}
-		ui = tui.New(uo)
-		observers = append(observers, ui)
-	case o.JSON:
-		rep := report.NewJSON(env.Stdout, report.WithCommands(commands))
-		observers, outErr = append(observers, rep), rep.Err
-	default:
-		rep := report.NewPlain(env.Stdout, report.WithCommands(commands))
-		observers, outErr = append(observers, rep), rep.Err
-	}
+	ui, view, outErr := env.runView(p, o, commands, ctl, cancelRun)
+	observers := []engine.Observer{view}
 	if ctl != nil {
 		observers = append(observers, ctl)
 		opts.Control = ctl.requests()
 	}
-	closeLog := func() {}
-	evlog, lerr := state.CreateEventLog(sd.dir)
-	if lerr != nil {
-		warn(fmt.Sprintf("rollout watch cannot follow this run: %v", lerr))
-	} else {
+	evlog, closeLog := openEventLog(sd.dir, warn)
+	if evlog != nil {
 		observers = append(observers, evlog)
-		closeLog = sync.OnceFunc(func() {
-			if err := evlog.Close(); err != nil {
-				warn(fmt.Sprintf("rollout watch could not follow all of this run: %v", err))
-			}
-		})
 		defer closeLog()
 	}
 	// The plan's webhooks hear the same events; they never hold the run
 	// back, and what they could not deliver is a warning.
-	drainNotify := func() {}
-	if n := notify.New(p, notify.Options{Journal: sd.j, Commands: commands, Warn: warn, AutoApprove: o.AutoApprove}); n != nil {
+	n, drainNotify := startNotify(ctx, p, sd, o, commands, warn)
+	if n != nil {
 		observers = append(observers, n)
-		drainNotify = sync.OnceFunc(func() {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyDrain)
-			defer cancel()
-			n.Close(cctx)
-		})
 		defer drainNotify()
 	}
 	opts.Observer = engine.Fanout(observers...)
@@ -422,18 +370,6 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	defer c.onWait(nil)
 	if ctl != nil {
 		ctl.start()
-	}
-	// The controller hears how the run ended before the view or reporter
-	// is done with it, so that no requester waits for an answer.
-	finish := func(s *engine.Summary) {
-		if ctl == nil {
-			return
-		}
-		v := "stopped"
-		if s != nil {
-			v = s.Verdict.String()
-		}
-		ctl.finish(v)
 	}
 	// ended records how the run ended as soon as the engine is done, also
 	// while a finished live view stays open: the journal has the verdict
@@ -458,13 +394,116 @@ func (env *Env) execute(ctx context.Context, c *conn, p *plan.Plan, o RunOptions
 	if ui != nil {
 		return env.runWithTUI(ctx, cancelRun, ui, func() (*engine.Summary, error) {
 			s, err := eng.Run(runCtx)
-			finish(s)
+			finishControl(ctl, s)
 			return s, err
 		}, func(s *engine.Summary, err error, errw io.Writer) error { return ended(s, err, nil, errw) })
 	}
 	sum, err := eng.Run(runCtx)
-	finish(sum)
+	finishControl(ctl, sum)
 	return ended(sum, err, outErr, env.Stderr)
+}
+
+// heldWarnings prints the run's warnings, or holds them while holding is
+// set (the live view owns the terminal) until release.
+type heldWarnings struct {
+	w       io.Writer
+	mu      sync.Mutex
+	held    []string
+	holding bool
+}
+
+func (hw *heldWarnings) warn(msg string) {
+	hw.mu.Lock()
+	defer hw.mu.Unlock()
+	if hw.holding {
+		hw.held = append(hw.held, msg)
+		return
+	}
+	printf(hw.w, "rollout run: warning: %s\n", msg)
+}
+
+// release prints the held warnings and stops holding new ones.
+func (hw *heldWarnings) release() {
+	hw.mu.Lock()
+	hw.holding = false
+	msgs := hw.held
+	hw.mu.Unlock()
+	for _, m := range msgs {
+		hw.warn(m)
+	}
+}
+
+// runView makes what shows the run: the live view on a terminal (returned
+// as ui too), JSON events with --json, plain lines otherwise. outErr, for a
+// reporter, says whether it could not write.
+func (env *Env) runView(p *plan.Plan, o RunOptions, commands func(engine.WaitInfo) (string, string), ctl *controller,
+	cancelRun context.CancelFunc) (ui *tui.UI, view engine.Observer, outErr func() error) {
+	switch {
+	case !o.JSON && !o.NoTUI && env.IsTerminal():
+		// Someone at the terminal keeps the finished view until q, to
+		// open what failed; an unattended run's view reads no keys and
+		// leaves at the end.
+		attended := env.attended()
+		uo := tui.Options{PlanName: p.Name, Out: env.Stdout, In: env.Stdin, NoColor: !env.color(env.Stdout), Cancel: cancelRun,
+			StayOpen: attended, NoInput: !attended}
+		if ctl != nil {
+			uo.Approve, uo.Abort = ctl.approveFromView("the live view"), ctl.abortFromView("the live view")
+		}
+		ui = tui.New(uo)
+		return ui, ui, nil
+	case o.JSON:
+		rep := report.NewJSON(env.Stdout, report.WithCommands(commands))
+		return nil, rep, rep.Err
+	default:
+		rep := report.NewPlain(env.Stdout, report.WithCommands(commands))
+		return nil, rep, rep.Err
+	}
+}
+
+// openEventLog creates the event log that `rollout watch` follows, and the
+// function that closes it once; nil (with a warning) when it cannot be
+// created.
+func openEventLog(dir string, warn func(string)) (engine.Observer, func()) {
+	evlog, lerr := state.CreateEventLog(dir)
+	if lerr != nil {
+		warn(fmt.Sprintf("rollout watch cannot follow this run: %v", lerr))
+		return nil, func() {}
+	}
+	return evlog, sync.OnceFunc(func() {
+		if err := evlog.Close(); err != nil {
+			warn(fmt.Sprintf("rollout watch could not follow all of this run: %v", err))
+		}
+	})
+}
+
+// startNotify makes the notifier of the plan's webhooks, and the function
+// that drains it once, bounded by notifyDrain even after ctx ends; nil when
+// the plan has no webhooks.
+func startNotify(ctx context.Context, p *plan.Plan, sd *stateDir, o RunOptions, commands func(engine.WaitInfo) (string, string),
+	warn func(string)) (engine.Observer, func()) {
+	n := notify.New(p, notify.Options{Journal: sd.j, Commands: commands, Warn: warn, AutoApprove: o.AutoApprove})
+	if n == nil {
+		return nil, func() {}
+	}
+	return n, sync.OnceFunc(func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyDrain)
+		defer cancel()
+		n.Close(cctx)
+	})
+}
+
+// finishControl tells the controller, if any, how the run ended. It hears
+// it before the view or reporter is done with the run, so that no
+// requester waits for an answer.
+func finishControl(ctl *controller, s *engine.Summary) {
+	if ctl == nil {
+		return
+	}
+	v := "stopped"
+	if s != nil {
+		v = s.Verdict.String()
+	}
+	ctl.finish(v)
 }
 
 // attended reports whether a person is at the terminal: stdin is one, so

@@ -495,107 +495,135 @@ func (e *Engine) dispatch(ctx context.Context, g *errgroup.Group) {
 			// Nothing further down can move without a slot.
 			return
 		}
-		n := e.readyList[i]
-		if e.stopped(n) {
-			e.removeReady(i)
-			e.finish(n, Result{Outcome: Skipped, Err: skip(e.stopReason())}, nil, e.now())
+		if e.dispatchOne(ctx, g, i) {
+			// It left the ready list: the next one is at i now.
 			continue
 		}
-		st := n.inst.Step
-		if st.MaxParallel > 0 && e.stepRunning[st.Name] >= st.MaxParallel {
-			i++
-			continue
-		}
-		serial := st.Type == plan.TypeUpdate || st.Type == plan.TypeDiff
-		if serial && e.imageBusy[n.inst.Image.Name] {
-			i++
-			continue
-		}
-		// A when expression is evaluated just before the instance would
-		// run; false skips it and its dependents.
-		if st.When != nil {
-			ok, err := st.When.Eval(e.evalInput(n))
-			if err != nil {
-				e.removeReady(i)
-				n.status = running
-				e.failNow(n, fmt.Errorf("when: %v", err))
-				continue
-			}
-			if !ok {
-				e.removeReady(i)
-				n.status = running
-				now := e.now()
-				why := "when is false: " + st.When.Source
-				if vals := st.When.Explain(e.evalInput(n)); vals != "" {
-					why += ", where " + vals
-				}
-				e.finish(n, Result{Outcome: SkippedWhen, Err: skip(why), Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
-				continue
-			}
-		}
-		// A forward switch of a fleet whose rollback was triggered would
-		// undo it: the failure that triggered the rollback stands.
-		if forwardSwitch(n.inst) && e.rolledBack[n.inst.Fleet.Name] {
-			e.removeReady(i)
-			e.finish(n, Result{Outcome: Skipped, Err: skip("fleet " + n.inst.Fleet.Name + " is being switched back after a failure")}, nil, e.now())
-			continue
-		}
-		// A switch back of a fleet whose forward switch is still running
-		// waits for it to end: started now, it could find nothing of
-		// this run to undo yet (the forward PATCH not sent) and the
-		// forward switch would then finish the cut-over after it. It
-		// holds no slot while it waits.
-		if st.Type == plan.TypeSwitch && st.OnFailure && n.inst.Fleet != nil && e.fleetSwitching[n.inst.Fleet.Name] > 0 {
-			i++
-			continue
-		}
-		// An approval waits for a person, holding no slot.
-		if st.Type == plan.TypeApprove {
-			e.removeReady(i)
-			e.startApproval(n)
-			continue
-		}
-		// Gates call nothing remote, so they take no slot.
-		if st.Type == plan.TypeGate {
-			e.removeReady(i)
-			n.status = running
-			e.runningN++
-			e.obs.InstanceStarted(n.inst.ID, e.now())
-			out, err := e.exec.Execute(ctx, n.inst, e.inputs(n), func(plan.JobUpdate) {})
-			e.complete(completion{n: n, out: out, err: err, at: e.now()})
-			continue
-		}
-		if e.slots >= e.limit {
-			// Every slot is taken; gates further down may still go.
-			i++
-			continue
-		}
-		in := e.inputs(n)
-		started := e.now()
-		// The scheduler counts slots itself, so g.Go blocks at most for
-		// the moment a finished instance needs to return its errgroup
-		// slot after handing over its completion.
-		g.Go(func() error {
-			e.obs.InstanceStarted(n.inst.ID, started)
-			out, err := e.runOne(ctx, n, in)
-			job := e.instanceJob(n.inst.ID, out)
-			e.doneCh <- completion{n: n, out: out, err: err, job: job, at: e.now()}
-			// Failures are outcomes, not errors: returning one would
-			// mean a fault of the engine.
-			return nil
-		})
+		i++
+	}
+}
+
+// dispatchOne moves the ready instance at i on if it may: it skips, fails,
+// starts or holds it. It reports whether the instance left the ready list;
+// false means it waits there for a limit.
+func (e *Engine) dispatchOne(ctx context.Context, g *errgroup.Group, i int) bool {
+	n := e.readyList[i]
+	if e.stopped(n) {
+		e.removeReady(i)
+		e.finish(n, Result{Outcome: Skipped, Err: skip(e.stopReason())}, nil, e.now())
+		return true
+	}
+	st := n.inst.Step
+	if st.MaxParallel > 0 && e.stepRunning[st.Name] >= st.MaxParallel {
+		return false
+	}
+	serial := st.Type == plan.TypeUpdate || st.Type == plan.TypeDiff
+	if serial && e.imageBusy[n.inst.Image.Name] {
+		return false
+	}
+	if st.When != nil && e.endedByWhen(i, n) {
+		return true
+	}
+	// A forward switch of a fleet whose rollback was triggered would
+	// undo it: the failure that triggered the rollback stands.
+	if forwardSwitch(n.inst) && e.rolledBack[n.inst.Fleet.Name] {
+		e.removeReady(i)
+		e.finish(n, Result{Outcome: Skipped, Err: skip("fleet " + n.inst.Fleet.Name + " is being switched back after a failure")}, nil, e.now())
+		return true
+	}
+	// A switch back of a fleet whose forward switch is still running
+	// waits for it to end: started now, it could find nothing of
+	// this run to undo yet (the forward PATCH not sent) and the
+	// forward switch would then finish the cut-over after it. It
+	// holds no slot while it waits.
+	if st.Type == plan.TypeSwitch && st.OnFailure && n.inst.Fleet != nil && e.fleetSwitching[n.inst.Fleet.Name] > 0 {
+		return false
+	}
+	// An approval waits for a person, holding no slot.
+	if st.Type == plan.TypeApprove {
+		e.removeReady(i)
+		e.startApproval(n)
+		return true
+	}
+	// Gates call nothing remote, so they take no slot.
+	if st.Type == plan.TypeGate {
+		e.removeReady(i)
+		e.runGateNow(ctx, n)
+		return true
+	}
+	if e.slots >= e.limit {
+		// Every slot is taken; gates further down may still go.
+		return false
+	}
+	e.launch(ctx, g, i, n, serial)
+	return true
+}
+
+// endedByWhen evaluates the when expression of the ready instance at i,
+// just before it would run: an error fails it, false skips it and its
+// dependents. It reports whether the instance ended (and left the ready
+// list).
+func (e *Engine) endedByWhen(i int, n *node) bool {
+	st := n.inst.Step
+	ok, err := st.When.Eval(e.evalInput(n))
+	if err != nil {
 		e.removeReady(i)
 		n.status = running
-		n.result.Started = started
-		e.runningN++
-		e.slots++
-		e.stepRunning[st.Name]++
-		if forwardSwitch(n.inst) {
-			e.fleetSwitching[n.inst.Fleet.Name]++
+		e.failNow(n, fmt.Errorf("when: %v", err))
+		return true
+	}
+	if !ok {
+		e.removeReady(i)
+		n.status = running
+		now := e.now()
+		why := "when is false: " + st.When.Source
+		if vals := st.When.Explain(e.evalInput(n)); vals != "" {
+			why += ", where " + vals
 		}
-		if serial {
-			e.imageBusy[n.inst.Image.Name] = true
-		}
+		e.finish(n, Result{Outcome: SkippedWhen, Err: skip(why), Started: now, Finished: now}, &plan.Output{State: plan.OutputSkipped}, now)
+		return true
+	}
+	return false
+}
+
+// runGateNow runs a gate in the scheduler's goroutine and completes it.
+func (e *Engine) runGateNow(ctx context.Context, n *node) {
+	n.status = running
+	e.runningN++
+	e.obs.InstanceStarted(n.inst.ID, e.now())
+	out, err := e.exec.Execute(ctx, n.inst, e.inputs(n), func(plan.JobUpdate) {})
+	e.complete(completion{n: n, out: out, err: err, at: e.now()})
+}
+
+// launch runs the ready instance at i in its own goroutine, taking a slot
+// and the limits it counts against; its completion comes back on doneCh.
+func (e *Engine) launch(ctx context.Context, g *errgroup.Group, i int, n *node, serial bool) {
+	st := n.inst.Step
+	in := e.inputs(n)
+	started := e.now()
+	// The scheduler counts slots itself, so g.Go blocks at most for
+	// the moment a finished instance needs to return its errgroup
+	// slot after handing over its completion.
+	g.Go(func() error {
+		e.obs.InstanceStarted(n.inst.ID, started)
+		out, err := e.runOne(ctx, n, in)
+		job := e.instanceJob(n.inst.ID, out)
+		e.doneCh <- completion{n: n, out: out, err: err, job: job, at: e.now()}
+		// Failures are outcomes, not errors: returning one would
+		// mean a fault of the engine.
+		return nil
+	})
+	e.removeReady(i)
+	n.status = running
+	n.result.Started = started
+	e.runningN++
+	e.slots++
+	e.stepRunning[st.Name]++
+	if forwardSwitch(n.inst) {
+		e.fleetSwitching[n.inst.Fleet.Name]++
+	}
+	if serial {
+		e.imageBusy[n.inst.Image.Name] = true
 	}
 }
 
@@ -787,27 +815,7 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 	e.obs.InstanceFinished(n.inst.ID, r)
 
 	if r.Outcome == Failed {
-		e.failures = append(e.failures, Failure{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name, Err: r.Err})
-		if !n.inst.Step.OnFailure {
-			e.stepFailed[budgetKey(n.inst.Step, n.inst.Image)]++
-			e.checkBudget(n.inst.Step, n.inst.Image)
-		}
-		// on_failure runs for what failed, not for an interrupt: an
-		// interrupt sends nothing more that changes state.
-		if !e.interrupted {
-			for _, f := range n.onFail {
-				if f.status == dormant {
-					f.status = waiting
-					f.pending = 0
-					if f.inst.Step.Type == plan.TypeSwitch && f.inst.Fleet != nil {
-						// A fleet being switched back is never switched
-						// forward afterwards by the same run.
-						e.rolledBack[f.inst.Fleet.Name] = true
-					}
-					e.makeReady(f)
-				}
-			}
-		}
+		e.failed(n, r)
 	}
 
 	if n.inst.Wave >= 0 {
@@ -817,7 +825,39 @@ func (e *Engine) finish(n *node, r Result, out *plan.Output, at time.Time) {
 			e.openWavesAfter(k)
 		}
 	}
+	e.releaseUsers(n, r, at)
+}
 
+// failed counts a failure of n as a root cause and against its step's
+// budget, and wakes its on_failure instances.
+func (e *Engine) failed(n *node, r Result) {
+	e.failures = append(e.failures, Failure{Instance: n.inst.ID, Machine: machineName(n.inst), Image: n.inst.Image.Name, Err: r.Err})
+	if !n.inst.Step.OnFailure {
+		e.stepFailed[budgetKey(n.inst.Step, n.inst.Image)]++
+		e.checkBudget(n.inst.Step, n.inst.Image)
+	}
+	// on_failure runs for what failed, not for an interrupt: an
+	// interrupt sends nothing more that changes state.
+	if !e.interrupted {
+		for _, f := range n.onFail {
+			if f.status == dormant {
+				f.status = waiting
+				f.pending = 0
+				if f.inst.Step.Type == plan.TypeSwitch && f.inst.Fleet != nil {
+					// A fleet being switched back is never switched
+					// forward afterwards by the same run.
+					e.rolledBack[f.inst.Fleet.Name] = true
+				}
+				e.makeReady(f)
+			}
+		}
+	}
+}
+
+// releaseUsers moves on the waiting dependents of n, which ended with r:
+// a success counts down what they wait for, a false when skips them alike,
+// and anything else skips them naming the root cause.
+func (e *Engine) releaseUsers(n *node, r Result, at time.Time) {
 	for _, u := range n.users {
 		if u.status != waiting {
 			continue

@@ -329,6 +329,26 @@ const summarizeAfter = 3
 func (d *Doc) Text(w io.Writer, all bool) error {
 	d = redact.Copy(d, redact.Terminal)
 	b := &strings.Builder{}
+	d.writeHeader(b)
+	d.writeTargets(b, all)
+	if pf := d.Preflight; pf != nil {
+		writePreflight(b, pf)
+	}
+	b.WriteString("Steps, in order:\n")
+	for i, sd := range d.Steps {
+		writeStep(b, i+1, len(d.Steps), sd, all)
+	}
+	d.writeOnFailure(b)
+	d.writeLimits(b)
+	d.writeCounts(b)
+	// The strings of d are escaped; escaping the whole once more keeps a
+	// string a future change adds outside d from reaching the terminal raw.
+	_, err := io.WriteString(w, redact.EscapeLines(b.String()))
+	return err
+}
+
+// writeHeader writes the plan's name, description, API, account and vars.
+func (d *Doc) writeHeader(b *strings.Builder) {
 	fmt.Fprintf(b, "Plan %s (%s)\n", d.Plan, d.File)
 	if d.Description != "" {
 		fmt.Fprintf(b, "  %s\n", d.Description)
@@ -347,7 +367,10 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 		fmt.Fprintf(b, "  vars: %s\n", strings.Join(vs, ", "))
 	}
 	fmt.Fprintf(b, "  Nothing below is sent by `rollout plan`: it shows what `rollout run` would do.\n\n")
+}
 
+// writeTargets writes each image's build and fleet machines.
+func (d *Doc) writeTargets(b *strings.Builder, all bool) {
 	fmt.Fprintf(b, "Targets: %d\n", d.Targets)
 	for _, img := range d.Images {
 		fmt.Fprintf(b, "  image %s (id %d)\n", img.Name, img.ID)
@@ -355,45 +378,46 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 		fmt.Fprintf(b, "    fleet machines (%d): %s\n", len(img.Fleet), names(img.Fleet, all))
 	}
 	b.WriteString("\n")
+}
 
-	if pf := d.Preflight; pf != nil {
-		b.WriteString("Pre-flight (read-only):\n")
-		switch {
-		case pf.Error != "":
-			fmt.Fprintf(b, "  not made: %s\n", pf.Error)
-		default:
-			for _, f := range pf.Images {
-				lock := "not locked"
-				if f.LockKind != "" {
-					lock = fmt.Sprintf("locked by %s %d", f.LockKind, f.LockID)
-					if f.Own {
-						lock += " (created by this rollout)"
-					}
+// writePreflight writes what the read-only pre-flight found: each image's
+// lock and counters, each fleet's state, and the problems.
+func writePreflight(b *strings.Builder, pf *PreflightDoc) {
+	b.WriteString("Pre-flight (read-only):\n")
+	switch {
+	case pf.Error != "":
+		fmt.Fprintf(b, "  not made: %s\n", pf.Error)
+	default:
+		for _, f := range pf.Images {
+			lock := "not locked"
+			if f.LockKind != "" {
+				lock = fmt.Sprintf("locked by %s %d", f.LockKind, f.LockID)
+				if f.Own {
+					lock += " (created by this rollout)"
 				}
-				cnt := ""
-				if f.Counters != nil {
-					cnt = fmt.Sprintf(", machines: %d completed, %d pending, %d failed", f.Counters.Completed, f.Counters.Pending, f.Counters.Failed)
-				}
-				fmt.Fprintf(b, "  image %s (id %d): %s%s\n", f.Name, f.ID, lock, cnt)
 			}
-			for _, f := range pf.Fleets {
-				fmt.Fprintf(b, "  fleet %s (id %s): %s\n", f.Name, f.ID, fleetState(f))
+			cnt := ""
+			if f.Counters != nil {
+				cnt = fmt.Sprintf(", machines: %d completed, %d pending, %d failed", f.Counters.Completed, f.Counters.Pending, f.Counters.Failed)
 			}
-			fmt.Fprintf(b, "  install jobs listed for the account: %d\n", pf.Installs)
-			for _, p := range pf.Problems {
-				fmt.Fprintf(b, "  PROBLEM: %s\n", p)
-			}
-			if pf.OK {
-				b.WriteString("  ok\n")
-			}
+			fmt.Fprintf(b, "  image %s (id %d): %s%s\n", f.Name, f.ID, lock, cnt)
 		}
-		b.WriteString("\n")
+		for _, f := range pf.Fleets {
+			fmt.Fprintf(b, "  fleet %s (id %s): %s\n", f.Name, f.ID, fleetState(f))
+		}
+		fmt.Fprintf(b, "  install jobs listed for the account: %d\n", pf.Installs)
+		for _, p := range pf.Problems {
+			fmt.Fprintf(b, "  PROBLEM: %s\n", p)
+		}
+		if pf.OK {
+			b.WriteString("  ok\n")
+		}
 	}
+	b.WriteString("\n")
+}
 
-	b.WriteString("Steps, in order:\n")
-	for i, sd := range d.Steps {
-		writeStep(b, i+1, len(d.Steps), sd, all)
-	}
+// writeOnFailure writes what the on_failure steps would do.
+func (d *Doc) writeOnFailure(b *strings.Builder) {
 	b.WriteString("On failure:\n")
 	if len(d.OnFailure) == 0 {
 		b.WriteString("  nothing: a failed instance skips its dependents; open diffs stay open.\n")
@@ -413,6 +437,11 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 			}
 		}
 	}
+}
+
+// writeLimits writes the concurrency, each step's limits, and the plan's
+// warnings.
+func (d *Doc) writeLimits(b *strings.Builder) {
 	b.WriteString("\nLimits:\n")
 	fmt.Fprintf(b, "  at most %d step instances at once; updates and diffs of one image run one at a time\n", d.Concurrency)
 	for _, sd := range d.Steps {
@@ -432,6 +461,10 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 	for _, wn := range d.Warnings {
 		fmt.Fprintf(b, "  warning: %s\n", wn)
 	}
+}
+
+// writeCounts writes the closing line: how many step instances, by kind.
+func (d *Doc) writeCounts(b *strings.Builder) {
 	keys := make([]string, 0, len(d.Counts))
 	total := 0
 	for k, n := range d.Counts {
@@ -440,10 +473,6 @@ func (d *Doc) Text(w io.Writer, all bool) error {
 	}
 	sort.Strings(keys)
 	fmt.Fprintf(b, "\n%d step instances (%s).\n", total, strings.Join(keys, ", "))
-	// The strings of d are escaped; escaping the whole once more keeps a
-	// string a future change adds outside d from reaching the terminal raw.
-	_, err := io.WriteString(w, redact.EscapeLines(b.String()))
-	return err
 }
 
 func writeStep(b *strings.Builder, i, n int, sd StepDoc, all bool) {

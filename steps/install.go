@@ -31,21 +31,9 @@ const readErrorLimit = 3
 // the first read no longer lists completed while the rollout was down.
 func (r *runner) runInstall(ctx context.Context) error {
 	c := r.env.Client
-	ver := r.in.Version
-	if ver == nil || ver.VersionID == 0 {
-		return fmt.Errorf("install step %q: no version id in scope (the version step produced none)", r.step.Name)
-	}
-	versionID := ver.VersionID
-	mirroring := r.step.Mirroring
-	kind := KindInstall
-	interest := InstallInterest{VersionID: versionID, Mirroring: mirroring}
-	if mirroring {
-		kind = KindMirror
-	} else {
-		if r.inst.Machine == nil {
-			return fmt.Errorf("install step %q: a machine install has no machine", r.step.Name)
-		}
-		interest.Machine = r.inst.Machine.ID
+	kind, interest, err := r.installInterest()
+	if err != nil {
+		return err
 	}
 	// Under install_at=now the platform starts the jobs by itself: queue
 	// nothing, only watch.
@@ -66,30 +54,77 @@ func (r *runner) runInstall(ctx context.Context) error {
 	}
 	defer sub.Close()
 
-	seen := map[int64]clanforge.Install{} // last listed state of each job
-	gone := map[int64]bool{}              // left the list: completed
+	iw := &installWatch{r: r, kind: kind, interest: interest, manual: manual,
+		seen: map[int64]clanforge.Install{}, gone: map[int64]bool{},
+		qs: &queuer{r: r, kind: kind, jobs: map[int64]*queueState{}, sub: sub}}
+	iw.seedKnown(sub)
+	return iw.watch(ctx, sub)
+}
+
+// installInterest says which jobs the instance watches: the mirroring jobs
+// of the version in scope, or the install jobs of it on the instance's
+// machine.
+func (r *runner) installInterest() (string, InstallInterest, error) {
+	ver := r.in.Version
+	if ver == nil || ver.VersionID == 0 {
+		return "", InstallInterest{}, fmt.Errorf("install step %q: no version id in scope (the version step produced none)", r.step.Name)
+	}
+	mirroring := r.step.Mirroring
+	kind := KindInstall
+	interest := InstallInterest{VersionID: ver.VersionID, Mirroring: mirroring}
+	if mirroring {
+		kind = KindMirror
+	} else {
+		if r.inst.Machine == nil {
+			return "", InstallInterest{}, fmt.Errorf("install step %q: a machine install has no machine", r.step.Name)
+		}
+		interest.Machine = r.inst.Machine.ID
+	}
+	return kind, interest, nil
+}
+
+// installWatch is what one install instance knows while it watches its
+// jobs.
+type installWatch struct {
+	r        *runner
+	kind     string
+	interest InstallInterest
+	manual   bool                        // install_at manual: pending jobs are ours to queue
+	seen     map[int64]clanforge.Install // last listed state of each job
+	gone     map[int64]bool              // left the list: completed
+	qs       *queuer
+}
+
+// seedKnown counts as seen the jobs known before the first read of this
+// instance.
+func (iw *installWatch) seedKnown(sub *InstallSubscription) {
 	// Jobs the shared watcher listed before this instance subscribed count
 	// as seen: one that the next read no longer lists completed while the
 	// instance waited for its turn (install_at now runs jobs unasked).
 	for _, j := range sub.Known() {
-		seen[j.ID] = j
+		iw.seen[j.ID] = j
 	}
 	// So do the jobs earlier runs recorded: a job that completed while
 	// the rollout was down has left the list, and only the journal still
 	// knows it existed.
-	for _, id := range r.journal.InstallJobs(r.inst.ID, interest) {
-		if _, ok := seen[id]; !ok {
-			seen[id] = clanforge.Install{Job: clanforge.Job{ID: id}, Mirroring: mirroring,
-				Machine: interest.Machine, TargetVersionID: versionID}
+	for _, id := range iw.r.journal.InstallJobs(iw.r.inst.ID, iw.interest) {
+		if _, ok := iw.seen[id]; !ok {
+			iw.seen[id] = clanforge.Install{Job: clanforge.Job{ID: id}, Mirroring: iw.interest.Mirroring,
+				Machine: iw.interest.Machine, TargetVersionID: iw.interest.VersionID}
 		}
 	}
-	qs := &queuer{r: r, kind: kind, jobs: map[int64]*queueState{}, sub: sub}
+}
+
+// watch takes the shared watcher's reads until the jobs end: nil once every
+// job left the list, an error when one failed, none was found, all were
+// squashed, reads kept failing or ctx ended.
+func (iw *installWatch) watch(ctx context.Context, sub *InstallSubscription) error {
 	empty, readErrs := 0, 0
 	for {
 		var snap InstallSnapshot
 		select {
 		case <-ctx.Done():
-			r.setInstallOutput(seen, gone)
+			iw.r.setInstallOutput(iw.seen, iw.gone)
 			return ctx.Err()
 		case snap = <-sub.C():
 		}
@@ -103,73 +138,90 @@ func (r *runner) runInstall(ctx context.Context) error {
 		}
 		readErrs = 0
 
-		listed := make(map[int64]bool, len(snap.Jobs))
-		for _, j := range snap.Jobs {
-			listed[j.ID] = true
-			j.Job = r.emit(kind, j.Job)
-			seen[j.ID] = j
+		iw.observe(snap)
+		live, squashed, err := iw.advance(ctx, snap)
+		if err != nil {
+			return err
 		}
-		for id, j := range seen {
-			if !listed[id] && !gone[id] {
-				// Completed (and squashed) jobs leave the list; a failed
-				// one stays with state 6, so a vanished job completed.
-				gone[id] = true
-				done := j.Job
-				done.State = clanforge.StateCompleted
-				done.StateName = clanforge.StateCompleted.String()
-				done.Progress = 100
-				done.Error = ""
-				seen[id] = clanforge.Install{Job: done, Mirroring: j.Mirroring, Mirror: j.Mirror,
-					Machine: j.Machine, Location: j.Location, TargetVersionID: j.TargetVersionID}
-				r.emit(kind, done)
-				if manual {
-					// A queue whose answer was lost is settled: the
-					// job was queued (it ran to its end).
-					qs.settled(id)
-				}
-			}
-		}
-		r.setInstallOutput(seen, gone)
-
-		live := 0
-		var squashed []int64
-		for _, j := range snap.Jobs {
-			switch j.State {
-			case clanforge.StateFailed:
-				return r.installFailed(kind, &j)
-			case clanforge.StateSquashed:
-				squashed = append(squashed, j.ID)
-				continue
-			case clanforge.StatePending:
-				if manual {
-					if err := qs.pending(ctx, &j, snap.Sent); err != nil {
-						return err
-					}
-				}
-			case clanforge.StateQueued, clanforge.StateRunning:
-				if manual {
-					// Past Pending: whoever queued it, it is queued.
-					qs.settled(j.ID)
-				}
-			}
-			live++
-		}
-		if len(seen) == 0 {
+		if len(iw.seen) == 0 {
 			empty++
 			if empty >= discoveryReads {
-				return r.installNotFound(ctx, interest, empty)
+				return iw.r.installNotFound(ctx, iw.interest, empty)
 			}
 			continue
 		}
 		if live > 0 {
 			continue
 		}
-		if len(gone) > 0 {
+		if len(iw.gone) > 0 {
 			return nil
 		}
 		// Only squashed jobs: another install superseded ours.
-		return fmt.Errorf("%s job(s) %v for version %d were squashed (superseded by another install) and no other job for this target is listed", kind, squashed, versionID)
+		return fmt.Errorf("%s job(s) %v for version %d were squashed (superseded by another install) and no other job for this target is listed", iw.kind, squashed, iw.interest.VersionID)
 	}
+}
+
+// observe records the jobs a read lists, marks those that left the list as
+// completed, and updates the instance's output.
+func (iw *installWatch) observe(snap InstallSnapshot) {
+	r := iw.r
+	listed := make(map[int64]bool, len(snap.Jobs))
+	for _, j := range snap.Jobs {
+		listed[j.ID] = true
+		j.Job = r.emit(iw.kind, j.Job)
+		iw.seen[j.ID] = j
+	}
+	for id, j := range iw.seen {
+		if !listed[id] && !iw.gone[id] {
+			// Completed (and squashed) jobs leave the list; a failed
+			// one stays with state 6, so a vanished job completed.
+			iw.gone[id] = true
+			done := j.Job
+			done.State = clanforge.StateCompleted
+			done.StateName = clanforge.StateCompleted.String()
+			done.Progress = 100
+			done.Error = ""
+			iw.seen[id] = clanforge.Install{Job: done, Mirroring: j.Mirroring, Mirror: j.Mirror,
+				Machine: j.Machine, Location: j.Location, TargetVersionID: j.TargetVersionID}
+			r.emit(iw.kind, done)
+			if iw.manual {
+				// A queue whose answer was lost is settled: the
+				// job was queued (it ran to its end).
+				iw.qs.settled(id)
+			}
+		}
+	}
+	r.setInstallOutput(iw.seen, iw.gone)
+}
+
+// advance acts on each listed job's state: a failed job fails the instance,
+// a pending one is queued (install_at manual), one past pending settles its
+// queue. It returns how many jobs are still live and the squashed ones.
+func (iw *installWatch) advance(ctx context.Context, snap InstallSnapshot) (int, []int64, error) {
+	live := 0
+	var squashed []int64
+	for _, j := range snap.Jobs {
+		switch j.State {
+		case clanforge.StateFailed:
+			return 0, nil, iw.r.installFailed(iw.kind, &j)
+		case clanforge.StateSquashed:
+			squashed = append(squashed, j.ID)
+			continue
+		case clanforge.StatePending:
+			if iw.manual {
+				if err := iw.qs.pending(ctx, &j, snap.Sent); err != nil {
+					return 0, nil, err
+				}
+			}
+		case clanforge.StateQueued, clanforge.StateRunning:
+			if iw.manual {
+				// Past Pending: whoever queued it, it is queued.
+				iw.qs.settled(j.ID)
+			}
+		}
+		live++
+	}
+	return live, squashed, nil
 }
 
 // setInstallOutput puts the job ids in the output, and as the instance's

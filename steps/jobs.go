@@ -136,11 +136,44 @@ func (r *runner) attach(ctx context.Context, kind string, job *clanforge.Job, an
 // the output even when the diff fails, so that an on_failure reject can
 // release the lock it holds.
 func (r *runner) runDiff(ctx context.Context) error {
-	c := r.env.Client
-	img, m := r.inst.Image, r.inst.Machine
-	if m == nil {
+	if r.inst.Machine == nil {
 		return fmt.Errorf("diff step %q has no machine", r.step.Name)
 	}
+	job, anchor, err := r.createDiff(ctx)
+	if err != nil {
+		return err
+	}
+	diffID := job.ID
+	r.out.DiffID = diffID
+	d := &diffReader{c: r.env.Client, id: diffID}
+	for retry := 0; ; retry++ {
+		job, err = r.attach(ctx, KindDiff, job, anchor, d.read)
+		if err != nil {
+			return err
+		}
+		if job.State == clanforge.StateCompleted {
+			return r.diffCompleted(ctx, d)
+		}
+		if retry >= r.step.Retries || job.State != clanforge.StateFailed {
+			err := jobError(KindDiff, job)
+			if retry > 0 {
+				err = fmt.Errorf("%w (after %d retries)", err, retry)
+			}
+			return err
+		}
+		job, anchor, err = r.retryDiff(ctx, diffID, retry)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// createDiff sends imagediff/create once (journalled), and returns the diff
+// job with the anchor its polling starts from: zero when the diff was
+// adopted rather than made just now.
+func (r *runner) createDiff(ctx context.Context) (*clanforge.Job, time.Time, error) {
+	c := r.env.Client
+	img, m := r.inst.Image, r.inst.Machine
 	createKey := Key(r.inst.ID, epDiffCreate, 1)
 	anchor := r.now()
 	job, adopted, err := r.do(ctx, call{
@@ -161,111 +194,121 @@ func (r *runner) runDiff(ctx context.Context) error {
 			// Interrupted with the answer lost: record the diff now, so
 			// that a resume's pre-flight knows its lock is ours.
 			r.settleInterrupted(ctx, KindDiff, createKey, r.lockSettle("diff"))
-			return ctx.Err()
+			return nil, anchor, ctx.Err()
 		}
-		return fmt.Errorf("imagediff/create: %w", err)
+		return nil, anchor, fmt.Errorf("imagediff/create: %w", err)
 	}
-	diffID := job.ID
-	r.out.DiffID = diffID
 	if adopted {
 		anchor = time.Time{}
 	}
-	var last *clanforge.Diff
-	read := func(ctx context.Context) (*clanforge.Job, error) {
-		d, err := c.DiffStatus(ctx, diffID)
-		if err != nil {
-			return nil, err
-		}
-		last = d
-		return &d.Job, nil
+	return job, anchor, nil
+}
+
+// diffReader reads one diff's status and keeps the last answer, whose file
+// lists are the diff's output.
+type diffReader struct {
+	c    *clanforge.Client
+	id   int64
+	last *clanforge.Diff
+}
+
+func (d *diffReader) read(ctx context.Context) (*clanforge.Job, error) {
+	dd, err := d.c.DiffStatus(ctx, d.id)
+	if err != nil {
+		return nil, err
 	}
-	for retry := 0; ; retry++ {
-		job, err = r.attach(ctx, KindDiff, job, anchor, read)
-		if err != nil {
-			return err
+	d.last = dd
+	return &dd.Job, nil
+}
+
+// diffCompleted puts the completed diff's file lists in the output.
+func (r *runner) diffCompleted(ctx context.Context, d *diffReader) error {
+	if d.last == nil || d.last.ID != d.id {
+		// attach always reads at least once unless the create
+		// answer was already terminal, which a diff never is;
+		// read once more rather than guess the file lists.
+		if _, err := d.read(ctx); err != nil {
+			return fmt.Errorf("reading diff %d: %w", d.id, err)
 		}
-		if job.State == clanforge.StateCompleted {
-			if last == nil || last.ID != diffID {
-				// attach always reads at least once unless the create
-				// answer was already terminal, which a diff never is;
-				// read once more rather than guess the file lists.
-				if _, err := read(ctx); err != nil {
-					return fmt.Errorf("reading diff %d: %w", diffID, err)
-				}
-			}
-			r.out.Added = last.Added
-			r.out.Modified = last.Modified
-			r.out.Removed = last.Removed
-			r.out.Changed = last.Changed()
-			return nil
+	}
+	r.out.Added = d.last.Added
+	r.out.Modified = d.last.Modified
+	r.out.Removed = d.last.Removed
+	r.out.Changed = d.last.Changed()
+	return nil
+}
+
+// retryDiff sends the retry that follows failure retry+1 of the diff, and
+// returns the diff job with the anchor its polling starts from: zero when
+// the retry was settled or adopted rather than made just now.
+func (r *runner) retryDiff(ctx context.Context, diffID int64, retry int) (*clanforge.Job, time.Time, error) {
+	retryCall := r.diffRetryCall(diffID, retry)
+	anchor := r.now()
+	job, _, err := r.do(ctx, retryCall)
+	// The client settles a lost retry answer from the diff's
+	// timestamps, which have one-second resolution; when it cannot,
+	// the failure count can (do settles an answered error like a
+	// missing answer), with a bounded number of proven-harmless
+	// resends.
+	var wait time.Duration
+	for sends := 1; err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil && sends < retrySendLimit; sends++ {
+		wait = r.policy.grow(wait)
+		if serr := sleep(ctx, wait); serr != nil {
+			break
 		}
-		if retry >= r.step.Retries || job.State != clanforge.StateFailed {
-			err := jobError(KindDiff, job)
-			if retry > 0 {
-				err = fmt.Errorf("%w (after %d retries)", err, retry)
-			}
-			return err
-		}
-		retryCall := call{
-			key:      Key(r.inst.ID, epDiffRetry, retry+1),
-			endpoint: fmt.Sprintf("%simagediff/%d/retry", apiPrefix, diffID),
-			params:   map[string]string{"accountserviceid": itoa(c.ASID()), "diffid": itoa(diffID)},
-			// A retry whose answer was lost (in this run, or never
-			// recorded by an earlier one) is settled from the diff's
-			// failure count: retry n is sent after n failures (the
-			// first run and n-1 retries each failed once), so a diff
-			// still Failed with jobfailed n has not run since, and the
-			// retry is sent again. Running again, completed, or failed
-			// once more: the retry took effect, and the diff is polled
-			// (API §7 #4: jobfailed counts failures).
-			settle: func(ctx context.Context) settlement {
-				d, err := c.DiffStatus(ctx, diffID)
-				if err != nil {
-					return settlement{err: fmt.Errorf("settling an earlier imagediff/%d/retry from its status: %w", diffID, err)}
-				}
-				if d.State == clanforge.StateFailed && d.Failed == retry+1 {
-					return settlement{}
-				}
-				return settlement{adopt: diffID}
-			},
-			send: func(ctx context.Context) (*clanforge.Job, error) {
-				return c.RetryDiff(ctx, diffID)
-			},
-		}
-		anchor = r.now()
 		job, _, err = r.do(ctx, retryCall)
-		// The client settles a lost retry answer from the diff's
-		// timestamps, which have one-second resolution; when it cannot,
-		// the failure count can (do settles an answered error like a
-		// missing answer), with a bounded number of proven-harmless
-		// resends.
-		var wait time.Duration
-		for sends := 1; err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil && sends < retrySendLimit; sends++ {
-			wait = r.policy.grow(wait)
-			if serr := sleep(ctx, wait); serr != nil {
-				break
+	}
+	if err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil {
+		switch st := retryCall.settle(ctx); {
+		case st.err == nil && st.adopt != 0:
+			_ = r.journal.Result(retryCall.key, st.adopt, nil)
+			job, err = &clanforge.Job{ID: st.adopt}, nil
+		case st.err == nil:
+			return nil, anchor, fmt.Errorf("imagediff/%d/retry was sent %d times; the answer to each was lost, and each time the diff had not run again afterwards, so none took effect; giving up", diffID, retrySendLimit)
+		}
+	}
+	if err != nil {
+		return nil, anchor, fmt.Errorf("imagediff/%d/retry: %w", diffID, err)
+	}
+	if job.ID == 0 {
+		job.ID = diffID
+	}
+	if job.State == clanforge.StateUnknown {
+		// Settled or adopted: not made just now.
+		anchor = time.Time{}
+	}
+	return job, anchor, nil
+}
+
+// diffRetryCall is the journalled imagediff/{id}/retry call that follows
+// failure retry+1 of the diff.
+func (r *runner) diffRetryCall(diffID int64, retry int) call {
+	c := r.env.Client
+	return call{
+		key:      Key(r.inst.ID, epDiffRetry, retry+1),
+		endpoint: fmt.Sprintf("%simagediff/%d/retry", apiPrefix, diffID),
+		params:   map[string]string{"accountserviceid": itoa(c.ASID()), "diffid": itoa(diffID)},
+		// A retry whose answer was lost (in this run, or never
+		// recorded by an earlier one) is settled from the diff's
+		// failure count: retry n is sent after n failures (the
+		// first run and n-1 retries each failed once), so a diff
+		// still Failed with jobfailed n has not run since, and the
+		// retry is sent again. Running again, completed, or failed
+		// once more: the retry took effect, and the diff is polled
+		// (API §7 #4: jobfailed counts failures).
+		settle: func(ctx context.Context) settlement {
+			d, err := c.DiffStatus(ctx, diffID)
+			if err != nil {
+				return settlement{err: fmt.Errorf("settling an earlier imagediff/%d/retry from its status: %w", diffID, err)}
 			}
-			job, _, err = r.do(ctx, retryCall)
-		}
-		if err != nil && errors.Is(err, clanforge.ErrOutcomeUnknown) && ctx.Err() == nil {
-			switch st := retryCall.settle(ctx); {
-			case st.err == nil && st.adopt != 0:
-				_ = r.journal.Result(retryCall.key, st.adopt, nil)
-				job, err = &clanforge.Job{ID: st.adopt}, nil
-			case st.err == nil:
-				return fmt.Errorf("imagediff/%d/retry was sent %d times; the answer to each was lost, and each time the diff had not run again afterwards, so none took effect; giving up", diffID, retrySendLimit)
+			if d.State == clanforge.StateFailed && d.Failed == retry+1 {
+				return settlement{}
 			}
-		}
-		if err != nil {
-			return fmt.Errorf("imagediff/%d/retry: %w", diffID, err)
-		}
-		if job.ID == 0 {
-			job.ID = diffID
-		}
-		if job.State == clanforge.StateUnknown {
-			// Settled or adopted: not made just now.
-			anchor = time.Time{}
-		}
+			return settlement{adopt: diffID}
+		},
+		send: func(ctx context.Context) (*clanforge.Job, error) {
+			return c.RetryDiff(ctx, diffID)
+		},
 	}
 }
 
@@ -417,13 +460,7 @@ func (r *runner) runReject(ctx context.Context) error {
 		return nil
 	}
 	diffID := diff.DiffID
-	open := func(ctx context.Context) (bool, error) {
-		k, id, err := c.LockHolder(ctx, r.inst.Image.ID)
-		if err != nil {
-			return false, fmt.Errorf("reading the lock of image %d: %w", r.inst.Image.ID, err)
-		}
-		return k == "diff" && id == diffID, nil
-	}
+	open := func(ctx context.Context) (bool, error) { return r.diffHoldsLock(ctx, diffID) }
 	isOpen, err := open(ctx)
 	if err != nil {
 		return err
@@ -435,20 +472,8 @@ func (r *runner) runReject(ctx context.Context) error {
 	}
 	// Reject is refused while the diff runs (a diff step that timed out);
 	// wait for it to end first.
-	d, err := c.DiffStatus(ctx, diffID)
-	if err != nil {
-		return fmt.Errorf("reading diff %d: %w", diffID, err)
-	}
-	if !d.State.Terminal() {
-		if _, err := r.pollJob(ctx, KindDiff, &d.Job, time.Time{}, func(ctx context.Context) (*clanforge.Job, error) {
-			d, err := c.DiffStatus(ctx, diffID)
-			if err != nil {
-				return nil, err
-			}
-			return &d.Job, nil
-		}); err != nil {
-			return fmt.Errorf("waiting for diff %d to end before rejecting it: %w", diffID, err)
-		}
+	if err := r.waitDiffEnded(ctx, diffID); err != nil {
+		return err
 	}
 	var res *clanforge.RejectResult
 	_, _, err = r.do(ctx, call{
@@ -494,6 +519,37 @@ func (r *runner) runReject(ctx context.Context) error {
 	r.out.DiffID = diffID
 	if res != nil && res.Uninstall != nil {
 		r.report(KindUninstall, *res.Uninstall)
+	}
+	return nil
+}
+
+// diffHoldsLock reports whether the diff still holds the lock of the
+// instance's image.
+func (r *runner) diffHoldsLock(ctx context.Context, diffID int64) (bool, error) {
+	k, id, err := r.env.Client.LockHolder(ctx, r.inst.Image.ID)
+	if err != nil {
+		return false, fmt.Errorf("reading the lock of image %d: %w", r.inst.Image.ID, err)
+	}
+	return k == "diff" && id == diffID, nil
+}
+
+// waitDiffEnded polls the diff until it is in a terminal state.
+func (r *runner) waitDiffEnded(ctx context.Context, diffID int64) error {
+	c := r.env.Client
+	d, err := c.DiffStatus(ctx, diffID)
+	if err != nil {
+		return fmt.Errorf("reading diff %d: %w", diffID, err)
+	}
+	if !d.State.Terminal() {
+		if _, err := r.pollJob(ctx, KindDiff, &d.Job, time.Time{}, func(ctx context.Context) (*clanforge.Job, error) {
+			d, err := c.DiffStatus(ctx, diffID)
+			if err != nil {
+				return nil, err
+			}
+			return &d.Job, nil
+		}); err != nil {
+			return fmt.Errorf("waiting for diff %d to end before rejecting it: %w", diffID, err)
+		}
 	}
 	return nil
 }

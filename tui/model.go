@@ -226,68 +226,21 @@ func (m *Model) bodyHeight() int { return max(m.h-m.headerHeight()-1, 2) }
 // bodyRows is the number of lines for rows (the list has a column header).
 func (m *Model) bodyRows() int { return m.bodyHeight() - 1 }
 
+// onKey routes a key press to whatever has the keyboard: the open dialog,
+// the leave keys, the focused filter, then the help, detail or list pane.
 func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.keys
 	if m.quitting {
 		return nil
 	}
 	if m.confirm.open {
-		if m.confirm.kind != confirmCancel {
-			switch {
-			case msg.String() == "ctrl+c":
-				// ctrl+c never approves or aborts: it asks to cancel.
-				m.confirm.open = false
-				m.askCancel()
-			case key.Matches(msg, k.Confirm):
-				return m.decide()
-			case key.Matches(msg, k.No):
-				m.confirm.open = false
-			}
-			return nil
-		}
-		switch {
-		case key.Matches(msg, k.Yes):
-			return m.confirmCancel()
-		case key.Matches(msg, k.No):
-			m.confirm.open = false
-		}
-		return nil
+		return m.onConfirmKey(msg)
 	}
-	isCtrlC := msg.String() == "ctrl+c"
-	if m.ended && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
-		// The run is over: leaving needs no confirmation.
-		m.quitting = true
-		return tea.Quit
-	}
-	if m.watch && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
-		// A watcher only leaves: the run is another process's.
-		m.detached = true
-		m.quitting = true
-		return tea.Quit
-	}
-	if isCtrlC && m.cancelling {
-		// The second interrupt leaves at once; the engine keeps its own
-		// cancellation going.
-		m.forceQuit = true
-		m.quitting = true
-		return tea.Quit
+	if cmd, left := m.onLeaveKey(msg); left {
+		return cmd
 	}
 	if m.filter.focused {
-		switch {
-		case isCtrlC:
-			m.askCancel()
-		case msg.String() == "enter":
-			m.filter.accept()
-		case msg.String() == "esc":
-			m.filter.clear()
-			m.syncList()
-		default:
-			cmd := m.filter.update(msg)
-			m.list.reset()
-			m.syncList()
-			return cmd
-		}
-		return nil
+		return m.onFilterKey(msg)
 	}
 	if key.Matches(msg, k.Quit) {
 		m.askCancel()
@@ -308,28 +261,112 @@ func (m *Model) onKey(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	if m.inDetail {
-		h := m.bodyHeight() - 1
-		total := len(m.detail.content(m.st, m.bare, m.w))
+		m.onDetailKey(msg)
+		return nil
+	}
+	return m.onListKey(msg)
+}
+
+// onConfirmKey answers the open dialog: an approval or abort is confirmed
+// with the confirm key, a cancellation with yes.
+func (m *Model) onConfirmKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
+	if m.confirm.kind != confirmCancel {
 		switch {
-		case key.Matches(msg, k.Back, k.Open):
-			m.inDetail = false
-		case key.Matches(msg, k.Up):
-			m.detail.scroll(-1, total, h)
-		case key.Matches(msg, k.Down):
-			m.detail.scroll(1, total, h)
-		case key.Matches(msg, k.PageUp):
-			m.detail.scroll(-h, total, h)
-		case key.Matches(msg, k.PageDown):
-			m.detail.scroll(h, total, h)
-		case key.Matches(msg, k.Home):
-			m.detail.offset = 0
-		case key.Matches(msg, k.End):
-			m.detail.scroll(total, total, h)
-		case key.Matches(msg, k.Help):
-			m.help.open = true
+		case msg.String() == "ctrl+c":
+			// ctrl+c never approves or aborts: it asks to cancel.
+			m.confirm.open = false
+			m.askCancel()
+		case key.Matches(msg, k.Confirm):
+			return m.decide()
+		case key.Matches(msg, k.No):
+			m.confirm.open = false
 		}
 		return nil
 	}
+	switch {
+	case key.Matches(msg, k.Yes):
+		return m.confirmCancel()
+	case key.Matches(msg, k.No):
+		m.confirm.open = false
+	}
+	return nil
+}
+
+// onLeaveKey quits at once when leaving needs no confirmation: the run is
+// over, the view only watches, or a cancellation is already under way. It
+// reports whether the key was taken.
+func (m *Model) onLeaveKey(msg tea.KeyPressMsg) (tea.Cmd, bool) {
+	k := m.keys
+	isCtrlC := msg.String() == "ctrl+c"
+	if m.ended && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
+		// The run is over: leaving needs no confirmation.
+		m.quitting = true
+		return tea.Quit, true
+	}
+	if m.watch && (isCtrlC || (!m.filter.focused && key.Matches(msg, k.Quit))) {
+		// A watcher only leaves: the run is another process's.
+		m.detached = true
+		m.quitting = true
+		return tea.Quit, true
+	}
+	if isCtrlC && m.cancelling {
+		// The second interrupt leaves at once; the engine keeps its own
+		// cancellation going.
+		m.forceQuit = true
+		m.quitting = true
+		return tea.Quit, true
+	}
+	return nil, false
+}
+
+// onFilterKey edits the focused filter; ctrl+c still asks to cancel.
+func (m *Model) onFilterKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch {
+	case msg.String() == "ctrl+c":
+		m.askCancel()
+	case msg.String() == "enter":
+		m.filter.accept()
+	case msg.String() == "esc":
+		m.filter.clear()
+		m.syncList()
+	default:
+		cmd := m.filter.update(msg)
+		m.list.reset()
+		m.syncList()
+		return cmd
+	}
+	return nil
+}
+
+// onDetailKey scrolls the detail pane, or leaves it.
+func (m *Model) onDetailKey(msg tea.KeyPressMsg) {
+	k := m.keys
+	h := m.bodyHeight() - 1
+	total := len(m.detail.content(m.st, m.bare, m.w))
+	switch {
+	case key.Matches(msg, k.Back, k.Open):
+		m.inDetail = false
+	case key.Matches(msg, k.Up):
+		m.detail.scroll(-1, total, h)
+	case key.Matches(msg, k.Down):
+		m.detail.scroll(1, total, h)
+	case key.Matches(msg, k.PageUp):
+		m.detail.scroll(-h, total, h)
+	case key.Matches(msg, k.PageDown):
+		m.detail.scroll(h, total, h)
+	case key.Matches(msg, k.Home):
+		m.detail.offset = 0
+	case key.Matches(msg, k.End):
+		m.detail.scroll(total, total, h)
+	case key.Matches(msg, k.Help):
+		m.help.open = true
+	}
+}
+
+// onListKey moves in the list, opens a row, or changes what it shows.
+func (m *Model) onListKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys
 	body := m.bodyRows()
 	switch {
 	case key.Matches(msg, k.Up):

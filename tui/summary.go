@@ -35,36 +35,66 @@ func summaryVerdict(s engine.Summary) (string, bool) {
 	return strings.ToUpper(s.Verdict.String()), !s.Verdict.Success()
 }
 
+// summaryWriter accumulates the summary's lines, each clipped to the
+// terminal width.
+type summaryWriter struct {
+	b  strings.Builder
+	w  int
+	st Styles
+}
+
+func (sw *summaryWriter) line(text string) {
+	text = clip(text, sw.w)
+	if !sw.st.Color {
+		text = strings.TrimRight(text, " ")
+	}
+	sw.b.WriteString(text)
+	sw.b.WriteByte('\n')
+}
+
+// wrapped writes text wrapped to the width less the indent, each piece
+// indented and styled alike.
+func (sw *summaryWriter) wrapped(indent, text string, style func(...string) string) {
+	for _, part := range wrapText(text, sw.w-len(indent)) {
+		sw.line(indent + style(part))
+	}
+}
+
 func renderSummary(s engine.Summary, w int, st Styles) string {
 	if w <= 0 {
 		w = 80
 	}
-	var b strings.Builder
-	line := func(text string) {
-		text = clip(text, w)
-		if !st.Color {
-			text = strings.TrimRight(text, " ")
-		}
-		b.WriteString(text)
-		b.WriteByte('\n')
-	}
+	sw := &summaryWriter{w: w, st: st}
+	sw.header(s)
+	sw.failures(s)
+	sw.switches(s)
+	sw.onFailure(s)
+	sw.decisions(s)
+	sw.unfinished(s)
+	sw.targets(s)
+	return sw.b.String()
+}
 
+// header writes the verdict line, the elapsed-time and request line and the
+// step counts.
+func (sw *summaryWriter) header(s engine.Summary) {
+	st, w := sw.st, sw.w
 	verdict, bad := summaryVerdict(s)
 	head := fmt.Sprintf("rollout %s: %s", s.Plan, verdict)
 	if s.Verdict == engine.VerdictAborted && s.AbortReason != "" {
 		head += " — " + s.AbortReason
 	}
 	if bad {
-		line(st.Banner.Render(fit(" ⚠ "+head, w)))
+		sw.line(st.Banner.Render(fit(" ⚠ "+head, w)))
 	} else {
-		line(st.Done.Render("✓ " + head))
+		sw.line(st.Done.Render("✓ " + head))
 	}
 
 	elapsed := "—"
 	if !s.Started.IsZero() && !s.Finished.IsZero() {
 		elapsed = fmtDur(s.Finished.Sub(s.Started))
 	}
-	line(st.Label.Render("elapsed ") + elapsed + st.Label.Render(" · API requests ") + fmt.Sprint(s.Requests) +
+	sw.line(st.Label.Render("elapsed ") + elapsed + st.Label.Render(" · API requests ") + fmt.Sprint(s.Requests) +
 		st.Label.Render(" · targets ") + fmt.Sprint(machineTargets(s)))
 
 	parts := make([]string, 0, 5)
@@ -75,104 +105,124 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		}
 		parts = append(parts, outcomeStyle(st, o).Render(fmt.Sprintf("%s %d", outcomeWord(string(o)), n)))
 	}
-	line(st.Label.Render("steps ") + strings.Join(parts, " · "))
+	sw.line(st.Label.Render("steps ") + strings.Join(parts, " · "))
+}
 
-	if len(s.Failures) > 0 {
-		line("")
-		line(st.Title.Render(fmt.Sprintf("Failures (root causes): %d", len(s.Failures))))
-		for _, f := range s.Failures {
-			where := machineName(f.Machine) + "/" + f.Image
-			line("  " + st.Failed.Render("✗") + " " + f.Instance + st.Faint.Render(" on "+where))
-			for _, part := range wrapText(engine.ErrText(f.Err), w-6) {
-				line("      " + st.Err.Render(part))
-			}
-		}
+// failures lists the root-cause failures with their wrapped errors.
+func (sw *summaryWriter) failures(s engine.Summary) {
+	if len(s.Failures) == 0 {
+		return
 	}
-
-	if len(s.Switches) > 0 {
-		line("")
-		line(st.Title.Render("Profile switches"))
-		for _, o := range s.Switches {
-			g, what := st.Done.Render("✓"), o.Detail
-			switch o.Outcome {
-			case engine.Succeeded:
-			case engine.Failed, engine.Cancelled:
-				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+engine.ErrText(o.Err)
-			default:
-				g, what = st.Faint.Render("·"), string(o.Outcome)+": "+engine.ErrText(o.Err)
-			}
-			line("  " + g + " " + o.Instance)
-			for _, part := range wrapText(what, w-6) {
-				line("      " + st.Faint.Render(part))
-			}
-		}
+	st := sw.st
+	sw.line("")
+	sw.line(st.Title.Render(fmt.Sprintf("Failures (root causes): %d", len(s.Failures))))
+	for _, f := range s.Failures {
+		where := machineName(f.Machine) + "/" + f.Image
+		sw.line("  " + st.Failed.Render("✗") + " " + f.Instance + st.Faint.Render(" on "+where))
+		sw.wrapped("      ", engine.ErrText(f.Err), st.Err.Render)
 	}
+}
 
-	if len(s.OnFailure) > 0 {
-		line("")
-		line(st.Title.Render("On failure"))
-		ran, noops := engine.SplitNoops(s.OnFailure)
-		for _, o := range ran {
-			g, what := st.Done.Render("✓"), o.Detail
-			if o.Outcome != engine.Succeeded {
-				g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+engine.ErrText(o.Err)
-			}
-			line("  " + g + " " + o.Instance)
-			for _, part := range wrapText(what, w-6) {
-				line("      " + st.Faint.Render(part))
-			}
-		}
-		for _, n := range noops {
-			line("  " + st.Faint.Render("· "+n.Label()))
-			for _, part := range wrapText(n.Detail, w-6) {
-				line("      " + st.Faint.Render(part))
-			}
-		}
+// switches lists the profile switches and how each ended.
+func (sw *summaryWriter) switches(s engine.Summary) {
+	if len(s.Switches) == 0 {
+		return
 	}
+	st := sw.st
+	sw.line("")
+	sw.line(st.Title.Render("Profile switches"))
+	for _, o := range s.Switches {
+		g, what := st.Done.Render("✓"), o.Detail
+		switch o.Outcome {
+		case engine.Succeeded:
+		case engine.Failed, engine.Cancelled:
+			g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+engine.ErrText(o.Err)
+		default:
+			g, what = st.Faint.Render("·"), string(o.Outcome)+": "+engine.ErrText(o.Err)
+		}
+		sw.line("  " + g + " " + o.Instance)
+		sw.wrapped("      ", what, st.Faint.Render)
+	}
+}
 
-	// Who approved what stays on the terminal with the rest.
+// onFailure lists the on-failure steps that ran, then those that had nothing
+// to do.
+func (sw *summaryWriter) onFailure(s engine.Summary) {
+	if len(s.OnFailure) == 0 {
+		return
+	}
+	st := sw.st
+	sw.line("")
+	sw.line(st.Title.Render("On failure"))
+	ran, noops := engine.SplitNoops(s.OnFailure)
+	for _, o := range ran {
+		g, what := st.Done.Render("✓"), o.Detail
+		if o.Outcome != engine.Succeeded {
+			g, what = st.Failed.Render("✗"), string(o.Outcome)+": "+engine.ErrText(o.Err)
+		}
+		sw.line("  " + g + " " + o.Instance)
+		sw.wrapped("      ", what, st.Faint.Render)
+	}
+	for _, n := range noops {
+		sw.line("  " + st.Faint.Render("· "+n.Label()))
+		sw.wrapped("      ", n.Detail, st.Faint.Render)
+	}
+}
+
+// decisions lists the approvals and pauses that were decided: who approved
+// what stays on the terminal with the rest.
+func (sw *summaryWriter) decisions(s engine.Summary) {
 	var decided []engine.DecisionRecord
 	for _, d := range s.Decisions {
 		if d.Decision.Kind != engine.Stopped {
 			decided = append(decided, d)
 		}
 	}
-	if len(decided) > 0 {
-		line("")
-		line(st.Title.Render("Approvals and pauses"))
-		for _, d := range decided {
-			g := st.Done.Render("✓")
-			if d.Decision.Kind == engine.Aborted || (d.Decision.Kind == engine.TimedOut && d.Wait.OnTimeout != "continue") {
-				g = st.Failed.Render("✗")
+	if len(decided) == 0 {
+		return
+	}
+	st := sw.st
+	sw.line("")
+	sw.line(st.Title.Render("Approvals and pauses"))
+	for _, d := range decided {
+		g := st.Done.Render("✓")
+		if d.Decision.Kind == engine.Aborted || (d.Decision.Kind == engine.TimedOut && d.Wait.OnTimeout != "continue") {
+			g = st.Failed.Render("✗")
+		}
+		for i, part := range wrapText(decisionText(d), sw.w-4) {
+			if i == 0 {
+				sw.line("  " + g + " " + part)
+				continue
 			}
-			for i, part := range wrapText(decisionText(d), w-4) {
-				if i == 0 {
-					line("  " + g + " " + part)
-					continue
-				}
-				line("    " + part)
-			}
+			sw.line("    " + part)
 		}
 	}
+}
 
-	if len(s.Unfinished) > 0 {
-		line("")
-		line(st.Title.Render(fmt.Sprintf("Unfinished remote jobs: %d (they may still run on Clanforge)", len(s.Unfinished))))
-		for _, u := range s.Unfinished {
-			j := u.Job
-			state := j.StateName
-			if state == "" {
-				state = fmt.Sprintf("state %d", j.State)
-			}
-			line(fmt.Sprintf("  %s %s job %d · %s %d%% · %s", st.Cancelled.Render("⊘"), orDash(j.Kind), j.ID, state,
-				j.Progress, u.Instance))
-		}
+// unfinished lists the remote jobs left running on Clanforge.
+func (sw *summaryWriter) unfinished(s engine.Summary) {
+	if len(s.Unfinished) == 0 {
+		return
 	}
+	st := sw.st
+	sw.line("")
+	sw.line(st.Title.Render(fmt.Sprintf("Unfinished remote jobs: %d (they may still run on Clanforge)", len(s.Unfinished))))
+	for _, u := range s.Unfinished {
+		j := u.Job
+		state := j.StateName
+		if state == "" {
+			state = fmt.Sprintf("state %d", j.State)
+		}
+		sw.line(fmt.Sprintf("  %s %s job %d · %s %d%% · %s", st.Cancelled.Render("⊘"), orDash(j.Kind), j.ID, state,
+			j.Progress, u.Instance))
+	}
+}
 
-	// Every target when they fit; otherwise those that did not succeed,
-	// failures first, then in summary order, and `rollout status` has the
-	// rest.
-	var bad2 []engine.TargetSummary
+// targets writes the per-target counts and table. Every target is listed
+// when they fit; otherwise those that did not succeed, failures first, then
+// in summary order, and `rollout status` has the rest.
+func (sw *summaryWriter) targets(s engine.Summary) {
+	var listed []engine.TargetSummary
 	byOutcome := map[engine.Outcome]int{}
 	listAll := len(s.Targets) <= maxSummaryTargets
 	for _, t := range s.Targets {
@@ -182,33 +232,50 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 			byOutcome[t.Outcome]++
 		}
 		if listAll || (t.Outcome != engine.Succeeded && t.Outcome != engine.SkippedWhen) {
-			bad2 = append(bad2, t)
+			listed = append(listed, t)
 		}
 	}
 	if len(s.Targets) > 0 {
-		line("")
-		tparts := make([]string, 0, 5)
-		for _, o := range []engine.Outcome{engine.Succeeded, engine.Failed, engine.Cancelled, engine.Skipped, engine.SkippedWhen} {
-			if n := byOutcome[o]; n > 0 || o == engine.Succeeded {
-				tparts = append(tparts, outcomeStyle(st, o).Render(fmt.Sprintf("%s %d", outcomeWord(string(o)), n)))
-			}
-		}
-		line(st.Title.Render("Targets ") + strings.Join(tparts, " · "))
+		sw.targetCounts(byOutcome)
 	}
-	rank := func(o engine.Outcome) int {
-		switch o {
-		case engine.Failed:
-			return 0
-		case engine.Cancelled:
-			return 1
-		case engine.Succeeded, engine.SkippedWhen:
-			return 3
+	sort.SliceStable(listed, func(i, j int) bool { return targetRank(listed[i].Outcome) < targetRank(listed[j].Outcome) })
+	sw.targetTable(listed)
+}
+
+// targetCounts writes the "Targets" title with the count of each outcome;
+// succeeded is always shown, the others only when some target had them.
+func (sw *summaryWriter) targetCounts(byOutcome map[engine.Outcome]int) {
+	st := sw.st
+	sw.line("")
+	tparts := make([]string, 0, 5)
+	for _, o := range []engine.Outcome{engine.Succeeded, engine.Failed, engine.Cancelled, engine.Skipped, engine.SkippedWhen} {
+		if n := byOutcome[o]; n > 0 || o == engine.Succeeded {
+			tparts = append(tparts, outcomeStyle(st, o).Render(fmt.Sprintf("%s %d", outcomeWord(string(o)), n)))
 		}
-		return 2
 	}
-	sort.SliceStable(bad2, func(i, j int) bool { return rank(bad2[i].Outcome) < rank(bad2[j].Outcome) })
+	sw.line(st.Title.Render("Targets ") + strings.Join(tparts, " · "))
+}
+
+// targetRank orders the target table: failures, then cancellations, then
+// skips, then successes.
+func targetRank(o engine.Outcome) int {
+	switch o {
+	case engine.Failed:
+		return 0
+	case engine.Cancelled:
+		return 1
+	case engine.Succeeded, engine.SkippedWhen:
+		return 3
+	}
+	return 2
+}
+
+// targetTable writes one row per target, at most maxSummaryTargets of them,
+// with columns sized to the rows shown.
+func (sw *summaryWriter) targetTable(listed []engine.TargetSummary) {
+	st, w := sw.st, sw.w
 	mw, iw := 8, 6
-	for i, t := range bad2 {
+	for i, t := range listed {
 		if i == maxSummaryTargets {
 			break
 		}
@@ -216,9 +283,9 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		iw = max(iw, lenCells(t.Image))
 	}
 	mw, iw = min(mw, 30), min(iw, 24)
-	for i, t := range bad2 {
+	for i, t := range listed {
 		if i == maxSummaryTargets {
-			line(st.Faint.Render(fmt.Sprintf("  … and %d more (rollout status lists every target)", len(bad2)-maxSummaryTargets)))
+			sw.line(st.Faint.Render(fmt.Sprintf("  … and %d more (rollout status lists every target)", len(listed)-maxSummaryTargets)))
 			break
 		}
 		g := st.Skipped.Render("↷")
@@ -235,9 +302,8 @@ func renderSummary(s engine.Summary, w int, st Styles) string {
 		if t.Err != nil {
 			text += " " + st.Faint.Render(shortErr(t.Err.Error(), w-lenCells(text)-1))
 		}
-		line(text)
+		sw.line(text)
 	}
-	return b.String()
 }
 
 func durOrDash(d time.Duration) string {

@@ -92,22 +92,54 @@ type Server struct {
 // New builds a simulator from its configuration. It checks the inventory and
 // resolves the scenario's image names; it does not listen (see Start).
 func New(cfg Config) (*Server, error) {
-	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
-		return nil, errors.New("sim: AccessKey and SecretKey go together (HTTP Basic)")
-	}
-	if cfg.AccessKey == "" && cfg.Token == "" {
-		return nil, errors.New("sim: credentials are required: AccessKey and SecretKey (Basic), Token (Bearer), or both")
-	}
-	if err := cfg.Scenario.Validate(); err != nil {
+	if err := checkConfig(cfg); err != nil {
 		return nil, err
 	}
 	inv := cfg.Inventory
+	s := newServer(cfg)
+	if err := s.addImages(inv); err != nil {
+		return nil, err
+	}
+	locByName, mnames, err := s.addMachines(inv)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.resolveScenario(locByName, mnames); err != nil {
+		return nil, err
+	}
+	if err := s.buildFleets(inv); err != nil {
+		return nil, err
+	}
+	s.last = s.clock.Now()
+	return s, nil
+}
+
+// checkConfig refuses a configuration without usable credentials, with an
+// invalid scenario, or with an inventory that has no ASID or no images.
+func checkConfig(cfg Config) error {
+	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
+		return errors.New("sim: AccessKey and SecretKey go together (HTTP Basic)")
+	}
+	if cfg.AccessKey == "" && cfg.Token == "" {
+		return errors.New("sim: credentials are required: AccessKey and SecretKey (Basic), Token (Bearer), or both")
+	}
+	if err := cfg.Scenario.Validate(); err != nil {
+		return err
+	}
+	inv := cfg.Inventory
 	if inv.ASID <= 0 {
-		return nil, fmt.Errorf("sim: inventory ASID must be positive, got %d", inv.ASID)
+		return fmt.Errorf("sim: inventory ASID must be positive, got %d", inv.ASID)
 	}
 	if len(inv.Images) == 0 {
-		return nil, errors.New("sim: inventory has no images")
+		return errors.New("sim: inventory has no images")
 	}
+	return nil
+}
+
+// newServer makes an empty simulator from a checked configuration, with the
+// defaults filled in: no image or machine is added yet.
+func newServer(cfg Config) *Server {
+	inv := cfg.Inventory
 	s := &Server{
 		clock:         cfg.Clock,
 		access:        cfg.AccessKey,
@@ -157,13 +189,18 @@ func New(cfg Config) (*Server, error) {
 	for _, k := range allKinds {
 		s.jobs[k] = map[int64]*job{}
 	}
+	return s
+}
+
+// addImages adds the inventory's images, each with its initial version.
+func (s *Server) addImages(inv Inventory) error {
 	names := map[string]bool{}
 	for i, im := range inv.Images {
 		if im.ID <= 0 || im.Name == "" {
-			return nil, fmt.Errorf("sim: image %d needs a name and a positive id", i)
+			return fmt.Errorf("sim: image %d needs a name and a positive id", i)
 		}
 		if s.imageByID[im.ID] != nil || names[im.Name] {
-			return nil, fmt.Errorf("sim: image %q (id %d) is listed twice", im.Name, im.ID)
+			return fmt.Errorf("sim: image %q (id %d) is listed twice", im.Name, im.ID)
 		}
 		names[im.Name] = true
 		img := &image{Image: im, idx: i, gameVersionID: strconv.Itoa(baseGameVersion + i + 1)}
@@ -174,14 +211,21 @@ func New(cfg Config) (*Server, error) {
 		s.images = append(s.images, img)
 		s.imageByID[im.ID] = img
 	}
+	return nil
+}
+
+// addMachines adds the inventory's machines and the locations of their
+// regions. It returns the locations by region name and the machine names,
+// for checking the scenario's references.
+func (s *Server) addMachines(inv Inventory) (map[string]*location, map[string]bool, error) {
 	locByName := map[string]*location{}
 	mnames := map[string]bool{}
 	for i, m := range inv.Machines {
 		if m.ID <= 0 || m.Name == "" {
-			return nil, fmt.Errorf("sim: machine %d needs a name and a positive id", i)
+			return nil, nil, fmt.Errorf("sim: machine %d needs a name and a positive id", i)
 		}
 		if s.machineByID[m.ID] != nil || mnames[m.Name] {
-			return nil, fmt.Errorf("sim: machine %q (id %d) is listed twice", m.Name, m.ID)
+			return nil, nil, fmt.Errorf("sim: machine %q (id %d) is listed twice", m.Name, m.ID)
 		}
 		mnames[m.Name] = true
 		region := m.Region
@@ -203,7 +247,7 @@ func New(cfg Config) (*Server, error) {
 		for _, id := range m.Images {
 			img := s.imageByID[id]
 			if img == nil {
-				return nil, fmt.Errorf("sim: machine %q carries unknown image id %d", m.Name, id)
+				return nil, nil, fmt.Errorf("sim: machine %q carries unknown image id %d", m.Name, id)
 			}
 			mc.images[id] = true
 			if !m.Build {
@@ -214,38 +258,47 @@ func New(cfg Config) (*Server, error) {
 		s.machines = append(s.machines, mc)
 		s.machineByID[m.ID] = mc
 	}
-	lookup := func(ref, what string) (*image, error) {
-		for _, img := range s.images {
-			if img.Name == ref || strconv.FormatInt(img.ID, 10) == ref {
-				return img, nil
-			}
+	return locByName, mnames, nil
+}
+
+// scenarioImage finds the image a scenario names by name or id; what says
+// where in the scenario, for the error.
+func (s *Server) scenarioImage(ref, what string) (*image, error) {
+	for _, img := range s.images {
+		if img.Name == ref || strconv.FormatInt(img.ID, 10) == ref {
+			return img, nil
 		}
-		return nil, fmt.Errorf("sim: scenario %s names unknown image %q", what, ref)
 	}
+	return nil, fmt.Errorf("sim: scenario %s names unknown image %q", what, ref)
+}
+
+// resolveScenario checks the images, machines and regions the scenario
+// names, marks the allocated images and the regions never ready.
+func (s *Server) resolveScenario(locByName map[string]*location, mnames map[string]bool) error {
 	for _, a := range s.scn.Allocations {
-		img, err := lookup(a, "allocations")
+		img, err := s.scenarioImage(a, "allocations")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		img.allocated = true
 	}
 	for i, f := range s.scn.Failures {
 		if f.Image != "" {
-			if _, err := lookup(f.Image, fmt.Sprintf("failures[%d]", i)); err != nil {
-				return nil, err
+			if _, err := s.scenarioImage(f.Image, fmt.Sprintf("failures[%d]", i)); err != nil {
+				return err
 			}
 		}
 		if f.Machine != "" && !mnames[f.Machine] {
-			return nil, fmt.Errorf("sim: scenario failures[%d] names unknown machine %q", i, f.Machine)
+			return fmt.Errorf("sim: scenario failures[%d] names unknown machine %q", i, f.Machine)
 		}
 		if f.Region != "" && locByName[f.Region] == nil {
-			return nil, fmt.Errorf("sim: scenario failures[%d] names unknown region %q", i, f.Region)
+			return fmt.Errorf("sim: scenario failures[%d] names unknown region %q", i, f.Region)
 		}
 	}
 	for i, b := range s.scn.Builds {
 		if b.Image != "" {
-			if _, err := lookup(b.Image, fmt.Sprintf("builds[%d]", i)); err != nil {
-				return nil, err
+			if _, err := s.scenarioImage(b.Image, fmt.Sprintf("builds[%d]", i)); err != nil {
+				return err
 			}
 		}
 	}
@@ -253,15 +306,11 @@ func New(cfg Config) (*Server, error) {
 	for i, r := range s.scn.NeverReadyRegions {
 		loc := locByName[r]
 		if loc == nil {
-			return nil, fmt.Errorf("sim: scenario never_ready_regions[%d] names unknown region %q", i, r)
+			return fmt.Errorf("sim: scenario never_ready_regions[%d] names unknown region %q", i, r)
 		}
 		s.neverReady[loc] = true
 	}
-	if err := s.buildFleets(inv); err != nil {
-		return nil, err
-	}
-	s.last = s.clock.Now()
-	return s, nil
+	return nil
 }
 
 // detUUID derives a stable version-5-shaped UUID from its parts.
@@ -435,24 +484,60 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		rc.body, rc.bodyErr = readBody(req)
 	}
 
+	pw := s.beforeWork(rt, req, rc)
+	s.delay(req)
+	body, ae := s.answer(w, rt, req, rc, pw, &logReq)
+	status, buf, body := s.encode(body, ae, &logReq)
+	logReq.Status = status
+	if pw.drop && pw.fault == "" {
+		logReq.Fault = FaultDrop
+		logReq.Dropped = true
+	}
+	s.logRequest(logReq, rt, req, rc)
+
+	if logReq.Dropped {
+		dropConn(w)
+		return
+	}
+	buf = append(buf, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(status)
+	w.Write(buf) //nolint:errcheck // the client may have gone
+	if pre, ok := body.(preEncoded); ok {
+		s.putListBuf(pre)
+	}
+}
+
+// preWork is what is decided about a request before any work.
+type preWork struct {
+	strictWhy    string // why strict mode refuses the request; "" if it does not
+	strictStatus int    // the status of that refusal
+	fault        string // the fault answered instead of the work, if any
+	drop         bool   // drop the answer once the work is done
+}
+
+// beforeWork judges the request in strict mode and draws its faults.
+func (s *Server) beforeWork(rt route, req *http.Request, rc *reqCtx) preWork {
+	var pw preWork
 	// Strict mode judges the request before anything else, so that a
 	// refusal is recorded even when a fault would have hidden it, and a
 	// refused request draws no fault.
-	var strictWhy string
-	var strictStatus int
 	if s.scn.Strict {
-		strictWhy, strictStatus = s.strictCheck(rt, req, rc)
+		pw.strictWhy, pw.strictStatus = s.strictCheck(rt, req, rc)
 	}
 
 	// Faults decided before any work: 429 and 5xx never change state.
-	var pre string
-	var drop bool
-	if strictWhy == "" {
+	if pw.strictWhy == "" {
 		s.mu.Lock()
-		pre, drop = s.drawFaults(rt.endpoint)
+		pw.fault, pw.drop = s.drawFaults(rt.endpoint)
 		s.mu.Unlock()
 	}
+	return pw
+}
 
+// delay waits out the scenario's latency, or until the request is gone.
+func (s *Server) delay(req *http.Request) {
 	if lat := s.scn.Faults.Latency; lat > 0 {
 		t := time.NewTimer(lat)
 		select {
@@ -461,40 +546,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			t.Stop()
 		}
 	}
+}
 
-	var status int
-	var body any
-	var ae *apiError
+// answer is the request's answer before encoding: a strict refusal, a
+// fault, a routing or method error, or the endpoint's work once the
+// request is authenticated.
+func (s *Server) answer(w http.ResponseWriter, rt route, req *http.Request, rc *reqCtx, pw preWork, logReq *Request) (any, *apiError) {
 	switch {
-	case strictWhy != "":
-		ae = &apiError{status: strictStatus, msg: strictWhy}
-		logReq.Strict = strictWhy
-	case pre == FaultRateLimit:
+	case pw.strictWhy != "":
+		logReq.Strict = pw.strictWhy
+		return nil, &apiError{status: pw.strictStatus, msg: pw.strictWhy}
+	case pw.fault == FaultRateLimit:
 		ra := s.scn.Faults.RetryAfter
 		if ra <= 0 {
 			ra = 1
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(ra))
-		ae = &apiError{status: http.StatusTooManyRequests, msg: "Too Many Requests"}
 		logReq.Fault = FaultRateLimit
-	case pre == FaultServerError:
+		return nil, &apiError{status: http.StatusTooManyRequests, msg: "Too Many Requests"}
+	case pw.fault == FaultServerError:
 		st := s.scn.Faults.ServerErrorStatus
 		if st == 0 {
 			st = http.StatusInternalServerError
 		}
-		ae = &apiError{status: st, msg: http.StatusText(st)}
 		logReq.Fault = FaultServerError
+		return nil, &apiError{status: st, msg: http.StatusText(st)}
 	case rt.endpoint == EPUnknown:
-		ae = notFound("not found: %s", req.URL.Path)
+		return nil, notFound("not found: %s", req.URL.Path)
 	case req.Method != rt.method:
 		// Every image endpoint is a GET (API §2.1); the switch GET or PATCH.
-		ae = &apiError{status: http.StatusMethodNotAllowed, msg: "method not allowed: " + req.Method}
-	default:
-		if ae = s.authenticate(req); ae == nil {
-			body, ae = s.work(rt, req, rc, &logReq)
-		}
+		return nil, &apiError{status: http.StatusMethodNotAllowed, msg: "method not allowed: " + req.Method}
 	}
+	if ae := s.authenticate(req); ae != nil {
+		return nil, ae
+	}
+	return s.work(rt, req, rc, logReq)
+}
 
+// encode makes the answer's status and JSON body; an error becomes the
+// envelope of API §2.3, which is also the body returned.
+func (s *Server) encode(body any, ae *apiError, logReq *Request) (int, []byte, any) {
+	var status int
 	if ae != nil {
 		status = ae.status
 		if status == 0 {
@@ -516,12 +608,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		status = http.StatusInternalServerError
 		buf, _ = json.Marshal(envelope("internal error: " + err.Error()))
 	}
-	logReq.Status = status
-	if drop && pre == "" {
-		logReq.Fault = FaultDrop
-		logReq.Dropped = true
-	}
+	return status, buf, body
+}
+
+// logRequest adds the request to the log, and a profile switch to the
+// switches.
+func (s *Server) logRequest(logReq Request, rt route, req *http.Request, rc *reqCtx) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if logReq.Time.IsZero() {
 		logReq.Time = s.tick()
 	}
@@ -529,20 +623,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	s.requests = append(s.requests, logReq)
 	if rt.endpoint == EPSwitchProfile {
 		s.recordSwitch(logReq, rt, req, rc)
-	}
-	s.mu.Unlock()
-
-	if logReq.Dropped {
-		dropConn(w)
-		return
-	}
-	buf = append(buf, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
-	w.WriteHeader(status)
-	w.Write(buf) //nolint:errcheck // the client may have gone
-	if pre, ok := body.(preEncoded); ok {
-		s.putListBuf(pre)
 	}
 }
 
