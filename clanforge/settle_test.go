@@ -142,6 +142,50 @@ func TestLostCreateAnswers(t *testing.T) {
 	}
 }
 
+// TestLostDiffCreateWhenTheLockMoves: the answer of a diff create is lost
+// and, by the settle read, the image's lock has moved to a holder that is
+// neither the one from before the call nor a new diff (another client's
+// update took the image, or the old diff was released and an update came).
+// That read proves nothing either way, so the create is not resent: the
+// error is outcome unknown and names both holders. Resending on such a
+// read would trust a lock that no longer says what the call did.
+func TestLostDiffCreateWhenTheLockMoves(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after [2]int64 // diffID, updateID: before the call, and once it arrived
+		wantWords     string
+	}{
+		{"free, then a foreign update", [2]int64{0, 0}, [2]int64{0, 9}, "from no lock to update 9"},
+		{"old diff, then a foreign update", [2]int64{42, 0}, [2]int64{0, 9}, "from diff 42 to update 9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &lockState{diffID: tt.before[0], updateID: tt.before[1]}
+			f := newFake(t, map[string]http.HandlerFunc{
+				"/cfp/v1/image/options": st.options,
+				"/cfp/v1/imagediff/create": func(w http.ResponseWriter, r *http.Request) {
+					// The server makes no diff; the lock moves meanwhile.
+					st.mu.Lock()
+					st.diffID, st.updateID = tt.after[0], tt.after[1]
+					st.mu.Unlock()
+					dropConnection(t, w)
+				},
+			})
+			c := f.client(t, func(cfg *clanforge.Config) { cfg.MaxResends = 2 })
+			_, err := c.CreateDiff(ctx(t), 5531, 770001)
+			if got := f.count("/cfp/v1/imagediff/create"); got != 1 {
+				t.Fatalf("create sent %d times, want exactly once (requests: %v)", got, f.paths())
+			}
+			if !errors.Is(err, clanforge.ErrOutcomeUnknown) || errors.Is(err, clanforge.ErrNotApplied) {
+				t.Fatalf("err = %v, want outcome unknown", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantWords) {
+				t.Errorf("err = %v, want it to say the lock moved %s", err, tt.wantWords)
+			}
+		})
+	}
+}
+
 // TestLockedCreateIsRefusal: a lock answer is a definite refusal, returned
 // as *LockedError without settling.
 func TestLockedCreateIsRefusal(t *testing.T) {
