@@ -721,3 +721,48 @@ func TestDidYouMean(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxFailuresBounds: max_failures takes a count or a percentage up to
+// and including 100% (a budget that never aborts, written out); above that
+// is an error at the value. Each accepted value resolves against the
+// install step's one machine.
+func TestMaxFailuresBounds(t *testing.T) {
+	tests := []struct {
+		value     string
+		wantCount int    // MaxFailuresCount of the install step
+		wantErr   string // "": loads
+	}{
+		{`0`, 0, ""},
+		{`3`, 3, ""},
+		{`"0%"`, 0, ""},
+		{`"100%"`, 1, ""},
+		{`"101%"`, 0, "max_failures cannot exceed 100%"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			src := edit(t, "    mirroring: false\n", "    mirroring: false\n    max_failures: "+tt.value+"\n")
+			p, err := Parse("t.yaml", []byte(src), Options{LookupEnv: noEnv})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "%%") {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("max_failures: %s: %v", tt.value, err)
+			}
+			var s *Step
+			for _, st := range p.Steps {
+				if st.Name == "install" {
+					s = st
+				}
+			}
+			if s == nil || s.MaxFailures == nil {
+				t.Fatalf("install step has no budget: %+v", s)
+			}
+			if s.MaxFailuresCount != tt.wantCount {
+				t.Errorf("MaxFailuresCount = %d, want %d", s.MaxFailuresCount, tt.wantCount)
+			}
+		})
+	}
+}
