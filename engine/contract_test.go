@@ -539,3 +539,47 @@ steps:
 		t.Errorf("the two images never ran in parallel")
 	}
 }
+
+// abortThenInterrupt is a person who presses Ctrl-C as soon as the run
+// says it is aborting.
+type abortThenInterrupt struct {
+	engine.NopObserver
+	cancel func()
+}
+
+func (a *abortThenInterrupt) Aborting(string) { a.cancel() }
+
+// TestVerdictOfAnAbortCutShort: a run that aborts on its failure budget and
+// is then interrupted (its on_failure steps cut short) ended INTERRUPTED,
+// not ABORTED: what it left undone is for --resume to finish, and exit 130
+// says so. Without the interrupt the same run is ABORTED.
+func TestVerdictOfAnAbortCutShort(t *testing.T) {
+	scenario := fast + `
+failures:
+  - {kind: install, machine: m000, error: disk full}
+  - {kind: install, machine: m001, error: disk full}
+`
+	for _, tc := range []struct {
+		name      string
+		interrupt bool
+		want      engine.Verdict
+	}{
+		{"aborted", false, engine.VerdictAborted},
+		{"aborted, then interrupted", true, engine.VerdictInterrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := simtest.FleetPlan("cutshort", []string{"game"}, 4, 4, "    waves: [\"50%\", \"100%\"]\n    max_failures: 1\n", "", rejectOnFailure)
+			f := newFixture(t, src, scenario)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var obs engine.Observer = engine.NopObserver{}
+			if tc.interrupt {
+				obs = &abortThenInterrupt{cancel: cancel}
+			}
+			s := f.run(t, ctx, obs)
+			if s.Verdict != tc.want {
+				t.Fatalf("verdict %v, want %v (abort reason %q)", s.Verdict, tc.want, s.AbortReason)
+			}
+		})
+	}
+}
