@@ -659,6 +659,9 @@ func TestURLCredentialsMustBeEncoded(t *testing.T) {
 	}{
 		{"literal", "s3://AKIAX:abc/def+ghi@builds/x/", "", `has a raw "/" in its credentials`},
 		{"steam password", "steam://user:pa/def+ghi@install/740/", "", `has a raw "/" in its credentials`},
+		// The user-info ends at the last "@": a raw "/" after an "@" in the
+		// password is still inside the credentials.
+		{"@ then / in the password", "s3://AKIAX:abc@def/ghi@builds/x/", "", `has a raw "/" in its credentials`},
 		{"env", "s3://AKIAX:${env:RAW}@builds/x/", "", "from ${env:RAW}"},
 		{"var from env", "s3://AKIAX:${vars.key}@builds/x/", `vars: {key: "${env:RAW}"}`, "from ${vars.key} (${env:RAW})"},
 		{"literal encoded", "s3://AKIAX:abc%2Fdef+ghi@builds/x/", "", ""},

@@ -84,6 +84,7 @@ func TestUserinfoSpan(t *testing.T) {
 	}{
 		{"s3://AKIAX:abc/def+ghi@builds/x/", "AKIAX:abc/def+ghi"},
 		{"s3://AKIAX:abc%2Fdef@builds/x/", "AKIAX:abc%2Fdef"},
+		{"s3://AKIAX:abc@def/ghi@builds/x/", "AKIAX:abc@def/ghi"},
 		{"steam://u:p@install/1/?betapassword=a@b", "u:p"},
 		{"https://host/x@y", "host/x"},
 		{"gs://bucket/dir?credentials=a@b", "-"},
