@@ -602,6 +602,29 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 			t.Errorf("creates = %d, want 0", r.calls(sim.EPVersionCreate))
 		}
 	})
+	t.Run("version, another diff locks now: not resent", func(t *testing.T) {
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		// The earlier run's create took effect and consumed the diff;
+		// since then somebody diffed a newer build, whose diff holds the
+		// lock now. A diff lock proves the create did nothing only when
+		// it is this step's diff.
+		r.prepare(t, instFor(vs, nil), plan.Inputs{Diff: d})
+		r.update(t, emptyBuild)
+		other := r.prepare(t, instFor(&plan.Step{Name: "diff", Type: plan.TypeDiff}, build1), plan.Inputs{})
+		if other.DiffID == d.DiffID {
+			t.Fatalf("the second diff has the first one's id %d", d.DiffID)
+		}
+		r.mark()
+		r.j.earlier("version@game-b imageversion/create#1", apiPrefix+epVersionCreate, false, 0)
+		_, err := r.exec(instFor(vs, nil), plan.Inputs{Diff: d}, nil)
+		if err == nil || !strings.Contains(err.Error(), "outcome unknown") {
+			t.Fatalf("err = %v", err)
+		}
+		if n := r.calls(sim.EPVersionCreate); n != 0 {
+			t.Errorf("creates = %d, want 0: the consumed diff's create was sent again", n)
+		}
+	})
 	t.Run("reject, lock gone: done", func(t *testing.T) {
 		r := newStepRig(t, "", sim.Scenario{})
 		d := r.diff(t, true)
