@@ -572,6 +572,26 @@ func TestResumeIntentWithoutResult(t *testing.T) {
 			}
 		})
 	}
+	t.Run("update, a diff holds the lock: not adopted", func(t *testing.T) {
+		// A lock proves what a lost create made only when the holder is
+		// of the create's kind: a diff holding the image is no update.
+		r := newStepRig(t, "", sim.Scenario{})
+		d := r.diff(t, true)
+		id := "update@buildbox-1/game-b"
+		key := id + " imageupdate/create#1"
+		r.j.earlier(key, apiPrefix+epUpdateCreate, false, 0)
+		out, err := r.exec(instFor(updateStep(0), build1), plan.Inputs{}, nil)
+		var ue *UnsettledUpdateError
+		if !errors.As(err, &ue) {
+			t.Fatalf("err = %v, output %+v; want the update left to a person", err, out)
+		}
+		if got, ok := r.j.answer(key); ok || got == d.DiffID {
+			t.Errorf("the journal records %d as the update's answer; the diff %d was adopted", got, d.DiffID)
+		}
+		if n := r.calls(sim.EPUpdateCreate); n != 0 {
+			t.Errorf("creates = %d, want 0", n)
+		}
+	})
 	vs := &plan.Step{Name: "version", Type: plan.TypeVersion, Full: plan.FullAuto}
 	t.Run("version, diff still locks: safe to send", func(t *testing.T) {
 		r := newStepRig(t, "", sim.Scenario{})
