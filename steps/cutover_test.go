@@ -460,6 +460,32 @@ func TestSwitchBackSettlesAnUnansweredIntent(t *testing.T) {
 	}
 }
 
+// TestSwitchBackIgnoresSwitchesToOtherProfiles: the forward PATCH of
+// prod-us has an intent and no answer (the process died before it left),
+// and since then somebody else switched prod-us, to its own profile A.
+// That requested switch is not this run's (its profile is not the
+// forward one), so the switch back leaves prod-us alone and says so.
+func TestSwitchBackIgnoresSwitchesToOtherProfiles(t *testing.T) {
+	r := newCutRig(t, 4, sim.Scenario{})
+	fwd := r.switchInsts(r.cutover(0, 0), r.b, r.us)
+	if _, err := r.c.SwitchProfile(context.Background(), usID, clanforge.SwitchOptions{ProfileID: 101}); err != nil {
+		t.Fatal(err)
+	}
+	r.j.earlier(SwitchKey(fwd[0].ID), switchPath(usID), false, 0)
+	back := r.switchInsts(r.rollback(), r.a, r.us)
+	back[0].Trigger = fwd
+	out, err := r.run(t, back[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Noop || out.Detail != "not switched by this run; nothing to switch back" {
+		t.Errorf("prod-us on_failure output %+v, want nothing switched back", out)
+	}
+	if p := r.patches(usID); len(p) != 1 {
+		t.Errorf("prod-us PATCHes %+v, want only the other person's", p)
+	}
+}
+
 // TestSwitchFailures: a switch that stalls past its Deadline, one whose
 // status turns into an error answer, one in a state the API does not
 // document, and an unknown fleet each fail the instance, with the status
