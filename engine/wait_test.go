@@ -437,6 +437,55 @@ func TestResumeHoldsThePausedWave(t *testing.T) {
 	}
 }
 
+// TestResumeKeepsTheBakesEnd: a run interrupted during a bake and resumed
+// keeps the bake's start and its end: the resume neither restarts the bake
+// nor extends it, and the next wave starts when the first run's bake would
+// have ended.
+func TestResumeKeepsTheBakesEnd(t *testing.T) {
+	const bake = 1500 * time.Millisecond
+	p := pausePlan(t, plan.Pause{Bake: bake})
+	_, rec := journal(t, p)
+	x := newScripted()
+	log := newWaitLog()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = engine.New(p, engine.Options{Executor: x, Observer: log, Journal: rec}).Run(ctx)
+	}()
+	go x.drain(done)
+	var first engine.WaitInfo
+	select {
+	case first = <-log.started:
+	case <-done:
+		t.Fatalf("the first run ended without pausing: %v", log.snapshot())
+	}
+	time.Sleep(bake / 3)
+	cancel()
+	<-done
+
+	x2 := newScripted()
+	log2 := newWaitLog()
+	r := start(p, engine.Options{Executor: x2, Observer: log2, Journal: rec, Resumed: true})
+	go x2.drain(r.done)
+	var w engine.WaitInfo
+	select {
+	case w = <-log2.started:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the resumed run did not pause: %v", log2.snapshot())
+	}
+	// The journal keeps times to the millisecond.
+	near := func(a, b time.Time) bool { return a.Sub(b).Abs() <= time.Millisecond }
+	if w.ID != first.ID || !near(w.Since, first.Since) || !near(w.Until, first.Until) {
+		t.Fatalf("resumed pause %s from %s until %s; the first run's ran from %s until %s",
+			w.ID, w.Since.Format(time.StampMilli), w.Until.Format(time.StampMilli), first.Since.Format(time.StampMilli), first.Until.Format(time.StampMilli))
+	}
+	<-r.done
+	if !r.sum.Verdict.Success() {
+		t.Fatalf("verdict %s", r.sum.Verdict)
+	}
+}
+
 // TestPauseBeforeAnEmptyWave: a pause entry applies between its wave and
 // the next wave that has instances. With 4 machines, waves [1, "25%",
 // "100%"] are 1, 0 and 3 machines: pause_after: [approve] holds the third
