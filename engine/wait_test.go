@@ -383,42 +383,60 @@ func TestApproveWhenNothingWaits(t *testing.T) {
 	x.drain(r.done)
 }
 
-// TestResumeHoldsThePausedWave: a run resumed after an interrupt during a
-// pause (its first wave ended in the earlier run) holds the next wave for
-// the pause again: nothing of wave 2 starts before the approval.
-func TestResumeHoldsThePausedWave(t *testing.T) {
-	p := pausePlan(t, plan.Pause{Approve: true})
-	_, rec := journal(t, p)
+// interruptedInAPause runs p, journaled by rec, until its first pause
+// begins, lets linger pass, then interrupts it; it returns the pause.
+func interruptedInAPause(t *testing.T, p *plan.Plan, rec *state.Recorder, linger time.Duration) engine.WaitInfo {
+	t.Helper()
 	x := newScripted()
 	log := newWaitLog()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		_, _ = engine.New(p, engine.Options{Executor: x, Observer: log, Journal: rec}).Run(ctx)
 	}()
 	go x.drain(done)
+	var w engine.WaitInfo
 	select {
-	case <-log.started:
+	case w = <-log.started:
 	case <-done:
 		t.Fatalf("the first run ended without pausing: %v", log.snapshot())
 	}
+	time.Sleep(linger)
 	cancel()
 	<-done
+	return w
+}
 
-	x2 := newScripted()
-	log2 := newWaitLog()
-	ctl := make(chan engine.Request)
-	r := start(p, engine.Options{Executor: x2, Observer: log2, Control: ctl, Journal: rec, Resumed: true})
-	go x2.drain(r.done)
-	var w engine.WaitInfo
+// resumedToAPause resumes p from rec, controlled through ctl, and returns
+// the run, its log and the first wait it begins.
+func resumedToAPause(t *testing.T, p *plan.Plan, rec *state.Recorder, ctl chan engine.Request) (*run, *waitLog, engine.WaitInfo) {
+	t.Helper()
+	x := newScripted()
+	log := newWaitLog()
+	r := start(p, engine.Options{Executor: x, Observer: log, Control: ctl, Journal: rec, Resumed: true})
+	go x.drain(r.done)
 	select {
-	case w = <-log2.started:
+	case w := <-log.started:
+		return r, log, w
 	case <-r.done:
-		t.Fatalf("the resumed run ended without pausing: %v", log2.snapshot())
+		t.Fatalf("the resumed run ended without pausing: %v", log.snapshot())
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the resumed run did not pause: %v", log2.snapshot())
+		t.Fatalf("the resumed run did not pause: %v", log.snapshot())
 	}
+	panic("unreachable")
+}
+
+// TestResumeHoldsThePausedWave: a run resumed after an interrupt during a
+// pause (its first wave ended in the earlier run) holds the next wave for
+// the pause again: nothing of wave 2 starts before the approval.
+func TestResumeHoldsThePausedWave(t *testing.T) {
+	p := pausePlan(t, plan.Pause{Approve: true})
+	_, rec := journal(t, p)
+	interruptedInAPause(t, p, rec, 0)
+	ctl := make(chan engine.Request)
+	r, log2, w := resumedToAPause(t, p, rec, ctl)
 	if w.ID != "install@game after wave 1" {
 		t.Fatalf("waiting on %q", w.ID)
 	}
@@ -438,42 +456,14 @@ func TestResumeHoldsThePausedWave(t *testing.T) {
 }
 
 // TestResumeKeepsTheBakesEnd: a run interrupted during a bake and resumed
-// keeps the bake's start and its end: the resume neither restarts the bake
-// nor extends it, and the next wave starts when the first run's bake would
-// have ended.
+// keeps the bake's start and its end (the engine's timer is set to that
+// end): the resume neither restarts the bake nor extends it.
 func TestResumeKeepsTheBakesEnd(t *testing.T) {
 	const bake = 1500 * time.Millisecond
 	p := pausePlan(t, plan.Pause{Bake: bake})
 	_, rec := journal(t, p)
-	x := newScripted()
-	log := newWaitLog()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, _ = engine.New(p, engine.Options{Executor: x, Observer: log, Journal: rec}).Run(ctx)
-	}()
-	go x.drain(done)
-	var first engine.WaitInfo
-	select {
-	case first = <-log.started:
-	case <-done:
-		t.Fatalf("the first run ended without pausing: %v", log.snapshot())
-	}
-	time.Sleep(bake / 3)
-	cancel()
-	<-done
-
-	x2 := newScripted()
-	log2 := newWaitLog()
-	r := start(p, engine.Options{Executor: x2, Observer: log2, Journal: rec, Resumed: true})
-	go x2.drain(r.done)
-	var w engine.WaitInfo
-	select {
-	case w = <-log2.started:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the resumed run did not pause: %v", log2.snapshot())
-	}
+	first := interruptedInAPause(t, p, rec, bake/3)
+	r, _, w := resumedToAPause(t, p, rec, nil)
 	// The journal keeps times to the millisecond.
 	near := func(a, b time.Time) bool { return a.Sub(b).Abs() <= time.Millisecond }
 	if w.ID != first.ID || !near(w.Since, first.Since) || !near(w.Until, first.Until) {
