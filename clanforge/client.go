@@ -176,6 +176,11 @@ type Config struct {
 	// before the wait begins, so that a person sees what the client is
 	// trying. It must be cheap and safe for concurrent use.
 	OnWait func(Wait)
+	// LockReuse is how old the client's last knowledge of an image's lock
+	// holder may be for imageupdate/create and imagediff/create to use it
+	// instead of reading image/options first; 0: DefaultLockReuse,
+	// negative: always read. See DefaultLockReuse.
+	LockReuse time.Duration
 }
 
 // Client talks to one Clanforge account service (ASID). It is safe for
@@ -203,6 +208,8 @@ type Client struct {
 	// sizes remembers the length of large answers by path (see
 	// sizeHint).
 	sizes sync.Map
+	// locks remembers each image's lock holder (lockmemo.go).
+	locks lockMemo
 }
 
 // New returns a client. It fails when the base URL is not absolute or the
@@ -261,6 +268,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxResends == 0 {
 		cfg.MaxResends = DefaultMaxResends
+	}
+	if cfg.LockReuse == 0 {
+		cfg.LockReuse = DefaultLockReuse
 	}
 	read := cfg.HTTPClient
 	if read == nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Endpoint paths. The documented path forms are used (ID as a path segment,
@@ -185,14 +186,17 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 		// anything is sent, rather than let the server refuse the call.
 		return nil, fmt.Errorf("clanforge: imageupdate/create of image %d: the description (desc) is required and must not be blank", imageID)
 	}
-	beforeKind, beforeID, err := c.lockBefore(ctx, imageID, "imageupdate/create")
+	beforeKind, beforeID, err := c.lockBefore(ctx, imageID, "imageupdate/create", true)
 	if err != nil {
 		return nil, err
 	}
+	asked := time.Now()
 	j, err := mutate(ctx, c, c.Calls().UpdateCreate(itoa(imageID), itoa(machineID), desc, url), jobDecoder(idUpdate))
 	if err == nil {
+		c.locks.ownUpdate(imageID, j.ID, asked)
 		return j, nil
 	}
+	c.lockRefused(imageID, err, asked)
 	ou, ok := asOutcomeUnknown(err)
 	if !ok {
 		return nil, err
@@ -202,6 +206,7 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 		return nil, unsettled(ou, err)
 	}
 	if isNewHolder("update", k, id, beforeKind, beforeID) {
+		c.locks.ownUpdate(imageID, id, time.Now())
 		return adoptJob(ctx, id, c.UpdateStatus), nil
 	}
 	return nil, inconclusive(ou, fmt.Sprintf("image %d shows no new update lock (%s; before the call: %s): "+
@@ -209,14 +214,33 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 		imageID, holder(k, id), holder(beforeKind, beforeID)))
 }
 
-// lockBefore reads image imageID's lock holder before a call to endpoint
-// whose lost answer the holder afterwards settles.
-func (c *Client) lockBefore(ctx context.Context, imageID int64, endpoint string) (string, int64, error) {
+// lockBefore returns image imageID's lock holder before a call to endpoint
+// whose lost answer the holder afterwards settles. With reuse, a holder the
+// client learned within Config.LockReuse stands in for a read (see
+// DefaultLockReuse for why that proves as much).
+func (c *Client) lockBefore(ctx context.Context, imageID int64, endpoint string, reuse bool) (string, int64, error) {
+	if reuse {
+		if r, ok := c.locks.recent(imageID, c.cfg.LockReuse, time.Now()); ok {
+			return r.kind, r.id, nil
+		}
+	}
 	k, id, err := c.LockHolder(ctx, imageID)
 	if err != nil {
 		return "", 0, fmt.Errorf("clanforge: reading the lock holder of image %d before %s: %w", imageID, endpoint, err)
 	}
 	return k, id, nil
+}
+
+// lockRefused takes in the error of a create on image imageID asked at
+// asked: a lock refusal names the holder; any other failure leaves the
+// holder unknown (the call may have taken the lock).
+func (c *Client) lockRefused(imageID int64, err error, asked time.Time) {
+	var le *LockedError
+	if errors.As(err, &le) && le.HolderID != 0 {
+		c.locks.set(imageID, le.HolderKind, le.HolderID, asked)
+		return
+	}
+	c.locks.forget(imageID)
 }
 
 // isNewHolder reports whether the lock holder k/id read after a lost create
@@ -242,9 +266,14 @@ func adoptJob(ctx context.Context, id int64, status func(context.Context, int64)
 
 // UpdateStatus reads imageupdate/<id>/status.
 func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error) {
-	return read(ctx, c, c.Calls().UpdateStatus(itoa(updateID)), func(b []byte) (*Job, error) {
+	asked := time.Now()
+	j, err := read(ctx, c, c.Calls().UpdateStatus(itoa(updateID)), func(b []byte) (*Job, error) {
 		return decodeJob(b, idUpdate, updateID)
 	})
+	if err == nil {
+		c.locks.updateRead(updateID, j, asked)
+	}
+	return j, err
 }
 
 // CreateDiff calls imagediff/create. A lost answer is settled from
@@ -257,11 +286,22 @@ func (c *Client) UpdateStatus(ctx context.Context, updateID int64) (*Job, error)
 // request were still being processed, a resend could not make a second
 // diff: it would be refused with "image locked by diffid: N", naming the
 // earlier send's diff, which is then adopted.
-func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (*Job, error) {
-	beforeKind, beforeID, err := c.lockBefore(ctx, imageID, "imagediff/create")
+func (c *Client) CreateDiff(ctx context.Context, imageID, machineID int64) (_ *Job, err error) {
+	beforeKind, beforeID, err := c.lockBefore(ctx, imageID, "imagediff/create", true)
 	if err != nil {
 		return nil, err
 	}
+	// However this call ends, the memo's reading is spent: a made diff
+	// holds the lock, and anything else leaves it unknown, except a
+	// refusal that names the holder.
+	asked := time.Now()
+	defer func() {
+		if err == nil {
+			c.locks.forget(imageID)
+			return
+		}
+		c.lockRefused(imageID, err, asked)
+	}()
 	call := c.Calls().DiffCreate(itoa(imageID), itoa(machineID))
 	diffJob := func(ctx context.Context, id int64) (*Job, error) {
 		d, err := c.DiffStatus(ctx, id)
@@ -319,6 +359,9 @@ func (c *Client) DiffStatus(ctx context.Context, diffID int64) (*Diff, error) {
 // before the call and is back in states 1–4 afterwards (or whose jobcreated
 // or jobupdated moved on) was re-run by the call.
 func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
+	// A re-run diff holds its image's lock: what the client knew of it
+	// is stale.
+	defer c.locks.forgetAll()
 	before, err := c.DiffStatus(ctx, diffID)
 	if err != nil {
 		return nil, fmt.Errorf("clanforge: reading diff %d before imagediff/retry: %w", diffID, err)
@@ -360,6 +403,7 @@ func (c *Client) RetryDiff(ctx context.Context, diffID int64) (*Job, error) {
 // at most Config.MaxResends times (then a *NotAppliedError). A resend
 // refused while the lock is gone means an earlier send did it.
 func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (*RejectResult, error) {
+	defer c.locks.forgetAll()
 	// The lock lives on the image, which the diff status names only with
 	// diff_info=1; read it to know where to look after a lost answer.
 	imageID, err := read(ctx, c, c.Calls().DiffStatus(itoa(diffID), true), decodeDiffImage)
@@ -369,7 +413,7 @@ func (c *Client) RejectDiff(ctx context.Context, diffID int64, reinstall bool) (
 	var beforeKind string
 	var beforeID int64
 	if imageID != 0 {
-		if beforeKind, beforeID, err = c.lockBefore(ctx, imageID, "imagediff/reject"); err != nil {
+		if beforeKind, beforeID, err = c.lockBefore(ctx, imageID, "imagediff/reject", false); err != nil {
 			return nil, err
 		}
 	}
@@ -436,6 +480,8 @@ func decodeDiffImage(b []byte) (int64, error) {
 // The parameters are built by Calls.VersionCreate, which says how each is
 // spelled.
 func (c *Client) CreateVersion(ctx context.Context, diffID int64, opt VersionOptions) (*Job, error) {
+	// Accepting a diff releases its image's lock.
+	defer c.locks.forgetAll()
 	return mutate(ctx, c, c.Calls().VersionCreate(itoa(diffID), opt), jobDecoder(idVersion))
 }
 
@@ -538,7 +584,13 @@ func (c *Client) ImageOptions(ctx context.Context, imageID int64) (*ImageOptions
 	if game != 0 {
 		gameID = itoa(game)
 	}
-	return read(ctx, c, c.Calls().ImageOptions(gameID, itoa(imageID)), decodeImageOptions)
+	asked := time.Now()
+	o, err := read(ctx, c, c.Calls().ImageOptions(gameID, itoa(imageID)), decodeImageOptions)
+	if err == nil && imageID != 0 {
+		k, id := o.lockHolder()
+		c.locks.set(imageID, k, id, asked)
+	}
+	return o, err
 }
 
 // gameFor finds the game an image belongs to. The options page says gameid
@@ -629,13 +681,19 @@ func (c *Client) LockHolder(ctx context.Context, imageID int64) (kind string, id
 	if err != nil {
 		return "", 0, err
 	}
+	kind, id = o.lockHolder()
+	return kind, id, nil
+}
+
+// lockHolder is LockHolder's reading of an answer.
+func (o *ImageOptions) lockHolder() (string, int64) {
 	switch {
 	case o.DiffID != 0:
-		return "diff", o.DiffID, nil
+		return "diff", o.DiffID
 	case o.UpdateID != 0:
-		return "update", o.UpdateID, nil
+		return "update", o.UpdateID
 	}
-	return "", 0, nil
+	return "", 0
 }
 
 // SwitchProfile asks a reservation fleet to switch its servers to a profile:
