@@ -268,6 +268,7 @@ func scalePolicy(p steps.PollPolicy, speed float64) steps.PollPolicy {
 	}
 	p.Min = max(time.Duration(float64(p.Min)/speed), 20*time.Millisecond)
 	p.Max = max(time.Duration(float64(p.Max)/speed), 100*time.Millisecond)
+	p.MaxLate = max(time.Duration(float64(p.MaxLate)/speed), p.Min)
 	return p
 }
 

@@ -93,6 +93,12 @@ type InstallWatcher struct {
 	// subscribers whose jobs are not listed yet.
 	errBackoff  time.Duration
 	findBackoff time.Duration
+	// findAfter (real clock) is the earliest read for a subscriber whose
+	// jobs no read listed yet: Min after it subscribed. Its version has
+	// just been seen completed, which is when the platform makes install
+	// jobs, and a read at once would find them Created, not yet ready to
+	// be queued (API §6.2), and cost a read for nothing.
+	findAfter time.Time
 	// jobs keeps the last listed state of every job any read listed, and
 	// byKey the same jobs by interest. A job leaves the list when it
 	// completes, so under install_at now a machine's job can come and go
@@ -313,6 +319,9 @@ func (w *InstallWatcher) Subscribe(in InstallInterest) (*InstallSubscription, er
 	w.subs[s] = struct{}{}
 	// A new subscriber wants to find its jobs soon: restart the backoff.
 	w.findBackoff = 0
+	if len(w.byKey[in]) == 0 {
+		w.findAfter = time.Now().Add(w.policy.Min)
+	}
 	if l := w.last; l != nil && l.err == nil {
 		// The last read serves the newcomer at no cost when it lists its
 		// jobs (held ones it queues at once) or is fresh: a wave of many
@@ -609,7 +618,7 @@ func (wj *watchedJob) pace(w *InstallWatcher, sentAt, now time.Time) {
 func (w *InstallWatcher) nextLocked() time.Time {
 	l := w.last
 	if l == nil {
-		return time.Time{}
+		return w.findAfter
 	}
 	if l.err != nil {
 		return l.sent.Add(w.errBackoff)
@@ -646,7 +655,7 @@ func (w *InstallWatcher) nextLocked() time.Time {
 	real := func(t time.Time) time.Time { return time.Now().Add(t.Sub(now)) }
 	next := l.sent.Add(w.policy.Max)
 	if missing {
-		next = l.sent.Add(max(w.findBackoff, w.policy.Min))
+		next = maxTime(l.sent.Add(max(w.findBackoff, w.policy.Min)), w.findAfter)
 	}
 	// Reads of the shared list are at least Min apart, and at least the
 	// least slack of the jobs they serve (Share of a job's length): a
