@@ -113,10 +113,12 @@ func TestPacerLearnsTheKind(t *testing.T) {
 	}{
 		// A tenth of 0.6 s on average.
 		{"share a tenth", tenth, time.Second, 150 * time.Millisecond, 60 * time.Millisecond, 2.2},
-		// Within the widest span the book allows (a little over three
-		// tenths of 0.6 s plus a tenth of each side), a sixth of 0.6 s on
-		// average, for fewer reads than the tighter policy (1.43).
-		{"default", DefaultPollPolicy(), time.Second, 350 * time.Millisecond, 100 * time.Millisecond, 1.35},
+		// One read each where the tighter policy makes 1.43: aimed just
+		// after the ninetieth percentile of the kind's ends, which waits
+		// half the span on average, at most two thirds of three tenths
+		// of a 0.7 s job (140 ms); the few that outlast it take a second
+		// read.
+		{"default", DefaultPollPolicy(), time.Second, 350 * time.Millisecond, 140 * time.Millisecond, 1.2},
 		// Ten times longer, MaxLate (a second) bounds what Share would
 		// let wait: three tenths of 6 s are 1.8 s. Without it the ends
 		// were seen 0.62 s late on average, one 2.8 s late.
@@ -393,6 +395,37 @@ func TestWatcherLooksForNewJobsAfterMin(t *testing.T) {
 					t.Fatal("no read for the new subscriber")
 				}
 				break
+			}
+		})
+	}
+}
+
+// TestPaceBookNinetieth: with quantileFrom placed jobs or more, the latest
+// end the book gives is the ninetieth percentile of their ends plus a
+// twentieth, not the slowest one's plus a tenth; with fewer, the slowest
+// one's still bounds it.
+func TestPaceBookNinetieth(t *testing.T) {
+	ms := time.Millisecond
+	for _, tt := range []struct {
+		name string
+		ends []time.Duration // placed to ±5 ms
+		hi   time.Duration
+	}{
+		{"few", []time.Duration{500 * ms, 550 * ms, 600 * ms, 900 * ms}, 905*ms + 90*ms + 500*ms/1000},
+		{"ten", []time.Duration{500 * ms, 520 * ms, 540 * ms, 560 * ms, 580 * ms, 600 * ms, 620 * ms, 640 * ms, 660 * ms, 900 * ms},
+			660*ms + 33*ms},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &paceBook{}
+			for _, e := range tt.ends {
+				b.add(KindInstall, paceSample{end: span{e - 5*ms, e + 5*ms}})
+			}
+			typ, ok := b.typical(KindInstall)
+			if !ok {
+				t.Fatal("nothing known")
+			}
+			if d := typ.end.hi - tt.hi; d < -2*ms || d > 2*ms {
+				t.Errorf("latest end %v, want %v", typ.end.hi, tt.hi)
 			}
 		})
 	}
