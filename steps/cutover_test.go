@@ -258,7 +258,11 @@ func TestReadyWaitsForTheFleetThenSwitch(t *testing.T) {
 // journal holds each intent with the profile as its result; the progress
 // says how many servers were processed.
 func TestSwitchSendsOnePatchPerFleet(t *testing.T) {
-	r := newCutRig(t, 8, sim.Scenario{})
+	// Each batch lasts 100 ms at the rig's speed, longer than the rig's
+	// longest gap between reads (40 ms): at the default 5 ms a read that
+	// came a little late skipped "2 of 4" (3 to 6 runs in 40 under -race,
+	// before issue 12's work too).
+	r := newCutRig(t, 8, sim.Scenario{Durations: sim.Durations{SwitchBatch: 40 * time.Second}})
 	for _, in := range r.switchInsts(r.cutover(2, 2*time.Hour), r.b, r.eu, r.us) {
 		out, err := r.run(t, in)
 		if err != nil {
