@@ -193,7 +193,7 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 	asked := time.Now()
 	j, err := mutate(ctx, c, c.Calls().UpdateCreate(itoa(imageID), itoa(machineID), desc, url), jobDecoder(idUpdate))
 	if err == nil {
-		c.locks.ownUpdate(imageID, j.ID, asked)
+		c.locks.set(imageID, "update", j.ID, asked)
 		return j, nil
 	}
 	c.lockRefused(imageID, err, asked)
@@ -206,7 +206,7 @@ func (c *Client) CreateUpdate(ctx context.Context, imageID, machineID int64, des
 		return nil, unsettled(ou, err)
 	}
 	if isNewHolder("update", k, id, beforeKind, beforeID) {
-		c.locks.ownUpdate(imageID, id, time.Now())
+		c.locks.set(imageID, "update", id, time.Now())
 		return adoptJob(ctx, id, c.UpdateStatus), nil
 	}
 	return nil, inconclusive(ou, fmt.Sprintf("image %d shows no new update lock (%s; before the call: %s): "+

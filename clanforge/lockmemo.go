@@ -42,12 +42,15 @@ type lockReading struct {
 type lockMemo struct {
 	mu      sync.Mutex
 	byImage map[int64]lockReading
-	// updates maps this client's update jobs to their image while they
-	// hold its lock, so that a read of one that shows it ended frees it.
+	// updates maps each update seen holding a lock to its image, so that
+	// a read of the update that shows it ended frees the image: whether
+	// this client made it or a reading named it (on resume the
+	// pre-flight finds the rollout's own update holding the lock).
 	updates map[int64]int64
 }
 
-// set records that image img's lock was held by kind/id at at.
+// set records that image img's lock was held by kind/id at at (API §6.3:
+// an update in progress locks its image, as a diff does).
 func (m *lockMemo) set(img int64, kind string, id int64, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -56,15 +59,9 @@ func (m *lockMemo) set(img int64, kind string, id int64, at time.Time) {
 		m.updates = map[int64]int64{}
 	}
 	m.byImage[img] = lockReading{kind: kind, id: id, at: at}
-}
-
-// ownUpdate records that this client's update id, just made, holds image
-// img's lock as of at (API §6.3: an update in progress locks its image).
-func (m *lockMemo) ownUpdate(img, id int64, at time.Time) {
-	m.set(img, "update", id, at)
-	m.mu.Lock()
-	m.updates[id] = img
-	m.mu.Unlock()
+	if kind == "update" {
+		m.updates[id] = img
+	}
 }
 
 // updateRead takes in a read of update id asked at at: still going, it

@@ -166,6 +166,49 @@ func TestReusedReadingStillSettles(t *testing.T) {
 	})
 }
 
+// TestReadingOfAnUpdateEnds: a reading that names an update as the lock
+// holder (on resume, the pre-flight finds the rollout's own update) is
+// freed by a read of that update showing it ended, as one this client
+// made is. Kept as "update 11 holds", it made a later diff create whose
+// answer was lost compare against a holder that was gone: the lock "moved"
+// from the update to nothing, which proves nothing, and the run stopped
+// on an unknown outcome instead of resending.
+func TestReadingOfAnUpdateEnds(t *testing.T) {
+	st := &lockState{updateID: 11}
+	var sends atomic.Int32
+	f := newFake(t, map[string]http.HandlerFunc{
+		"/cfp/v1/image/options": st.options,
+		"/cfp/v1/imageupdate/11/status": func(w http.ResponseWriter, r *http.Request) {
+			st.mu.Lock()
+			st.updateID = 0 // ended: the lock is released
+			st.mu.Unlock()
+			writeJSON(w, 200, `{"updateid":11,"jobstateid":5}`)
+		},
+		"/cfp/v1/imagediff/create": func(w http.ResponseWriter, r *http.Request) {
+			if sends.Add(1) == 1 {
+				dropConnection(t, w) // lost, and nothing made
+				return
+			}
+			st.mu.Lock()
+			st.diffID = 42
+			st.mu.Unlock()
+			writeJSON(w, 200, `{"diffid":42,"jobstateid":1}`)
+		},
+	})
+	c := f.client(t, func(cfg *clanforge.Config) { cfg.GameID = 1 })
+	mustOptions(t, c) // the pre-flight: update 11 holds the lock
+	if j, err := c.UpdateStatus(ctx(t), 11); err != nil || j.State != clanforge.StateCompleted {
+		t.Fatalf("update %+v, err %v", j, err)
+	}
+	j, err := c.CreateDiff(ctx(t), 5531, 770001)
+	if err != nil || j.ID != 42 {
+		t.Fatalf("job %+v, err %v: want the diff made by the resend", j, err)
+	}
+	if sends.Load() != 2 {
+		t.Errorf("diff create sent %d times, want 2 (requests: %v)", sends.Load(), f.paths())
+	}
+}
+
 // mustOptions reads image 5531's options, as the pre-flight does.
 func mustOptions(t *testing.T, c *clanforge.Client) {
 	t.Helper()
